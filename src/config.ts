@@ -1,0 +1,126 @@
+// Configuration comes from the environment, with CLI flags taking precedence. Every value is
+// checked here, once; a bad value stops start-up with the variable's name and what is accepted.
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** "250ms", "10s", "5m", "1h" or a bare number of seconds → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const value = Number(match[1]);
+  const unit = match[2] ?? 's';
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit] ?? 1000;
+  return Math.round(value * factor);
+}
+
+const duration = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < min || ms > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as 500ms, 10s or 5m, between ${min} ms and ${max / 1000} s; got "${text}"`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const integer = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+      ctx.addIssue({ code: 'custom', message: `expected an integer from ${min} to ${max}; got "${text}"` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const EnvSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db')
+    .optional(),
+  KEELSON_DATA_DIR: z.string().min(1, 'expected a directory path').default('./.keelson'),
+  PORT: integer(0, 65535).default(8080),
+  KEELSON_HOST: z.string().min(1).default('127.0.0.1'),
+  KUBECONFIG: z.string().min(1, 'expected the path of a kubeconfig file').optional(),
+  KEELSON_LOG_LEVEL: z
+    .enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
+  KEELSON_LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'expected json or pretty' }).optional(),
+  KEELSON_TICK_INTERVAL: duration(50, 3_600_000).default(10_000),
+  KEELSON_MAX_CONCURRENT_ROLLOUTS: integer(1, 10_000).default(32),
+  KEELSON_VERIFY_TIMEOUT: duration(1000, 86_400_000).default(300_000),
+});
+
+export type Config = {
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host: string;
+  readonly kubeconfig: string | undefined;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly logFormat: 'json' | 'pretty';
+  readonly tickIntervalMs: number;
+  readonly maxConcurrentRollouts: number;
+  readonly verifyTimeoutMs: number;
+};
+
+/** CLI flag → environment variable it overrides. */
+export const FLAG_TO_ENV = {
+  'database-url': 'DATABASE_URL',
+  'data-dir': 'KEELSON_DATA_DIR',
+  port: 'PORT',
+  host: 'KEELSON_HOST',
+  kubeconfig: 'KUBECONFIG',
+  'log-level': 'KEELSON_LOG_LEVEL',
+  'log-format': 'KEELSON_LOG_FORMAT',
+  'tick-interval': 'KEELSON_TICK_INTERVAL',
+  'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
+  'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
+} as const;
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  flags: Partial<Record<keyof typeof FLAG_TO_ENV, string>> = {},
+  isTty: boolean = process.stdout.isTTY === true,
+): Config {
+  const source: Record<string, string | undefined> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const value = env[key];
+    // An empty variable means "unset", as in most shells' `FOO= keelson ...`.
+    source[key] = value === '' ? undefined : value;
+  }
+  for (const [flag, key] of Object.entries(FLAG_TO_ENV)) {
+    const value = flags[flag as keyof typeof FLAG_TO_ENV];
+    if (value !== undefined) source[key] = value;
+  }
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '?');
+      const flag = Object.entries(FLAG_TO_ENV).find(([, key]) => key === name)?.[0];
+      const shown = name === 'DATABASE_URL' ? '' : ` (got "${source[name]}")`;
+      const message = issue.message.includes('got "') ? issue.message : `${issue.message}${shown}`;
+      return `  ${name}${flag ? ` / --${flag}` : ''}: ${message}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.KEELSON_DATA_DIR),
+    port: e.PORT,
+    host: e.KEELSON_HOST,
+    kubeconfig: e.KUBECONFIG,
+    logLevel: e.KEELSON_LOG_LEVEL,
+    logFormat: e.KEELSON_LOG_FORMAT ?? (isTty ? 'pretty' : 'json'),
+    tickIntervalMs: e.KEELSON_TICK_INTERVAL,
+    maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
+    verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
+  };
+}

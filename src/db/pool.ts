@@ -1,0 +1,45 @@
+// slonik pool with keelson's type parsers: int8 as number (our counters stay far below 2^53)
+// and timestamps as ISO strings, so rows serialise to JSON unchanged.
+import { createPool, SchemaValidationError, type DatabasePool, type Interceptor } from 'slonik';
+
+export type Db = DatabasePool;
+
+const isoTimestamp = (value: string | null): string | null =>
+  value === null ? null : new Date(value).toISOString();
+
+/**
+ * Rows typed with `sql.type(schema)` are validated here: slonik 49 carries the schema but does
+ * not apply it. A row that does not match is a programming or contract error, never data.
+ */
+const validateRows: Interceptor = {
+  name: 'keelson.validateRows',
+  transformRowAsync: async (context, query, row) => {
+    const parser = context.resultParser;
+    if (!parser) return row;
+    const result = await parser['~standard'].validate(row);
+    if (result.issues) {
+      throw new SchemaValidationError(query, row as never, result.issues as never);
+    }
+    return result.value as typeof row;
+  },
+};
+
+export async function createDb(
+  url: string,
+  options: { maxPoolSize?: number; statementTimeoutMs?: number } = {},
+): Promise<Db> {
+  return await createPool(url, {
+    maximumPoolSize: options.maxPoolSize ?? 10,
+    statementTimeout: options.statementTimeoutMs ?? 60_000,
+    idleTimeout: 10_000,
+    connectionTimeout: 10_000,
+    captureStackTrace: false,
+    interceptors: [validateRows],
+    typeParsers: [
+      { name: 'int8', parse: (value: string) => Number.parseInt(value, 10) },
+      { name: 'numeric', parse: (value: string) => Number.parseFloat(value) },
+      { name: 'timestamptz', parse: isoTimestamp },
+      { name: 'timestamp', parse: isoTimestamp },
+    ],
+  });
+}
