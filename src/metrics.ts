@@ -1,0 +1,62 @@
+// One Prometheus registry per process, passed to every part that reports figures.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'keelson_process_' });
+  const registers = [registry];
+  return {
+    registry,
+    deploymentsByState: new Gauge({
+      name: 'keelson_deployments',
+      help: 'Deployments hosted by this process, by current state.',
+      labelNames: ['state'],
+      registers,
+    }),
+    transitions: new Counter({
+      name: 'keelson_transitions_total',
+      help: 'State transitions journaled, by source and target state.',
+      labelNames: ['from', 'to'],
+      registers,
+    }),
+    rolloutDuration: new Histogram({
+      name: 'keelson_rollout_duration_seconds',
+      help: 'Duration of completed actions (deploy, rollback, stop, …), by action and outcome.',
+      labelNames: ['action', 'status'],
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers,
+    }),
+    wakeupLatency: new Histogram({
+      name: 'keelson_wakeup_latency_seconds',
+      help: 'From a NOTIFY received to the woken actor leaving its resting state.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    }),
+    gitSyncs: new Counter({
+      name: 'keelson_git_syncs_total',
+      help: 'Ops repo syncs, by repo and outcome (fetched, skipped, failed).',
+      labelNames: ['repo', 'outcome'],
+      registers,
+    }),
+    gitSyncDuration: new Histogram({
+      name: 'keelson_git_sync_duration_seconds',
+      help: 'Duration of ops repo clones and fetches.',
+      labelNames: ['repo'],
+      registers,
+    }),
+    kubeRequests: new Counter({
+      name: 'keelson_kube_requests_total',
+      help: 'Kubernetes API requests, by verb and outcome (ok, transient, terminal).',
+      labelNames: ['verb', 'outcome'],
+      registers,
+    }),
+    kubeRequestDuration: new Histogram({
+      name: 'keelson_kube_request_duration_seconds',
+      help: 'Kubernetes API request durations, by verb.',
+      labelNames: ['verb'],
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
