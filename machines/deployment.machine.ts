@@ -1,0 +1,674 @@
+// The deployment statechart: one long-lived actor per `deployments` row.
+//
+// Pure: no I/O imports. Every effect (git sync, render, apply, verify, scale, rollback lookup,
+// drift check) is an invoked actor the runtime provides with `machine.provide({ actors })`,
+// each with an explicit id and JSON-safe input, because a restored snapshot re-runs in-flight
+// invocations with their persisted input. Time never comes from a clock here: effect outputs
+// carry `startedAt`/`finishedAt`, failures carry `at`, and `TICK` carries `now`; deadlines live
+// in context (`retryAt`, `verifyDeadline`, `driftCheckAt`) because `after` timers do not
+// survive a restore (statelyai/xstate#5331).
+import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+
+/** Bump when the shape of states or context changes; stored with every snapshot. */
+export const MACHINE_VERSION = '1';
+
+export type DesiredStatus = 'active' | 'stopped' | 'rollback';
+export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback';
+
+/** The desired state of the row, as the runtime read it. */
+export interface Desired {
+  readonly generation: number;
+  readonly desiredStatus: DesiredStatus;
+  readonly imageRef: string;
+  readonly project: string;
+  readonly environment: string;
+  /** resolved: the row's namespace or `<project>-<environment>` */
+  readonly namespace: string;
+  readonly opsRepoId: string | null;
+  readonly manifestPath: string | null;
+  readonly valuesOverride: Record<string, unknown>;
+  readonly autoRollback: boolean;
+}
+
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+/** What an effect resolves with, as wrapped by the runtime. */
+export interface EffectOutput<T> {
+  readonly value: T;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+}
+
+/** What an effect rejects with, as wrapped by the runtime (JSON-safe, classified). */
+export interface EffectFailure {
+  readonly kind: 'transient' | 'terminal';
+  readonly code: string;
+  readonly message: string;
+  readonly startedAt: number;
+  readonly at: number;
+}
+
+export interface Phase {
+  readonly name: string;
+  readonly started_at: string;
+  readonly finished_at: string | null;
+  readonly duration_ms: number | null;
+  readonly detail: string | null;
+  readonly error: string | null;
+}
+
+/** The action in flight: what the machine is currently making true. */
+export interface Work {
+  readonly actionId: string;
+  readonly action: Action;
+  readonly generation: number;
+  /** the image being deployed; for a rollback, set once the target is found */
+  readonly imageRef: string;
+  readonly triggeredBy: string;
+  readonly sha: string | null;
+  readonly rendered: readonly unknown[] | null;
+  readonly applied: readonly ObjectRef[];
+  readonly phases: readonly Phase[];
+  readonly attempt: number;
+  readonly retryAt: number | null;
+  readonly verifyDeadline: number | null;
+}
+
+/** A finished action, for the journal's history row (written once per actionId). */
+export interface Completed {
+  readonly actionId: string;
+  readonly action: Action;
+  readonly status: 'succeeded' | 'failed';
+  readonly imageRef: string;
+  readonly sha: string | null;
+  readonly generation: number;
+  readonly phases: readonly Phase[];
+  readonly error: string | null;
+  readonly triggeredBy: string;
+  /** a succeeded rollback writes its image back as the row's desired state */
+  readonly writeBack: boolean;
+}
+
+/** What is running in the cluster after the last successful action. */
+export interface Deployed {
+  readonly imageRef: string;
+  readonly sha: string | null;
+  readonly deployedAt: string;
+  readonly spec: string;
+  readonly applied: readonly ObjectRef[];
+  readonly stopped: boolean;
+}
+
+export interface MachineConfig {
+  readonly verifyTimeoutMs: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly driftIntervalMs: number;
+}
+
+export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
+  verifyTimeoutMs: 300_000,
+  retryBaseMs: 1_000,
+  retryMaxMs: 300_000,
+  driftIntervalMs: 60_000,
+};
+
+export interface DeploymentContext {
+  readonly deploymentId: string;
+  readonly config: MachineConfig;
+  readonly desired: Desired | null;
+  /** the newest generation this actor has acted on (mirrored to observed_generation) */
+  readonly observedGeneration: number;
+  readonly work: Work | null;
+  readonly deployed: Deployed | null;
+  readonly completed: Completed | null;
+  readonly lastError: string | null;
+  /** monotonic counter so every action gets a distinct id, also across restores */
+  readonly actionCounter: number;
+  readonly driftCheckAt: number | null;
+}
+
+export interface DeploymentInput {
+  readonly deploymentId: string;
+  readonly config?: Partial<MachineConfig>;
+}
+
+export type DeploymentEvent =
+  | { type: 'DESIRED_CHANGED'; desired: Desired }
+  | { type: 'TICK'; now: number };
+
+// ---- effect inputs and outputs (the runtime implements these) ----
+export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean }
+export interface SyncResult { sha: string | null }
+export interface RenderInput { deploymentId: string; desired: Desired; imageRef: string; sha: string | null }
+export interface RenderResult { objects: unknown[]; files: string[] }
+export interface ApplyInput { deploymentId: string; namespace: string; objects: readonly unknown[]; previous: readonly ObjectRef[] }
+export interface ApplyResult { applied: ObjectRef[] }
+export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
+export interface VerifyResult { message: string }
+export interface ScaleInput { deploymentId: string; namespace: string }
+export interface ScaleResult { message: string }
+export interface FindTargetInput { deploymentId: string }
+export interface FindTargetResult { imageRef: string; sha: string | null }
+export interface DriftInput { deploymentId: string; desired: Desired; deployed: Deployed }
+export interface DriftResult { drifted: boolean; reason: string | null }
+
+const notProvided = (name: string) =>
+  fromPromise<never, unknown>(async () => {
+    throw { kind: 'terminal', code: 'effect_missing', message: `effect "${name}" is not provided`, startedAt: 0, at: 0 };
+  });
+
+// ---- pure helpers ----
+
+/** A canonical string of the parts of desired state that change what is rendered. */
+export function specKey(desired: Desired): string {
+  const sorted = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(sorted);
+    if (value && typeof value === 'object') {
+      return Object.fromEntries(
+        Object.keys(value).sort().map((key) => [key, sorted((value as Record<string, unknown>)[key])]),
+      );
+    }
+    return value;
+  };
+  return JSON.stringify(sorted({
+    imageRef: desired.imageRef,
+    namespace: desired.namespace,
+    opsRepoId: desired.opsRepoId,
+    manifestPath: desired.manifestPath,
+    valuesOverride: desired.valuesOverride,
+  }));
+}
+
+/** Deterministic jitter in [0.5, 1): a hash of the deployment and attempt, not Math.random. */
+export function jitter(seed: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < seed.length; i++) {
+    hash ^= seed.charCodeAt(i);
+    hash = Math.imul(hash, 16777619);
+  }
+  return 0.5 + ((hash >>> 0) % 1000) / 2000;
+}
+
+/** Exponential backoff with jitter, capped. `attempt` counts from 1. */
+export function backoffMs(config: MachineConfig, attempt: number, seed: string): number {
+  const raw = Math.min(config.retryMaxMs, config.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(raw * jitter(`${seed}:${attempt}`));
+}
+
+export function toFailure(error: unknown): EffectFailure {
+  if (error && typeof error === 'object' && 'kind' in error && 'message' in error) {
+    const e = error as Partial<EffectFailure>;
+    return {
+      kind: e.kind === 'transient' ? 'transient' : 'terminal',
+      code: typeof e.code === 'string' ? e.code : 'error',
+      message: String(e.message),
+      startedAt: typeof e.startedAt === 'number' ? e.startedAt : 0,
+      at: typeof e.at === 'number' ? e.at : 0,
+    };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: 'terminal', code: 'error', message, startedAt: 0, at: 0 };
+}
+
+// total: an out-of-range time must never throw inside an assign and wedge the actor
+const iso = (ms: number): string => new Date(Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? ms : 0).toISOString();
+
+function phase(name: string, startedAt: number, finishedAt: number, detail: string | null, error: string | null): Phase {
+  return {
+    name,
+    started_at: iso(startedAt),
+    finished_at: iso(finishedAt),
+    duration_ms: Math.max(0, finishedAt - startedAt),
+    detail,
+    error,
+  };
+}
+
+function startWork(context: DeploymentContext, desired: Desired, action: Action, triggeredBy: string): Partial<DeploymentContext> {
+  const counter = context.actionCounter + 1;
+  return {
+    desired,
+    observedGeneration: Math.max(context.observedGeneration, desired.generation),
+    actionCounter: counter,
+    completed: null,
+    lastError: null,
+    work: {
+      actionId: `${desired.generation}-${counter}-${action}`,
+      action,
+      generation: desired.generation,
+      imageRef: action === 'rollback' || action === 'auto-rollback' ? '' : desired.imageRef,
+      triggeredBy,
+      sha: null,
+      rendered: null,
+      applied: context.deployed?.applied ?? [],
+      phases: [],
+      attempt: 0,
+      retryAt: null,
+      verifyDeadline: null,
+    },
+  };
+}
+
+/** Which action a resting actor starts for a new desired state. */
+function actionFor(context: DeploymentContext, desired: Desired): Action {
+  if (desired.desiredStatus === 'stopped') return 'stop';
+  if (desired.desiredStatus === 'rollback') return 'rollback';
+  return context.deployed?.stopped ? 'resume' : 'deploy';
+}
+
+const isNewer = (context: DeploymentContext, desired: Desired): boolean =>
+  desired.generation > context.observedGeneration;
+
+// ---- the machine ----
+
+type Ctx = DeploymentContext;
+type DoneEvent<T> = { output: EffectOutput<T> };
+type ErrorEvent = { error: unknown };
+
+export const deploymentMachine = setup({
+  types: {
+    context: {} as DeploymentContext,
+    events: {} as DeploymentEvent,
+    input: {} as DeploymentInput,
+  },
+  actors: {
+    sync: notProvided('sync') as unknown as ReturnType<typeof fromPromise<EffectOutput<SyncResult>, SyncInput>>,
+    render: notProvided('render') as unknown as ReturnType<typeof fromPromise<EffectOutput<RenderResult>, RenderInput>>,
+    apply: notProvided('apply') as unknown as ReturnType<typeof fromPromise<EffectOutput<ApplyResult>, ApplyInput>>,
+    verify: notProvided('verify') as unknown as ReturnType<typeof fromPromise<EffectOutput<VerifyResult>, VerifyInput>>,
+    scale: notProvided('scale') as unknown as ReturnType<typeof fromPromise<EffectOutput<ScaleResult>, ScaleInput>>,
+    findRollbackTarget: notProvided('findRollbackTarget') as unknown as ReturnType<
+      typeof fromPromise<EffectOutput<FindTargetResult | null>, FindTargetInput>
+    >,
+    checkDrift: notProvided('checkDrift') as unknown as ReturnType<typeof fromPromise<EffectOutput<DriftResult>, DriftInput>>,
+  },
+  guards: {
+    wantsActive: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'active',
+    wantsStopped: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'stopped',
+    wantsRollback: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'rollback',
+    isNewerGeneration: ({ context, event }) => event.type === 'DESIRED_CHANGED' && isNewer(context, event.desired),
+    /** a new generation whose rendered spec equals what already runs (e.g. a rollback's write-back) */
+    isAlreadyDeployed: ({ context, event }) =>
+      event.type === 'DESIRED_CHANGED' &&
+      isNewer(context, event.desired) &&
+      event.desired.desiredStatus === 'active' &&
+      context.deployed !== null &&
+      !context.deployed.stopped &&
+      context.deployed.spec === specKey(event.desired),
+    retryDue: ({ context, event }) =>
+      event.type === 'TICK' && context.work?.retryAt !== null && context.work?.retryAt !== undefined &&
+      event.now >= context.work.retryAt,
+    verifyTimedOut: ({ context, event }) =>
+      event.type === 'TICK' && context.work?.verifyDeadline != null && event.now >= context.work.verifyDeadline,
+    driftCheckDue: ({ context, event }) =>
+      event.type === 'TICK' && context.driftCheckAt !== null && event.now >= context.driftCheckAt,
+    driftUnscheduled: ({ context, event }) => event.type === 'TICK' && context.driftCheckAt === null,
+    isTransient: ({ event }) => toFailure((event as unknown as ErrorEvent).error).kind === 'transient',
+    autoRollbackApplies: ({ context }) =>
+      context.desired?.autoRollback === true && context.work?.action === 'deploy' && context.deployed !== null,
+    hasRollbackTarget: ({ event }) => (event as unknown as DoneEvent<FindTargetResult | null>).output.value !== null,
+    drifted: ({ event }) => (event as unknown as DoneEvent<DriftResult>).output.value.drifted,
+  },
+  actions: {
+    adoptGeneration: assign(({ context, event }) => {
+      if (event.type !== 'DESIRED_CHANGED') return {};
+      return { desired: event.desired, observedGeneration: Math.max(context.observedGeneration, event.desired.generation) };
+    }),
+    startDeploy: assign(({ context, event }) =>
+      event.type === 'DESIRED_CHANGED' ? startWork(context, event.desired, actionFor(context, event.desired), 'desired-state') : {},
+    ),
+    startStop: assign(({ context, event }) =>
+      event.type === 'DESIRED_CHANGED' ? startWork(context, event.desired, 'stop', 'desired-state') : {},
+    ),
+    startRollback: assign(({ context, event }) =>
+      event.type === 'DESIRED_CHANGED' ? startWork(context, event.desired, 'rollback', 'desired-state') : {},
+    ),
+    startAutoRollback: assign(({ context }) => {
+      if (!context.desired) return {};
+      const next = startWork(context, context.desired, 'auto-rollback', `auto-rollback of ${context.desired.imageRef}`);
+      // keep the failed deploy's record (the journal writes its history row with this
+      // transition) and its error, which explains why the rollback runs
+      return { ...next, completed: context.completed, lastError: context.lastError };
+    }),
+    startDriftRepair: assign(({ context, event }) => {
+      if (!context.desired) return {};
+      const reason = (event as unknown as DoneEvent<DriftResult>).output.value.reason ?? 'drift';
+      return { ...startWork(context, context.desired, 'deploy', `drift: ${reason}`), driftCheckAt: null };
+    }),
+    scheduleDriftCheck: assign(({ context, event }) => {
+      if (event.type === 'TICK') return { driftCheckAt: event.now + context.config.driftIntervalMs };
+      const output = (event as unknown as DoneEvent<unknown>).output;
+      return { driftCheckAt: output ? output.finishedAt + context.config.driftIntervalMs : null };
+    }),
+    recordSync: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<SyncResult>).output;
+      if (!context.work) return {};
+      const detail = output.value.sha ? `ops repo at ${output.value.sha}` : 'built-in template';
+      return {
+        work: {
+          ...context.work,
+          sha: output.value.sha,
+          attempt: 0,
+          retryAt: null,
+          phases: [...context.work.phases, phase('sync', output.startedAt, output.finishedAt, detail, null)],
+        },
+      };
+    }),
+    recordRender: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<RenderResult>).output;
+      if (!context.work) return {};
+      const detail = `${output.value.objects.length} object(s) from ${output.value.files.length || 'built-in'} file(s)`;
+      return {
+        work: {
+          ...context.work,
+          rendered: output.value.objects,
+          attempt: 0,
+          retryAt: null,
+          phases: [...context.work.phases, phase('render', output.startedAt, output.finishedAt, detail, null)],
+        },
+      };
+    }),
+    recordApply: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<ApplyResult>).output;
+      if (!context.work) return {};
+      return {
+        work: {
+          ...context.work,
+          applied: output.value.applied,
+          // the rendered objects are applied: drop them so snapshots stay small
+          rendered: null,
+          attempt: 0,
+          retryAt: null,
+          verifyDeadline: output.finishedAt + context.config.verifyTimeoutMs,
+          phases: [
+            ...context.work.phases,
+            phase('apply', output.startedAt, output.finishedAt, `${output.value.applied.length} object(s) applied`, null),
+          ],
+        },
+      };
+    }),
+    recordTarget: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<FindTargetResult | null>).output;
+      if (!context.work || !output.value) return {};
+      return {
+        work: {
+          ...context.work,
+          imageRef: output.value.imageRef,
+          phases: [
+            ...context.work.phases,
+            phase('find-target', output.startedAt, output.finishedAt, `rolling back to ${output.value.imageRef}`, null),
+          ],
+        },
+      };
+    }),
+    noRollbackTarget: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<FindTargetResult | null>).output;
+      if (!context.work) return {};
+      const error = 'no previous healthy image to roll back to: deploy an image first, or set desired_status back to active';
+      const phases = [...context.work.phases, phase('find-target', output.startedAt, output.finishedAt, null, error)];
+      return {
+        lastError: error,
+        completed: complete(context.work, 'failed', phases, error, context.desired?.imageRef ?? ''),
+        work: null,
+      };
+    }),
+    succeed: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<VerifyResult | ScaleResult>).output;
+      const work = context.work;
+      if (!work || !context.desired) return {};
+      const stopping = work.action === 'stop';
+      const phases = [...work.phases, phase(stopping ? 'scale' : 'verify', output.startedAt, output.finishedAt, output.value.message, null)];
+      const imageRef = stopping ? (context.deployed?.imageRef ?? context.desired.imageRef) : work.imageRef;
+      const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
+      const desiredAfter: Desired = rolledBack ? { ...context.desired, imageRef, desiredStatus: 'active' } : context.desired;
+      return {
+        lastError: null,
+        work: null,
+        completed: { ...complete(work, 'succeeded', phases, null, imageRef), writeBack: rolledBack },
+        deployed: {
+          imageRef,
+          sha: stopping ? (context.deployed?.sha ?? null) : work.sha,
+          deployedAt: stopping ? (context.deployed?.deployedAt ?? iso(output.finishedAt)) : iso(output.finishedAt),
+          spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
+          applied: work.applied,
+          stopped: stopping,
+        },
+        driftCheckAt: output.finishedAt + context.config.driftIntervalMs,
+      };
+    }),
+    fail: assign(({ context, event }) => {
+      const work = context.work;
+      if (!work) return {};
+      const failure = toFailure((event as unknown as ErrorEvent).error);
+      const name = failedPhaseName(work);
+      const phases =
+        failure.at > 0 ? [...work.phases, phase(name, failure.startedAt || failure.at, failure.at, null, failure.message)] : work.phases;
+      return {
+        lastError: failure.message,
+        completed: complete(work, 'failed', phases, failure.message, work.imageRef || context.desired?.imageRef || ''),
+        work: null,
+      };
+    }),
+    failVerifyTimeout: assign(({ context, event }) => {
+      const work = context.work;
+      if (!work || event.type !== 'TICK') return {};
+      const seconds = Math.round(context.config.verifyTimeoutMs / 1000);
+      const error = `verification timed out after ${seconds} s: the workloads did not become ready; check the pods' events`;
+      const started = work.verifyDeadline !== null ? work.verifyDeadline - context.config.verifyTimeoutMs : event.now;
+      const phases = [...work.phases, phase('verify', started, event.now, null, error)];
+      return { lastError: error, completed: complete(work, 'failed', phases, error, work.imageRef), work: null };
+    }),
+    scheduleRetry: assign(({ context, event }) => {
+      const work = context.work;
+      if (!work) return {};
+      const failure = toFailure((event as unknown as ErrorEvent).error);
+      const attempt = work.attempt + 1;
+      return {
+        lastError: `${failure.message} (attempt ${attempt}, retrying)`,
+        work: { ...work, attempt, retryAt: failure.at + backoffMs(context.config, attempt, `${context.deploymentId}:${work.actionId}`) },
+      };
+    }),
+    clearRetry: assign(({ context }) => (context.work ? { work: { ...context.work, retryAt: null } } : {})),
+  },
+}).createMachine({
+  id: 'deployment',
+  context: ({ input }) => ({
+    deploymentId: input.deploymentId,
+    config: { ...DEFAULT_MACHINE_CONFIG, ...input.config },
+    desired: null,
+    observedGeneration: 0,
+    work: null,
+    deployed: null,
+    completed: null,
+    lastError: null,
+    actionCounter: 0,
+    driftCheckAt: null,
+  }),
+  initial: 'idle',
+  // A newer generation always wins: from any in-flight state the machine leaves (aborting the
+  // invoked effect through its AbortSignal) and starts over for the newest desired state.
+  on: {
+    DESIRED_CHANGED: [
+      { guard: and(['isNewerGeneration', 'wantsStopped']), target: '.stopped', actions: 'startStop', reenter: true },
+      { guard: and(['isNewerGeneration', 'wantsRollback']), target: '.rolling-back', actions: 'startRollback', reenter: true },
+      { guard: and(['isNewerGeneration', 'wantsActive']), target: '.syncing', actions: 'startDeploy', reenter: true },
+    ],
+  },
+  states: {
+    idle: {},
+    syncing: {
+      initial: 'fetching',
+      states: {
+        fetching: step('sync', { onDone: { target: '#deployment.syncing.rendering', actions: 'recordSync' } }),
+        rendering: step('render', { onDone: { target: '#deployment.applying', actions: 'recordRender' } }),
+      },
+    },
+    applying: step('apply', { onDone: { target: '#deployment.verifying', actions: 'recordApply' } }),
+    verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'auto-rollback' }),
+    healthy: {
+      initial: 'idle',
+      on: {
+        // at rest only: mid-rollout the cluster may already run something else
+        DESIRED_CHANGED: { guard: 'isAlreadyDeployed', actions: 'adoptGeneration' },
+      },
+      states: {
+        idle: {
+          on: {
+            TICK: [
+              { guard: 'driftCheckDue', target: 'checking' },
+              { guard: 'driftUnscheduled', actions: 'scheduleDriftCheck' },
+            ],
+          },
+        },
+        // level-based reconcile: has the ops repo moved or the live state drifted?
+        checking: {
+          invoke: {
+            id: 'checkDrift',
+            src: 'checkDrift',
+            input: ({ context }): DriftInput => ({
+              deploymentId: context.deploymentId,
+              desired: context.desired!,
+              deployed: context.deployed!,
+            }),
+            onDone: [
+              { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
+              { target: 'idle', actions: 'scheduleDriftCheck' },
+            ],
+            // a failed check is retried at the next interval; it never fails a healthy deployment
+            onError: { target: 'idle', actions: 'scheduleDriftCheck' },
+          },
+        },
+      },
+    },
+    failed: {},
+    'rolling-back': {
+      initial: 'finding',
+      states: {
+        finding: step('findRollbackTarget', {
+          onDone: [
+            { guard: 'hasRollbackTarget', target: '#deployment.rolling-back.fetching', actions: 'recordTarget' },
+            { target: '#deployment.failed', actions: 'noRollbackTarget' },
+          ],
+        }),
+        fetching: step('sync', { onDone: { target: '#deployment.rolling-back.rendering', actions: 'recordSync' } }),
+        rendering: step('render', { onDone: { target: '#deployment.rolling-back.applying', actions: 'recordRender' } }),
+        applying: step('apply', { onDone: { target: '#deployment.rolling-back.verifying', actions: 'recordApply' } }),
+        verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'no-auto-rollback' }),
+      },
+    },
+    stopped: {
+      initial: 'scaling',
+      states: {
+        scaling: step('scale', { onDone: { target: '#deployment.stopped.idle', actions: 'succeed' } }),
+        idle: {},
+      },
+    },
+  },
+});
+
+function complete(work: Work, status: 'succeeded' | 'failed', phases: readonly Phase[], error: string | null, imageRef: string): Completed {
+  return {
+    actionId: work.actionId,
+    action: work.action,
+    status,
+    imageRef,
+    sha: work.sha,
+    generation: work.generation,
+    phases,
+    error,
+    triggeredBy: work.triggeredBy,
+    writeBack: false,
+  };
+}
+
+function failedPhaseName(work: Work): string {
+  if (work.action === 'stop') return 'scale';
+  if (work.verifyDeadline !== null) return 'verify';
+  if (work.rendered !== null) return 'apply';
+  if (work.phases.some((p) => p.name === 'sync')) return 'render';
+  if ((work.action === 'rollback' || work.action === 'auto-rollback') && !work.imageRef) return 'find-target';
+  return 'sync';
+}
+
+type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget';
+type Done = { target: string; actions: string; guard?: string };
+
+/**
+ * One effect step: `running` invokes the effect; a transient failure waits in `backoff` until a
+ * TICK passes `retryAt`; a terminal failure ends the action in `failed` — or, when a deploy's
+ * verification fails (or times out) with auto_rollback on, starts an auto-rollback.
+ */
+function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback' }) {
+  const autoRollback = options.verify === 'auto-rollback';
+  const terminal = [
+    ...(autoRollback ? [{ guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['fail', 'startAutoRollback'] }] : []),
+    { target: '#deployment.failed', actions: 'fail' },
+  ];
+  const timeout = options.verify
+    ? [
+        ...(autoRollback
+          ? [{ guard: and(['verifyTimedOut', 'autoRollbackApplies']), target: '#deployment.rolling-back', actions: ['failVerifyTimeout', 'startAutoRollback'] }]
+          : []),
+        { guard: 'verifyTimedOut', target: '#deployment.failed', actions: 'failVerifyTimeout' },
+      ]
+    : [];
+  return {
+    initial: 'running',
+    states: {
+      running: {
+        invoke: {
+          id: effect,
+          src: effect,
+          input: ({ context }: { context: Ctx }) => effectInput(effect, context),
+          onDone: options.onDone,
+          onError: [{ guard: 'isTransient', target: 'backoff', actions: 'scheduleRetry' }, ...terminal],
+        },
+        ...(timeout.length > 0 ? { on: { TICK: timeout } } : {}),
+      },
+      backoff: {
+        on: { TICK: [...timeout, { guard: 'retryDue', target: 'running', actions: 'clearRetry' }] },
+      },
+    },
+    // xstate cannot infer a config built outside createMachine; the names used here are
+    // checked at run time and by the machine tests, which walk every transition.
+  } as unknown as { initial: 'running' };
+}
+
+function effectInput(effect: Effect, context: Ctx): unknown {
+  const desired = context.desired!;
+  const work = context.work!;
+  switch (effect) {
+    case 'sync':
+      return { deploymentId: context.deploymentId, opsRepoId: desired.opsRepoId, force: work.triggeredBy === 'desired-state' } satisfies SyncInput;
+    case 'render':
+      return { deploymentId: context.deploymentId, desired, imageRef: work.imageRef, sha: work.sha } satisfies RenderInput;
+    case 'apply':
+      return {
+        deploymentId: context.deploymentId,
+        namespace: desired.namespace,
+        objects: work.rendered ?? [],
+        previous: context.deployed?.applied ?? [],
+      } satisfies ApplyInput;
+    case 'verify':
+      return { deploymentId: context.deploymentId, namespace: desired.namespace, applied: work.applied } satisfies VerifyInput;
+    case 'scale':
+      return { deploymentId: context.deploymentId, namespace: desired.namespace } satisfies ScaleInput;
+    case 'findRollbackTarget':
+      return { deploymentId: context.deploymentId } satisfies FindTargetInput;
+  }
+}
+
+export type DeploymentMachine = typeof deploymentMachine;
+export type DeploymentActor = ActorRefFrom<DeploymentMachine>;
+export type DeploymentSnapshot = SnapshotFrom<DeploymentMachine>;
+
+/** The top-level state, which `deployments.current_status` mirrors. */
+export function topLevelState(value: DeploymentSnapshot['value']): string {
+  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? 'idle');
+}

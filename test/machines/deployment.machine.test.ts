@@ -1,0 +1,314 @@
+// The statechart without I/O: table-driven transitions with the pure `transition()`, and a walk
+// of the whole machine that fails when a transition exists that no test reaches.
+import { describe, expect, it } from 'vitest';
+import { initialTransition, transition, type AnyEventObject, type TransitionDefinition } from 'xstate';
+import { getAdjacencyMap } from 'xstate/graph';
+import {
+  backoffMs,
+  DEFAULT_MACHINE_CONFIG,
+  deploymentMachine,
+  specKey,
+  topLevelState,
+  type DeploymentEvent,
+  type DeploymentSnapshot,
+  type Desired,
+} from '../../machines/deployment.machine.ts';
+
+const ID = '00000000-0000-4000-8000-000000000001';
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+
+const desired = (generation: number, overrides: Partial<Desired> = {}): Desired => ({
+  generation,
+  desiredStatus: 'active',
+  imageRef: `shop:${generation}`,
+  project: 'shop',
+  environment: 'prod',
+  namespace: 'shop-prod',
+  opsRepoId: null,
+  manifestPath: null,
+  valuesOverride: {},
+  autoRollback: false,
+  ...overrides,
+});
+
+type AnyEvent = DeploymentEvent | AnyEventObject;
+const changed = (d: Desired): AnyEvent => ({ type: 'DESIRED_CHANGED', desired: d });
+const tick = (now: number): AnyEvent => ({ type: 'TICK', now });
+const done = (id: string, value: unknown, startedAt = T0, finishedAt = T0 + 100): AnyEvent => ({
+  type: `xstate.done.actor.${id}`,
+  output: { value, startedAt, finishedAt },
+});
+const fail = (id: string, kind: 'transient' | 'terminal', message = `${id} broke`, at = T0 + 200): AnyEvent => ({
+  type: `xstate.error.actor.${id}`,
+  error: { kind, code: 'test', message, startedAt: at - 50, at },
+});
+
+// Every transition a test takes is recorded, so the coverage test can compare with the machine.
+const covered = new Set<TransitionDefinition<never, never>>();
+
+function run(events: AnyEvent[], from?: DeploymentSnapshot): DeploymentSnapshot {
+  let snapshot = from ?? initialTransition(deploymentMachine, { deploymentId: ID })[0];
+  for (const event of events) {
+    for (const t of deploymentMachine.getTransitionData(snapshot, event as DeploymentEvent)) covered.add(t as never);
+    snapshot = transition(deploymentMachine, snapshot, event as DeploymentEvent)[0];
+  }
+  return snapshot;
+}
+
+const objects = [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'shop' } }];
+const applied = [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop', namespace: 'shop-prod' }];
+const toHealthy = (generation = 1, extra: Partial<Desired> = {}): AnyEvent[] => [
+  changed(desired(generation, extra)),
+  done('sync', { sha: 'abc123' }),
+  done('render', { objects, files: ['shop/deployment.yaml'] }),
+  done('apply', { applied }),
+  done('verify', { message: 'all 1 workload(s) are current' }),
+];
+const healthy = run(toHealthy());
+
+describe('deployment machine: transitions', () => {
+  it.each([
+    ['a new active row starts syncing', [changed(desired(1))], { syncing: { fetching: 'running' } }],
+    ['sync done renders', [changed(desired(1)), done('sync', { sha: 'abc' })], { syncing: { rendering: 'running' } }],
+    ['render done applies', [changed(desired(1)), done('sync', { sha: 'a' }), done('render', { objects, files: [] })], { applying: 'running' }],
+    ['apply done verifies', toHealthy().slice(0, 4), { verifying: 'running' }],
+    ['verify done is healthy', toHealthy(), { healthy: 'idle' }],
+    ['a stopped row scales to zero', [changed(desired(1, { desiredStatus: 'stopped' }))], { stopped: { scaling: 'running' } }],
+    ['a rollback row looks for a target', [changed(desired(1, { desiredStatus: 'rollback' }))], { 'rolling-back': { finding: 'running' } }],
+    ['a terminal render error fails', [changed(desired(1)), done('sync', { sha: 'a' }), fail('render', 'terminal')], 'failed'],
+    ['a transient apply error backs off', [...toHealthy().slice(0, 3), fail('apply', 'transient')], { applying: 'backoff' }],
+    ['an older or equal generation is ignored', [...toHealthy().slice(0, 3), changed(desired(1, { imageRef: 'x' }))], { applying: 'running' }],
+    ['a newer generation supersedes applying', [...toHealthy().slice(0, 3), changed(desired(2))], { syncing: { fetching: 'running' } }],
+    ['a newer generation supersedes syncing', [changed(desired(1)), changed(desired(2))], { syncing: { fetching: 'running' } }],
+  ] as const)('%s', (_name, events, expected) => {
+    expect(run([...events]).value).toEqual(expected);
+  });
+
+  it('records a succeeded deploy with its four phases and timings', () => {
+    const { context } = healthy;
+    expect(context.completed).toMatchObject({ action: 'deploy', status: 'succeeded', imageRef: 'shop:1', sha: 'abc123', generation: 1 });
+    expect(context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
+    expect(context.completed?.phases.every((p) => p.duration_ms === 100)).toBe(true);
+    expect(context.deployed).toMatchObject({ imageRef: 'shop:1', sha: 'abc123', stopped: false, applied });
+    expect(context.observedGeneration).toBe(1);
+    expect(context.work).toBeNull();
+    expect(topLevelState(healthy.value)).toBe('healthy');
+    // rendered manifests are not kept once applied: snapshots stay small
+    expect(JSON.stringify(healthy.context).length).toBeLessThan(4000);
+  });
+
+  it('a superseding generation gets a new action id and the new image', () => {
+    const s = run([...toHealthy(1).slice(0, 3), changed(desired(2))]);
+    expect(s.context.work).toMatchObject({ generation: 2, imageRef: 'shop:2', action: 'deploy', actionId: '2-2-deploy' });
+    expect(s.context.observedGeneration).toBe(2);
+  });
+
+  it('retries a transient error only after its backoff, on TICK', () => {
+    const failedAt = T0 + 200;
+    const s = run([...toHealthy().slice(0, 3), fail('apply', 'transient', 'API server unreachable', failedAt)]);
+    const retryAt = s.context.work?.retryAt ?? 0;
+    expect(retryAt).toBe(failedAt + backoffMs(DEFAULT_MACHINE_CONFIG, 1, `${ID}:${s.context.work?.actionId}`));
+    expect(s.context.lastError).toMatch(/API server unreachable \(attempt 1, retrying\)/);
+    expect(run([tick(retryAt - 1)], s).value).toEqual({ applying: 'backoff' });
+    const retried = run([tick(retryAt)], s);
+    expect(retried.value).toEqual({ applying: 'running' });
+    // a second transient failure waits longer
+    const again = run([fail('apply', 'transient', 'still down', retryAt + 10)], retried);
+    expect(again.context.work?.attempt).toBe(2);
+  });
+
+  it.each([
+    [1, 500, 1000],
+    [2, 1000, 2000],
+    [3, 2000, 4000],
+    [20, 150_000, 300_000],
+  ])('backoff for attempt %i lies in [%i, %i) ms', (attempt, min, max) => {
+    const ms = backoffMs(DEFAULT_MACHINE_CONFIG, attempt, 'seed');
+    expect(ms).toBeGreaterThanOrEqual(min);
+    expect(ms).toBeLessThan(max);
+    expect(backoffMs(DEFAULT_MACHINE_CONFIG, attempt, 'seed')).toBe(ms);
+  });
+
+  it('fails a verification that outlives its deadline', () => {
+    const verifying = run(toHealthy().slice(0, 4));
+    const deadline = verifying.context.work?.verifyDeadline ?? 0;
+    expect(deadline).toBe(T0 + 100 + DEFAULT_MACHINE_CONFIG.verifyTimeoutMs);
+    expect(run([tick(deadline - 1)], verifying).value).toEqual({ verifying: 'running' });
+    const timedOut = run([tick(deadline)], verifying);
+    expect(timedOut.value).toBe('failed');
+    expect(timedOut.context.lastError).toMatch(/verification timed out after 300 s/);
+    expect(timedOut.context.completed).toMatchObject({ status: 'failed', action: 'deploy' });
+  });
+
+  it('a verify timeout while backing off also fails, and auto-rolls back when enabled', () => {
+    const backingOff = run([...toHealthy(2).slice(0, 4), fail('verify', 'transient')], healthy);
+    const deadline = backingOff.context.work?.verifyDeadline ?? 0;
+    expect(run([tick(deadline)], backingOff).value).toBe('failed');
+    const auto = run([...toHealthy(2, { autoRollback: true }).slice(0, 4)], healthy);
+    expect(run([tick(auto.context.work?.verifyDeadline ?? 0)], auto).value).toEqual({ 'rolling-back': { finding: 'running' } });
+    const autoBackoff = run([fail('verify', 'transient')], auto);
+    expect(run([tick(auto.context.work?.verifyDeadline ?? 0)], autoBackoff).value).toEqual({ 'rolling-back': { finding: 'running' } });
+  });
+
+  it('a failed verify with auto_rollback records the failure and rolls back to the previous image', () => {
+    const failedVerify = run([...toHealthy(2, { autoRollback: true }).slice(0, 4), fail('verify', 'terminal', 'pod shop-x: ImagePullBackOff')], healthy);
+    expect(failedVerify.value).toEqual({ 'rolling-back': { finding: 'running' } });
+    expect(failedVerify.context.completed).toMatchObject({ action: 'deploy', status: 'failed', imageRef: 'shop:2' });
+    expect(failedVerify.context.work?.action).toBe('auto-rollback');
+    expect(failedVerify.context.lastError).toMatch(/ImagePullBackOff/);
+    const back = run(
+      [
+        done('findRollbackTarget', { imageRef: 'shop:1', sha: 'abc123' }),
+        done('sync', { sha: 'abc123' }),
+        done('render', { objects, files: [] }),
+        done('apply', { applied }),
+        done('verify', { message: 'ok' }),
+      ],
+      failedVerify,
+    );
+    expect(back.value).toEqual({ healthy: 'idle' });
+    expect(back.context.completed).toMatchObject({ action: 'auto-rollback', status: 'succeeded', imageRef: 'shop:1', writeBack: true });
+    expect(back.context.deployed?.imageRef).toBe('shop:1');
+  });
+
+  it('a terminal verify failure of a first deploy with auto_rollback fails: nothing to roll back to', () => {
+    const s = run([...toHealthy(1, { autoRollback: true }).slice(0, 4), fail('verify', 'terminal')]);
+    expect(s.value).toBe('failed');
+  });
+
+  it('rollback without a previous healthy image fails with a clear error', () => {
+    const s = run([changed(desired(2, { desiredStatus: 'rollback' })), done('findRollbackTarget', null)], healthy);
+    expect(s.value).toBe('failed');
+    expect(s.context.lastError).toMatch(/no previous healthy image to roll back to/);
+    expect(s.context.completed).toMatchObject({ action: 'rollback', status: 'failed' });
+  });
+
+  it('rollback deploys the target and then adopts its own write-back without redeploying', () => {
+    const deployed2 = run(toHealthy(2), healthy);
+    const rolledBack = run(
+      [
+        changed(desired(3, { desiredStatus: 'rollback' })),
+        done('findRollbackTarget', { imageRef: 'shop:1', sha: 'abc123' }),
+        done('sync', { sha: 'abc123' }),
+        done('render', { objects, files: [] }),
+        done('apply', { applied }),
+        done('verify', { message: 'ok' }),
+      ],
+      deployed2,
+    );
+    expect(rolledBack.context.completed).toMatchObject({ action: 'rollback', status: 'succeeded', imageRef: 'shop:1', writeBack: true });
+    // the journal wrote image_ref = shop:1, desired_status = active: generation 4 arrives
+    const adopted = run([changed(desired(4, { imageRef: 'shop:1' }))], rolledBack);
+    expect(adopted.value).toEqual({ healthy: 'idle' });
+    expect(adopted.context.observedGeneration).toBe(4);
+    // a genuinely different desired state is deployed
+    expect(run([changed(desired(5, { imageRef: 'shop:9' }))], adopted).value).toEqual({ syncing: { fetching: 'running' } });
+  });
+
+  it('stop scales to zero, and active again resumes', () => {
+    const stopped = run([changed(desired(2, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled 1 workload(s) to 0' })], healthy);
+    expect(stopped.value).toEqual({ stopped: 'idle' });
+    expect(stopped.context.completed).toMatchObject({ action: 'stop', status: 'succeeded', imageRef: 'shop:1' });
+    expect(stopped.context.deployed?.stopped).toBe(true);
+    const resumed = run([changed(desired(3, { imageRef: 'shop:1' }))], stopped);
+    expect(resumed.value).toEqual({ syncing: { fetching: 'running' } });
+    expect(resumed.context.work?.action).toBe('resume');
+  });
+
+  it('checks healthy deployments for drift on TICK and repairs drift', () => {
+    expect(healthy.context.driftCheckAt).toBe(T0 + 100 + DEFAULT_MACHINE_CONFIG.driftIntervalMs);
+    const due = healthy.context.driftCheckAt ?? 0;
+    expect(run([tick(due - 1)], healthy).value).toEqual({ healthy: 'idle' });
+    const checking = run([tick(due)], healthy);
+    expect(checking.value).toEqual({ healthy: 'checking' });
+    const clean = run([done('checkDrift', { drifted: false, reason: null })], checking);
+    expect(clean.value).toEqual({ healthy: 'idle' });
+    const repaired = run([done('checkDrift', { drifted: true, reason: 'ops repo moved to def456' })], checking);
+    expect(repaired.value).toEqual({ syncing: { fetching: 'running' } });
+    expect(repaired.context.work).toMatchObject({ action: 'deploy', triggeredBy: 'drift: ops repo moved to def456', generation: 1 });
+    // a drift repair does not force a git fetch; a desired-state change does
+    expect(run([changed(desired(2))], healthy).context.work?.triggeredBy).toBe('desired-state');
+  });
+
+  it('specKey ignores key order and the parts that do not change what is rendered', () => {
+    const a = desired(1, { valuesOverride: { a: 1, b: { c: 2, d: 3 } } });
+    const b = desired(7, { imageRef: 'shop:1', valuesOverride: { b: { d: 3, c: 2 }, a: 1 }, autoRollback: true });
+    expect(specKey(a)).toBe(specKey(b));
+    expect(specKey(a)).not.toBe(specKey({ ...a, imageRef: 'other' }));
+  });
+});
+
+// ---- coverage: every transition of the machine must be reached by the walk below ----
+
+function allTransitions(): Map<TransitionDefinition<never, never>, string> {
+  const result = new Map<TransitionDefinition<never, never>, string>();
+  const visit = (node: typeof deploymentMachine.root) => {
+    for (const [eventType, list] of node.transitions) {
+      list.forEach((t, i) => result.set(t as never, `${node.id} --${eventType}#${i}--> ${(t.target ?? []).map((s) => s.id).join(',')}`));
+    }
+    for (const t of node.always ?? []) result.set(t as never, `${node.id} --always--> ${(t.target ?? []).map((s) => s.id).join(',')}`);
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(deploymentMachine.root);
+  return result;
+}
+
+/** The events worth trying in a state: desired changes, ticks, and each running effect's outcomes. */
+function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
+  const g = snapshot.context.observedGeneration;
+  const events: AnyEvent[] = [
+    changed(desired(g + 1)),
+    changed(desired(g + 1, { autoRollback: true })),
+    changed(desired(g + 1, { desiredStatus: 'stopped' })),
+    changed(desired(g + 1, { desiredStatus: 'rollback' })),
+    changed(desired(g)),
+    tick(0),
+    tick(T0 + 10 * 365 * 86_400_000),
+  ];
+  // a retry that falls due before the verify deadline
+  if (snapshot.context.work?.retryAt != null) events.push(tick(snapshot.context.work.retryAt));
+  if (snapshot.context.deployed) {
+    const d = snapshot.context.deployed;
+    events.push(changed(desired(g + 1, { imageRef: d.imageRef })));
+  }
+  for (const id of Object.keys(snapshot.children)) {
+    events.push(fail(id, 'transient'), fail(id, 'terminal'));
+    if (id === 'sync') events.push(done(id, { sha: 'abc' }));
+    if (id === 'render') events.push(done(id, { objects, files: [] }));
+    if (id === 'apply') events.push(done(id, { applied }));
+    if (id === 'verify' || id === 'scale') events.push(done(id, { message: 'ok' }));
+    if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
+    if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: false, reason: null }));
+  }
+  return events;
+}
+
+describe('deployment machine: coverage', () => {
+  it('walks every transition of the machine', () => {
+    const adjacency = getAdjacencyMap(deploymentMachine, {
+      input: { deploymentId: ID },
+      events: (s) => eventsFor(s as DeploymentSnapshot) as DeploymentEvent[],
+      // collapse unbounded context (generations, counters, times) into what guards look at
+      serializeState: (s) => {
+        const { context, value } = s as DeploymentSnapshot;
+        return JSON.stringify({
+          value,
+          work: context.work && { action: context.work.action, retry: context.work.retryAt !== null, verify: context.work.verifyDeadline !== null },
+          deployed: context.deployed && { stopped: context.deployed.stopped },
+          autoRollback: context.desired?.autoRollback ?? false,
+          drift: context.driftCheckAt !== null,
+        });
+      },
+    });
+    for (const { state } of Object.values(adjacency)) {
+      for (const event of eventsFor(state as DeploymentSnapshot)) {
+        for (const t of deploymentMachine.getTransitionData(state as DeploymentSnapshot, event as DeploymentEvent)) covered.add(t as never);
+      }
+    }
+    const missing = [...allTransitions()].filter(([t]) => !covered.has(t)).map(([, label]) => label);
+    expect(missing).toEqual([]);
+    // every state of the machine is reachable
+    const reached = new Set(Object.values(adjacency).map(({ state }) => JSON.stringify((state as DeploymentSnapshot).value)));
+    expect(reached.size).toBeGreaterThanOrEqual(20);
+  });
+});
