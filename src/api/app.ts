@@ -1,0 +1,142 @@
+// The REST API as an express app. Everything it needs is passed in (no module singletons);
+// `keelson serve` wires the runtime, the Kubernetes client and the ops repo syncer.
+// Route declarations live in *Routes.ts; route.ts turns each into an express handler (auth,
+// validation, transaction, audit, idempotency) and openapi.ts into an OpenAPI operation.
+import express from 'express';
+import { Counter, Histogram } from 'prom-client';
+import pkg from '../../package.json' with { type: 'json' };
+import type { Db } from '../db/pool.ts';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { deploymentRoutes, type LiveResource } from './deploymentRoutes.ts';
+import { ApiError, errorMiddleware } from './httpErrors.ts';
+import { buildOpenApi } from './openapi.ts';
+import { opsRepoRoutes } from './opsRepoRoutes.ts';
+import { redactSecrets } from './redact.ts';
+import { registerRoute, type AnyRoute } from './route.ts';
+import { swaggerUiDir, systemRoutes } from './systemRoutes.ts';
+import type { Principal } from './tokens.ts';
+import { sql } from 'slonik';
+import { createTransitionHub } from './transitionHub.ts';
+
+export interface ApiDeps {
+  db: Db;
+  databaseUrl: string;
+  log: Logger;
+  metrics: Metrics;
+  runtime?: { isListening(): boolean };
+  kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> };
+  opsRepos?: { sync(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> };
+  /** SSE heartbeat comment interval (default 15 s). */
+  sseHeartbeatMs?: number;
+  /** How long GET detail waits for `kube.liveStatus` (default 5 s). */
+  liveStatusTimeoutMs?: number;
+}
+
+export interface ApiApp {
+  app: express.Express;
+  /** Every declared route (the source of /openapi.json). */
+  routes: readonly AnyRoute[];
+  /** Ends SSE streams and the shared transition listener; waits for pending token touches. */
+  close(): Promise<void>;
+}
+
+const TOKEN_TOUCH_INTERVAL_MS = 60_000;
+
+function httpMetrics(metrics: Metrics) {
+  const registry = metrics.registry;
+  // a second app on the same registry (tests) reuses the collectors
+  const requests =
+    (registry.getSingleMetric('keelson_http_requests_total') as Counter<'method' | 'route' | 'status'> | undefined) ??
+    new Counter({
+      name: 'keelson_http_requests_total',
+      help: 'HTTP requests served by the API, by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    });
+  const duration =
+    (registry.getSingleMetric('keelson_http_request_duration_seconds') as Histogram<'method' | 'route'> | undefined) ??
+    new Histogram({
+      name: 'keelson_http_request_duration_seconds',
+      help: 'HTTP request durations (for SSE: the stream lifetime), by method and route pattern.',
+      labelNames: ['method', 'route'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  return { requests, duration };
+}
+
+export function createApp(deps: ApiDeps): ApiApp {
+  const { db, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  const streams = new Set<() => void>();
+  const pending = new Set<Promise<unknown>>();
+  const touched = new Map<string, number>();
+  const hub = createTransitionHub({ db, databaseUrl: deps.databaseUrl, log });
+  const http = httpMetrics(deps.metrics);
+
+  // last_used_at: at most one write per token per minute, off the request path
+  const touchToken = (principal: Principal) => {
+    const now = Date.now();
+    if ((touched.get(principal.tokenId) ?? 0) > now - TOKEN_TOUCH_INTERVAL_MS) return;
+    touched.set(principal.tokenId, now);
+    const write = db
+      .query(sql.unsafe`update api_tokens set last_used_at = now()
+        where id = ${principal.tokenId} and (last_used_at is null or last_used_at < now() - interval '1 minute')`)
+      .catch((error: unknown) => log.warn({ err: { message: redactSecrets(errorMessage(error)) } }, 'recording token use failed'))
+      .finally(() => pending.delete(write));
+    pending.add(write);
+  };
+
+  const routes: AnyRoute[] = [];
+  let openApiDoc: Record<string, unknown> | undefined;
+  const openApi = () => (openApiDoc ??= buildOpenApi(routes, { version: pkg.version }));
+  routes.push(
+    ...systemRoutes({ db, metrics: deps.metrics, runtime: deps.runtime, openApi }),
+    ...deploymentRoutes({
+      hub,
+      kube: deps.kube,
+      sseHeartbeatMs: deps.sseHeartbeatMs ?? 15_000,
+      liveTimeoutMs: deps.liveStatusTimeoutMs ?? 5_000,
+      trackStream: (end) => {
+        streams.add(end);
+        return () => streams.delete(end);
+      },
+    }),
+    ...opsRepoRoutes({ opsRepos: deps.opsRepos }),
+  );
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      http.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      http.duration.observe({ method: req.method, route }, seconds);
+      // path only: query strings and headers (tokens) are never logged
+      log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request');
+    });
+    next();
+  });
+  app.use(express.json({ limit: '1mb' }));
+  for (const route of routes) registerRoute(app, route, { db, touchToken });
+  app.use('/docs', express.static(swaggerUiDir(), { index: false, fallthrough: true, maxAge: '1h' }));
+  app.use((req, _res, next) => {
+    next(new ApiError(404, 'not_found', `No route ${req.method} ${req.path}; see /openapi.json or /docs for the API.`));
+  });
+  app.use(errorMiddleware(log));
+
+  return {
+    app,
+    routes,
+    close: async () => {
+      for (const end of [...streams]) end();
+      await hub.close();
+      await Promise.all([...pending]);
+    },
+  };
+}

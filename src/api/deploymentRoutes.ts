@@ -1,0 +1,461 @@
+// /api/projects/:project/deployments/... and /api/deployments: desired state, history,
+// transitions and the live event stream of each deployment.
+import type express from 'express';
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
+import { DeploymentRow, HistoryRow, TransitionRow, defaultNamespace } from '../db/rows.ts';
+import { errorMessage } from '../errors.ts';
+import { ApiError, notFound } from './httpErrors.ts';
+import { redactSecrets } from './redact.ts';
+import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
+import {
+  CreateDeploymentBody,
+  Deployment,
+  DeploymentDetail,
+  DeploymentList,
+  DeploymentParams,
+  DeploymentSummary,
+  EventsQuery,
+  History,
+  ListDeploymentsQuery,
+  PageQuery,
+  PatchDeploymentBody,
+  ProjectParams,
+  RollbackAccepted,
+  Transition,
+  page,
+} from './schemas.ts';
+import { canSeeProject, type Principal } from './tokens.ts';
+import type { TransitionHub } from './transitionHub.ts';
+
+export type LiveResource = { apiVersion: string; kind: string; name: string; namespace?: string; status: string; message: string };
+
+export interface DeploymentRouteDeps {
+  readonly hub: TransitionHub;
+  readonly sseHeartbeatMs: number;
+  readonly liveTimeoutMs: number;
+  readonly kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> } | undefined;
+  /** Ends open SSE responses when the app closes. */
+  readonly trackStream: (end: () => void) => () => void;
+}
+
+const TAGS = ['deployments'];
+const DEPLOYMENT_COLUMNS = sql.fragment`
+  id, project, environment, image_ref, desired_status, values_override, ops_repo_id, manifest_path,
+  namespace, auto_rollback, generation, current_status, current_image_ref, current_sha, deployed_at,
+  last_error, observed_generation, status_changed_at, created_at, updated_at`;
+const SUMMARY_COLUMNS = sql.fragment`
+  id, project, environment, image_ref, desired_status, current_status, current_image_ref, deployed_at,
+  generation, observed_generation, last_error, status_changed_at`;
+
+export const deploymentPath = (project: string, environment: string) =>
+  `/api/projects/${project}/deployments/${environment}`;
+export const etagOf = (row: { id: string; generation: number }) => `"${row.id}:${row.generation}"`;
+
+function assertProjectVisible(principal: Principal | null, project: string): void {
+  if (principal && !canSeeProject(principal, project)) {
+    // the same answer as for a project that does not exist: a scoped token learns nothing
+    throw notFound(`No project "${project}" is visible to this token.`);
+  }
+}
+
+async function loadDeployment(db: CommonQueryMethods, principal: Principal | null, project: string, env: string): Promise<DeploymentRow> {
+  assertProjectVisible(principal, project);
+  const row = await db.maybeOne(sql.type(DeploymentRow)`
+    select ${DEPLOYMENT_COLUMNS} from deployments where project = ${project} and environment = ${env}`);
+  if (!row) throw notFound(`No deployment ${project}/${env}; create it with POST /api/projects/${project}/deployments.`);
+  return row;
+}
+
+/** If-Match: `*`, or a list of strong/weak tags; the tag is `"<id>:<generation>"`. */
+function ifMatchSatisfied(header: string, row: DeploymentRow): boolean {
+  if (header.trim() === '*') return true;
+  const current = `${row.id}:${row.generation}`;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '').replace(/^"|"$/g, '') === current);
+}
+
+const SCALAR_LIMIT = 200;
+
+/** Scalar fields of the snapshot context: enough to see what the actor holds, nothing bulky. */
+function summarizeContext(snapshot: unknown): Record<string, unknown> | null {
+  const context = (snapshot as { context?: unknown } | null)?.context;
+  if (!context || typeof context !== 'object' || Array.isArray(context)) return null;
+  const summary: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(context).slice(0, 40)) {
+    if (typeof value === 'string') {
+      const redacted = redactSecrets(value);
+      summary[key] = redacted.length > SCALAR_LIMIT ? `${redacted.slice(0, SCALAR_LIMIT)}…` : redacted;
+    } else if (typeof value === 'number' || typeof value === 'boolean' || value === null) {
+      summary[key] = value;
+    }
+  }
+  return summary;
+}
+
+const SnapshotRow = z.object({ state: z.string(), seq: z.number(), updated_at: z.string(), machine_version: z.string(), snapshot: z.unknown() });
+
+async function liveStatus(deps: DeploymentRouteDeps, row: DeploymentRow) {
+  const namespace = row.namespace ?? defaultNamespace(row.project, row.environment);
+  if (!deps.kube) return { available: false, namespace, error: 'This process has no Kubernetes client configured.' };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const resources = await Promise.race([
+      deps.kube.liveStatus(row.id, namespace),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the cluster did not answer within ${deps.liveTimeoutMs} ms`)), deps.liveTimeoutMs);
+      }),
+    ]);
+    return { available: true, namespace, resources };
+  } catch (error) {
+    return { available: false, namespace, error: redactSecrets(errorMessage(error)) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function pageFragment(before: number | undefined) {
+  return before === undefined ? sql.fragment`true` : sql.fragment`id < ${before}`;
+}
+
+function paginate<T extends { id: number }>(rows: readonly T[], limit: number) {
+  const items = rows.slice(0, limit);
+  return { items, next: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
+}
+
+function valuesSummary(values: Record<string, unknown> | undefined) {
+  // template values may hold secrets: the audit log records which keys changed, not values
+  return values === undefined ? undefined : { keys: Object.keys(values).sort() };
+}
+
+export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
+  const etagHeader = { ETag: 'Entity tag "<id>:<generation>" for If-Match.' };
+  return [
+    jsonRoute({
+      method: 'get',
+      path: '/api/deployments',
+      operationId: 'listAllDeployments',
+      summary: 'List every deployment the token can see (all projects, or its own project).',
+      tags: TAGS,
+      access: 'deploy:read',
+      query: ListDeploymentsQuery,
+      responses: { 200: { description: 'Deployments ordered by project and environment.', schema: DeploymentList } },
+      handler: async ({ db, principal, query }) => {
+        const scope = principal?.project ?? null;
+        const project = query.project ?? null;
+        const items = await db.any(sql.type(DeploymentSummary)`
+          select ${SUMMARY_COLUMNS} from deployments
+          where (${scope}::text is null or project = ${scope}) and (${project}::text is null or project = ${project})
+          order by project, environment`);
+        return { status: 200, body: { items } };
+      },
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments',
+      operationId: 'listDeployments',
+      summary: "List a project's deployments.",
+      tags: TAGS,
+      access: 'deploy:read',
+      params: ProjectParams,
+      responses: {
+        200: { description: 'Deployments ordered by environment.', schema: DeploymentList },
+        404: { description: 'The project is outside the token\'s scope.'},
+      },
+      handler: async ({ db, principal, params }) => {
+        assertProjectVisible(principal, params.project);
+        const items = await db.any(sql.type(DeploymentSummary)`
+          select ${SUMMARY_COLUMNS} from deployments where project = ${params.project} order by environment`);
+        return { status: 200, body: { items } };
+      },
+    }),
+    jsonRoute({
+      method: 'post',
+      path: '/api/projects/:project/deployments',
+      operationId: 'createDeployment',
+      summary: "Create an environment's deployment.",
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: ProjectParams,
+      body: CreateDeploymentBody,
+      responses: {
+        201: { description: 'Created.', schema: Deployment, headers: { Location: 'URL of the new deployment.', ...etagHeader } },
+        404: { description: 'The project is outside the token\'s scope.' },
+        409: { description: 'The environment already has a deployment.' },
+      },
+      replayHeaders: (body): Record<string, string> => {
+        const row = body as { project?: string; environment?: string };
+        return row.project && row.environment ? { Location: deploymentPath(row.project, row.environment) } : {};
+      },
+      handler: async ({ db, principal, params, body, audit }) => {
+        assertProjectVisible(principal, params.project);
+        let opsRepoId = body.ops_repo_id ?? null;
+        if (body.ops_repo !== undefined) {
+          const repo = await db.maybeOne(sql.type(z.object({ id: z.string() }))`select id from ops_repos where name = ${body.ops_repo}`);
+          if (!repo) {
+            throw new ApiError(400, 'invalid_request', `No ops repo named "${body.ops_repo}".`, {
+              details: [{ field: 'ops_repo', message: 'expected the name of an existing ops repo (GET /api/admin/ops-repos)' }],
+            });
+          }
+          opsRepoId = repo.id;
+        } else if (opsRepoId !== null) {
+          const repo = await db.maybeOne(sql.type(z.object({ id: z.string() }))`select id from ops_repos where id = ${opsRepoId}`);
+          if (!repo) {
+            throw new ApiError(400, 'invalid_request', `No ops repo with id ${opsRepoId}.`, {
+              details: [{ field: 'ops_repo_id', message: 'expected the id of an existing ops repo (GET /api/admin/ops-repos)' }],
+            });
+          }
+        }
+        const row = await db.maybeOne(sql.type(DeploymentRow)`
+          insert into deployments (project, environment, image_ref, desired_status, values_override, ops_repo_id,
+                                   manifest_path, namespace, auto_rollback)
+          values (${params.project}, ${body.environment}, ${body.image_ref}, ${body.desired_status ?? 'active'},
+                  ${sql.jsonb((body.values_override ?? {}) as never)}, ${opsRepoId}, ${body.manifest_path ?? null},
+                  ${body.namespace ?? null}, ${body.auto_rollback ?? false})
+          on conflict (project, environment) do nothing
+          returning ${DEPLOYMENT_COLUMNS}`);
+        if (!row) {
+          throw new ApiError(409, 'deployment_exists', `${params.project}/${body.environment} already exists; change it with PATCH ${deploymentPath(params.project, body.environment)}.`);
+        }
+        await audit('deployment.create', `${row.project}/${row.environment}`, {
+          image_ref: row.image_ref,
+          desired_status: row.desired_status,
+          ops_repo_id: row.ops_repo_id,
+          manifest_path: row.manifest_path,
+          namespace: row.namespace,
+          auto_rollback: row.auto_rollback,
+          values_override: valuesSummary(body.values_override),
+        });
+        return { status: 201, body: row, headers: { Location: deploymentPath(row.project, row.environment), ETag: etagOf(row) } };
+      },
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments/:env',
+      operationId: 'getDeployment',
+      summary: 'A deployment with recent history, the actor snapshot and the live workload status.',
+      tags: TAGS,
+      access: 'deploy:read',
+      params: DeploymentParams,
+      responses: {
+        200: { description: 'The deployment.', schema: DeploymentDetail, headers: etagHeader },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params }) => {
+        const row = await loadDeployment(db, principal, params.project, params.env);
+        const [history, snapshot, live] = await Promise.all([
+          db.any(sql.type(HistoryRow)`
+            select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at
+            from deployment_history where deployment_id = ${row.id} order by id desc limit 10`),
+          db.maybeOne(sql.type(SnapshotRow)`
+            select state, seq, updated_at, machine_version, snapshot from deployment_snapshots where deployment_id = ${row.id}`),
+          liveStatus(deps, row),
+        ]);
+        const snapshotSummary = snapshot
+          ? {
+              state: snapshot.state,
+              seq: snapshot.seq,
+              updated_at: snapshot.updated_at,
+              machine_version: snapshot.machine_version,
+              status: typeof (snapshot.snapshot as { status?: unknown } | null)?.status === 'string' ? (snapshot.snapshot as { status: string }).status : null,
+              context: summarizeContext(snapshot.snapshot),
+            }
+          : null;
+        return { status: 200, body: { deployment: row, history, snapshot: snapshotSummary, live }, headers: { ETag: etagOf(row) } };
+      },
+    }),
+    jsonRoute({
+      method: 'patch',
+      path: '/api/projects/:project/deployments/:env',
+      operationId: 'updateDeployment',
+      summary: 'Change the desired state (image, status, values, auto-rollback).',
+      description: 'Send `If-Match` with the ETag of a previous GET to refuse the change (412) when someone changed the desired state since.',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: DeploymentParams,
+      body: PatchDeploymentBody,
+      headers: [{ name: 'If-Match', description: 'ETag from GET; 412 when the deployment changed since.' }],
+      responses: {
+        200: { description: 'The updated deployment.', schema: Deployment, headers: etagHeader },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+        412: { description: 'If-Match does not match the current ETag.' },
+      },
+      handler: async ({ db, principal, params, body, req, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        const ifMatch = req.get('if-match');
+        const stale = () =>
+          new ApiError(412, 'precondition_failed', `The deployment changed since your ETag (now ${etagOf(before)}); GET it again and retry with the new ETag.`, {
+            headers: { ETag: etagOf(before) },
+            details: [{ field: 'If-Match', message: `expected the current ETag ${etagOf(before)}` }],
+          });
+        if (ifMatch !== undefined && !ifMatchSatisfied(ifMatch, before)) throw stale();
+        const sets = [
+          body.image_ref !== undefined ? sql.fragment`image_ref = ${body.image_ref}` : null,
+          body.desired_status !== undefined ? sql.fragment`desired_status = ${body.desired_status}` : null,
+          body.values_override !== undefined ? sql.fragment`values_override = ${sql.jsonb(body.values_override as never)}` : null,
+          body.auto_rollback !== undefined ? sql.fragment`auto_rollback = ${body.auto_rollback}` : null,
+        ].filter((s) => s !== null);
+        // the generation check in the WHERE makes If-Match race-free
+        const row = await db.maybeOne(sql.type(DeploymentRow)`
+          update deployments set ${sql.join(sets, sql.fragment`, `)}
+          where id = ${before.id} ${ifMatch !== undefined && ifMatch.trim() !== '*' ? sql.fragment`and generation = ${before.generation}` : sql.fragment``}
+          returning ${DEPLOYMENT_COLUMNS}`);
+        if (!row) throw stale();
+        await audit('deployment.update', `${row.project}/${row.environment}`, {
+          image_ref: body.image_ref,
+          desired_status: body.desired_status,
+          auto_rollback: body.auto_rollback,
+          values_override: valuesSummary(body.values_override),
+          generation: { from: before.generation, to: row.generation },
+        });
+        return { status: 200, body: row, headers: { ETag: etagOf(row) } };
+      },
+    }),
+    jsonRoute({
+      method: 'post',
+      path: '/api/projects/:project/deployments/:env/rollback',
+      operationId: 'rollbackDeployment',
+      summary: 'Roll back to the previous healthy version (sets desired_status = rollback).',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: DeploymentParams,
+      responses: {
+        202: { description: 'Accepted: the actor rolls back to `target`.', schema: RollbackAccepted, headers: etagHeader },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+        409: { description: 'No previous healthy version to roll back to.' },
+      },
+      handler: async ({ db, principal, params, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        const target = await findRollbackTarget(db, before.id);
+        if (!target) {
+          throw new ApiError(409, 'no_rollback_target', `${params.project}/${params.env} has no previous healthy version to roll back to; deploy a known-good image with PATCH instead.`);
+        }
+        const row = await db.one(sql.type(DeploymentRow)`
+          update deployments set desired_status = 'rollback' where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+        await audit('deployment.rollback', `${row.project}/${row.environment}`, {
+          from_image_ref: before.image_ref,
+          target_image_ref: target.image_ref,
+          generation: { from: before.generation, to: row.generation },
+        });
+        return { status: 202, body: { deployment: row, target }, headers: { ETag: etagOf(row) } };
+      },
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments/:env/history',
+      operationId: 'listDeploymentHistory',
+      summary: 'Completed actions (deploy, rollback, stop, ...), newest first.',
+      tags: TAGS,
+      access: 'deploy:read',
+      params: DeploymentParams,
+      query: PageQuery,
+      responses: {
+        200: { description: 'A page of history.', schema: page(History) },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, query }) => {
+        const row = await loadDeployment(db, principal, params.project, params.env);
+        const limit = query.limit ?? 50;
+        const rows = await db.any(sql.type(HistoryRow)`
+          select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at
+          from deployment_history where deployment_id = ${row.id} and ${pageFragment(query.before)}
+          order by id desc limit ${limit + 1}`);
+        return { status: 200, body: paginate(rows, limit) };
+      },
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments/:env/transitions',
+      operationId: 'listDeploymentTransitions',
+      summary: 'State transitions of the actor, newest first.',
+      tags: TAGS,
+      access: 'deploy:read',
+      params: DeploymentParams,
+      query: PageQuery,
+      responses: {
+        200: { description: 'A page of transitions.', schema: page(Transition) },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, query }) => {
+        const row = await loadDeployment(db, principal, params.project, params.env);
+        const limit = query.limit ?? 50;
+        const rows = await db.any(sql.type(TransitionRow)`
+          select id, deployment_id, from_state, to_state, event, generation, seq, at
+          from deployment_transitions where deployment_id = ${row.id} and ${pageFragment(query.before)}
+          order by id desc limit ${limit + 1}`);
+        return { status: 200, body: paginate(rows, limit) };
+      },
+    }),
+    rawRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments/:env/events',
+      operationId: 'streamDeploymentEvents',
+      summary: 'Server-Sent Events: `event: transition`, `id: <seq>`, data = the transition row, as journaled.',
+      description: 'Send `Last-Event-ID` (or `?last_event_id=`) to replay transitions after that seq; otherwise the stream starts with the next transition. A `: heartbeat` comment is sent every 15 s.',
+      tags: TAGS,
+      access: 'deploy:read',
+      params: DeploymentParams,
+      query: EventsQuery,
+      headers: [{ name: 'Last-Event-ID', description: 'Replay transitions with a greater seq.' }],
+      responses: {
+        200: { description: 'An event stream of transitions.', contentType: 'text/event-stream' },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+        503: { description: 'The event listener could not connect to the database.' },
+      },
+      handler: async ({ db, principal, params, query, req }, res) => {
+        const row = await loadDeployment(db, principal, params.project, params.env);
+        const header = req.get('last-event-id');
+        let lastSeq: number | undefined = query.last_event_id;
+        if (header !== undefined) {
+          if (!/^\d+$/.test(header.trim())) {
+            throw new ApiError(400, 'invalid_request', 'Last-Event-ID must be the seq of an event received before.', {
+              details: [{ field: 'Last-Event-ID', message: 'expected a non-negative integer' }],
+            });
+          }
+          lastSeq = Number(header.trim());
+        }
+        try {
+          await deps.hub.ready();
+        } catch (error) {
+          throw new ApiError(503, 'events_unavailable', `The event stream is unavailable: ${redactSecrets(errorMessage(error))}. Retry shortly.`, {
+            headers: { 'Retry-After': '2' },
+          });
+        }
+        lastSeq ??= (
+          await db.one(sql.type(z.object({ seq: z.number() }))`
+            select coalesce(max(seq), 0)::bigint as seq from deployment_transitions where deployment_id = ${row.id}`)
+        ).seq;
+        openStream(deps, row.id, lastSeq, req, res);
+      },
+    }),
+  ];
+}
+
+function openStream(deps: DeploymentRouteDeps, deploymentId: string, lastSeq: number, req: express.Request, res: express.Response): void {
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('Connection', 'keep-alive');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+  req.socket.setNoDelay(true);
+  res.write('retry: 2000\n: connected\n\n');
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    untrack();
+    res.end();
+  };
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.sseHeartbeatMs);
+  const unsubscribe = deps.hub.subscribe(deploymentId, lastSeq, {
+    send: (row) => {
+      if (!ended) res.write(`id: ${row.seq}\nevent: transition\ndata: ${JSON.stringify(row)}\n\n`);
+    },
+    end,
+  });
+  const untrack = deps.trackStream(end);
+  res.on('close', end);
+}

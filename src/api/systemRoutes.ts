@@ -1,0 +1,150 @@
+// Health, readiness, metrics, the OpenAPI document and Swagger UI (served from swagger-ui-dist,
+// no CDN).
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { sql } from 'slonik';
+import { errorMessage } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Db } from '../db/pool.ts';
+import { redactSecrets } from './redact.ts';
+import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
+import { Health, Ready } from './schemas.ts';
+
+export function swaggerUiDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.dirname(require.resolve('swagger-ui-dist/package.json'));
+}
+
+const DOCS_HTML = `<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>keelson API</title>
+    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css" />
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32" />
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="/docs/swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="/docs/keelson-initializer.js" charset="UTF-8"></script>
+  </body>
+</html>
+`;
+
+const INITIALIZER_JS = `window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: '/openapi.json',
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    persistAuthorization: false,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: 'StandaloneLayout',
+  });
+};
+`;
+
+export interface SystemRouteDeps {
+  readonly db: Db;
+  readonly metrics: Metrics;
+  readonly runtime?: { isListening(): boolean } | undefined;
+  readonly openApi: () => Record<string, unknown>;
+}
+
+const TAGS = ['system'];
+
+export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
+  return [
+    jsonRoute({
+      method: 'get',
+      path: '/healthz',
+      operationId: 'healthz',
+      summary: 'Liveness: the process answers.',
+      tags: TAGS,
+      access: 'public',
+      responses: { 200: { description: 'Up.', schema: Health } },
+      handler: async () => ({ status: 200, body: { status: 'ok' } }),
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/readyz',
+      operationId: 'readyz',
+      summary: "Readiness: the database answers and the runtime's listener is up.",
+      tags: TAGS,
+      access: 'public',
+      responses: {
+        200: { description: 'Ready.', schema: Ready },
+        503: { description: 'Not ready; `checks` says which part is down.', schema: Ready },
+      },
+      handler: async () => {
+        const errors: string[] = [];
+        let database: 'up' | 'down' = 'up';
+        try {
+          await deps.db.oneFirst(sql.unsafe`select 1`);
+        } catch (error) {
+          database = 'down';
+          errors.push(`database: ${redactSecrets(errorMessage(error))}`);
+        }
+        let runtime: 'up' | 'down' | 'absent' = 'absent';
+        if (deps.runtime) {
+          runtime = deps.runtime.isListening() ? 'up' : 'down';
+          if (runtime === 'down') errors.push('runtime: the LISTEN connection for deployment changes is down');
+        }
+        const ready = database === 'up' && runtime !== 'down';
+        return {
+          status: ready ? 200 : 503,
+          body: { status: ready ? 'ready' : 'not_ready', checks: { database, runtime }, ...(errors.length ? { errors } : {}) },
+        };
+      },
+    }),
+    rawRoute({
+      method: 'get',
+      path: '/metrics',
+      operationId: 'metrics',
+      summary: 'Prometheus metrics (text exposition format).',
+      tags: TAGS,
+      access: 'public',
+      responses: { 200: { description: 'Metrics.', contentType: 'text/plain' } },
+      handler: async (_ctx, res) => {
+        res.setHeader('Content-Type', deps.metrics.registry.contentType);
+        res.status(200).send(await deps.metrics.registry.metrics());
+      },
+    }),
+    rawRoute({
+      method: 'get',
+      path: '/openapi.json',
+      operationId: 'openapi',
+      summary: 'This OpenAPI 3.1 document.',
+      tags: TAGS,
+      access: 'public',
+      responses: { 200: { description: 'The document.', contentType: 'application/json' } },
+      handler: async (_ctx, res) => {
+        res.status(200).json(deps.openApi());
+      },
+    }),
+    rawRoute({
+      method: 'get',
+      path: '/docs',
+      operationId: 'docs',
+      summary: 'Swagger UI for this API.',
+      tags: TAGS,
+      access: 'public',
+      responses: { 200: { description: 'HTML page.', contentType: 'text/html' } },
+      handler: async (_ctx, res) => {
+        res.status(200).type('html').send(DOCS_HTML);
+      },
+    }),
+    rawRoute({
+      method: 'get',
+      path: '/docs/keelson-initializer.js',
+      operationId: 'docsInitializer',
+      summary: 'Swagger UI start-up script pointing at /openapi.json.',
+      tags: TAGS,
+      access: 'public',
+      responses: { 200: { description: 'JavaScript.', contentType: 'text/javascript' } },
+      handler: async (_ctx, res) => {
+        res.status(200).type('text/javascript').send(INITIALIZER_JS);
+      },
+    }),
+  ];
+}

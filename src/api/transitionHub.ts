@@ -1,0 +1,142 @@
+// Fan-out of journaled transitions to SSE clients. ONE listening connection per app on channel
+// `keelson_transitions`; a notification is only a hint ({deployment_id, seq}): the hub re-reads
+// every row after each client's last seq, so lost, reordered or coalesced notifications cost
+// nothing, and a reconnect of the listener is followed by a rescan of every watched deployment.
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { createListener, type Subscriber } from '../db/listen.ts';
+import { TransitionRow } from '../db/rows.ts';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { redactSecrets } from './redact.ts';
+
+export const TRANSITIONS_CHANNEL = 'keelson_transitions';
+
+const Notification = z.object({ deployment_id: z.string(), seq: z.number().optional() });
+
+interface Client {
+  lastSeq: number;
+  readonly send: (row: TransitionRow) => void;
+  readonly end: () => void;
+}
+
+interface Watched {
+  readonly clients: Set<Client>;
+  running: boolean;
+  again: boolean;
+}
+
+export interface TransitionHub {
+  /** Resolves once the listener is connected and LISTENing (started on first use). */
+  ready(): Promise<void>;
+  /** Sends every transition with seq > lastSeq, now and as they are journaled. */
+  subscribe(deploymentId: string, lastSeq: number, client: { send: (row: TransitionRow) => void; end: () => void }): () => void;
+  close(): Promise<void>;
+}
+
+export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl: string; log: Logger }): TransitionHub {
+  const watched = new Map<string, Watched>();
+  let listener: Subscriber | undefined;
+  let starting: Promise<void> | undefined;
+  let closed = false;
+
+  async function deliver(deploymentId: string): Promise<void> {
+    const entry = watched.get(deploymentId);
+    if (!entry || entry.clients.size === 0) return;
+    if (entry.running) {
+      entry.again = true;
+      return;
+    }
+    entry.running = true;
+    try {
+      do {
+        entry.again = false;
+        const clients = [...entry.clients];
+        if (clients.length === 0) break;
+        const after = Math.min(...clients.map((c) => c.lastSeq));
+        const rows = await deps.db.any(sql.type(TransitionRow)`
+          select id, deployment_id, from_state, to_state, event, generation, seq, at
+          from deployment_transitions
+          where deployment_id = ${deploymentId} and seq > ${after}
+          order by seq limit 1000`);
+        for (const client of clients) {
+          for (const row of rows) {
+            if (row.seq > client.lastSeq) {
+              client.send(row);
+              client.lastSeq = row.seq;
+            }
+          }
+        }
+        if (rows.length === 1000) entry.again = true;
+      } while (entry.again && !closed);
+    } catch (error) {
+      deps.log.warn({ err: { message: redactSecrets(errorMessage(error)) }, deploymentId }, 'reading transitions for SSE clients failed');
+    } finally {
+      entry.running = false;
+    }
+  }
+
+  const deliverAll = () => {
+    for (const id of watched.keys()) void deliver(id);
+  };
+
+  async function start(): Promise<void> {
+    const subscriber = createListener(deps.databaseUrl);
+    subscriber.events.on('error', (error) => {
+      deps.log.error({ err: { message: redactSecrets(errorMessage(error)) } }, 'transition listener failed');
+    });
+    // after a reconnect, notifications sent meanwhile are gone: rescan
+    subscriber.events.on('connected', deliverAll);
+    subscriber.notifications.on(TRANSITIONS_CHANNEL, (payload: unknown) => {
+      let parsed: z.infer<typeof Notification> | undefined;
+      try {
+        parsed = Notification.parse(typeof payload === 'string' ? JSON.parse(payload) : payload);
+      } catch {
+        deps.log.warn({ channel: TRANSITIONS_CHANNEL }, 'ignoring a malformed transition notification');
+        return;
+      }
+      void deliver(parsed.deployment_id);
+    });
+    await subscriber.connect();
+    await subscriber.listenTo(TRANSITIONS_CHANNEL);
+    listener = subscriber;
+    if (closed) await subscriber.close();
+  }
+
+  return {
+    ready: async () => {
+      if (closed) throw new Error('the event stream is shutting down');
+      starting ??= start().catch((error: unknown) => {
+        starting = undefined;
+        throw error;
+      });
+      await starting;
+    },
+    subscribe: (deploymentId, lastSeq, handlers) => {
+      const client: Client = { lastSeq, send: handlers.send, end: handlers.end };
+      let entry = watched.get(deploymentId);
+      if (!entry) {
+        entry = { clients: new Set(), running: false, again: false };
+        watched.set(deploymentId, entry);
+      }
+      entry.clients.add(client);
+      void deliver(deploymentId);
+      return () => {
+        const current = watched.get(deploymentId);
+        current?.clients.delete(client);
+        if (current && current.clients.size === 0 && !current.running) watched.delete(deploymentId);
+      };
+    },
+    close: async () => {
+      closed = true;
+      for (const entry of watched.values()) for (const client of entry.clients) client.end();
+      watched.clear();
+      await starting?.catch(() => undefined);
+      if (listener) {
+        const l = listener;
+        listener = undefined;
+        await l.close().catch(() => undefined);
+      }
+    },
+  };
+}
