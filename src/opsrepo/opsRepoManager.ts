@@ -1,0 +1,340 @@
+// Keeps a local checkout of every ops repo under `<dataDir>/ops-repos/<name>` equal to
+// `origin/<branch>`.
+//
+// - First sync clones into a temp dir beside the target and renames it into place, so a failed
+//   or cancelled clone never leaves a half checkout where the renderer would read it.
+// - Later syncs fetch the one branch and hard-reset to it (never merge: the remote is the truth,
+//   force-pushes included). A failed fetch leaves the last good checkout untouched.
+// - At most one git operation per repo runs at a time in this process; concurrent callers share
+//   the sync in flight. Hazard: two processes sharing one dataDir are NOT serialised; give each
+//   keelson process its own dataDir.
+// - The row records last_synced_at / last_sha / last_error; every string written anywhere is
+//   redacted first (URLs may carry tokens).
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GitError } from 'simple-git';
+import { z } from 'zod';
+import type { Db } from '../db/pool.ts';
+import { NAME_PATTERN } from '../db/rows.ts';
+import { errorMessage, KeelsonError, TerminalError, TransientError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { classifyGitError } from './classifyGitError.ts';
+import { createGit } from './createGit.ts';
+import { assertSafeRepoUrl, redactRepoUrl } from './repoUrl.ts';
+import { getOpsRepoForSync, type OpsRepoForSync } from './sql/getOpsRepoForSync.ts';
+import { recordOpsRepoFailed } from './sql/recordOpsRepoFailed.ts';
+import { recordOpsRepoSynced } from './sql/recordOpsRepoSynced.ts';
+
+export interface SyncResult {
+  readonly repoId: string;
+  readonly name: string;
+  /** Absolute checkout root. */
+  readonly dir: string;
+  /** ops_repos.path: the subfolder inside the repo that holds the manifests ('' = root). */
+  readonly path: string;
+  /** HEAD after the reset. */
+  readonly sha: string;
+  /** false when skipped because sync_interval_s has not elapsed. */
+  readonly fetched: boolean;
+}
+
+export interface OpsRepoManager {
+  sync(repoId: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<SyncResult>;
+}
+
+export interface OpsRepoManagerDeps {
+  db: Db;
+  dataDir: string;
+  log: Logger;
+  metrics?: Metrics;
+  /** Kill a git command that prints nothing for this long; default 120 s. */
+  gitTimeoutMs?: number;
+}
+
+/** Written into `.git/` of each checkout: what it was synced from, to notice a changed row. */
+const CheckoutStamp = z.object({ urlHash: z.string(), branch: z.string() });
+type CheckoutStamp = z.infer<typeof CheckoutStamp>;
+const STAMP_FILE = 'keelson-sync.json';
+
+const RepoId = z.string().uuid();
+
+// git check-ref-format rules that matter here, plus no leading '-' (option injection).
+// eslint-disable-next-line no-control-regex -- control characters are exactly what we refuse
+const UNSAFE_BRANCH = /(^-)|(^\/)|(\/$)|(\.\.)|(@\{)|(\.lock$)|(\/\.)|(^\.)|[\s~^:?*[\\\u0000-\u001f\u007f]/;
+
+function assertSafeBranch(branch: string): void {
+  if (branch.length === 0 || branch.length > 255 || UNSAFE_BRANCH.test(branch)) {
+    throw new TerminalError(
+      `Ops repo branch ${JSON.stringify(branch)} is not a valid branch name (it must not start with "-" or contain spaces, "..", "~^:?*[\\"). Set ops_repos.branch to an existing branch.`,
+      { code: 'repo_branch_invalid' },
+    );
+  }
+}
+
+function urlHash(url: string): string {
+  return createHash('sha256').update(url).digest('hex');
+}
+
+function abortedError(reason: unknown): TransientError {
+  return new TransientError('The ops repo sync was cancelled by its caller; the next sync starts over.', {
+    code: 'repo_sync_aborted',
+    cause: reason,
+  });
+}
+
+interface Flight {
+  readonly promise: Promise<SyncResult>;
+  readonly force: boolean;
+  readonly controller: AbortController;
+  /** Callers with a signal still waiting; the git work is cancelled only when all of them gave up. */
+  waiters: number;
+  /** A caller without a signal joined: nobody can cancel this flight any more. */
+  pinned: boolean;
+}
+
+export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
+  const { db, metrics } = deps;
+  const reposDir = path.resolve(deps.dataDir, 'ops-repos');
+  const timeoutMs = deps.gitTimeoutMs ?? 120_000;
+  const log = deps.log.child({ component: 'opsrepo' });
+  /** The sync callers may join, per repo. */
+  const flights = new Map<string, Flight>();
+  /** The end of the last sync started, per repo: the per-repo mutex. */
+  const tails = new Map<string, Promise<unknown>>();
+
+  async function readStamp(dir: string): Promise<CheckoutStamp | null> {
+    try {
+      return CheckoutStamp.parse(JSON.parse(await readFile(path.join(dir, '.git', STAMP_FILE), 'utf8')));
+    } catch {
+      return null;
+    }
+  }
+
+  /** HEAD of a usable checkout, or null when there is none (never cloned, or broken). */
+  async function checkoutHead(dir: string, signal: AbortSignal): Promise<string | null> {
+    if (!existsSync(path.join(dir, '.git'))) return null;
+    try {
+      return (await createGit({ baseDir: dir, signal, timeoutMs }).revparse(['--verify', 'HEAD^{commit}'])).trim();
+    } catch (error) {
+      if (signal.aborted) throw abortedError(signal.reason);
+      log.warn({ opsRepoDir: dir, err: redactRepoUrl(errorMessage(error)) }, 'ops repo checkout is unusable; it will be cloned again');
+      return null;
+    }
+  }
+
+  async function clone(row: OpsRepoForSync, dir: string, signal: AbortSignal): Promise<string> {
+    await mkdir(reposDir, { recursive: true });
+    // Leftovers of a process killed mid-clone. Names cannot contain '.', so the prefix is exact.
+    for (const entry of await readdir(reposDir)) {
+      if (entry.startsWith(`.clone.${row.name}.`) || entry.startsWith(`.trash.${row.name}.`)) {
+        await rm(path.join(reposDir, entry), { recursive: true, force: true });
+      }
+    }
+    const tmp = await mkdtemp(path.join(reposDir, `.clone.${row.name}.`));
+    try {
+      const git = createGit({ baseDir: reposDir, signal, timeoutMs });
+      await git.clone(row.repo_url, tmp, ['--no-tags', '--single-branch', '--branch', row.branch]);
+      const sha = (await createGit({ baseDir: tmp, signal, timeoutMs }).revparse(['--verify', 'HEAD^{commit}'])).trim();
+      await writeStamp(tmp, row);
+      if (existsSync(dir)) {
+        // A broken checkout (HEAD unreadable): move it aside first so the swap is two renames.
+        const trash = path.join(reposDir, `.trash.${row.name}.${process.pid}.${Date.now()}`);
+        await rename(dir, trash);
+        await rename(tmp, dir);
+        await rm(trash, { recursive: true, force: true });
+      } else {
+        await rename(tmp, dir);
+      }
+      return sha;
+    } catch (error) {
+      await rm(tmp, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async function writeStamp(dir: string, row: OpsRepoForSync): Promise<void> {
+    const stamp: CheckoutStamp = { urlHash: urlHash(row.repo_url), branch: row.branch };
+    await writeFile(path.join(dir, '.git', STAMP_FILE), JSON.stringify(stamp));
+  }
+
+  async function fetchAndReset(row: OpsRepoForSync, dir: string, signal: AbortSignal): Promise<string> {
+    // Only this process touches the checkout and the per-repo mutex is held, so an index.lock
+    // here is a leftover of a git killed mid-reset (abort, timeout, crash): remove it, or every
+    // later reset fails until someone deletes it by hand.
+    await rm(path.join(dir, '.git', 'index.lock'), { force: true });
+    const git = createGit({ baseDir: dir, signal, timeoutMs });
+    // The row may have a new URL since the clone; `--` because the URL is data, not an option.
+    await git.raw(['remote', 'set-url', 'origin', '--', row.repo_url]);
+    const remoteRef = `refs/remotes/origin/${row.branch}`;
+    // An explicit refspec: the clone was --single-branch, and the branch may have changed since.
+    await git.raw(['fetch', '--no-tags', '--prune', '--force', 'origin', '--', `+refs/heads/${row.branch}:${remoteRef}`]);
+    const sha = (await git.revparse(['--verify', `${remoteRef}^{commit}`])).trim();
+    // Hard reset, never merge: rewritten history on the remote is followed as is.
+    await git.raw(['reset', '--hard', '--quiet', sha]);
+    // Files the commit does not have (left by an older commit's ignore rules, or by hand) would
+    // otherwise be rendered as manifests.
+    await git.raw(['clean', '-ffdxq']);
+    await writeStamp(dir, row);
+    return sha;
+  }
+
+  async function recordFailure(row: OpsRepoForSync, error: KeelsonError): Promise<void> {
+    try {
+      await recordOpsRepoFailed(db, row.id, redactRepoUrl(error.message));
+    } catch (dbError) {
+      log.error({ opsRepo: row.name, err: redactRepoUrl(errorMessage(dbError)) }, 'could not record the ops repo sync failure');
+    }
+  }
+
+  async function runSync(repoId: string, force: boolean, signal: AbortSignal): Promise<SyncResult> {
+    if (signal.aborted) throw abortedError(signal.reason);
+    let row: OpsRepoForSync | null;
+    try {
+      row = await getOpsRepoForSync(db, repoId);
+    } catch (error) {
+      throw new TransientError(`Could not read ops repo ${repoId} from the database: ${redactRepoUrl(errorMessage(error))}. It will be retried.`, {
+        code: 'database_unavailable',
+        cause: new Error(redactRepoUrl(errorMessage(error))),
+      });
+    }
+    if (!row) {
+      throw new TerminalError(`Ops repo ${repoId} is not registered. Insert it into ops_repos or point the deployment at an existing ops repo.`, {
+        code: 'repo_not_registered',
+      });
+    }
+    if (!NAME_PATTERN.test(row.name)) {
+      // The database constraint guarantees this; the name becomes a directory, so check anyway.
+      throw new TerminalError(`Ops repo name ${JSON.stringify(row.name)} is not a valid directory name. Rename the ops repo.`, {
+        code: 'repo_name_invalid',
+      });
+    }
+    const dir = path.join(reposDir, row.name);
+    const repoLog = log.child({ opsRepo: row.name, repoUrl: redactRepoUrl(row.repo_url), branch: row.branch });
+    const result = (sha: string, fetched: boolean): SyncResult => ({ repoId: row.id, name: row.name, dir, path: row.path, sha, fetched });
+    let head: string | null;
+    try {
+      assertSafeRepoUrl(row.repo_url);
+      assertSafeBranch(row.branch);
+      head = await checkoutHead(dir, signal);
+      if (!force && row.fresh && head !== null) {
+        const stamp = await readStamp(dir);
+        if (stamp && stamp.urlHash === urlHash(row.repo_url) && stamp.branch === row.branch) {
+          metrics?.gitSyncs.inc({ repo: row.name, outcome: 'skipped' });
+          repoLog.debug({ sha: head }, 'ops repo synced recently; fetch skipped');
+          return result(head, false);
+        }
+      }
+      const started = performance.now();
+      let sha: string;
+      try {
+        sha = head === null ? await clone(row, dir, signal) : await fetchAndReset(row, dir, signal);
+      } catch (error) {
+        if (signal.aborted) throw abortedError(signal.reason);
+        if (error instanceof KeelsonError) throw error;
+        if (!(error instanceof GitError)) {
+          // fs errors (disk full, permissions): not the remote's fault, but retrying may help.
+          throw new TransientError(
+            `Syncing ops repo "${row.name}" failed on local disk under ${reposDir}: ${redactRepoUrl(errorMessage(error))}. Check the data directory.`,
+            { code: 'repo_sync_failed', cause: new Error(redactRepoUrl(errorMessage(error))) },
+          );
+        }
+        throw classifyGitError(error, { repoName: row.name, repoUrl: row.repo_url, branch: row.branch, hadCheckout: head !== null });
+      }
+      metrics?.gitSyncDuration.observe({ repo: row.name }, (performance.now() - started) / 1000);
+      try {
+        await recordOpsRepoSynced(db, row.id, sha);
+      } catch (error) {
+        throw new TransientError(`Ops repo "${row.name}" was synced to ${sha} but the database could not record it: ${redactRepoUrl(errorMessage(error))}. It will be retried.`, {
+          code: 'database_unavailable',
+          cause: new Error(redactRepoUrl(errorMessage(error))),
+        });
+      }
+      metrics?.gitSyncs.inc({ repo: row.name, outcome: 'fetched' });
+      repoLog.info({ sha, previousSha: head, cloned: head === null, durationMs: Math.round(performance.now() - started) }, 'ops repo synced');
+      return result(sha, true);
+    } catch (error) {
+      const keelsonError =
+        error instanceof KeelsonError
+          ? error
+          : new TransientError(`Syncing ops repo "${row.name}" failed: ${redactRepoUrl(errorMessage(error))}.`, {
+              code: 'repo_sync_failed',
+              cause: new Error(redactRepoUrl(errorMessage(error))),
+            });
+      // A cancelled sync says nothing about the repo; leave the row as it was.
+      if (keelsonError.code !== 'repo_sync_aborted' && keelsonError.code !== 'database_unavailable') {
+        await recordFailure(row, keelsonError);
+        metrics?.gitSyncs.inc({ repo: row.name, outcome: 'failed' });
+      }
+      repoLog.warn({ code: keelsonError.code, kind: keelsonError.kind, err: redactRepoUrl(keelsonError.message) }, 'ops repo sync failed');
+      throw keelsonError;
+    }
+  }
+
+  function startFlight(repoId: string, force: boolean): Flight {
+    const controller = new AbortController();
+    const previous = tails.get(repoId) ?? Promise.resolve();
+    const promise = previous.then(() => runSync(repoId, force, controller.signal));
+    const settled = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    tails.set(repoId, settled);
+    const flight: Flight = { promise, force, controller, waiters: 0, pinned: false };
+    flights.set(repoId, flight);
+    void settled.then(() => {
+      if (flights.get(repoId) === flight) flights.delete(repoId);
+      if (tails.get(repoId) === settled) tails.delete(repoId);
+    });
+    return flight;
+  }
+
+  function join(repoId: string, flight: Flight, signal: AbortSignal | undefined): Promise<SyncResult> {
+    if (!signal) {
+      flight.pinned = true;
+      return flight.promise;
+    }
+    flight.waiters += 1;
+    return new Promise<SyncResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        flight.waiters -= 1;
+        if (flight.waiters === 0 && !flight.pinned) {
+          // Nobody wants this result any more: stop git, and let the next caller start afresh.
+          if (flights.get(repoId) === flight) flights.delete(repoId);
+          flight.controller.abort(signal.reason);
+        }
+        reject(abortedError(signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      flight.promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  return {
+    async sync(repoId, options = {}) {
+      const { force = false, signal } = options;
+      if (signal?.aborted) throw abortedError(signal.reason);
+      if (!RepoId.safeParse(repoId).success) {
+        throw new TerminalError(`Ops repo id ${JSON.stringify(repoId)} is not a UUID. Point the deployment at an existing ops repo.`, {
+          code: 'repo_not_registered',
+        });
+      }
+      let flight = flights.get(repoId);
+      // A forced sync must really fetch: it may share a forced flight, but an unforced one may be
+      // about to skip, so a forced sync queues behind it instead.
+      if (!flight || (force && !flight.force)) flight = startFlight(repoId, force);
+      return await join(repoId, flight, signal);
+    },
+  };
+}
