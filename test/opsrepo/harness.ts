@@ -1,6 +1,7 @@
 // A migrated database, a data dir and a manager whose log lines are captured (to prove secrets
 // never reach them), for the ops repo integration tests.
 import { sql } from 'slonik';
+import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../helpers.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
@@ -38,7 +39,7 @@ export async function createHarness(): Promise<Harness> {
     metrics,
     manager,
     async insertRepo(row) {
-      return await database.db.oneFirst(sql.unsafe`
+      return await database.db.oneFirst(sql.type(z.object({ id: z.string() }))`
         insert into ops_repos (name, repo_url, branch, path, sync_interval_s)
         values (${row.name}, ${row.repo_url}, ${row.branch ?? 'main'}, ${row.path ?? ''}, ${row.sync_interval_s ?? 0})
         returning id`);
