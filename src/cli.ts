@@ -10,6 +10,11 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   migrate: async () => (await import('./commands/migrate.ts')).migrateCommand,
+  token: async () => (await import('./commands/token.ts')).tokenCommand,
+  deploy: async () => (await import('./commands/client.ts')).deployCommand,
+  rollback: async () => (await import('./commands/client.ts')).rollbackCommand,
+  stop: async () => (await import('./commands/client.ts')).stopCommand,
+  status: async () => (await import('./commands/client.ts')).statusCommand,
 };
 
 async function help(): Promise<string> {
