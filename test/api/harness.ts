@@ -136,3 +136,67 @@ export async function startHarness(deps: Partial<Omit<ApiDeps, 'db' | 'databaseU
     },
   };
 }
+
+export interface SseEvent {
+  readonly event: string;
+  readonly id: string | undefined;
+  readonly data: string;
+  readonly receivedAt: number;
+}
+
+export interface SseStream {
+  readonly status: number;
+  readonly events: SseEvent[];
+  /** Raw text received, comments included. */
+  readonly raw: () => string;
+  readonly closed: () => boolean;
+  close(): void;
+}
+
+/** Opens an SSE stream and collects its events as they arrive. */
+export async function openSse(baseUrl: string, path: string, token: string, headers: Record<string, string> = {}): Promise<SseStream> {
+  const controller = new AbortController();
+  const response = await fetch(`${baseUrl}${path}`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...headers },
+    signal: controller.signal,
+  });
+  const events: SseEvent[] = [];
+  let raw = '';
+  let closed = false;
+  if (response.ok && response.body) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    void (async () => {
+      let buffer = '';
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          raw += value;
+          buffer += value;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let event = 'message';
+            let id: string | undefined;
+            const data: string[] = [];
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event:')) event = line.slice(6).trim();
+              else if (line.startsWith('id:')) id = line.slice(3).trim();
+              else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+            }
+            if (data.length > 0) events.push({ event, id, data: data.join('\n'), receivedAt: Date.now() });
+          }
+        }
+      } catch {
+        // aborted
+      } finally {
+        closed = true;
+      }
+    })();
+  } else {
+    raw = await response.text();
+    closed = true;
+  }
+  return { status: response.status, events, raw: () => raw, closed: () => closed, close: () => controller.abort() };
+}

@@ -1,0 +1,347 @@
+// Deployment endpoints: success and error paths, ETag/If-Match, rollback, pagination,
+// idempotent retries and the audit row of every mutation.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './harness.ts';
+
+let h: Harness;
+let admin: string;
+let promote: string;
+let kubeMode: 'ok' | 'error' = 'ok';
+const liveCalls: Array<[string, string]> = [];
+
+beforeAll(async () => {
+  h = await startHarness({
+    kube: {
+      liveStatus: async (deploymentId, namespace) => {
+        liveCalls.push([deploymentId, namespace]);
+        if (kubeMode === 'error') throw new Error('connect ECONNREFUSED https://kube:secret-kube-pass@10.0.0.1:6443');
+        return [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace, status: 'Current', message: 'Deployment is available. Replicas: 2' }];
+      },
+    },
+  });
+  admin = await h.token(['admin'], null, 'admin');
+  promote = await h.token(['deploy:read', 'deploy:promote'], null, 'ci');
+});
+
+afterAll(async () => {
+  expect(h.leaks([admin, promote, 'secret-kube-pass'])).toEqual([]);
+  await h.close();
+});
+
+async function auditRows(action: string, target: string) {
+  const { rows } = await h.pg.query('select actor, action, target, payload, ip from audit_log where action = $1 and target = $2 order by id', [action, target]);
+  return rows as Array<{ actor: string; action: string; target: string; payload: Record<string, unknown>; ip: string | null }>;
+}
+
+describe('create and list', () => {
+  it('creates a deployment: 201, Location, ETag, audit row; then lists it', async () => {
+    const created = await h.request('POST', '/api/projects/shop/deployments', {
+      token: promote,
+      body: { environment: 'staging', image_ref: 'registry.example/shop:1.0.0', values_override: { replicas: 2 }, auto_rollback: true },
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe('/api/projects/shop/deployments/staging');
+    expect(created.headers.get('etag')).toBe(`"${created.body.id}:1"`);
+    expect(created.body).toMatchObject({ project: 'shop', environment: 'staging', desired_status: 'active', auto_rollback: true, generation: 1 });
+    const audit = await auditRows('deployment.create', 'shop/staging');
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ actor: 'ci', payload: { image_ref: 'registry.example/shop:1.0.0', values_override: { keys: ['replicas'] } } });
+    expect(audit[0]?.ip).toMatch(/127\.0\.0\.1/);
+
+    const list = await h.request('GET', '/api/projects/shop/deployments', { token: promote });
+    expect(list.status).toBe(200);
+    expect(list.body.items).toEqual([
+      expect.objectContaining({ environment: 'staging', image_ref: 'registry.example/shop:1.0.0', desired_status: 'active', current_status: 'idle', deployed_at: null }),
+    ]);
+  });
+
+  it('refuses a second deployment of the same environment with 409', async () => {
+    const again = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body: { environment: 'staging', image_ref: 'x:1' } });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('deployment_exists');
+  });
+
+  it('resolves ops_repo by name', async () => {
+    const repo = await h.request('POST', '/api/admin/ops-repos', { token: admin, body: { name: 'manifests', repo_url: 'https://git.example/ops.git' } });
+    expect(repo.status).toBe(201);
+    const created = await h.request('POST', '/api/projects/shop/deployments', {
+      token: promote,
+      body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'apps/shop', namespace: 'shop-qa-ns' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'apps/shop', namespace: 'shop-qa-ns' });
+  });
+
+  it.each([
+    ['an image_ref with whitespace', { environment: 'prod', image_ref: 'a b' }, 'image_ref', /image reference/],
+    ['a missing image_ref', { environment: 'prod' }, 'image_ref', /image reference/],
+    ['an environment that is not a DNS label', { environment: 'Prod_1', image_ref: 'x:1' }, 'environment', /DNS label/],
+    ['an unknown desired_status', { environment: 'prod', image_ref: 'x:1', desired_status: 'paused' }, 'desired_status', /active, stopped, rollback/],
+    ['values_override that is not an object', { environment: 'prod', image_ref: 'x:1', values_override: [1] }, 'values_override', /JSON object/],
+    ['an unknown field', { environment: 'prod', image_ref: 'x:1', replicas: 3 }, 'replicas', /unknown field/],
+    ['an unknown ops repo', { environment: 'prod', image_ref: 'x:1', ops_repo: 'nope' }, 'ops_repo', /existing ops repo/],
+    ['an unknown ops repo id', { environment: 'prod', image_ref: 'x:1', ops_repo_id: '00000000-0000-4000-8000-000000000000' }, 'ops_repo_id', /existing ops repo/],
+    ['a manifest_path escaping the repo', { environment: 'prod', image_ref: 'x:1', manifest_path: '../etc' }, 'manifest_path', /relative path/],
+    ['auto_rollback that is not a boolean', { environment: 'prod', image_ref: 'x:1', auto_rollback: 'yes' }, 'auto_rollback', /true or false/],
+  ])('answers 400 naming the field for %s', async (_label, body, field, message) => {
+    const response = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body });
+    expect(response.status).toBe(400);
+    expect(response.body.error.code).toBe('invalid_request');
+    const detail = response.body.error.details.find((d: { field: string }) => d.field === field);
+    expect(detail?.message).toMatch(message);
+    const { rows } = await h.pg.query("select 1 from deployments where environment = 'prod'");
+    expect(rows).toHaveLength(0);
+  });
+
+  it('answers 400 for a body that is not JSON and for a bad project name', async () => {
+    const broken = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body: '{"environment":', headers: { 'content-type': 'application/json' } });
+    expect(broken.status).toBe(400);
+    expect(broken.body.error.code).toBe('invalid_json');
+    const badProject = await h.request('GET', '/api/projects/Shop!/deployments', { token: promote });
+    expect(badProject.status).toBe(400);
+    expect(badProject.body.error.details[0].field).toBe('path.project');
+  });
+
+  it('lists across projects at /api/deployments, optionally of one project', async () => {
+    await h.insertDeployment('blog', 'prod');
+    const all = await h.request('GET', '/api/deployments', { token: promote });
+    expect(all.body.items.map((d: { project: string; environment: string }) => `${d.project}/${d.environment}`)).toEqual(['blog/prod', 'shop/qa', 'shop/staging']);
+    const blog = await h.request('GET', '/api/deployments?project=blog', { token: promote });
+    expect(blog.body.items).toHaveLength(1);
+  });
+});
+
+describe('detail', () => {
+  it('returns the row, recent history, the snapshot summary and the live status, with an ETag', async () => {
+    const id = await h.insertDeployment('shop', 'detail');
+    await h.pg.query(
+      `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation) values ($1, 'a1', 'deploy', 'succeeded', 'x:1', 1)`,
+      [id],
+    );
+    await h.pg.query(
+      `insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq)
+       values ($1, $2, 'healthy', 'deployment@1', 7)`,
+      [id, JSON.stringify({ status: 'active', value: 'healthy', context: { imageRef: 'x:1', attempt: 2, repoUrl: 'https://bob:hunter2-git@git.example/x.git', big: { nested: true } } })],
+    );
+    const response = await h.request('GET', '/api/projects/shop/deployments/detail', { token: promote });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('etag')).toBe(`"${id}:1"`);
+    expect(response.body.deployment.id).toBe(id);
+    expect(response.body.history).toEqual([expect.objectContaining({ action: 'deploy', status: 'succeeded', image_ref: 'x:1' })]);
+    expect(response.body.snapshot).toMatchObject({ state: 'healthy', seq: 7, machine_version: 'deployment@1', status: 'active' });
+    expect(response.body.snapshot.context).toEqual({ imageRef: 'x:1', attempt: 2, repoUrl: 'https://bob:***@git.example/x.git' });
+    expect(response.body.live).toEqual({
+      available: true,
+      namespace: 'shop-detail',
+      resources: [expect.objectContaining({ kind: 'Deployment', name: 'web', status: 'Current' })],
+    });
+    expect(liveCalls).toContainEqual([id, 'shop-detail']);
+  });
+
+  it('reports live: { available: false } when the cluster errors, without failing', async () => {
+    kubeMode = 'error';
+    try {
+      const response = await h.request('GET', '/api/projects/shop/deployments/detail', { token: promote });
+      expect(response.status).toBe(200);
+      expect(response.body.live.available).toBe(false);
+      expect(response.body.live.error).toContain('ECONNREFUSED');
+      expect(response.body.live.error).not.toContain('secret-kube-pass');
+    } finally {
+      kubeMode = 'ok';
+    }
+  });
+
+  it('answers 404 for an unknown environment', async () => {
+    const response = await h.request('GET', '/api/projects/shop/deployments/nope', { token: promote });
+    expect(response.status).toBe(404);
+    expect(response.body.error).toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('PATCH with If-Match', () => {
+  it('updates the desired state, bumps the generation, returns the new ETag and audits', async () => {
+    const id = await h.insertDeployment('shop', 'patch');
+    const get = await h.request('GET', '/api/projects/shop/deployments/patch', { token: promote });
+    const patched = await h.request('PATCH', '/api/projects/shop/deployments/patch', {
+      token: promote,
+      body: { image_ref: 'x:2', values_override: { password: 'values-secret' } },
+      headers: { 'if-match': get.headers.get('etag') ?? '' },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ image_ref: 'x:2', generation: 2 });
+    expect(patched.headers.get('etag')).toBe(`"${id}:2"`);
+    const audit = await auditRows('deployment.update', 'shop/patch');
+    expect(audit).toHaveLength(1);
+    expect(audit[0]?.payload).toMatchObject({ image_ref: 'x:2', generation: { from: 1, to: 2 }, values_override: { keys: ['password'] } });
+    expect(JSON.stringify(audit[0]?.payload)).not.toContain('values-secret');
+  });
+
+  it('answers 412 for a stale ETag and changes nothing', async () => {
+    const { rows } = await h.pg.query("select id from deployments where environment = 'patch'");
+    const id = (rows[0] as { id: string }).id;
+    const stale = await h.request('PATCH', '/api/projects/shop/deployments/patch', {
+      token: promote,
+      body: { image_ref: 'x:3' },
+      headers: { 'if-match': `"${id}:1"` },
+    });
+    expect(stale.status).toBe(412);
+    expect(stale.body.error.code).toBe('precondition_failed');
+    expect(stale.headers.get('etag')).toBe(`"${id}:2"`);
+    const { rows: after } = await h.pg.query('select image_ref, generation from deployments where id = $1', [id]);
+    expect(after[0]).toEqual({ image_ref: 'x:2', generation: '2' });
+    expect(await auditRows('deployment.update', 'shop/patch')).toHaveLength(1);
+  });
+
+  it('accepts a weak ETag and *', async () => {
+    const { rows } = await h.pg.query("select id from deployments where environment = 'patch'");
+    const id = (rows[0] as { id: string }).id;
+    const weak = await h.request('PATCH', '/api/projects/shop/deployments/patch', { token: promote, body: { desired_status: 'stopped' }, headers: { 'if-match': `W/"${id}:2"` } });
+    expect(weak.status).toBe(200);
+    const star = await h.request('PATCH', '/api/projects/shop/deployments/patch', { token: promote, body: { desired_status: 'active' }, headers: { 'if-match': '*' } });
+    expect(star.status).toBe(200);
+    expect(star.body.generation).toBe(4);
+  });
+
+  it.each([
+    ['an empty body', {}, '(body)'],
+    ['an unknown field', { namespace: 'x' }, 'namespace'],
+    ['a bad desired_status', { desired_status: 'paused' }, 'desired_status'],
+  ])('answers 400 for %s', async (_label, body, field) => {
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/patch', { token: promote, body });
+    expect(response.status).toBe(400);
+    expect(response.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
+  });
+
+  it('answers 404 for an unknown deployment', async () => {
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/nope', { token: promote, body: { image_ref: 'x:1' } });
+    expect(response.status).toBe(404);
+  });
+});
+
+describe('rollback', () => {
+  it('answers 409 when there is no previous healthy version', async () => {
+    await h.insertDeployment('shop', 'rb');
+    const response = await h.request('POST', '/api/projects/shop/deployments/rb/rollback', { token: promote });
+    expect(response.status).toBe(409);
+    expect(response.body.error.code).toBe('no_rollback_target');
+    const { rows } = await h.pg.query("select desired_status from deployments where environment = 'rb'");
+    expect(rows[0]).toEqual({ desired_status: 'active' });
+  });
+
+  it('accepts with 202, sets desired_status = rollback and names the target', async () => {
+    const { rows } = await h.pg.query("select id from deployments where environment = 'rb'");
+    const id = (rows[0] as { id: string }).id;
+    for (const [n, image] of [['1', 'x:1'], ['2', 'x:2']] as const) {
+      await h.pg.query(
+        `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation) values ($1, $2, 'deploy', 'succeeded', $3, $4)`,
+        [id, `a${n}`, image, n],
+      );
+    }
+    const response = await h.request('POST', '/api/projects/shop/deployments/rb/rollback', { token: promote });
+    expect(response.status).toBe(202);
+    expect(response.body.target.image_ref).toBe('x:1');
+    expect(response.body.deployment).toMatchObject({ desired_status: 'rollback', generation: 2 });
+    expect(await auditRows('deployment.rollback', 'shop/rb')).toHaveLength(1);
+  });
+});
+
+describe('history and transitions pagination', () => {
+  it.each(['history', 'transitions'])('pages %s newest first with limit and before', async (kind) => {
+    const id = await h.insertDeployment('shop', `page-${kind}`);
+    for (let i = 1; i <= 7; i++) {
+      if (kind === 'history') {
+        await h.pg.query(
+          `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation) values ($1, $2, 'deploy', 'succeeded', $3, 1)`,
+          [id, `a${i}`, `x:${i}`],
+        );
+      } else {
+        await h.pg.query(
+          `insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq) values ($1, 'idle', 'syncing', 'e', 1, $2)`,
+          [id, i],
+        );
+      }
+    }
+    const path = `/api/projects/shop/deployments/page-${kind}/${kind}`;
+    const seen: number[] = [];
+    let next: number | null = null;
+    let pages = 0;
+    do {
+      const response = await h.request('GET', `${path}?limit=3${next ? `&before=${next}` : ''}`, { token: promote });
+      expect(response.status).toBe(200);
+      seen.push(...response.body.items.map((item: { id: number }) => item.id));
+      next = response.body.next;
+      pages++;
+    } while (next !== null);
+    expect(pages).toBe(3);
+    expect(seen).toHaveLength(7);
+    expect([...seen].sort((a, b) => b - a)).toEqual(seen);
+    const all = await h.request('GET', path, { token: promote });
+    expect(all.body.items).toHaveLength(7);
+    expect(all.body.next).toBeNull();
+  });
+
+  it.each([['limit=0', 'query.limit'], ['limit=501', 'query.limit'], ['before=abc', 'query.before']])('answers 400 for %s', async (query, field) => {
+    const response = await h.request('GET', `/api/projects/shop/deployments/page-history/history?${query}`, { token: promote });
+    expect(response.status).toBe(400);
+    expect(response.body.error.details[0].field).toBe(field);
+  });
+});
+
+describe('idempotency', () => {
+  it('replays a retried PATCH: one change, one audit row, the same body', async () => {
+    await h.insertDeployment('shop', 'idem');
+    const send = () => h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:9' }, headers: { 'idempotency-key': 'key-1' } });
+    const first = await send();
+    const second = await send();
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(second.body).toEqual(first.body);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    const { rows } = await h.pg.query("select generation from deployments where environment = 'idem'");
+    expect(rows[0]).toEqual({ generation: '2' });
+    expect(await auditRows('deployment.update', 'shop/idem')).toHaveLength(1);
+  });
+
+  it('answers 422 for the same key with a different body, and changes nothing', async () => {
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:10' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(response.status).toBe(422);
+    expect(response.body.error.code).toBe('idempotency_key_reused');
+    const { rows } = await h.pg.query("select image_ref from deployments where environment = 'idem'");
+    expect(rows[0]).toEqual({ image_ref: 'x:9' });
+  });
+
+  it('uses X-Request-ID as the key when Idempotency-Key is absent, and replays a 201 with Location', async () => {
+    const send = () => h.request('POST', '/api/projects/shop/deployments', { token: promote, body: { environment: 'idem-create', image_ref: 'x:1' }, headers: { 'x-request-id': 'req-42' } });
+    const first = await send();
+    const second = await send();
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.headers.get('location')).toBe('/api/projects/shop/deployments/idem-create');
+    expect(second.body).toEqual(first.body);
+    expect(await auditRows('deployment.create', 'shop/idem-create')).toHaveLength(1);
+  });
+
+  it('executes concurrent duplicates once', async () => {
+    await h.insertDeployment('shop', 'idem-race');
+    const responses = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        h.request('PATCH', '/api/projects/shop/deployments/idem-race', { token: promote, body: { image_ref: 'x:race' }, headers: { 'idempotency-key': 'race' } }),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(6).fill(200));
+    expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);
+    const { rows } = await h.pg.query("select generation from deployments where environment = 'idem-race'");
+    expect(rows[0]).toEqual({ generation: '2' });
+    expect(await auditRows('deployment.update', 'shop/idem-race')).toHaveLength(1);
+  });
+
+  it('scopes keys by token: another token with the same key executes on its own', async () => {
+    const other = await h.token(['deploy:promote', 'deploy:read']);
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: other, body: { image_ref: 'x:11' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('idempotent-replayed')).toBeNull();
+    expect(response.body.image_ref).toBe('x:11');
+  });
+});
