@@ -93,9 +93,9 @@ export const RepoUrl = z
   .max(2048, 'expected at most 2048 characters')
   .superRefine((url, ctx) => {
     const accepted = 'expected https://, http://, ssh://, git:// or file:// URL, user@host:path, or an absolute path';
-    if (/[\s\0]/.test(url)) ctx.addIssue({ code: 'custom', message: `${accepted}; got a value with whitespace` });
-    else if (url.startsWith('-')) ctx.addIssue({ code: 'custom', message: `${accepted}; a leading "-" would be read by git as an option` });
+    if (url.startsWith('-')) ctx.addIssue({ code: 'custom', message: `${accepted}; a leading "-" would be read by git as an option` });
     else if (/^[A-Za-z0-9+.-]+::/.test(url)) ctx.addIssue({ code: 'custom', message: `${accepted}; "<transport>::" remote helpers (such as ext::) are refused` });
+    else if (/[\s\0]/.test(url)) ctx.addIssue({ code: 'custom', message: `${accepted}; got a value with whitespace` });
     else if (!/^(https?|ssh|git|file):\/\/[^\s]+$/i.test(url) && !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) && !url.startsWith('/')) {
       ctx.addIssue({ code: 'custom', message: accepted });
     }
