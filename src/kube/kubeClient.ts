@@ -272,6 +272,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         handle = startResourceWatch({
           path,
           what: options.what,
+          apiVersion: options.apiVersion,
+          kind: options.kind,
           fieldSelector: options.fieldSelector,
           labelSelector: options.labelSelector,
           watch,

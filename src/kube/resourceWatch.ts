@@ -29,6 +29,9 @@ export interface ResourceWatchOptions {
   what: string;
   fieldSelector?: string;
   labelSelector?: string;
+  /** Filled into objects that lack them (list items on a real server do). */
+  apiVersion: string;
+  kind: string;
   /** Performs the LIST (through the counted, classified request path). */
   list: (signal: AbortSignal) => Promise<ListResult>;
   watch: Watch;
@@ -120,7 +123,7 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
           }
           if (!object.metadata?.name) return;
           if (type === 'DELETED') items.delete(keyOf(object));
-          else items.set(keyOf(object), object);
+          else items.set(keyOf(object), { ...object, apiVersion: object.apiVersion || options.apiVersion, kind: object.kind || options.kind });
           onEvent(rv);
           options.onChange(items);
         },
