@@ -1,0 +1,103 @@
+// Rendered text → Kubernetes objects. Each YAML document must be an object with apiVersion, kind
+// and metadata.name; empty documents (stray `---`, comment-only) are skipped. Line numbers are
+// of the rendered text, which matches the template line for line unless a tag emits newlines.
+import { LineCounter, parseAllDocuments, parseDocument } from 'yaml';
+import { TerminalError } from '../errors.ts';
+import { isPlainObject } from './mergeValues.ts';
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export interface ParsedObject {
+  readonly object: KubeObject;
+  readonly line: number;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]?.trim() ?? message;
+}
+
+function invalid(file: string, line: number, problem: string): TerminalError {
+  return new TerminalError(`${file}:${line}: ${problem}. Fix the manifest in the ops repo.`, { code: 'render_invalid_object' });
+}
+
+function checkStringMap(value: unknown, field: string, file: string, line: number): void {
+  if (value === undefined || value === null) return;
+  if (!isPlainObject(value)) throw invalid(file, line, `${field} must be a mapping of strings`);
+  for (const [key, inner] of Object.entries(value)) {
+    if (typeof inner !== 'string') {
+      throw invalid(file, line, `${field}.${key} must be a string, got ${JSON.stringify(inner)} (quote it in YAML)`);
+    }
+  }
+}
+
+/** Parses every document of `text` (the rendered `file`) into validated Kubernetes objects. */
+export function parseManifests(text: string, file: string): ParsedObject[] {
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (!Array.isArray(documents)) return []; // an empty stream
+  const objects: ParsedObject[] = [];
+  for (const document of documents) {
+    const problem = document.errors[0];
+    if (problem) {
+      const at = problem.linePos?.[0];
+      const where = at ? `${file}:${at.line}:${at.col}` : file;
+      throw new TerminalError(`Invalid YAML at ${where} (line of the rendered template): ${firstLine(problem.message)}. Fix the manifest in the ops repo.`, {
+        code: 'render_yaml',
+      });
+    }
+    if (document.contents === null) continue;
+    const line = lineCounter.linePos(document.contents.range[0]).line;
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      throw new TerminalError(`Invalid YAML at ${file}:${line}: ${firstLine((error as Error).message)}. Fix the manifest in the ops repo.`, {
+        code: 'render_yaml',
+      });
+    }
+    if (value === null || value === undefined) continue;
+    if (!isPlainObject(value)) throw invalid(file, line, `a document must be a Kubernetes object (a mapping), got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
+    const missing = [
+      typeof value.apiVersion === 'string' && value.apiVersion !== '' ? null : 'apiVersion',
+      typeof value.kind === 'string' && value.kind !== '' ? null : 'kind',
+      isPlainObject(value.metadata) && typeof value.metadata.name === 'string' && value.metadata.name !== '' ? null : 'metadata.name',
+    ].filter((field) => field !== null);
+    if (missing.length > 0) throw invalid(file, line, `the object lacks ${missing.join(', ')}`);
+    const metadata = value.metadata as Record<string, unknown>;
+    if (metadata.namespace !== undefined && typeof metadata.namespace !== 'string') throw invalid(file, line, 'metadata.namespace must be a string');
+    checkStringMap(metadata.labels, 'metadata.labels', file, line);
+    checkStringMap(metadata.annotations, 'metadata.annotations', file, line);
+    objects.push({ object: value as KubeObject, line });
+  }
+  return objects;
+}
+
+/** Parses a values file: a mapping, or an empty file. */
+export function parseValues(text: string, file: string): Record<string, unknown> {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  const problem = document.errors[0];
+  if (problem) {
+    const at = problem.linePos?.[0];
+    throw new TerminalError(`Invalid YAML at ${at ? `${file}:${at.line}:${at.col}` : file}: ${firstLine(problem.message)}. Fix the values file in the ops repo.`, {
+      code: 'render_yaml',
+    });
+  }
+  const value: unknown = document.toJS({ maxAliasCount: 100 });
+  if (value === null || value === undefined) return {};
+  if (!isPlainObject(value)) {
+    throw new TerminalError(`${file}:1: a values file must be a mapping of names to values. Fix the values file in the ops repo.`, { code: 'render_yaml' });
+  }
+  return value;
+}

@@ -1,0 +1,40 @@
+// Ops repo checkouts as plain temp dirs: files and symlinks, no git needed for rendering.
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const created: string[] = [];
+
+/** Creates a dir with `files` (path → content) and `links` (path → symlink target). */
+export function makeRepo(files: Record<string, string>, links: Record<string, string> = {}): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keelson-render-'));
+  created.push(dir);
+  for (const [file, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    writeFileSync(path.join(dir, file), content);
+  }
+  for (const [link, target] of Object.entries(links)) {
+    mkdirSync(path.dirname(path.join(dir, link)), { recursive: true });
+    symlinkSync(target, path.join(dir, link));
+  }
+  return dir;
+}
+
+/** A file outside every repo, for escape attempts. */
+export function outsideFile(content: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keelson-outside-'));
+  created.push(dir);
+  const file = path.join(dir, 'secret.yaml');
+  writeFileSync(file, content);
+  return file;
+}
+
+export function cleanupRepos(): void {
+  for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export const DEPLOYMENT_ID = '3f0e4c1a-8d5b-4c8e-9a51-2b7f0d6e9c11';
+
+export function cm(name: string, data = '{}'): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata: ${data}\n`;
+}
