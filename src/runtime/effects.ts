@@ -1,0 +1,73 @@
+// The seam between the pure machine and the world: the runtime turns plain async functions into
+// the machine's invoked actors, timing them and classifying their failures into JSON-safe
+// `EffectFailure`s the machine can branch on and persist.
+import {
+  BackendTerminatedError,
+  ConnectionError,
+  StatementCancelledError,
+  StatementTimeoutError,
+} from 'slonik';
+import { fromPromise } from 'xstate';
+import type {
+  ApplyInput, ApplyResult, DriftInput, DriftResult, EffectFailure, EffectOutput, FindTargetInput, FindTargetResult,
+  RenderInput, RenderResult, ScaleInput, ScaleResult, SyncInput, SyncResult, VerifyInput, VerifyResult,
+} from '../../machines/deployment.machine.ts';
+import { KeelsonError } from '../errors.ts';
+
+export interface Effects {
+  sync(input: SyncInput, signal: AbortSignal): Promise<SyncResult>;
+  render(input: RenderInput, signal: AbortSignal): Promise<RenderResult>;
+  apply(input: ApplyInput, signal: AbortSignal): Promise<ApplyResult>;
+  verify(input: VerifyInput, signal: AbortSignal): Promise<VerifyResult>;
+  scale(input: ScaleInput, signal: AbortSignal): Promise<ScaleResult>;
+  findRollbackTarget(input: FindTargetInput, signal: AbortSignal): Promise<FindTargetResult | null>;
+  checkDrift(input: DriftInput, signal: AbortSignal): Promise<DriftResult>;
+}
+
+/**
+ * Every effect of a rollout runs inside the deployment's rollout slot (see RolloutSlots); the
+ * drift check runs while healthy, at rest, and takes none.
+ */
+export type SlotGate = (deploymentId: string, signal: AbortSignal) => Promise<void>;
+
+export function classifyFailure(error: unknown, startedAt: number): EffectFailure {
+  const at = Date.now();
+  if (error instanceof KeelsonError) {
+    return { kind: error.kind, code: error.code, message: error.message, startedAt, at };
+  }
+  // the database went away mid-lookup: it will come back
+  if (
+    error instanceof ConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof StatementTimeoutError ||
+    error instanceof StatementCancelledError
+  ) {
+    return { kind: 'transient', code: 'database_unavailable', message: `database unavailable: ${error.message}`, startedAt, at };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  // an unclassified error is a bug or an unexpected input: retrying in a loop would not help
+  return { kind: 'terminal', code: 'unexpected', message, startedAt, at };
+}
+
+export function toMachineActors(effects: Effects, enterSlot: SlotGate) {
+  const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
+    fromPromise<EffectOutput<O>, I>(async ({ input, signal }) => {
+      if (name !== 'checkDrift') await enterSlot(input.deploymentId, signal);
+      const startedAt = Date.now();
+      try {
+        const value = await run(input, signal);
+        return { value, startedAt, finishedAt: Date.now() };
+      } catch (error) {
+        throw classifyFailure(error, startedAt);
+      }
+    });
+  return {
+    sync: wrap('sync', effects.sync.bind(effects)),
+    render: wrap('render', effects.render.bind(effects)),
+    apply: wrap('apply', effects.apply.bind(effects)),
+    verify: wrap('verify', effects.verify.bind(effects)),
+    scale: wrap('scale', effects.scale.bind(effects)),
+    findRollbackTarget: wrap('findRollbackTarget', effects.findRollbackTarget.bind(effects)),
+    checkDrift: wrap('checkDrift', effects.checkDrift.bind(effects)),
+  };
+}

@@ -1,0 +1,213 @@
+// The actor host on real PostgreSQL, with effects supplied by the test (the host is under test).
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { sql } from 'slonik';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
+import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
+import { createGatedEffects, createGateTables, failEffect, hold, unhold } from './fixtures/gatedEffects.ts';
+import { effectRuns, history, insertDeployment, row, transitions, waitFor, waitStatus } from './support.ts';
+
+let t: TestDatabase;
+const running: Runtime[] = [];
+const log = createLogger({ level: 'silent', format: 'json' });
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  await createGateTables(t.db);
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+  // leave no deployment behind for the next test's runtime to pick up
+  await t.db.query(sql.unsafe`delete from deployments`);
+});
+
+afterAll(async () => {
+  await t.drop();
+});
+
+async function startRuntime(overrides: Partial<RuntimeOptions> = {}): Promise<Runtime> {
+  const instanceId = randomUUID();
+  const runtime = createRuntime({
+    db: t.db,
+    databaseUrl: t.url,
+    log,
+    instanceId,
+    effects: createGatedEffects(t.db, instanceId),
+    tickIntervalMs: 100,
+    leaseTtlMs: 2000,
+    machineConfig: { retryBaseMs: 50, retryMaxMs: 200 },
+    ...overrides,
+  });
+  running.push(runtime);
+  await runtime.start();
+  return runtime;
+}
+
+describe('runtime', () => {
+  it('takes a row inserted with SQL through every state to healthy, journaling transitions and history', async () => {
+    await startRuntime();
+    const id = await insertDeployment(t.db, 'shop');
+    const done = await waitStatus(t.db, id, 'healthy');
+    expect(done).toMatchObject({ current_image_ref: 'registry.example/shop:1', observed_generation: 1, last_error: null });
+    expect(done.deployed_at).not.toBeNull();
+    const steps = await transitions(t.db, id);
+    expect(steps.map((s) => s.to_state)).toEqual([
+      'idle',
+      'syncing.fetching.running',
+      'syncing.rendering.running',
+      'applying.running',
+      'verifying.running',
+      'healthy',
+    ]);
+    expect(steps.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(steps[1]).toMatchObject({ from_state: 'idle', event: 'DESIRED_CHANGED', generation: 1 });
+    expect(steps[5]?.event).toBe('xstate.done.actor.verify');
+    const [record, ...rest] = await history(t.db, id);
+    expect(rest).toEqual([]);
+    expect(record).toMatchObject({ action: 'deploy', status: 'succeeded', image_ref: 'registry.example/shop:1', generation: 1, error: null });
+    expect(record?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
+    expect(record?.phases.every((p) => typeof p.duration_ms === 'number' && p.duration_ms >= 0)).toBe(true);
+    const snapshot = await t.db.one(sql.unsafe`select state, seq, machine_version from deployment_snapshots where deployment_id = ${id}`);
+    expect(snapshot).toMatchObject({ state: 'healthy.idle', seq: 6, machine_version: '1' });
+  });
+
+  it('supersedes an apply in flight when a newer generation arrives, aborting the old effect', async () => {
+    await startRuntime();
+    const id = await insertDeployment(t.db, 'cart');
+    await hold(t.db, id, 'apply');
+    await sleepUntil(async () => (await effectRuns(t.db, id, 'apply')).length === 1, { message: 'first apply started' });
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/cart:2' where id = ${id}`);
+    await sleepUntil(async () => (await effectRuns(t.db, id, 'apply')).length === 2, { message: 'second apply started' });
+    expect((await effectRuns(t.db, id, 'apply'))[0]?.outcome).toBe('aborted');
+    await unhold(t.db, id, 'apply');
+    const done = await waitStatus(t.db, id, 'healthy');
+    expect(done).toMatchObject({ current_image_ref: 'registry.example/cart:2', generation: 2, observed_generation: 2 });
+    const steps = await transitions(t.db, id);
+    expect(steps).toContainEqual(expect.objectContaining({ from_state: 'applying.running', to_state: 'syncing.fetching.running', event: 'DESIRED_CHANGED', generation: 2 }));
+    const records = await history(t.db, id);
+    expect(records.map((r) => [r.action, r.status, r.generation])).toEqual([['deploy', 'succeeded', 2]]);
+  });
+
+  it('retries transient failures with backoff and records terminal ones as failed', async () => {
+    await startRuntime();
+    const flaky = await insertDeployment(t.db, 'flaky');
+    await failEffect(t.db, flaky, 'apply', 'transient', 2);
+    const broken = await insertDeployment(t.db, 'broken');
+    await failEffect(t.db, broken, 'render', 'terminal');
+    const ok = await waitStatus(t.db, flaky, 'healthy');
+    expect(ok.last_error).toBeNull();
+    expect((await effectRuns(t.db, flaky, 'apply')).map((r) => r.outcome)).toEqual(['failed:transient', 'failed:transient', 'ok']);
+    const failed = await waitStatus(t.db, broken, 'failed');
+    expect(failed.last_error).toBe('render failed on purpose (terminal)');
+    const [record] = await history(t.db, broken);
+    expect(record).toMatchObject({ action: 'deploy', status: 'failed', error: 'render failed on purpose (terminal)' });
+    expect(record?.phases.map((p) => [p.name, p.error])).toEqual([['sync', null], ['render', 'render failed on purpose (terminal)']]);
+    // terminal: nothing is retried until the desired state changes
+    const renders = (await effectRuns(t.db, broken, 'render')).length;
+    await t.db.query(sql.unsafe`delete from test_failures where deployment_id = ${broken}`);
+    await sleepUntil(async () => (await row(t.db, flaky)).current_status === 'healthy' && (await effectRuns(t.db, flaky, 'apply')).length === 3);
+    expect((await effectRuns(t.db, broken, 'render')).length).toBe(renders);
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/broken:2' where id = ${broken}`);
+    await waitStatus(t.db, broken, 'healthy');
+  });
+
+  it('stops, resumes, rolls back and writes the rolled-back image back as desired state', async () => {
+    await startRuntime();
+    const id = await insertDeployment(t.db, 'api');
+    await waitStatus(t.db, id, 'healthy');
+    await t.db.query(sql.unsafe`update deployments set desired_status = 'rollback' where id = ${id}`);
+    const nothing = await waitStatus(t.db, id, 'failed');
+    expect(nothing.last_error).toMatch(/no previous healthy image to roll back to/);
+
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/api:2', desired_status = 'active' where id = ${id}`);
+    await waitFor(t.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/api:2', 'api:2 healthy');
+    await t.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
+    await waitStatus(t.db, id, 'stopped');
+    await t.db.query(sql.unsafe`update deployments set desired_status = 'active' where id = ${id}`);
+    await waitStatus(t.db, id, 'healthy');
+
+    await t.db.query(sql.unsafe`update deployments set desired_status = 'rollback' where id = ${id}`);
+    const back = await waitFor(t.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/api:1', 'rolled back');
+    // the row tells the truth, and the write-back is not deployed a second time
+    expect(back).toMatchObject({ image_ref: 'registry.example/api:1', desired_status: 'active' });
+    expect(back.observed_generation).toBe(back.generation);
+    const actions = (await history(t.db, id)).map((r) => `${r.action}:${r.status}:${r.image_ref.split(':')[1]}`);
+    expect(actions).toEqual(['deploy:succeeded:1', 'rollback:failed:1', 'deploy:succeeded:2', 'stop:succeeded:2', 'resume:succeeded:2', 'rollback:succeeded:1']);
+    // deploy 1, deploy 2, resume, rollback: four verifications, none for the write-back
+    expect((await effectRuns(t.db, id, 'verify')).length).toBe(4);
+  });
+
+  it('picks up a change after its LISTEN connection was killed', async () => {
+    const runtime = await startRuntime({ tickIntervalMs: 60_000 });
+    const id = await insertDeployment(t.db, 'listen');
+    await waitStatus(t.db, id, 'healthy');
+    const admin = new pg.Client({ connectionString: t.url });
+    await admin.connect();
+    try {
+      const killed = await admin.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'keelson-listen' and datname = current_database()`,
+      );
+      expect(killed.rowCount).toBeGreaterThanOrEqual(1);
+    } finally {
+      await admin.end();
+    }
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/listen:2' where id = ${id}`);
+    // the tick is a minute away: only the reconnect (and its rescan) can deliver this in time
+    await waitFor(t.db, id, (r) => r.current_image_ref === 'registry.example/listen:2' && r.current_status === 'healthy', 'change after reconnect', 10_000);
+    await sleepUntil(() => runtime.isListening(), { message: 'listening again' });
+  });
+
+  it('persists on graceful stop; another runtime resumes the actor where it stopped', async () => {
+    const first = await startRuntime();
+    const id = await insertDeployment(t.db, 'resume');
+    await hold(t.db, id, 'verify');
+    await waitFor(t.db, id, (r) => r.current_status === 'verifying', 'verifying');
+    await first.stop();
+    expect(await t.db.oneFirst(sql.unsafe`select count(*)::int from deployment_leases`)).toBe(0);
+    await startRuntime();
+    await sleepUntil(async () => (await effectRuns(t.db, id, 'verify')).length === 2, { message: 'verify re-run after restore' });
+    await unhold(t.db, id, 'verify');
+    await waitStatus(t.db, id, 'healthy');
+    expect((await history(t.db, id)).length).toBe(1);
+    // the restored actor did not start over: sync and apply ran once
+    expect((await effectRuns(t.db, id, 'apply')).length).toBe(1);
+  });
+
+  it('runs at most maxConcurrentRollouts effects at once', async () => {
+    await startRuntime({ maxConcurrentRollouts: 2 });
+    const ids = await Promise.all(['a', 'b', 'c', 'd', 'e'].map(async (p) => {
+      const id = await insertDeployment(t.db, `limit-${p}`);
+      await hold(t.db, id, 'verify');
+      return id;
+    }));
+    // two rollouts hold the two slots in verify; the other three wait for a slot before syncing
+    const statuses = async () => (await Promise.all(ids.map(async (id) => (await row(t.db, id)).current_status))).sort();
+    await sleepUntil(async () => JSON.stringify(await statuses()) === JSON.stringify(['syncing', 'syncing', 'syncing', 'verifying', 'verifying']), {
+      message: 'two verifying, three waiting',
+    });
+    const started = await t.db.oneFirst(sql.unsafe`
+      select count(distinct deployment_id)::int from test_effect_runs where deployment_id = any(${sql.array(ids, 'uuid')})`);
+    expect(started).toBe(2);
+    await Promise.all(ids.map((id) => unhold(t.db, id, 'verify')));
+    for (const id of ids) await waitStatus(t.db, id, 'healthy');
+    // no more than two deployments were ever between their first and last effect at once
+    const overlap = await t.db.oneFirst(sql.unsafe`
+      with spans as (
+        select deployment_id, min(started_at) as s, max(finished_at) as f from test_effect_runs
+        where deployment_id = any(${sql.array(ids, 'uuid')}) group by deployment_id)
+      select max((select count(*) from spans b where b.s <= a.s and b.f > a.s))::int from spans a`);
+    expect(overlap).toBeLessThanOrEqual(2);
+  });
+
+  it('stops the actor of a deleted row', async () => {
+    const runtime = await startRuntime();
+    const id = await insertDeployment(t.db, 'gone');
+    await waitStatus(t.db, id, 'healthy');
+    expect(runtime.hosted()).toContain(id);
+    await t.db.query(sql.unsafe`delete from deployments where id = ${id}`);
+    await sleepUntil(() => !runtime.hosted().includes(id), { message: 'actor stopped' });
+  });
+});
