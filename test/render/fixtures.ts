@@ -6,14 +6,16 @@ import path from 'node:path';
 const created: string[] = [];
 
 /** Creates a dir with `files` (path → content) and `links` (path → symlink target). */
-export function makeRepo(files: Record<string, string>, links: Record<string, string> = {}): string {
+export function makeRepo(files: Record<string, string | undefined>, links: Record<string, string | undefined> = {}): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keelson-render-'));
   created.push(dir);
   for (const [file, content] of Object.entries(files)) {
+    if (content === undefined) continue;
     mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
     writeFileSync(path.join(dir, file), content);
   }
   for (const [link, target] of Object.entries(links)) {
+    if (target === undefined) continue;
     mkdirSync(path.dirname(path.join(dir, link)), { recursive: true });
     symlinkSync(target, path.join(dir, link));
   }

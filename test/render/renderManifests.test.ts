@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { KeelsonError, TerminalError } from '../../src/errors.ts';
+import { TerminalError, type KeelsonError } from '../../src/errors.ts';
 import { renderManifests, type RenderInput, type RenderResult } from '../../src/render/renderManifests.ts';
 import { cleanupRepos, cm, DEPLOYMENT_ID, makeRepo, outsideFile } from './fixtures.ts';
 
@@ -394,7 +394,7 @@ describe('the built-in template (no ops repo)', () => {
 
   it('uses values.replicas, values.port and values.env', async () => {
     const result = await renderManifests(input(null, { valuesOverride: { replicas: 3, port: 9000, env: { LOG_LEVEL: 'debug', WORKERS: 4, FLAG: true, TRICKY: 'a: b\n- c' } } }));
-    const [deployment, service] = result.objects as [Record<string, any>, Record<string, any>]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const [deployment, service] = result.objects as unknown as [Record<string, any>, Record<string, any>]; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(deployment.spec.replicas).toBe(3);
     const container = deployment.spec.template.spec.containers[0];
     expect(container.ports).toEqual([{ name: 'http', containerPort: 9000, protocol: 'TCP' }]);
