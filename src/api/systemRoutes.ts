@@ -80,7 +80,14 @@ export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
         const errors: string[] = [];
         let database: 'up' | 'down' = 'up';
         try {
-          await deps.db.oneFirst(sql.unsafe`select 1`);
+          // a hung database must not hang the probe
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            deps.db.oneFirst(sql.unsafe`select 1`),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error('no answer within 3 s')), 3000);
+            }),
+          ]).finally(() => clearTimeout(timer));
         } catch (error) {
           database = 'down';
           errors.push(`database: ${redactSecrets(errorMessage(error))}`);
