@@ -10,6 +10,7 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   migrate: async () => (await import('./commands/migrate.ts')).migrateCommand,
+  sim: async () => (await import('./commands/sim.ts')).simCommand,
   token: async () => (await import('./commands/token.ts')).tokenCommand,
   deploy: async () => (await import('./commands/client.ts')).deployCommand,
   rollback: async () => (await import('./commands/client.ts')).rollbackCommand,

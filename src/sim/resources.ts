@@ -1,0 +1,83 @@
+// The kinds the simulator serves: group/version, plural and short names, scope, subresources.
+// Discovery, OpenAPI, routing and Table printing are all derived from this one registry.
+
+export interface ResourceType {
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+  readonly plural: string;
+  readonly singular: string;
+  readonly namespaced: boolean;
+  readonly shortNames: readonly string[];
+  readonly categories: readonly string[];
+  readonly subresources: readonly ('status' | 'scale')[];
+  /** Whether `metadata.generation` is maintained (bumped on spec changes). */
+  readonly generation: boolean;
+  /** Whether writes to the main resource ignore `.status` (status is a subresource). */
+  readonly statusSubresource: boolean;
+}
+
+export const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] as const;
+
+function rt(partial: Omit<ResourceType, 'singular' | 'categories' | 'shortNames' | 'subresources' | 'generation' | 'statusSubresource'> & Partial<ResourceType>): ResourceType {
+  const subresources = partial.subresources ?? [];
+  return {
+    singular: partial.kind.toLowerCase(),
+    categories: [],
+    shortNames: [],
+    generation: subresources.includes('status'),
+    statusSubresource: subresources.includes('status'),
+    ...partial,
+    subresources,
+  };
+}
+
+export const RESOURCE_TYPES: readonly ResourceType[] = [
+  rt({ group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false, shortNames: ['ns'], subresources: ['status'], generation: false }),
+  rt({ group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, shortNames: ['cm'] }),
+  rt({ group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true }),
+  rt({ group: '', version: 'v1', kind: 'Service', plural: 'services', namespaced: true, shortNames: ['svc'], categories: ['all'], subresources: ['status'], generation: false }),
+  rt({ group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true, shortNames: ['sa'] }),
+  rt({ group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, shortNames: ['po'], categories: ['all'], subresources: ['status'], generation: false }),
+  rt({ group: '', version: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', namespaced: true, shortNames: ['pvc'], subresources: ['status'], generation: false }),
+  rt({ group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true, shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
+  rt({ group: 'apps', version: 'v1', kind: 'ReplicaSet', plural: 'replicasets', namespaced: true, shortNames: ['rs'], categories: ['all'], subresources: ['status', 'scale'] }),
+  rt({ group: 'apps', version: 'v1', kind: 'StatefulSet', plural: 'statefulsets', namespaced: true, shortNames: ['sts'], categories: ['all'], subresources: ['status', 'scale'] }),
+  rt({ group: 'apps', version: 'v1', kind: 'DaemonSet', plural: 'daemonsets', namespaced: true, shortNames: ['ds'], categories: ['all'], subresources: ['status'] }),
+  rt({ group: 'batch', version: 'v1', kind: 'Job', plural: 'jobs', namespaced: true, categories: ['all'], subresources: ['status'] }),
+  rt({ group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'ingresses', namespaced: true, shortNames: ['ing'], subresources: ['status'], generation: true }),
+  rt({ group: 'autoscaling', version: 'v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers', namespaced: true, shortNames: ['hpa'], categories: ['all'], subresources: ['status'] }),
+  rt({ group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true, shortNames: ['pdb'], subresources: ['status'] }),
+];
+
+export function apiVersionOf(type: ResourceType): string {
+  return type.group ? `${type.group}/${type.version}` : type.version;
+}
+
+/** Group versions in discovery order (core first). */
+export function groupVersions(): { group: string; version: string; types: ResourceType[] }[] {
+  const out: { group: string; version: string; types: ResourceType[] }[] = [];
+  for (const type of RESOURCE_TYPES) {
+    let entry = out.find((e) => e.group === type.group && e.version === type.version);
+    if (!entry) {
+      entry = { group: type.group, version: type.version, types: [] };
+      out.push(entry);
+    }
+    entry.types.push(type);
+  }
+  return out;
+}
+
+export function findByPlural(group: string, version: string, plural: string): ResourceType | undefined {
+  return RESOURCE_TYPES.find((t) => t.group === group && t.version === version && t.plural === plural);
+}
+
+export function findByKind(apiVersion: string, kind: string): ResourceType | undefined {
+  return RESOURCE_TYPES.find((t) => apiVersionOf(t) === apiVersion && t.kind === kind);
+}
+
+export function typeOf(kind: string): ResourceType {
+  const type = RESOURCE_TYPES.find((t) => t.kind === kind);
+  if (!type) throw new Error(`simulator: unknown kind ${kind}`);
+  return type;
+}

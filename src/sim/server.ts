@@ -1,0 +1,373 @@
+// HTTP routing for the simulated API server (node:http, JSON everywhere): version, discovery,
+// OpenAPI, resource CRUD, subresources, watches with bookmarks, Table output, fault injection.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../logger.ts';
+import { ApiServer, fieldSelectorsFor } from './apiserver.ts';
+import { aggregated, AGGREGATED_CONTENT_TYPE, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.ts';
+import { faultStatus, pickFault, type FaultState } from './faults.ts';
+import { groupDocument, openapiIndex } from './openapi.ts';
+import { apiVersionOf, findByPlural, groupVersions, type ResourceType } from './resources.ts';
+import { matchesFields, matchesRequirements, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.ts';
+import { badRequest, expired, methodNotAllowed, pathNotFound, StatusError, successStatus } from './status.ts';
+import type { KObject, StoreEvent } from './store.ts';
+import { toTable } from './table.ts';
+
+export const SERVER_VERSION = {
+  major: '1',
+  minor: '32',
+  gitVersion: 'v1.32.4-keelson-sim',
+  gitCommit: '0000000000000000000000000000000000000000',
+  gitTreeState: 'clean',
+  buildDate: '2025-04-22T00:00:00Z',
+  goVersion: 'go1.23.6',
+  compiler: 'gc',
+  platform: 'linux/amd64',
+};
+
+const BOOKMARK_INTERVAL_MS = 5_000;
+/** Without bookmarks a watch ends after this long, so idle clients re-watch instead of timing out. */
+const IDLE_WATCH_LIMIT_MS = 25_000;
+
+interface ActiveWatch {
+  res: ServerResponse;
+  type: ResourceType;
+  bookmarks: boolean;
+  lastRv: number;
+  end: () => void;
+}
+
+export interface RouterDeps {
+  api: ApiServer;
+  faults: FaultState;
+  log: Logger;
+  address: () => string;
+}
+
+interface Route {
+  type: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  watchPath: boolean;
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+  res.end(text);
+}
+
+function sendStatus(res: ServerResponse, error: StatusError, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(error.status);
+  res.writeHead(error.code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function wantsTable(req: IncomingMessage): boolean {
+  return /as=Table/.test(req.headers.accept ?? '');
+}
+
+function managerOf(req: IncomingMessage, query: URLSearchParams): string {
+  const explicit = query.get('fieldManager');
+  if (explicit) return explicit;
+  const ua = req.headers['user-agent'] ?? 'unknown';
+  return ua.split('/')[0]!.slice(0, 128) || 'unknown';
+}
+
+export class Router {
+  private readonly deps: RouterDeps;
+  readonly watches = new Set<ActiveWatch>();
+  private readonly bookmarkTimer: NodeJS.Timeout;
+
+  constructor(deps: RouterDeps) {
+    this.deps = deps;
+    this.bookmarkTimer = setInterval(() => this.sendBookmarks(), BOOKMARK_INTERVAL_MS);
+  }
+
+  close(): void {
+    clearInterval(this.bookmarkTimer);
+    this.dropWatches();
+  }
+
+  dropWatches(): void {
+    for (const w of [...this.watches]) w.end();
+  }
+
+  private sendBookmarks(): void {
+    const rv = this.deps.api.store.resourceVersion;
+    for (const w of this.watches) {
+      if (!w.bookmarks) continue;
+      w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: w.type.kind, apiVersion: apiVersionOf(w.type), metadata: { resourceVersion: String(Math.max(rv, w.lastRv)) } } })}\n`);
+    }
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res).catch((error: unknown) => {
+      this.deps.log.error({ err: error, url: req.url }, 'simulator request failed');
+      if (!res.headersSent) sendStatus(res, new StatusError(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`));
+      else res.end();
+    });
+  };
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = req.method === 'GET' || req.method === 'HEAD' ? '' : await readBody(req);
+    const { faults } = this.deps;
+    if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+    const injected = pickFault(faults);
+    if (injected !== undefined) {
+      const { reason, message } = faultStatus(injected);
+      sendStatus(res, new StatusError(injected, reason, message), injected === 429 ? { 'Retry-After': '1' } : {});
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://sim');
+    try {
+      this.route(req, res, url, body);
+    } catch (error) {
+      if (error instanceof StatusError) sendStatus(res, error);
+      else throw error;
+    }
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    if (path === '/version') return sendJson(res, 200, SERVER_VERSION);
+    if (path === '/healthz' || path === '/livez' || path === '/readyz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('ok');
+      return;
+    }
+    if (path === '/api') {
+      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(true), AGGREGATED_CONTENT_TYPE);
+      return sendJson(res, 200, apiVersions(this.deps.address()));
+    }
+    if (path === '/apis') {
+      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(false), AGGREGATED_CONTENT_TYPE);
+      return sendJson(res, 200, apiGroupList());
+    }
+    if (path === '/openapi/v3') return sendJson(res, 200, openapiIndex());
+    if (segments[0] === 'openapi' && segments[1] === 'v3') {
+      const [kind, a, b] = segments.slice(2);
+      const doc = kind === 'api' && a && !b ? groupDocument('', a) : kind === 'apis' && a && b ? groupDocument(a, b) : undefined;
+      if (!doc) throw pathNotFound();
+      return sendJson(res, 200, doc);
+    }
+    let group: string;
+    let version: string | undefined;
+    let rest: string[];
+    if (segments[0] === 'api') {
+      group = '';
+      version = segments[1];
+      rest = segments.slice(2);
+    } else if (segments[0] === 'apis') {
+      group = segments[1] ?? '';
+      version = segments[2];
+      rest = segments.slice(3);
+      if (group && !version) {
+        const doc = apiGroup(group);
+        if (!doc) throw pathNotFound();
+        return sendJson(res, 200, doc);
+      }
+    } else throw pathNotFound();
+    if (!version || !groupVersions().some((gv) => gv.group === group && gv.version === version)) throw pathNotFound();
+    if (rest.length === 0) return sendJson(res, 200, apiResourceList(group, version));
+    const route = this.parseResourcePath(group, version, rest);
+    this.resource(req, res, url.searchParams, method, route, body);
+  }
+
+  private parseResourcePath(group: string, version: string, rest: string[]): Route {
+    let watchPath = false;
+    if (rest[0] === 'watch') {
+      watchPath = true;
+      rest = rest.slice(1);
+    }
+    if (rest[0] === 'namespaces' && rest.length >= 3) {
+      const type = findByPlural(group, version, rest[2]!);
+      if (type && type.namespaced) {
+        if (rest.length > 5) throw pathNotFound();
+        return { type, namespace: rest[1], name: rest[3], subresource: rest[4], watchPath };
+      }
+    }
+    const type = findByPlural(group, version, rest[0]!);
+    if (!type || rest.length > 3) throw pathNotFound();
+    if (type.namespaced && rest.length > 1) throw pathNotFound();
+    return { type, name: rest[1], subresource: rest[2], watchPath };
+  }
+
+  private resource(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, method: string, route: Route, body: string): void {
+    const { api } = this.deps;
+    const { type, namespace, name, subresource } = route;
+    const dryRun = query.get('dryRun') === 'All';
+    if (subresource !== undefined && !(type.subresources as string[]).includes(subresource)) throw pathNotFound();
+    const isWatch = route.watchPath || query.get('watch') === 'true' || query.get('watch') === '1';
+    if (name === undefined) {
+      if (method === 'GET' && isWatch) return this.watch(req, res, query, type, namespace, undefined);
+      if (method === 'GET') {
+        const result = api.list(type, namespace, {
+          labelSelector: query.get('labelSelector'),
+          fieldSelector: query.get('fieldSelector'),
+          limit: Number(query.get('limit') ?? 0) || undefined,
+          continue: query.get('continue'),
+        });
+        const meta: Record<string, unknown> = { resourceVersion: result.resourceVersion };
+        if (result.continue) meta.continue = result.continue;
+        if (result.remainingItemCount !== undefined) meta.remainingItemCount = result.remainingItemCount;
+        if (wantsTable(req)) return sendJson(res, 200, toTable(type, result.items, api.clock.now(), result.resourceVersion, meta, query.get('includeObject') ?? 'Metadata'), 'application/json;as=Table;v=v1;g=meta.k8s.io');
+        const items = result.items.map((o) => {
+          const { apiVersion: _a, kind: _k, ...rest } = o;
+          return rest;
+        });
+        return sendJson(res, 200, { kind: `${type.kind}List`, apiVersion: apiVersionOf(type), metadata: meta, items });
+      }
+      if (method === 'POST') {
+        if (!type.namespaced && namespace) throw pathNotFound();
+        const created = api.create(type, namespace, parseJson(body), { manager: managerOf(req, query), dryRun });
+        return sendJson(res, 201, created);
+      }
+      if (method === 'DELETE') {
+        const list = api.list(type, namespace, { labelSelector: query.get('labelSelector'), fieldSelector: query.get('fieldSelector') });
+        const opts = deleteOptions(body, query);
+        const deleted = list.items.map((o) => api.delete(type, o.metadata.namespace, o.metadata.name, { ...opts, dryRun }));
+        return sendJson(res, 200, { kind: `${type.kind}List`, apiVersion: apiVersionOf(type), metadata: { resourceVersion: String(api.store.resourceVersion) }, items: deleted });
+      }
+      throw methodNotAllowed();
+    }
+    if (method === 'GET' && isWatch && subresource === undefined) return this.watch(req, res, query, type, namespace, name);
+    if (subresource === 'scale') {
+      if (method === 'GET') return sendJson(res, 200, api.getScale(type, namespace, name));
+      if (method === 'PUT') return sendJson(res, 200, api.writeScale(type, namespace, name, parseJson(body), managerOf(req, query)));
+      if (method === 'PATCH') return sendJson(res, 200, api.patchScale(type, namespace, name, req.headers['content-type'] ?? '', body, managerOf(req, query)));
+      throw methodNotAllowed();
+    }
+    const sub = subresource === 'status' ? 'status' : undefined;
+    switch (method) {
+      case 'GET': {
+        const obj = api.get(type, namespace, name);
+        if (wantsTable(req)) return sendJson(res, 200, toTable(type, [obj], api.clock.now(), obj.metadata.resourceVersion ?? '', {}, query.get('includeObject') ?? 'Metadata'), 'application/json;as=Table;v=v1;g=meta.k8s.io');
+        return sendJson(res, 200, obj);
+      }
+      case 'PUT':
+        return sendJson(res, 200, api.update(type, namespace, name, parseJson(body), { manager: managerOf(req, query), subresource: sub, dryRun }));
+      case 'PATCH': {
+        const force = query.get('force') === 'true';
+        const result = api.patch(type, namespace, name, req.headers['content-type'] ?? '', body, { manager: query.get('fieldManager') ?? (isApply(req) ? '' : managerOf(req, query)), force, subresource: sub, dryRun });
+        return sendJson(res, result.created ? 201 : 200, result.object);
+      }
+      case 'DELETE': {
+        if (sub) throw methodNotAllowed();
+        const deleted = api.delete(type, namespace, name, { ...deleteOptions(body, query), dryRun });
+        if (type.kind === 'Pod' || type.kind === 'Namespace') return sendJson(res, 200, deleted);
+        return sendJson(res, 200, successStatus({ name, group: type.group, kind: type.plural, uid: deleted.metadata.uid }));
+      }
+      default:
+        throw methodNotAllowed();
+    }
+  }
+
+  private watch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, type: ResourceType, namespace: string | undefined, name: string | undefined): void {
+    const { api } = this.deps;
+    let labels: Requirement[];
+    let fields: FieldRequirement[];
+    try {
+      labels = parseLabelSelector(query.get('labelSelector'));
+      fields = parseFieldSelector(query.get('fieldSelector'), fieldSelectorsFor(type));
+    } catch (error) {
+      if (error instanceof SelectorError) throw badRequest(error.message);
+      throw error;
+    }
+    if (name !== undefined) fields = [...fields, { field: 'metadata.name', op: '=', value: name }];
+    const ns = type.namespaced ? namespace : undefined;
+    const table = wantsTable(req);
+    const matches = (o: KObject | undefined): boolean =>
+      !!o && (ns === undefined || o.metadata.namespace === ns) && matchesRequirements(o.metadata.labels, labels) && matchesFields(o, fields);
+    const rvParam = query.get('resourceVersion');
+    const requested = rvParam && rvParam !== '0' ? Number(rvParam) : undefined;
+    if (requested !== undefined && !Number.isFinite(requested)) throw badRequest(`invalid resource version: ${rvParam}`);
+    const backlog = requested !== undefined ? api.store.eventsSince(requested) : [];
+
+    res.writeHead(200, { 'Content-Type': table ? 'application/json;as=Table;v=v1;g=meta.k8s.io' : 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    let ended = false;
+    const timers: NodeJS.Timeout[] = [];
+    const watch: ActiveWatch = {
+      res,
+      type,
+      bookmarks: query.get('allowWatchBookmarks') === 'true',
+      lastRv: requested ?? api.store.resourceVersion,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        unsubscribe();
+        for (const t of timers) clearTimeout(t);
+        this.watches.delete(watch);
+        res.end();
+      },
+    };
+    const send = (eventType: string, object: KObject): void => {
+      if (ended) return;
+      watch.lastRv = Math.max(watch.lastRv, Number(object.metadata.resourceVersion ?? 0));
+      const payload = table ? toTable(type, [object], api.clock.now(), object.metadata.resourceVersion ?? '') : object;
+      res.write(`${JSON.stringify({ type: eventType, object: payload })}\n`);
+    };
+    const deliver = (event: StoreEvent): void => {
+      if (event.resource !== type) return;
+      const now = matches(event.object);
+      if (event.type === 'ADDED') {
+        if (now) send('ADDED', event.object);
+      } else if (event.type === 'DELETED') {
+        if (matches(event.previous) || now) send('DELETED', event.object);
+      } else {
+        const before = matches(event.previous);
+        if (now && before) send('MODIFIED', event.object);
+        else if (now) send('ADDED', event.object);
+        else if (before) send('DELETED', event.object);
+      }
+    };
+    const unsubscribe = api.store.subscribe(deliver);
+    this.watches.add(watch);
+    req.on('close', () => watch.end());
+    res.on('error', () => watch.end());
+
+    if (backlog === undefined) {
+      send('ERROR', expired(requested!, api.store.oldestResourceVersion).status as unknown as KObject);
+      watch.end();
+      return;
+    }
+    if (requested === undefined) {
+      for (const o of api.store.list(type, ns)) if (matches(o)) send('ADDED', o);
+    } else for (const e of backlog) deliver(e);
+
+    const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0);
+    const limitMs = timeoutSeconds > 0 ? timeoutSeconds * 1000 : watch.bookmarks ? 0 : IDLE_WATCH_LIMIT_MS;
+    if (limitMs > 0) timers.push(setTimeout(() => watch.end(), limitMs));
+  }
+}
+
+function isApply(req: IncomingMessage): boolean {
+  return (req.headers['content-type'] ?? '').startsWith('application/apply-patch');
+}
+
+function parseJson(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch (error) {
+    throw badRequest(`error decoding request body: ${(error as Error).message}`);
+  }
+}
+
+function deleteOptions(body: string, query: URLSearchParams): { propagationPolicy?: string; preconditions?: { uid?: string; resourceVersion?: string } } {
+  let parsed: { propagationPolicy?: string; preconditions?: { uid?: string; resourceVersion?: string }; orphanDependents?: boolean } = {};
+  if (body.trim()) parsed = parseJson(body) as typeof parsed;
+  const propagationPolicy = query.get('propagationPolicy') ?? parsed.propagationPolicy ?? (parsed.orphanDependents ? 'Orphan' : undefined);
+  return { propagationPolicy, preconditions: parsed.preconditions };
+}

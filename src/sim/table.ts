@@ -1,0 +1,194 @@
+// meta.k8s.io/v1 Table rendering for `kubectl get` (server-side printing): the columns the real
+// printers in pkg/printers/internalversion/printers.go produce, priority-0 first.
+import { humanDuration, parseTime } from './clock.ts';
+import type { ResourceType } from './resources.ts';
+import { formatRequirements, requirementsFromObject, type LabelSelectorObject } from './selectors.ts';
+import type { KObject } from './store.ts';
+
+interface Column {
+  name: string;
+  type: string;
+  format?: string;
+  priority?: number;
+  cell: (o: KObject, now: number) => unknown;
+}
+
+type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const spec = (o: KObject): Any => (o.spec ?? {}) as Any;
+const status = (o: KObject): Any => (o.status ?? {}) as Any;
+const age = (o: KObject, now: number): string => {
+  const created = parseTime(o.metadata.creationTimestamp);
+  return created === undefined ? '<unknown>' : humanDuration(now - created);
+};
+const containers = (o: KObject): Any[] => (spec(o).template?.spec?.containers ?? []) as Any[];
+const selectorString = (sel: LabelSelectorObject | undefined): string => (sel ? formatRequirements(requirementsFromObject(sel)) || '<none>' : '<none>');
+
+const NAME: Column = { name: 'Name', type: 'string', format: 'name', cell: (o) => o.metadata.name };
+const AGE: Column = { name: 'Age', type: 'string', cell: age };
+const WIDE_CONTAINERS: Column[] = [
+  { name: 'Containers', type: 'string', priority: 1, cell: (o) => containers(o).map((c) => c.name).join(',') },
+  { name: 'Images', type: 'string', priority: 1, cell: (o) => containers(o).map((c) => c.image).join(',') },
+  { name: 'Selector', type: 'string', priority: 1, cell: (o) => selectorString(spec(o).selector) },
+];
+
+function podStatusReason(o: KObject): { ready: string; reason: string; restarts: number } {
+  const st = status(o);
+  const cs = (st.containerStatuses ?? []) as Any[];
+  const total = ((spec(o).containers ?? []) as Any[]).length;
+  let reason: string = st.reason ?? st.phase ?? 'Unknown';
+  let ready = 0;
+  let restarts = 0;
+  for (const c of cs) {
+    restarts += c.restartCount ?? 0;
+    if (c.ready) ready++;
+    if (c.state?.waiting?.reason && c.state.waiting.reason !== '') reason = c.state.waiting.reason;
+    else if (c.state?.terminated?.reason) reason = c.state.terminated.reason;
+  }
+  if (o.metadata.deletionTimestamp) reason = 'Terminating';
+  return { ready: `${ready}/${total}`, reason, restarts };
+}
+
+const COLUMNS: Record<string, Column[]> = {
+  Deployment: [
+    NAME,
+    { name: 'Ready', type: 'string', cell: (o) => `${status(o).readyReplicas ?? 0}/${spec(o).replicas ?? 0}` },
+    { name: 'Up-to-date', type: 'integer', cell: (o) => status(o).updatedReplicas ?? 0 },
+    { name: 'Available', type: 'integer', cell: (o) => status(o).availableReplicas ?? 0 },
+    AGE,
+    ...WIDE_CONTAINERS,
+  ],
+  ReplicaSet: [
+    NAME,
+    { name: 'Desired', type: 'integer', cell: (o) => spec(o).replicas ?? 0 },
+    { name: 'Current', type: 'integer', cell: (o) => status(o).replicas ?? 0 },
+    { name: 'Ready', type: 'integer', cell: (o) => status(o).readyReplicas ?? 0 },
+    AGE,
+    ...WIDE_CONTAINERS,
+  ],
+  StatefulSet: [
+    NAME,
+    { name: 'Ready', type: 'string', cell: (o) => `${status(o).readyReplicas ?? 0}/${spec(o).replicas ?? 0}` },
+    AGE,
+    ...WIDE_CONTAINERS.slice(0, 2),
+  ],
+  DaemonSet: [
+    NAME,
+    { name: 'Desired', type: 'integer', cell: (o) => status(o).desiredNumberScheduled ?? 0 },
+    { name: 'Current', type: 'integer', cell: (o) => status(o).currentNumberScheduled ?? 0 },
+    { name: 'Ready', type: 'integer', cell: (o) => status(o).numberReady ?? 0 },
+    { name: 'Up-to-date', type: 'integer', cell: (o) => status(o).updatedNumberScheduled ?? 0 },
+    { name: 'Available', type: 'integer', cell: (o) => status(o).numberAvailable ?? 0 },
+    {
+      name: 'Node Selector',
+      type: 'string',
+      cell: (o) => Object.entries((spec(o).template?.spec?.nodeSelector ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
+    },
+    AGE,
+    ...WIDE_CONTAINERS,
+  ],
+  Job: [
+    NAME,
+    {
+      name: 'Status',
+      type: 'string',
+      cell: (o) => {
+        const conds = (status(o).conditions ?? []) as Any[];
+        if (conds.some((c) => c.type === 'Complete' && c.status === 'True')) return 'Complete';
+        if (conds.some((c) => c.type === 'Failed' && c.status === 'True')) return 'Failed';
+        return 'Running';
+      },
+    },
+    { name: 'Completions', type: 'string', cell: (o) => `${status(o).succeeded ?? 0}/${spec(o).completions ?? 1}` },
+    {
+      name: 'Duration',
+      type: 'string',
+      cell: (o, now) => {
+        const start = parseTime(status(o).startTime);
+        if (start === undefined) return '';
+        return humanDuration((parseTime(status(o).completionTime) ?? now) - start);
+      },
+    },
+    AGE,
+    ...WIDE_CONTAINERS,
+  ],
+  Pod: [
+    NAME,
+    { name: 'Ready', type: 'string', cell: (o) => podStatusReason(o).ready },
+    { name: 'Status', type: 'string', cell: (o) => podStatusReason(o).reason },
+    { name: 'Restarts', type: 'string', cell: (o) => String(podStatusReason(o).restarts) },
+    AGE,
+    { name: 'IP', type: 'string', priority: 1, cell: (o) => status(o).podIP ?? '<none>' },
+    { name: 'Node', type: 'string', priority: 1, cell: (o) => spec(o).nodeName ?? '<none>' },
+  ],
+  Service: [
+    NAME,
+    { name: 'Type', type: 'string', cell: (o) => spec(o).type ?? 'ClusterIP' },
+    { name: 'Cluster-IP', type: 'string', cell: (o) => spec(o).clusterIP ?? '<none>' },
+    { name: 'External-IP', type: 'string', cell: (o) => (spec(o).type === 'LoadBalancer' ? '<pending>' : '<none>') },
+    {
+      name: 'Port(s)',
+      type: 'string',
+      cell: (o) => ((spec(o).ports ?? []) as Any[]).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>',
+    },
+    AGE,
+    { name: 'Selector', type: 'string', priority: 1, cell: (o) => Object.entries((spec(o).selector ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') || '<none>' },
+  ],
+  ConfigMap: [NAME, { name: 'Data', type: 'integer', cell: (o) => Object.keys((o.data ?? {}) as object).length + Object.keys((o.binaryData ?? {}) as object).length }, AGE],
+  Secret: [NAME, { name: 'Type', type: 'string', cell: (o) => o.type ?? 'Opaque' }, { name: 'Data', type: 'integer', cell: (o) => Object.keys((o.data ?? {}) as object).length }, AGE],
+  Namespace: [NAME, { name: 'Status', type: 'string', cell: (o) => status(o).phase ?? 'Active' }, AGE],
+  ServiceAccount: [NAME, { name: 'Secrets', type: 'integer', cell: (o) => ((o.secrets ?? []) as unknown[]).length }, AGE],
+  PersistentVolumeClaim: [
+    NAME,
+    { name: 'Status', type: 'string', cell: (o) => status(o).phase ?? 'Pending' },
+    { name: 'Volume', type: 'string', cell: (o) => spec(o).volumeName ?? '' },
+    { name: 'Capacity', type: 'string', cell: (o) => status(o).capacity?.storage ?? '' },
+    { name: 'Access Modes', type: 'string', cell: (o) => ((status(o).accessModes ?? []) as string[]).map((m) => ({ ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' })[m] ?? m).join(',') },
+    { name: 'StorageClass', type: 'string', cell: (o) => spec(o).storageClassName ?? '<unset>' },
+    { name: 'VolumeAttributesClass', type: 'string', cell: () => '<unset>' },
+    AGE,
+  ],
+  Ingress: [
+    NAME,
+    { name: 'Class', type: 'string', cell: (o) => spec(o).ingressClassName ?? '<none>' },
+    { name: 'Hosts', type: 'string', cell: (o) => ((spec(o).rules ?? []) as Any[]).map((r) => r.host ?? '*').join(',') || '*' },
+    { name: 'Address', type: 'string', cell: () => '' },
+    { name: 'Ports', type: 'string', cell: (o) => (spec(o).tls ? '80, 443' : '80') },
+    AGE,
+  ],
+  HorizontalPodAutoscaler: [
+    NAME,
+    { name: 'Reference', type: 'string', cell: (o) => `${spec(o).scaleTargetRef?.kind ?? ''}/${spec(o).scaleTargetRef?.name ?? ''}` },
+    { name: 'Targets', type: 'string', cell: () => '<unknown>' },
+    { name: 'MinPods', type: 'string', cell: (o) => String(spec(o).minReplicas ?? 1) },
+    { name: 'MaxPods', type: 'string', cell: (o) => String(spec(o).maxReplicas ?? '') },
+    { name: 'Replicas', type: 'string', cell: (o) => String(status(o).currentReplicas ?? 0) },
+    AGE,
+  ],
+  PodDisruptionBudget: [
+    NAME,
+    { name: 'Min Available', type: 'string', cell: (o) => String(spec(o).minAvailable ?? 'N/A') },
+    { name: 'Max Unavailable', type: 'string', cell: (o) => String(spec(o).maxUnavailable ?? 'N/A') },
+    { name: 'Allowed Disruptions', type: 'integer', cell: (o) => status(o).disruptionsAllowed ?? 0 },
+    AGE,
+  ],
+};
+
+export function toTable(type: ResourceType, objects: readonly KObject[], now: number, resourceVersion: string, extraMeta: Record<string, unknown> = {}, includeObject = 'Metadata'): Record<string, unknown> {
+  const columns = COLUMNS[type.kind] ?? [NAME, AGE];
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: { resourceVersion, ...extraMeta },
+    columnDefinitions: columns.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: '', priority: c.priority ?? 0 })),
+    rows: objects.map((o) => ({
+      cells: columns.map((c) => c.cell(o, now)),
+      object:
+        includeObject === 'None'
+          ? undefined
+          : includeObject === 'Object'
+            ? o
+            : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { ...o.metadata, managedFields: undefined } },
+    })),
+  };
+}
