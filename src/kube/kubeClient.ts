@@ -116,6 +116,9 @@ export function loadKubeConfig(file?: string): KubeConfig {
   return kc;
 }
 
+const UNSERVED_TTL_MS = 60_000;
+const CRD_ESTABLISH_WAIT_MS = 10_000;
+
 interface ServedResource {
   name: string;
   namespaced: boolean;
@@ -131,14 +134,32 @@ class RawObjectApi extends KubernetesObjectApi {
     throw new ApiException(response.httpStatusCode, 'Unsuccessful HTTP Request', await response.getBodyAsAny(), response.headers);
   }
 
+  /** Kinds (`v1 Widget`) and group versions (`example.com/v1`) the cluster did not serve, until when. */
+  readonly #unserved = new Map<string, number>();
+
+  /**
+   * Discovery from memory: the resource, `null` when recently found unserved (live status asks
+   * often; a CRD may be installed later, hence the expiry), undefined when a request is needed.
+   */
+  known(apiVersion: string, kind: string): ServedResource | null | undefined {
+    const found = this.apiVersionResourceCache[apiVersion]?.resources.find((r) => r.kind === kind);
+    if (found) return { name: found.name, namespaced: found.namespaced };
+    const now = Date.now();
+    if ((this.#unserved.get(apiVersion) ?? 0) > now || (this.#unserved.get(`${apiVersion} ${kind}`) ?? 0) > now) return null;
+    return undefined;
+  }
+
   /** Discovery: the resource for a kind, or undefined when the cluster does not serve it. */
   async served(apiVersion: string, kind: string): Promise<ServedResource | undefined> {
     try {
-      const found = await this.resource(apiVersion, kind);
-      return found ? { name: found.name, namespaced: found.namespaced } : undefined;
+      const resource = await this.resource(apiVersion, kind);
+      if (resource) return { name: resource.name, namespaced: resource.namespaced };
+      this.#unserved.set(`${apiVersion} ${kind}`, Date.now() + UNSERVED_TTL_MS);
+      return undefined;
     } catch (error) {
-      if (httpStatus(error) === 404) return undefined;
-      throw error;
+      if (httpStatus(error) !== 404) throw error;
+      this.#unserved.set(apiVersion, Date.now() + UNSERVED_TTL_MS);
+      return undefined;
     }
   }
 
@@ -241,14 +262,29 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     }
   }
 
-  async function resourceFor(apiVersion: string, kind: string, what: string, signal?: AbortSignal): Promise<ServedResource> {
-    const served = await request('discover', what, signal, () => api.served(apiVersion, kind));
-    if (!served) {
-      throw new TerminalError(`Kubernetes API rejected ${what}: the cluster does not serve ${kind} in ${apiVersion}.`, {
-        code: 'kube_rejected',
-      });
+  /** Discovery, counted as a request only when it is not answered from the cache. */
+  async function discover(apiVersion: string, kind: string, what: string, signal?: AbortSignal): Promise<ServedResource | undefined> {
+    const known = api.known(apiVersion, kind);
+    if (known !== undefined) return known ?? undefined;
+    return request('discover', what, signal, () => api.served(apiVersion, kind));
+  }
+
+  /**
+   * Discovery for a write or a watch: a kind believed unserved is asked again (the CRD may have
+   * just been applied), and `waitMs` gives a fresh CRD time to be established.
+   */
+  async function resourceFor(apiVersion: string, kind: string, what: string, signal?: AbortSignal, waitMs = 0): Promise<ServedResource> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const served = api.known(apiVersion, kind) || (await request('discover', what, signal, () => api.served(apiVersion, kind)));
+      if (served) return served;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (signal?.aborted) throw abortError(signal);
     }
-    return served;
+    throw new TerminalError(`Kubernetes API rejected ${what}: the cluster does not serve ${kind} in ${apiVersion}.`, {
+      code: 'kube_rejected',
+    });
   }
 
   function listWatch(options: {
@@ -265,9 +301,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     let stopped = false;
     void (async () => {
       try {
-        const path = await request('discover', options.what, undefined, () =>
-          api.collectionPath(options.apiVersion, options.kind, options.namespace),
-        );
+        await resourceFor(options.apiVersion, options.kind, options.what);
+        const path = await api.collectionPath(options.apiVersion, options.kind, options.namespace);
         if (stopped) return;
         handle = startResourceWatch({
           path,
@@ -322,10 +357,12 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     }
 
     const refs: ObjectRef[] = [];
+    // Custom resources applied with their CRD may need a moment until the CRD is established.
+    const withCrds = objects.some((obj) => obj.kind === 'CustomResourceDefinition');
     for (const original of sortForApply(objects)) {
       const object = structuredClone(original);
       const provisional = describeRef({ kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace ?? namespace });
-      const served = await resourceFor(object.apiVersion, object.kind, provisional, signal);
+      const served = await resourceFor(object.apiVersion, object.kind, provisional, signal, withCrds ? CRD_ESTABLISH_WAIT_MS : 0);
       if (served.namespaced) object.metadata.namespace ??= namespace;
       else delete object.metadata.namespace;
       const what = describeRef({ kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace });
@@ -382,6 +419,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (settled) return;
         const now = Date.now();
         const present = new Set<string>();
+        const problems = new Map<State, string>();
         let nextDue: number | undefined;
         for (const state of states) {
           const health = assessHealth(state.object);
@@ -397,6 +435,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
             const key = `${describeRef(state.ref)} ${pod.metadata.name}`;
             present.add(key);
             const problem = podProblem(pod);
+            if (problem !== undefined && !problems.has(state)) problems.set(state, problem);
             const due = tracker.observe(key, problem, now, graceMs);
             if (due !== undefined && (nextDue === undefined || due < nextDue)) nextDue = due;
             if (problem !== undefined && due !== undefined && due <= now) return fail(state, `${problem}.`);
@@ -413,7 +452,10 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         const first = pending[0];
         if (first) {
           const done = states.length - pending.length;
-          const message = `${done} of ${plural(states.length, 'workload')} Current; ${describeRef(first.state.ref)}: ${first.health.message}`;
+          const problem = problems.get(first.state);
+          const message =
+            `${done} of ${plural(states.length, 'workload')} Current; ${describeRef(first.state.ref)}: ${first.health.message}` +
+            (problem ? ` Meanwhile ${problem}.` : '');
           if (message !== lastProgress) {
             lastProgress = message;
             onProgress?.(message);
@@ -494,13 +536,18 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     signal?: AbortSignal,
   ): Promise<KubeObject[]> {
     const labelSelector = `${DEPLOYMENT_LABEL}=${deploymentId}`;
+    const what = (kind: string) => `${kind} objects of deployment ${deploymentId}`;
+    // Discovery one kind after the other (one request per group version, then cached), the lists
+    // in parallel.
+    const served: Array<{ apiVersion: string; kind: string; namespaced: boolean }> = [];
+    for (const { apiVersion, kind } of kinds) {
+      const resource = await discover(apiVersion, kind, what(kind), signal);
+      if (resource) served.push({ apiVersion, kind, namespaced: resource.namespaced });
+    }
     const lists = await Promise.all(
-      kinds.map(async ({ apiVersion, kind }) => {
-        const what = `${kind} objects of deployment ${deploymentId}`;
-        const served = await request('discover', what, signal, () => api.served(apiVersion, kind));
-        if (!served) return [];
-        const list = await request('list', what, signal, () =>
-          api.listRaw(apiVersion, kind, served.namespaced ? namespace : undefined, { labelSelector }),
+      served.map(async ({ apiVersion, kind, namespaced }) => {
+        const list = await request('list', what(kind), signal, () =>
+          api.listRaw(apiVersion, kind, namespaced ? namespace : undefined, { labelSelector }),
         );
         return list.items;
       }),
