@@ -39,6 +39,9 @@ export class RepoLoader implements ILoader {
       }
       return { src: readFileSync(file.abs, 'utf8'), path: file.rel, noCache: true };
     } catch (error) {
+      // A missing template is nunjucks' business: `{% include "x" ignore missing %}` must work,
+      // and otherwise nunjucks reports "template not found" with the including file's location.
+      if (error instanceof KeelsonError && error.code === 'render_path_missing') return null as unknown as LoaderSource;
       if (error instanceof KeelsonError) this.violation ??= error;
       throw error;
     }

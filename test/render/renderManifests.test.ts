@@ -296,9 +296,9 @@ describe('errors name the file and line', () => {
     },
     {
       title: 'a missing include',
-      files: { 'api/d.yaml': '{% include "partials/nothere.njk" %}\n' },
-      code: 'render_path_missing',
-      message: /partials\/nothere\.njk" does not exist/,
+      files: { 'api/d.yaml': `${cm('c')}{% include "partials/nothere.njk" %}\n` },
+      code: 'render_template',
+      message: /Template error at api\/d\.yaml.*template not found: partials\/nothere\.njk/,
     },
   ])('$title → $code', async ({ files, code, message }) => {
     const error = await renderError(renderManifests(input(makeRepo(files))));
@@ -346,11 +346,12 @@ describe('nothing outside the ops repo is read', () => {
         'api/a.yaml': 'apiVersion: v1\nkind: ConfigMap\n{% set name = project + "-a" %}{% set tier = "web" %}{% include "partials/meta.njk" %}',
         'api/b.yaml': '{% import "../macros/cm.njk" as m %}{{ m.configmap(project + "-b") }}',
         'shared/c.yaml': cm('linked'),
+        'api/d.yaml': '{% include "partials/optional.njk" ignore missing %}',
       },
       { 'api/c.yaml': '../shared/c.yaml' },
     );
     const result = await renderManifests(input(root));
-    expect(result.files).toEqual(['api/_local.njk', 'api/a.yaml', 'api/b.yaml', 'api/c.yaml']);
+    expect(result.files).toEqual(['api/_local.njk', 'api/a.yaml', 'api/b.yaml', 'api/c.yaml', 'api/d.yaml']);
     expect(names(result)).toEqual(['ConfigMap/api-a', 'ConfigMap/api-b', 'ConfigMap/linked']);
     expect(result.objects[0]?.metadata.labels?.tier).toBe('web');
   });
