@@ -20,15 +20,14 @@ const AUTH_FAILED =
 const REPO_MISSING =
   /does not appear to be a git repository|repository '.*' not found|Repository not found|returned error: 404|not a git repository/i;
 
-/** The useful part of git's output: `fatal:`/`error:` lines, without progress chatter; redacted. */
+/** git's output on one line, without the clone banner and the generic access-rights advice; redacted. */
 export function gitFailureDetail(error: unknown): string {
   const text = redactRepoUrl(errorMessage(error));
   const lines = text
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line.length > 0 && !/^Cloning into/.test(line) && !/^(Please make sure|and the repository exists)/.test(line));
-  const important = lines.filter((line) => /^(fatal|error|warning):/i.test(line));
-  return (important.length > 0 ? important : lines).join(' ').slice(0, 1000) || 'git failed without a message';
+    .filter((line) => line.length > 0 && !/^Cloning into/.test(line) && !/^(Please make sure|and the repository exists)/.test(line) && !/^remote: (Counting|Compressing|Enumerating|Total)/.test(line));
+  return lines.join(' ').slice(0, 1000) || 'git failed without a message';
 }
 
 export function classifyGitError(error: unknown, context: GitFailureContext): KeelsonError {
@@ -53,19 +52,22 @@ export function classifyGitError(error: unknown, context: GitFailureContext): Ke
     );
   }
   const detail = gitFailureDetail(error);
-  if (BRANCH_MISSING.test(detail)) {
+  // Match on everything git said: ssh's own lines ("Permission denied (publickey)") are not
+  // prefixed with fatal:/error: and would be missing from the condensed detail.
+  const full = redactRepoUrl(errorMessage(error));
+  if (BRANCH_MISSING.test(full)) {
     return new TerminalError(
       `Branch "${context.branch}" does not exist in ${where}: ${detail}. Push the branch or set ops_repos.branch to an existing one.`,
       { code: 'repo_branch_missing', cause },
     );
   }
-  if (AUTH_FAILED.test(detail)) {
+  if (AUTH_FAILED.test(full)) {
     return new TerminalError(
       `The remote of ${where} refused our credentials: ${detail}. Fix the credentials in ops_repos.repo_url or the host's git/ssh configuration.`,
       { code: 'repo_auth_failed', cause },
     );
   }
-  if (REPO_MISSING.test(detail) && !context.hadCheckout) {
+  if (REPO_MISSING.test(full) && !context.hadCheckout) {
     return new TerminalError(
       `The repository of ${where} was not found: ${detail}. Check ops_repos.repo_url.`,
       { code: 'repo_not_found', cause },
