@@ -3,7 +3,7 @@
 // the tick, which also rescans for rows whose generation is ahead of observed_generation, so a
 // lost notification costs at most one tick. Every state change is journaled in one transaction
 // (journal.ts), strictly in order per actor.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { sql } from 'slonik';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
@@ -61,6 +61,7 @@ export interface Runtime {
   stop(): Promise<void>;
   isListening(): boolean;
   hosted(): string[];
+  stats(): { hosted: number; activeRollouts: number; lastTickMs: number };
 }
 
 const RESTING: ReadonlySet<string> = new Set(['idle', 'healthy', 'failed', 'stopped']);
@@ -111,8 +112,10 @@ function journaledState(path: string): string {
   return path.startsWith('healthy') ? 'healthy' : path;
 }
 
+/** A digest, not the JSON itself: 10,000 hosted actors would otherwise keep 10,000 copies. */
 function changeKey(snapshot: DeploymentSnapshot): string {
-  return JSON.stringify({ s: journaledState(statePath(snapshot.value)), c: { ...snapshot.context, driftCheckAt: null } });
+  const json = JSON.stringify({ s: journaledState(statePath(snapshot.value)), c: { ...snapshot.context, driftCheckAt: null } });
+  return createHash('sha1').update(json).digest('base64');
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {
@@ -131,6 +134,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let closing = false;
   let timers: NodeJS.Timeout[] = [];
   let heartbeatRunning: Promise<void> | undefined;
+  let lastTickMs = 0;
 
   // ---- journal ----
 
@@ -344,6 +348,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   }
 
   function tick(): void {
+    const started = performance.now();
     const now = Date.now();
     const counts = new Map<string, number>(CURRENT_STATUSES.map((s) => [s, 0]));
     for (const record of hosts.values()) {
@@ -352,6 +357,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       counts.set(state, (counts.get(state) ?? 0) + 1);
     }
     for (const [state, count] of counts) options.metrics?.deploymentsByState.set({ state }, count);
+    lastTickMs = performance.now() - started;
     rescan().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'rescan failed; retrying at the next tick'));
   }
 
@@ -441,6 +447,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     events,
     isListening: () => listening,
     hosted: () => [...hosts.keys()],
+    stats: () => ({ hosted: hosts.size, activeRollouts: slots.active, lastTickMs }),
     async start() {
       await registerInstance(db, instanceId);
       await startListener();

@@ -1,0 +1,194 @@
+// `npm run bench [-- wakeup|idle] [--updates N] [--deployments N] [--seconds N]`
+// Speed and memory of the actor runtime on real PostgreSQL (an embedded server in a temp dir,
+// or BENCH_DATABASE_URL). Effects resolve at once: what is measured is keelson's host, not a
+// cluster. Prints a table and writes bench/results/latest.json.
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { sql } from 'slonik';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createDb, type Db } from '../src/db/pool.ts';
+import { createLogger } from '../src/logger.ts';
+import type { Effects } from '../src/runtime/effects.ts';
+import { createRuntime, type Runtime, type TransitionNotice } from '../src/runtime/runtime.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    updates: { type: 'string', default: '500' },
+    deployments: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '60' },
+    tick: { type: 'string', default: '10000' },
+  },
+});
+const scenarios = positionals.length > 0 ? positionals : ['wakeup', 'idle'];
+const log = createLogger({ level: 'warn', format: 'json' });
+
+const instantEffects: Effects = {
+  sync: async () => ({ sha: null }),
+  render: async (input) => ({ objects: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: input.desired.project } }], files: [] }),
+  apply: async (input) => ({ applied: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'app', namespace: input.namespace }] }),
+  verify: async () => ({ message: 'current' }),
+  scale: async () => ({ message: 'scaled' }),
+  findRollbackTarget: async () => null,
+  checkDrift: async () => ({ drifted: false, reason: null }),
+};
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+async function freshDatabase(adminUrl: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  await client.query(`drop database if exists ${name} with (force)`);
+  await client.query(`create database ${name}`);
+  await client.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  return url.toString();
+}
+
+async function untilTransition(runtime: Runtime, predicate: (n: TransitionNotice) => boolean): Promise<TransitionNotice> {
+  return await new Promise((resolve) => {
+    const listener = (notice: TransitionNotice) => {
+      if (!predicate(notice)) return;
+      runtime.events.off('transition', listener);
+      resolve(notice);
+    };
+    runtime.events.on('transition', listener);
+  });
+}
+
+/** From a committed UPDATE to the journaled transition out of the resting state. */
+async function wakeup(adminUrl: string) {
+  const updates = Number(values.updates);
+  const url = await freshDatabase(adminUrl, 'keelson_bench_wakeup');
+  const db = await createDb(url);
+  const runtime = createRuntime({ db, databaseUrl: url, log, effects: instantEffects, tickIntervalMs: 10_000 });
+  await runtime.start();
+  const id = await db.oneFirst(sql.unsafe`insert into deployments (project, environment, image_ref) values ('bench', 'prod', 'bench:0') returning id`) as string;
+  await untilTransition(runtime, (n) => n.deploymentId === id && n.to === 'healthy');
+  const latencies: number[] = [];
+  const writer = new pg.Client({ connectionString: url });
+  await writer.connect();
+  for (let i = 1; i <= updates; i++) {
+    const left = untilTransition(runtime, (n) => n.deploymentId === id && n.from === 'healthy');
+    const healthy = untilTransition(runtime, (n) => n.deploymentId === id && n.to === 'healthy');
+    await writer.query(`update deployments set image_ref = $1 where id = $2`, [`bench:${i}`, id]);
+    const committed = performance.now();
+    await left;
+    latencies.push(performance.now() - committed);
+    await healthy;
+    if (i % 100 === 0) process.stderr.write(`  wakeup: ${i}/${updates}\n`);
+  }
+  await writer.end();
+  await runtime.stop();
+  await db.end();
+  latencies.sort((a, b) => a - b);
+  return {
+    updates,
+    p50_ms: round(percentile(latencies, 50)),
+    p90_ms: round(percentile(latencies, 90)),
+    p99_ms: round(percentile(latencies, 99)),
+    max_ms: round(latencies.at(-1) ?? Number.NaN),
+    mean_ms: round(latencies.reduce((a, b) => a + b, 0) / latencies.length),
+  };
+}
+
+/** One process hosting N idle deployments: start-up, then CPU and memory through ticks. */
+async function idle(adminUrl: string) {
+  const count = Number(values.deployments);
+  const seconds = Number(values.seconds);
+  const tickIntervalMs = Number(values.tick);
+  const url = await freshDatabase(adminUrl, 'keelson_bench_idle');
+  const db: Db = await createDb(url, { maxPoolSize: 20 });
+  await db.query(sql.unsafe`
+    insert into deployments (project, environment, image_ref)
+    select 'p' || i, 'prod', 'bench:1' from generate_series(1, ${count}) i`);
+  const heapBefore = (globalThis.gc?.(), process.memoryUsage().heapUsed);
+  const runtime = createRuntime({ db, databaseUrl: url, log, effects: instantEffects, tickIntervalMs, leaseTtlMs: 30_000 });
+  const startedAt = performance.now();
+  await runtime.start();
+  for (;;) {
+    const healthy = Number(await db.oneFirst(sql.unsafe`select count(*) from deployments where current_status = 'healthy'`));
+    if (healthy >= count && runtime.hosted().length >= count) break;
+    process.stderr.write(`  idle: ${healthy}/${count} healthy, ${runtime.hosted().length} hosted\n`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+  const rampSeconds = (performance.now() - startedAt) / 1000;
+  globalThis.gc?.();
+  const cpuStart = process.cpuUsage();
+  const wallStart = performance.now();
+  let rssPeak = 0;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 250);
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  clearInterval(sampler);
+  const cpu = process.cpuUsage(cpuStart);
+  const wall = performance.now() - wallStart;
+  const memory = process.memoryUsage();
+  const { lastTickMs } = runtime.stats();
+  await runtime.stop();
+  await db.end();
+  return {
+    deployments: count,
+    ramp_up_s: round(rampSeconds, 1),
+    ramp_up_deployments_per_s: round(count / rampSeconds, 0),
+    measured_s: round(wall / 1000, 1),
+    tick_interval_ms: tickIntervalMs,
+    tick_fan_out_ms: round(lastTickMs, 1),
+    cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / wall) * 100, 2),
+    heap_used_mb: round(memory.heapUsed / 2 ** 20, 1),
+    heap_per_deployment_kb: round((memory.heapUsed - heapBefore) / count / 1024, 2),
+    rss_mb: round(memory.rss / 2 ** 20, 1),
+    rss_peak_mb: round(rssPeak / 2 ** 20, 1),
+  };
+}
+
+const machine = { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`, memory_gb: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` };
+let stop = async () => {};
+let adminUrl = process.env.BENCH_DATABASE_URL;
+if (!adminUrl) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-bench-'));
+  await chmod(dir, 0o755);
+  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), log });
+  adminUrl = server.url('postgres');
+  stop = async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+}
+const results: Record<string, unknown> = { at: new Date().toISOString(), machine };
+try {
+  const version = await new pg.Client({ connectionString: adminUrl });
+  await version.connect();
+  results.postgres = (await version.query('show server_version')).rows[0]?.server_version;
+  await version.end();
+  if (scenarios.includes('wakeup')) {
+    process.stderr.write(`wakeup: ${values.updates} updates\n`);
+    results.wakeup = await wakeup(adminUrl);
+  }
+  if (scenarios.includes('idle')) {
+    process.stderr.write(`idle: ${values.deployments} deployments, ${values.seconds} s measured\n`);
+    results.idle = await idle(adminUrl);
+  }
+} finally {
+  await stop();
+}
+
+console.log(`\nkeelson benchmark — ${machine.cpus}, ${machine.memory_gb} GiB, Node ${machine.node}, PostgreSQL ${String(results.postgres)}`);
+for (const [name, figures] of Object.entries(results)) {
+  if (typeof figures !== 'object' || figures === null || name === 'machine') continue;
+  console.log(`\n${name}`);
+  for (const [key, value] of Object.entries(figures)) console.log(`  ${key.padEnd(30)} ${String(value)}`);
+}
+await mkdir('bench/results', { recursive: true });
+await writeFile('bench/results/latest.json', `${JSON.stringify(results, null, 2)}\n`);
+console.log('\nwrote bench/results/latest.json');
