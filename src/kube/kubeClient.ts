@@ -435,10 +435,10 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
             const key = `${describeRef(state.ref)} ${pod.metadata.name}`;
             present.add(key);
             const problem = podProblem(pod);
-            if (problem !== undefined && !problems.has(state)) problems.set(state, problem);
+            if (problem !== undefined && !problems.has(state)) problems.set(state, problem.message);
             const due = tracker.observe(key, problem, now, graceMs);
             if (due !== undefined && (nextDue === undefined || due < nextDue)) nextDue = due;
-            if (problem !== undefined && due !== undefined && due <= now) return fail(state, `${problem}.`);
+            if (problem !== undefined && due !== undefined && due <= now) return fail(state, `${problem.message}.`);
           }
         }
         tracker.retain(present);

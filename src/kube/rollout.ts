@@ -38,14 +38,22 @@ function get(obj: unknown, ...path: string[]): unknown {
   return current;
 }
 
-/**
- * `pod shop-7d9c-abcde: container web is waiting: ImagePullBackOff (Back-off pulling image "x")`
- * when a container of the pod is in a fail-fast state, else undefined.
- */
-export function podProblem(pod: KubeObject): string | undefined {
+/** A single ErrImagePull may be a registry hiccup: alone it must last this many grace periods. */
+export const ERR_IMAGE_PULL_GRACE_FACTOR = 3;
+
+export interface PodProblem {
+  /** `pod shop-7d9c-abcde: container web is waiting: ImagePullBackOff (Back-off pulling image "x")` */
+  message: string;
+  /** Every failing container is merely in ErrImagePull (not yet backing off). */
+  mayBeTransient: boolean;
+}
+
+/** The pod's containers in a fail-fast state, or undefined when there are none. */
+export function podProblem(pod: KubeObject): PodProblem | undefined {
   const waiting = describeWaitingContainers(pod, FAIL_FAST_REASONS);
   if (waiting.length === 0) return undefined;
-  return `pod ${pod.metadata.name}: ${waiting.join('; ')}`;
+  const others = describeWaitingContainers(pod, new Set([...FAIL_FAST_REASONS].filter((r) => r !== 'ErrImagePull')));
+  return { message: `pod ${pod.metadata.name}: ${waiting.join('; ')}`, mayBeTransient: others.length === 0 };
 }
 
 /** A label selector (`matchLabels` and `matchExpressions`) as the API's query string. */
@@ -129,20 +137,21 @@ export function isNewRevisionPod(workload: KubeObject, pod: KubeObject, replicaS
 
 /**
  * Tracks for how long each pod has been in a fail-fast state, by wall-clock time in ms. A pod
- * that recovers (or disappears) starts from zero next time.
+ * that recovers (or disappears) starts from zero next time. The problem is due after `graceMs`,
+ * or after ERR_IMAGE_PULL_GRACE_FACTOR times that while it is only an ErrImagePull.
  */
 export class ProblemTracker {
   readonly #since = new Map<string, number>();
 
   /** Records the pod's current problem (or its absence); returns when it will be due, if any. */
-  observe(key: string, message: string | undefined, now: number, graceMs: number): number | undefined {
-    if (message === undefined) {
+  observe(key: string, problem: PodProblem | undefined, now: number, graceMs: number): number | undefined {
+    if (problem === undefined) {
       this.#since.delete(key);
       return undefined;
     }
     const since = this.#since.get(key) ?? now;
     this.#since.set(key, since);
-    return since + graceMs;
+    return since + graceMs * (problem.mayBeTransient ? ERR_IMAGE_PULL_GRACE_FACTOR : 1);
   }
 
   /** Forgets pods that are gone (or no longer of the new revision). */

@@ -177,17 +177,13 @@ describe('kube client against the simulator', () => {
       expect(deploy?.status.availableReplicas).toBe(2);
     });
 
-    it('fails fast naming the pod and ImagePullBackOff for an unpullable image', async () => {
-      const ns = uniqueNamespace('pull');
-      const refs = await h.client.apply([deployment('web', 'shop:doesnotexist', 'v2')], { namespace: ns });
-      const started = Date.now();
+    it('fails on an ErrImagePull that persists for three grace periods', async () => {
+      // At real-time speed the simulated kubelet reports ErrImagePull for 5 s before backing off.
+      const ns = uniqueNamespace('errpull');
+      const refs = await h.client.apply([deployment('web', 'shop:unpullable', 'v6')], { namespace: ns });
       const error = await h.client.verify(refs, { failFastGraceMs: 300 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TerminalError);
-      expect((error as TerminalError).code).toBe('rollout_failed');
-      expect((error as Error).message).toMatch(
-        new RegExp(`^Deployment ${ns}/web failed: pod web-[a-z0-9]+-[a-z0-9]+: container web is waiting: ImagePullBackOff \\(.*shop:doesnotexist.*\\)\\.$`),
-      );
-      expect(Date.now() - started).toBeLessThan(15_000);
+      expect((error as Error).message).toMatch(/pod web-[a-z0-9-]+: container web is waiting: ErrImagePull \(.*shop:unpullable/);
     });
 
     it('fails fast naming CrashLoopBackOff for a crash-looping image', async () => {
@@ -293,33 +289,49 @@ describe('kube client against the simulator', () => {
     });
 
     it('turns a paused server into a TransientError', async () => {
-      h.sim.faults.pause();
+      await h.sim.faults.pause();
       try {
         const error = await h.client.apply([configMap('x', 'e3')], { namespace: uniqueNamespace('paused') }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(TransientError);
       } finally {
-        h.sim.faults.resume();
+        await h.sim.faults.resume();
       }
     });
   });
 });
 
-describe('progress deadline', () => {
-  let h: Harness;
+describe('on a fast clock', () => {
+  let fast: Harness;
 
   beforeAll(async () => {
-    h = await harness({ timeScale: 100 });
+    // 100 simulated seconds per real second: the simulated kubelet reports ErrImagePull for 5
+    // simulated seconds before ImagePullBackOff, and progress deadlines pass quickly.
+    fast = await harness({ timeScale: 100 });
   });
 
   afterAll(async () => {
-    await h?.sim.close();
+    await fast?.sim.close();
   });
+
+    it('fails fast naming the pod and ImagePullBackOff for an unpullable image', async () => {
+      const ns = uniqueNamespace('pull');
+      const refs = await fast.client.apply([deployment('web', 'shop:doesnotexist', 'v2')], { namespace: ns });
+      const started = Date.now();
+      const error = await fast.client.verify(refs, { failFastGraceMs: 300 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TerminalError);
+      expect((error as TerminalError).code).toBe('rollout_failed');
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Deployment ${ns}/web failed: pod web-[a-z0-9]+-[a-z0-9]+: container web is waiting: ImagePullBackOff \\(.*shop:doesnotexist.*\\)\\.$`),
+      );
+      expect(Date.now() - started).toBeLessThan(15_000);
+    });
+
 
   it('fails verification when the Deployment exceeds its progress deadline', async () => {
     const ns = uniqueNamespace('deadline');
-    const refs = await h.client.apply([deployment('web', 'shop:doesnotexist', 'pd', { progressDeadlineSeconds: 5 })], { namespace: ns });
+    const refs = await fast.client.apply([deployment('web', 'shop:doesnotexist', 'pd', { progressDeadlineSeconds: 5 })], { namespace: ns });
     // A grace period longer than the test: only the deadline can end this.
-    const error = await h.client.verify(refs, { failFastGraceMs: 600_000 }).catch((e: unknown) => e);
+    const error = await fast.client.verify(refs, { failFastGraceMs: 600_000 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TerminalError);
     expect((error as TerminalError).code).toBe('rollout_failed');
     expect((error as Error).message).toContain(`Deployment ${ns}/web failed: Deployment exceeded its progress deadline`);

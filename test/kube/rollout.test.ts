@@ -33,11 +33,18 @@ const deployment: KubeObject = {
 describe('podProblem', () => {
   it('names the pod, the container, the reason and the detail', () => {
     const problem = podProblem(pod('shop-7d9c-abcde', { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "shop:doesnotexist"' } }));
-    expect(problem).toBe('pod shop-7d9c-abcde: container web is waiting: ImagePullBackOff (Back-off pulling image "shop:doesnotexist")');
+    expect(problem).toEqual({
+      message: 'pod shop-7d9c-abcde: container web is waiting: ImagePullBackOff (Back-off pulling image "shop:doesnotexist")',
+      mayBeTransient: false,
+    });
   });
 
-  it.each(['CrashLoopBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError'])('flags %s', (reason) => {
-    expect(podProblem(pod('p', { waiting: { reason } }))).toContain(reason);
+  it.each(['CrashLoopBackOff', 'InvalidImageName', 'CreateContainerConfigError'])('flags %s', (reason) => {
+    expect(podProblem(pod('p', { waiting: { reason } }))).toEqual({ message: `pod p: container web is waiting: ${reason}`, mayBeTransient: false });
+  });
+
+  it('flags ErrImagePull as possibly transient', () => {
+    expect(podProblem(pod('p', { waiting: { reason: 'ErrImagePull' } }))?.mayBeTransient).toBe(true);
   });
 
   it('ignores ordinary waiting reasons and running pods', () => {
@@ -103,18 +110,28 @@ describe('new revision pods', () => {
 });
 
 describe('ProblemTracker', () => {
+  const broken = { message: 'broken', mayBeTransient: false };
+  const pullError = { message: 'pull error', mayBeTransient: true };
+
   it('is due only once a problem persisted for the grace period', () => {
     const tracker = new ProblemTracker();
-    expect(tracker.observe('a', 'broken', 1_000, 500)).toBe(1_500);
-    expect(tracker.observe('a', 'still broken', 1_400, 500)).toBe(1_500);
+    expect(tracker.observe('a', broken, 1_000, 500)).toBe(1_500);
+    expect(tracker.observe('a', broken, 1_400, 500)).toBe(1_500);
+  });
+
+  it('gives a lone ErrImagePull three grace periods, counted from its start', () => {
+    const tracker = new ProblemTracker();
+    expect(tracker.observe('a', pullError, 1_000, 500)).toBe(2_500);
+    // Backing off now: one grace period from the first failure.
+    expect(tracker.observe('a', broken, 1_200, 500)).toBe(1_500);
   });
 
   it('starts over when the pod recovers or disappears', () => {
     const tracker = new ProblemTracker();
-    tracker.observe('a', 'broken', 1_000, 500);
+    tracker.observe('a', broken, 1_000, 500);
     expect(tracker.observe('a', undefined, 1_200, 500)).toBeUndefined();
-    expect(tracker.observe('a', 'broken', 1_300, 500)).toBe(1_800);
+    expect(tracker.observe('a', broken, 1_300, 500)).toBe(1_800);
     tracker.retain(new Set());
-    expect(tracker.observe('a', 'broken', 2_000, 500)).toBe(2_500);
+    expect(tracker.observe('a', broken, 2_000, 500)).toBe(2_500);
   });
 });
