@@ -59,7 +59,7 @@ export function maxScaleDown(spec: number, unavailable: number, newRs: RsCounts,
  */
 export function scaleDownOld(spec: number, unavailable: number, newRs: RsCounts, old: readonly RsCounts[]): number[] {
   const targets = old.map((rs) => rs.replicas);
-  let budget = maxScaleDown(spec, unavailable, newRs, [newRs, ...old]);
+  const budget = maxScaleDown(spec, unavailable, newRs, [newRs, ...old]);
   if (budget <= 0) return targets;
   // cleanupUnhealthyReplicas
   let cleaned = 0;

@@ -2,7 +2,8 @@
 // OpenAPI, resource CRUD, subresources, watches with bookmarks, Table output, fault injection.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
-import { ApiServer, fieldSelectorsFor } from './apiserver.ts';
+import type { ApiServer} from './apiserver.ts';
+import { fieldSelectorsFor } from './apiserver.ts';
 import { aggregated, AGGREGATED_CONTENT_TYPE, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.ts';
 import { faultStatus, pickFault, type FaultState } from './faults.ts';
 import { groupDocument, openapiIndex } from './openapi.ts';
