@@ -269,6 +269,23 @@ describe('kube client against the simulator', () => {
   });
 
   describe('error classification', () => {
+    it('ends verify with a TransientError when the server stays unreachable', async () => {
+      const ns = uniqueNamespace('gone');
+      const slow = await harness({ podStartupDelayMs: 60_000 });
+      try {
+        const refs = await slow.client.apply([deployment('web', 'shop:1', 'e4')], { namespace: ns });
+        let progressed = false;
+        const outcome = slow.client.verify(refs, { onProgress: () => (progressed = true) }).catch((e: unknown) => e);
+        await sleepUntil(() => progressed, { message: 'verify reported progress' });
+        await slow.sim.faults.pause();
+        const error = await outcome;
+        expect(error).toBeInstanceOf(TransientError);
+        expect((error as TransientError).code).toBe('kube_unavailable');
+      } finally {
+        await slow.sim.close();
+      }
+    });
+
     it('turns 503s into a TransientError', async () => {
       h.sim.faults.setErrorRate(1, [503]);
       const error = await h.client.apply([configMap('x', 'e1')], { namespace: uniqueNamespace('e503') }).catch((e: unknown) => e);
