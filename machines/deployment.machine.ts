@@ -72,6 +72,7 @@ export interface Work {
   readonly triggeredBy: string;
   readonly sha: string | null;
   readonly rendered: readonly unknown[] | null;
+  readonly prune: boolean;
   readonly applied: readonly ObjectRef[];
   readonly phases: readonly Phase[];
   readonly attempt: number;
@@ -146,8 +147,8 @@ export type DeploymentEvent =
 export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean }
 export interface SyncResult { sha: string | null }
 export interface RenderInput { deploymentId: string; desired: Desired; imageRef: string; sha: string | null }
-export interface RenderResult { objects: unknown[]; files: string[] }
-export interface ApplyInput { deploymentId: string; namespace: string; objects: readonly unknown[]; previous: readonly ObjectRef[] }
+export interface RenderResult { objects: unknown[]; files: string[]; /** opt-in: delete labelled objects no longer rendered */ prune?: boolean }
+export interface ApplyInput { deploymentId: string; namespace: string; objects: readonly unknown[]; previous: readonly ObjectRef[]; prune: boolean }
 export interface ApplyResult { applied: ObjectRef[] }
 export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
 export interface VerifyResult { message: string }
@@ -246,6 +247,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       triggeredBy,
       sha: null,
       rendered: null,
+      prune: false,
       applied: context.deployed?.applied ?? [],
       phases: [],
       attempt: 0,
@@ -368,6 +370,7 @@ export const deploymentMachine = setup({
         work: {
           ...context.work,
           rendered: output.value.objects,
+          prune: output.value.prune === true,
           attempt: 0,
           retryAt: null,
           phases: [...context.work.phases, phase('render', output.startedAt, output.finishedAt, detail, null)],
@@ -654,6 +657,7 @@ function effectInput(effect: Effect, context: Ctx): unknown {
         namespace: desired.namespace,
         objects: work.rendered ?? [],
         previous: context.deployed?.applied ?? [],
+        prune: work.prune,
       } satisfies ApplyInput;
     case 'verify':
       return { deploymentId: context.deploymentId, namespace: desired.namespace, applied: work.applied } satisfies VerifyInput;

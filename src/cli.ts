@@ -9,6 +9,7 @@ export interface Command {
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./commands/serve.ts')).serveCommand,
   migrate: async () => (await import('./commands/migrate.ts')).migrateCommand,
   sim: async () => (await import('./commands/sim.ts')).simCommand,
   token: async () => (await import('./commands/token.ts')).tokenCommand,
