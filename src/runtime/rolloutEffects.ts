@@ -14,6 +14,8 @@ export interface RolloutEffectsDeps {
   readonly kube: KubeClient;
   readonly opsRepos: OpsRepoManager;
   readonly log: Logger;
+  /** Fail-fast grace of verification (kube's DEFAULT_FAIL_FAST_GRACE_MS unless given); tests shorten it. */
+  readonly failFastGraceMs?: number;
 }
 
 const sameRef = (a: ObjectRef, b: ObjectRef) =>
@@ -61,7 +63,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     },
 
     async verify(input, signal) {
-      return await kube.verify([...input.applied], { signal });
+      return await kube.verify([...input.applied], { signal, failFastGraceMs: deps.failFastGraceMs });
     },
 
     async scale(input, signal) {
