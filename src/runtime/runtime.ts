@@ -237,8 +237,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const parsed = PersistedSnapshot.safeParse(snapshotRow.snapshot);
       if (parsed.success && snapshotRow.machine_version === MACHINE_VERSION) {
         // configuration comes from this process, not from the process that persisted it
-        const snapshot = parsed.data as unknown as { context: { config: MachineConfig } };
+        const snapshot = parsed.data as unknown as { context: { config: MachineConfig; driftCheckAt: number | null } };
         snapshot.context.config = { ...snapshot.context.config, ...machineConfig };
+        // nobody watched the cluster while no process hosted this actor: check it soon, spread
+        // over a few ticks so thousands of restored actors do not hit the API server at once
+        const spread = Math.min(snapshot.context.config.driftIntervalMs, 10 * tickIntervalMs);
+        snapshot.context.driftCheckAt = Date.now() + Math.floor(Math.random() * spread);
         restored = snapshot as unknown as DeploymentSnapshot;
       } else {
         log.warn(
