@@ -1,0 +1,43 @@
+// End to end: desired_status = 'stopped' scales the deployment's workloads to 0 in the cluster;
+// 'active' again brings them back.
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOpsRepo, history, insertRow, simDeployment, simPods, startE2e, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
+
+let e2e: E2e;
+let repo: OpsRepo;
+
+beforeAll(async () => {
+  e2e = await startE2e();
+  repo = await createOpsRepo(e2e, 'platform', { 'values.yaml': 'replicas: 2\n', 'web/deployment.yaml': WEB_TEMPLATE });
+  await e2e.startRuntime({ machineConfig: { driftIntervalMs: 500 } });
+});
+
+afterAll(async () => {
+  await e2e?.stop();
+});
+
+describe('stop', () => {
+  it('scales to 0 and back to the rendered replicas', async () => {
+    const id = await insertRow(e2e.db, { project: 'jobs', image: 'registry.example/jobs:1', opsRepoId: repo.id, manifestPath: 'web' });
+    await waitStatus(e2e.db, id, 'healthy');
+    expect(simDeployment(e2e.sim, 'jobs-prod', 'jobs')).toMatchObject({ replicas: 2, readyReplicas: 2 });
+
+    await e2e.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
+    const stopped = await waitStatus(e2e.db, id, 'stopped');
+    expect(stopped.last_error).toBeNull();
+    expect(simDeployment(e2e.sim, 'jobs-prod', 'jobs')).toMatchObject({ replicas: 0, readyReplicas: 0 });
+    expect(simPods(e2e.sim, 'jobs-prod', 'jobs').filter((p) => p.ready)).toEqual([]);
+
+    await e2e.db.query(sql.unsafe`update deployments set desired_status = 'active' where id = ${id}`);
+    const back = await waitStatus(e2e.db, id, 'healthy');
+    expect(back.current_image_ref).toBe('registry.example/jobs:1');
+    expect(simDeployment(e2e.sim, 'jobs-prod', 'jobs')).toMatchObject({ replicas: 2, readyReplicas: 2 });
+    expect(simPods(e2e.sim, 'jobs-prod', 'jobs').filter((p) => p.ready && p.image === 'registry.example/jobs:1')).toHaveLength(2);
+    expect((await history(e2e.db, id)).map((r) => [r.action, r.status])).toEqual([
+      ['deploy', 'succeeded'],
+      ['stop', 'succeeded'],
+      ['resume', 'succeeded'],
+    ]);
+  });
+});
