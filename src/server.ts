@@ -2,6 +2,8 @@
 // cluster (the simulator unless KUBECONFIG), the actor runtime with the real effects, and the
 // REST API. With everything embedded it also sets up the demo (demo.ts).
 import type { Server } from 'node:http';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createApp } from './api/app.ts';
 import type { Config } from './config.ts';
@@ -32,6 +34,8 @@ export interface RunningServer {
   /** a fresh admin token, when the demo was set up */
   readonly adminToken?: string;
   readonly clusterUrl?: string;
+  /** a kubeconfig for the embedded simulated cluster, for kubectl */
+  readonly clusterKubeconfig?: string;
   close(): Promise<void>;
 }
 
@@ -54,6 +58,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     let kubeConfig: KubeConfig;
     let clusterUrl: string | undefined;
+    let clusterKubeconfig: string | undefined;
     if (config.kubeconfig) {
       kubeConfig = loadKubeConfig(config.kubeconfig);
       log.info({ cluster: kubeConfig.getCurrentCluster()?.server, context: kubeConfig.getCurrentContext() }, 'using the cluster of KUBECONFIG');
@@ -63,6 +68,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(simulator.kubeconfigYaml());
       clusterUrl = simulator.url;
+      clusterKubeconfig = path.join(config.dataDir, 'sim.kubeconfig');
+      await mkdir(config.dataDir, { recursive: true });
+      await simulator.writeKubeconfig(clusterKubeconfig);
       log.info({ cluster: simulator.url }, 'KUBECONFIG is unset: using the embedded simulated cluster');
     }
     const kube = createKubeClient({ kubeConfig, log: log.child({ part: 'kube' }), metrics });
@@ -101,7 +109,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     log.info({ url }, 'keelson is serving');
-    return { url, db, runtime, adminToken, clusterUrl, close };
+    return { url, db, runtime, adminToken, clusterUrl, clusterKubeconfig, close };
   } catch (error) {
     await close();
     throw error;

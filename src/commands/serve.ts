@@ -25,7 +25,9 @@ export const serveCommand: Command = {
       `    visualizer    ${server.url}/ui`,
       `    metrics       ${server.url}/metrics`,
     ];
-    if (server.clusterUrl) lines.push(`    cluster       ${server.clusterUrl} (simulated; kubectl: keelson sim writes a kubeconfig)`);
+    if (server.clusterKubeconfig) {
+      lines.push(`    cluster       ${server.clusterUrl} (simulated): kubectl --kubeconfig ${server.clusterKubeconfig} get deploy -A`);
+    }
     if (server.adminToken) {
       lines.push(
         '',
