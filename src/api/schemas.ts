@@ -1,5 +1,6 @@
 // Every HTTP input and output of the API as a zod schema; /openapi.json is generated from these.
 import { z } from 'zod';
+import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { DESIRED_STATUSES, DeploymentRow, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 
 const nameMessage = 'expected a DNS label: 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit';
@@ -87,17 +88,16 @@ export const PatchDeploymentBody = z
     message: 'expected at least one of image_ref, desired_status, values_override, auto_rollback',
   });
 
+// the syncer's own rule (src/opsrepo/repoUrl.ts), so a URL the API accepts can always be synced
 export const RepoUrl = z
   .string({ error: 'expected a git URL' })
   .min(1, 'expected a git URL')
   .max(2048, 'expected at most 2048 characters')
   .superRefine((url, ctx) => {
-    const accepted = 'expected https://, http://, ssh://, git:// or file:// URL, user@host:path, or an absolute path';
-    if (url.startsWith('-')) ctx.addIssue({ code: 'custom', message: `${accepted}; a leading "-" would be read by git as an option` });
-    else if (/^[A-Za-z0-9+.-]+::/.test(url)) ctx.addIssue({ code: 'custom', message: `${accepted}; "<transport>::" remote helpers (such as ext::) are refused` });
-    else if (/[\s\0]/.test(url)) ctx.addIssue({ code: 'custom', message: `${accepted}; got a value with whitespace` });
-    else if (!/^(https?|ssh|git|file):\/\/[^\s]+$/i.test(url) && !/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url) && !url.startsWith('/')) {
-      ctx.addIssue({ code: 'custom', message: accepted });
+    try {
+      assertSafeRepoUrl(url);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: redactRepoUrl((error as Error).message) });
     }
   });
 

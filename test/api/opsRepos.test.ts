@@ -72,10 +72,12 @@ describe('ops repos', () => {
   });
 
   it.each([
-    ['an ext:: remote helper', { repo_url: 'ext::sh -c touch% /tmp/pwned' }, 'repo_url', /remote helpers/],
-    ['another <transport>:: form', { repo_url: 'fd::17' }, 'repo_url', /remote helpers/],
-    ['a leading dash', { repo_url: '--upload-pack=touch /tmp/x' }, 'repo_url', /leading "-"/],
-    ['an unknown scheme', { repo_url: 'ftp://git.example/x.git' }, 'repo_url', /expected https/],
+    ['an ext:: remote helper', { repo_url: 'ext::sh%20-c%20touch%20/tmp/pwned' }, 'repo_url', /runs a git remote helper/],
+    ['another <transport>:: form', { repo_url: 'fd::17' }, 'repo_url', /runs a git remote helper/],
+    ['a leading dash', { repo_url: '--upload-pack=touch /tmp/x' }, 'repo_url', /starts with "-"/],
+    ['an unknown scheme', { repo_url: 'ftp://git.example/x.git' }, 'repo_url', /"ftp" transport is not allowed.*Use an https:\/\//],
+    // the syncer would refuse it at every sync: refused when registered instead
+    ['a plain local path', { repo_url: '/srv/git/ops.git' }, 'repo_url', /plain local paths need file:\/\//],
     ['a branch starting with -', { branch: '-f' }, 'branch', /branch name/],
     ['a path escaping the repo', { path: '../../etc' }, 'path', /relative path/],
     ['a sync interval out of range', { sync_interval_s: 100000 }, 'sync_interval_s', /0 to 86400/],
@@ -88,8 +90,8 @@ describe('ops repos', () => {
     expect((await h.pg.query("select 1 from ops_repos where name <> 'ops'")).rows).toHaveLength(0);
   });
 
-  it('accepts ssh, scp-like and local forms', async () => {
-    for (const [name, url] of [['ssh', 'ssh://git@git.example/ops.git'], ['scp', 'git@git.example:org/ops.git'], ['local', '/srv/git/ops.git']]) {
+  it('accepts ssh, scp-like and file forms', async () => {
+    for (const [name, url] of [['ssh', 'ssh://git@git.example/ops.git'], ['scp', 'git@git.example:org/ops.git'], ['local', 'file:///srv/git/ops.git']]) {
       const response = await h.request('POST', '/api/admin/ops-repos', { token: admin, body: { name, repo_url: url } });
       expect(response.status).toBe(201);
       expect(response.body.repo_url).toBe(url);
