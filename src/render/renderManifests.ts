@@ -93,14 +93,39 @@ function readValues(root: RepoRoot, rel: string): Record<string, unknown> {
 
 const NUNJUCKS_LOCATION = /^\s*(?:Template render error: )?\(([^()\n]*)\)(?: \[Line (\d+)(?:, Column (\d+))?\])?/gm;
 
+/**
+ * The `{{ … }}` output expression of `rel` at a 1-based line and column as nunjucks reports them
+ * (the column points into or at the start of the tag); the only one on the line otherwise.
+ * Best effort: any trouble reading the source yields undefined, never another error.
+ */
+function outputExpressionAt(root: RepoRoot, rel: string, line: number, column: number | undefined): string | undefined {
+  try {
+    const source = readFileSync(resolveInRoot(root, rel, 'template').abs, 'utf8').split('\n')[line - 1];
+    if (source === undefined) return undefined;
+    const tags = [...source.matchAll(/\{\{-?\s*(.*?)\s*-?\}\}/g)].map((m) => ({ start: m.index, end: m.index + m[0].length, text: m[0] }));
+    if (column !== undefined) {
+      const at = column - 1;
+      const hit = tags.find((tag) => tag.start <= at && at < tag.end) ?? tags.find((tag) => tag.start >= at - 2 && tag.start <= at + 2);
+      if (hit) return hit.text;
+    }
+    return tags.length === 1 ? tags[0]?.text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** nunjucks errors read "(file) [Line 3, Column 5]\n  message", nested once per include. */
 function templateError(error: unknown, root: RepoRoot, fallbackFile: string): TerminalError {
   const message = error instanceof Error ? error.message : String(error);
   let file = fallbackFile;
+  let rel: string | undefined;
   let line: string | undefined;
   let column: string | undefined;
   for (const match of message.matchAll(NUNJUCKS_LOCATION)) {
-    if (match[1] && match[1] !== 'unknown path') file = displayPath(root, match[1]);
+    if (match[1] && match[1] !== 'unknown path') {
+      file = displayPath(root, match[1]);
+      rel = match[1];
+    }
     if (match[2]) {
       line = match[2];
       column = match[3];
@@ -109,7 +134,10 @@ function templateError(error: unknown, root: RepoRoot, fallbackFile: string): Te
   const lines = message.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
   let reason = (lines.at(-1) ?? message).replace(/^Template render error: /, '').replace(/^Error: /, '');
   if (/null or undefined value/.test(reason)) {
+    // nunjucks does not say which variable: name the expression at the reported position
+    const expression = rel && line ? outputExpressionAt(root, rel, Number(line), column ? Number(column) : undefined) : undefined;
     reason +=
+      (expression ? ` in \`${expression}\`` : '') +
       ' (a variable used here is undefined; the variables are image_ref, project, environment, namespace, deployment_id and values; define the value in values.yaml or deployments.values_override, or use `| default(...)`)';
   }
   const where = line ? `${file}:${line}${column ? `:${column}` : ''}` : file;

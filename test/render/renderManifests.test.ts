@@ -196,7 +196,7 @@ describe('errors name the file and line', () => {
       title: 'an undefined variable',
       files: { 'api/d.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ nope }}\n' },
       code: 'render_template',
-      message: /api\/d\.yaml:4:\d+: .*undefined/,
+      message: /api\/d\.yaml:4:\d+: .*undefined value in `\{\{ nope \}\}`/,
     },
     {
       title: 'an undefined value',
@@ -208,7 +208,7 @@ describe('errors name the file and line', () => {
       title: 'an undefined variable in an included file (names the included file)',
       files: { 'api/d.yaml': 'apiVersion: v1\nkind: ConfigMap\n{% include "partials/meta.njk" %}\n', 'partials/meta.njk': 'metadata:\n\n  name: {{ missing_name }}\n' },
       code: 'render_template',
-      message: /partials\/meta\.njk:3:\d+: .*undefined/,
+      message: /partials\/meta\.njk:3:\d+: .*undefined value in `\{\{ missing_name \}\}`/,
     },
     {
       title: 'a template syntax error',
