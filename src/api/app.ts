@@ -19,6 +19,8 @@ import { swaggerUiDir, systemRoutes } from './systemRoutes.ts';
 import type { Principal } from './tokens.ts';
 import { sql } from 'slonik';
 import { createTransitionHub } from './transitionHub.ts';
+import { visualizerRoutes } from './visualizerRoutes.ts';
+import { uiRouter } from '../ui/uiRouter.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -108,6 +110,15 @@ export function createApp(deps: ApiDeps): ApiApp {
       },
     }),
     ...opsRepoRoutes({ opsRepos: deps.opsRepos }),
+    ...visualizerRoutes({
+      hub,
+      log,
+      sseHeartbeatMs: deps.sseHeartbeatMs ?? 15_000,
+      trackStream: (end) => {
+        streams.add(end);
+        return () => streams.delete(end);
+      },
+    }),
   );
 
   app.use((req, res, next) => {
@@ -124,6 +135,8 @@ export function createApp(deps: ApiDeps): ApiApp {
   });
   app.use(express.json({ limit: '1mb' }));
   for (const route of routes) registerRoute(app, route, { db, touchToken });
+  // the visualizer's pages and scripts hold no data (they read it through /api with a token)
+  app.use('/ui', uiRouter());
   app.use('/docs', express.static(swaggerUiDir(), { index: false, fallthrough: true, maxAge: '1h' }));
   app.use((req, _res, next) => {
     next(new ApiError(404, 'not_found', `No route ${req.method} ${req.path}; see /openapi.json or /docs for the API.`));

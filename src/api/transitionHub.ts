@@ -31,11 +31,18 @@ export interface TransitionHub {
   ready(): Promise<void>;
   /** Sends every transition with seq > lastSeq, now and as they are journaled. */
   subscribe(deploymentId: string, lastSeq: number, client: { send: (row: TransitionRow) => void; end: () => void }): () => void;
+  /**
+   * Hints for every deployment (GET /api/events): called with the deployment id of each
+   * notification, and with null after the listener (re)connects, when hints may have been lost
+   * and the watcher must rescan. Only hints: the watcher re-reads the rows itself.
+   */
+  watchAll(onHint: (deploymentId: string | null) => void): () => void;
   close(): Promise<void>;
 }
 
 export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl: string; log: Logger }): TransitionHub {
   const watched = new Map<string, Watched>();
+  const allWatchers = new Set<(deploymentId: string | null) => void>();
   let listener: Subscriber | undefined;
   let starting: Promise<void> | undefined;
   let closed = false;
@@ -78,6 +85,7 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
 
   const deliverAll = () => {
     for (const id of watched.keys()) void deliver(id);
+    for (const hint of allWatchers) hint(null);
   };
 
   async function start(): Promise<void> {
@@ -96,6 +104,7 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
         return;
       }
       void deliver(parsed.deployment_id);
+      for (const hint of allWatchers) hint(parsed.deployment_id);
     });
     await subscriber.connect();
     await subscriber.listenTo(TRANSITIONS_CHANNEL);
@@ -127,8 +136,13 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
         if (current && current.clients.size === 0 && !current.running) watched.delete(deploymentId);
       };
     },
+    watchAll: (onHint) => {
+      allWatchers.add(onHint);
+      return () => allWatchers.delete(onHint);
+    },
     close: async () => {
       closed = true;
+      allWatchers.clear();
       for (const entry of watched.values()) for (const client of entry.clients) client.end();
       watched.clear();
       await starting?.catch(() => undefined);
