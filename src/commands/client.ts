@@ -146,10 +146,13 @@ async function follow(api: Api, project: string, env: string, generation: number
     return checking;
   };
   const seen = new Set<number>();
-  const stream = readEvents(api, `${base(project, env)}/events`, lastSeq, controller.signal, (t) => {
-    if (seen.has(t.seq)) return;
+  const print = (t: Transition) => {
+    if (t.seq <= lastSeq || seen.has(t.seq)) return;
     seen.add(t.seq);
     console.log(`  ${t.at}  ${t.from_state ?? '(start)'} → ${t.to_state}  (${t.event})`);
+  };
+  const stream = readEvents(api, `${base(project, env)}/events`, lastSeq, controller.signal, (t) => {
+    print(t);
     void checkSoon().catch(() => undefined);
   }).catch((error: unknown) => {
     if (!controller.signal.aborted) console.error(`keelson: event stream interrupted (${(error as Error).message}); polling instead`);
@@ -169,6 +172,9 @@ async function follow(api: Api, project: string, env: string, generation: number
     console.error(`keelson: ${project}/${env} did not settle within ${Math.round(timeoutMs / 1000)} s`);
     return false;
   }
+  // the poll can see the settled row before the stream delivered the last transitions
+  const { body } = await api.call<{ items: Transition[] }>('GET', `${base(project, env)}/transitions?limit=50`);
+  for (const t of [...body.items].reverse()) print(t);
   console.log(describe(settled));
   return settled.current_status === wanted;
 }
