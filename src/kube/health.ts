@@ -40,7 +40,8 @@ function asObj(value: unknown): Obj {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {};
 }
 
-function get(obj: unknown, ...path: string[]): unknown {
+/** The value at `path`, or undefined when any step is missing. */
+export function get(obj: unknown, ...path: string[]): unknown {
   let current: unknown = obj;
   for (const key of path) {
     if (current === null || typeof current !== 'object') return undefined;

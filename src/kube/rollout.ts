@@ -3,7 +3,7 @@
 //
 // Why pods at all: a Deployment's own status shows nothing about an image that cannot be pulled
 // until progressDeadlineSeconds (600 s by default) has passed; its pods show it at once.
-import { describeWaitingContainers } from './health.ts';
+import { describeWaitingContainers, get } from './health.ts';
 import type { KubeObject } from './types.ts';
 
 /** Kinds whose health verification waits for; everything else is Current once applied. */
@@ -29,14 +29,6 @@ export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 
 type Obj = Record<string, unknown>;
 
-function get(obj: unknown, ...path: string[]): unknown {
-  let current: unknown = obj;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Obj)[key];
-  }
-  return current;
-}
 
 /** A single ErrImagePull may be a registry hiccup: alone it must last this many grace periods. */
 export const ERR_IMAGE_PULL_GRACE_FACTOR = 3;

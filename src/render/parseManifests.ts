@@ -3,20 +3,10 @@
 // of the rendered text, which matches the template line for line unless a tag emits newlines.
 import { LineCounter, parseAllDocuments, parseDocument } from 'yaml';
 import { TerminalError } from '../errors.ts';
+import type { KubeObject } from '../kube/types.ts';
 import { isPlainObject } from './mergeValues.ts';
 
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
-}
+export type { KubeObject };
 
 export interface ParsedObject {
   readonly object: KubeObject;
