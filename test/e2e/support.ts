@@ -217,7 +217,7 @@ export async function waitRow(
     }, { timeoutMs, message });
   } catch (error) {
     // the row as it was tells more than "timed out"
-    throw new Error(`${(error as Error).message}; row: ${JSON.stringify(last && { s: last.current_status, g: last.generation, og: last.observed_generation, img: last.current_image_ref, err: last.last_error })}`);
+    throw new Error(`${(error as Error).message}; row: ${JSON.stringify(last && { s: last.current_status, g: last.generation, og: last.observed_generation, img: last.current_image_ref, err: last.last_error })}`, { cause: error });
   }
 }
 
