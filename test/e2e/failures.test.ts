@@ -117,3 +117,25 @@ describe('failures', () => {
     }
   });
 });
+
+describe('cluster outage while verifying', () => {
+  it('verification retries across the outage and the rollout completes after it', async () => {
+    e2e.sim.setTimeScale(0.01);
+    try {
+      const id = await insertRow(e2e.db, { project: 'blip', image: 'registry.example/blip:1', opsRepoId: repo.id, manifestPath: 'web' });
+      await waitRow(e2e.db, id, (r) => r.current_status === 'verifying', 'verifying');
+      await e2e.sim.faults.pause();
+      const retrying = await waitRow(e2e.db, id, (r) => /retrying/.test(r.last_error ?? ''), 'verify retrying', 30_000);
+      expect(retrying.current_status).toBe('verifying');
+      e2e.sim.setTimeScale(100);
+      await e2e.sim.faults.resume();
+      const done = await waitStatus(e2e.db, id, 'healthy', 30_000);
+      expect(done.last_error).toBeNull();
+      expect(simDeployment(e2e.sim, 'blip-prod', 'blip')).toMatchObject({ image: 'registry.example/blip:1', readyReplicas: 2 });
+      expect((await history(e2e.db, id)).map((r) => [r.action, r.status])).toEqual([['deploy', 'succeeded']]);
+    } finally {
+      e2e.sim.setTimeScale(100);
+      await e2e.sim.faults.resume();
+    }
+  });
+});

@@ -8,9 +8,10 @@ let e2e: E2e;
 let repo: OpsRepo;
 
 beforeAll(async () => {
-  e2e = await startE2e();
+  // fast enough for the kubelet to reach ImagePullBackOff within the short fail-fast grace
+  e2e = await startE2e({ sim: { timeScale: 100, podStartupDelayMs: 1000 } });
   repo = await createOpsRepo(e2e, 'platform', { 'values.yaml': 'replicas: 2\n', 'web/deployment.yaml': WEB_TEMPLATE });
-  await e2e.startRuntime();
+  await e2e.startRuntime({ failFastGraceMs: 1_000 });
 });
 
 afterAll(async () => {
@@ -72,5 +73,25 @@ describe('rollback', () => {
     const failed = await waitStatus(e2e.db, String(id), 'failed');
     expect(failed.last_error).toMatch(/no previous healthy image to roll back to/);
     expect(simDeployment(e2e.sim, 'fresh-prod', 'fresh')).toBeUndefined();
+  });
+});
+
+describe('rollback after a failed deploy', () => {
+  it('restores the last healthy image after a deploy of an unpullable image failed', async () => {
+    const id = await insertRow(e2e.db, { project: 'after', image: 'registry.example/after:1', opsRepoId: repo.id, manifestPath: 'web' });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/after:doesnotexist' where id = ${id}`);
+    const failed = await waitStatus(e2e.db, id, 'failed', 30_000);
+    expect(failed.last_error).toMatch(/ImagePullBackOff|ErrImagePull/);
+
+    await e2e.db.query(sql.unsafe`update deployments set desired_status = 'rollback' where id = ${id}`);
+    const done = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.desired_status === 'active', 'rolled back', 30_000);
+    expect(done).toMatchObject({ image_ref: 'registry.example/after:1', current_image_ref: 'registry.example/after:1', last_error: null });
+    expect(simDeployment(e2e.sim, 'after-prod', 'after')).toMatchObject({ image: 'registry.example/after:1', readyReplicas: 2, updatedReplicas: 2 });
+    expect((await history(e2e.db, id)).map((r) => [r.action, r.status, r.image_ref])).toEqual([
+      ['deploy', 'succeeded', 'registry.example/after:1'],
+      ['deploy', 'failed', 'registry.example/after:doesnotexist'],
+      ['rollback', 'succeeded', 'registry.example/after:1'],
+    ]);
   });
 });
