@@ -5,7 +5,7 @@
 // the last seq shown, so nothing between the first read and the stream is lost).
 import { AuthError, api, followEvents } from './api.js';
 import { renderStatechart } from './statechart.js';
-import { debounce, formatDuration, formatTime, h, stateBadge, tickSince, topOf } from './util.js';
+import { debounce, formatDuration, formatTime, h, since, stateBadge, tickSince, topOf } from './util.js';
 
 const TRANSITIONS_SHOWN = 200;
 
@@ -82,7 +82,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
       h('div', { class: 'summary-main' },
         h('h1', {}, `${d.project} / ${d.environment}`),
         stateBadge(current),
-        h('span', { class: 'muted' }, 'for ', h('span', { dataset: { since: transitions[0]?.at ?? d.status_changed_at } }))),
+        h('span', { class: 'muted' }, 'for ', h('span', { dataset: { since: transitions[0]?.at ?? d.status_changed_at } }, since(transitions[0]?.at ?? d.status_changed_at)))),
       h('dl', {},
         h('dt', {}, 'desired'), h('dd', { class: 'mono' }, `${d.image_ref} (${d.desired_status}, generation ${d.generation})`),
         h('dt', {}, 'running'), h('dd', { class: 'mono' }, d.current_image_ref ? `${d.current_image_ref}${d.current_sha ? ` @ ${d.current_sha.slice(0, 12)}` : ''}` : '–'),

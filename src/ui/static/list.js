@@ -3,7 +3,7 @@
 // filtered by project and state, kept current by GET /api/events (a transition is a hint to
 // re-read the list) and a slow poll as the safety net.
 import { AuthError, api, followEvents } from './api.js';
-import { STATES, debounce, h, stateBadge, tickSince } from './util.js';
+import { STATES, debounce, h, since, stateBadge, tickSince } from './util.js';
 
 const POLL_MS = 30_000;
 
@@ -43,7 +43,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
           h('td', {}, h('a', { href }, d.environment)),
           h('td', { class: 'mono', title: image }, image),
           h('td', {}, stateBadge(d.current_status)),
-          h('td', { dataset: { since: d.status_changed_at } }),
+          h('td', { dataset: { since: d.status_changed_at } }, since(d.status_changed_at)),
           h('td', { class: 'num' }, `${d.observed_generation}/${d.generation}`),
           h('td', { class: 'error-cell', title: d.last_error ?? '' }, d.last_error ?? ''));
       }),

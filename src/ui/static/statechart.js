@@ -42,6 +42,13 @@ function edgeLines(t) {
   return [eventLabel(t), ...guardLines(t.guard)];
 }
 
+// the definition's order (idle, syncing, applying, verifying, healthy, …) is preferred when
+// choosing which edges of a cycle point backwards (set on compound nodes too, ELK fails)
+const ORDER = {
+  'elk.layered.cycleBreaking.strategy': 'MODEL_ORDER',
+  'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
+};
+
 export async function layoutMachine(machine) {
   const byId = new Map(machine.states.map((st) => [st.id, st]));
   const node = (id) => {
@@ -80,6 +87,7 @@ export async function layoutMachine(machine) {
       'elk.spacing.nodeNode': '18',
       'elk.spacing.edgeLabel': '2',
       'elk.edgeLabels.placement': 'CENTER',
+      ...ORDER,
       // absolute coordinates for every shape and edge: no per-container offsets to add up
       'elk.json.shapeCoords': 'ROOT',
       'elk.json.edgeCoords': 'ROOT',

@@ -1,0 +1,209 @@
+// The visualizer in real headless Chromium (Debian's /usr/bin/chromium through playwright-core)
+// against a running keelson with the simulated cluster: the list shows a deployment inserted by
+// SQL, its page follows a rollout live (syncing → applying → verifying → healthy without a
+// reload), every state and transition of GET /api/machine is drawn, and the page needs nothing
+// beyond localhost. Screenshots go to test-artifacts/ui/.
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createToken } from '../../src/api/tokens.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startServer } from '../../src/server.ts';
+import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.resolve('test-artifacts/ui');
+const ROLLOUT = ['syncing', 'applying', 'verifying', 'healthy'];
+
+let t: TestDatabase;
+let server: Awaited<ReturnType<typeof startServer>>;
+let dataDir: string;
+let profileDir: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let token: string;
+const aborted: string[] = [];
+const pageErrors: string[] = [];
+
+const topOf = (state: string) => state.split('.')[0] ?? state;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'keelson-ui-data-'));
+  profileDir = await mkdtemp(path.join(os.tmpdir(), 'keelson-ui-chromium-'));
+  await mkdir(ARTIFACTS, { recursive: true });
+  const config = loadConfig({ DATABASE_URL: t.url, PORT: '0', KEELSON_DATA_DIR: dataDir, KEELSON_TICK_INTERVAL: '200ms', KEELSON_LOG_LEVEL: 'warn' }, {}, false);
+  server = await startServer({
+    config,
+    log: createLogger({ level: 'warn', format: 'json' }),
+    demo: false,
+    // verifying waits for pods to become Ready: long enough for the page to show it
+    simulator: { podStartupDelayMs: 1500, timeScale: 1 },
+  });
+  token = (await createToken(t.db, { name: 'ui-test', permissions: ['deploy:read'], project: null })).token;
+  try {
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      viewport: { width: 1600, height: 1000 },
+    });
+  } catch (error) {
+    throw new Error(
+      `Could not start Chromium at ${CHROMIUM} (install it with \`apt-get install -y chromium\`; npm test does this on fresh machines): ${(error as Error).message}`,
+    );
+  }
+  browser = context.browser() as Browser;
+  // anything but this server is refused: the page must need nothing external
+  await context.route('**/*', async (route) => {
+    const host = new URL(route.request().url()).hostname;
+    if (host === '127.0.0.1' || host === 'localhost') await route.continue();
+    else {
+      aborted.push(route.request().url());
+      await route.abort('blockedbyclient');
+    }
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(message.text());
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await context?.close();
+  void browser;
+  await server?.close();
+  await t?.drop();
+  await rm(dataDir, { recursive: true, force: true });
+  await rm(profileDir, { recursive: true, force: true });
+});
+
+async function signIn(): Promise<void> {
+  await page.goto(`${server.url}/ui`);
+  await page.locator('#token-input').fill(token);
+  await page.locator('#token-form button[type=submit]').click();
+  await page.locator('#deployments').waitFor();
+}
+
+describe('visualizer', () => {
+  it('lists a deployment inserted by SQL and follows its state live', async () => {
+    await signIn();
+    expect(await page.evaluate(() => sessionStorage.getItem('keelson.token'))).toBe(token);
+    await page.locator('#live[data-live="live"]').waitFor();
+    await server.db.query(sql.unsafe`insert into deployments (project, environment, image_ref) values ('shop', 'staging', 'registry.example/shop:1.0.0')`);
+    const row = page.locator('tr[data-deployment="shop/staging"]');
+    await row.waitFor({ timeout: 15_000 });
+    // no reload: the row reaches healthy through /api/events
+    await page.locator('tr[data-deployment="shop/staging"][data-state="healthy"]').waitFor({ timeout: 30_000 });
+    await expect(row.locator('.badge').textContent()).resolves.toBe('healthy');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'list.png'), fullPage: true });
+
+    // the filters hide what does not match
+    await page.locator('#filter-state').selectOption('failed');
+    await sleepUntil(async () => (await row.count()) === 0, { message: 'the state filter did not hide the healthy row' });
+    await page.locator('#filter-state').selectOption('');
+    await row.waitFor();
+  });
+
+  it('draws the statechart and follows a rollout through syncing, applying, verifying to healthy', async () => {
+    await page.locator('tr[data-deployment="shop/staging"] a').click();
+    await page.locator('svg.statechart').waitFor();
+    await sleepUntil(() => page.evaluate(() => document.body.dataset.currentTop === 'healthy'), { message: 'the page did not highlight healthy' });
+    await page.locator('#live[data-live="live"]').waitFor();
+    const before = await page.evaluate(() => (window as unknown as { __stateLog: string[] }).__stateLog.length);
+    const marker = await page.evaluate(() => {
+      (window as unknown as { __noReload: boolean }).__noReload = true;
+      return true;
+    });
+    expect(marker).toBe(true);
+
+    // a new image: the actor rolls out again while the page watches
+    await server.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/shop:2.0.0' where project = 'shop' and environment = 'staging'`);
+    await sleepUntil(() => page.evaluate(() => document.body.dataset.currentTop === 'verifying'), { timeoutMs: 20_000, message: 'the page never highlighted verifying' });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'deployment-verifying.png'), fullPage: true });
+    await sleepUntil(
+      () => page.evaluate(() => document.body.dataset.currentTop === 'healthy'),
+      { timeoutMs: 30_000, message: 'the page never came back to healthy' },
+    );
+    const log = await page.evaluate(() => (window as unknown as { __stateLog: string[] }).__stateLog);
+    const tops = log.slice(before).map(topOf);
+    // in order, each at least once
+    let at = 0;
+    for (const state of ROLLOUT) {
+      const found = tops.indexOf(state, at);
+      expect(found, `highlighted states ${JSON.stringify(log.slice(before))} lack ${state} after position ${at}`).toBeGreaterThanOrEqual(at);
+      at = found + 1;
+    }
+    expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+
+    // the current state is highlighted and the last edge (done: verify → healthy) marked
+    await expect(page.locator('svg.statechart [data-state-id="deployment.healthy"]').getAttribute('class')).resolves.toMatch(/\bcurrent\b/);
+    await expect(page.locator('svg.statechart').getAttribute('data-last-transition')).resolves.toBe('deployment.verifying.running|xstate.done.actor.verify|0');
+    // the timeline, the history bars and the snapshot came along without a reload
+    await sleepUntil(async () => (await page.locator('#history [data-action="deploy"]').count()) >= 2, { message: 'history did not show both deploys' });
+    const phases = await page.locator('#history [data-action="deploy"]').first().locator('.bar-row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.phase));
+    expect(phases).toEqual(['sync', 'render', 'apply', 'verify']);
+    const timeline = await page.locator('#timeline tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.to));
+    expect(timeline[0]).toBe('healthy');
+    expect(timeline).toContain('verifying.running');
+    await sleepUntil(async () => (await page.locator('#snapshot').textContent())?.includes('registry.example/shop:2.0.0'), { message: 'the snapshot JSON did not show the new image' });
+    const snapshot = JSON.parse((await page.locator('#snapshot').textContent()) ?? 'null') as { value: unknown; context: { deployed: { imageRef: string } } };
+    expect(snapshot.context.deployed.imageRef).toBe('registry.example/shop:2.0.0');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'deployment-healthy.png'), fullPage: true });
+    // the whole chart at 100%, unclipped by its scroll box
+    await page.setViewportSize({ width: 1600, height: 1000 });
+    await page.getByRole('button', { name: '100%' }).click();
+    const size = await page.evaluate(() => {
+      const box = document.getElementById('chart') as HTMLElement;
+      box.style.maxHeight = 'none';
+      box.style.overflow = 'visible';
+      const svg = box.querySelector('svg') as SVGSVGElement;
+      return { width: Number(svg.getAttribute('width')), height: Number(svg.getAttribute('height')) };
+    });
+    await page.setViewportSize({ width: size.width + 80, height: 1000 });
+    await page.locator('svg.statechart').screenshot({ path: path.join(ARTIFACTS, 'statechart.png') });
+    await page.setViewportSize({ width: 1600, height: 1000 });
+  });
+
+  it('draws every state and transition of GET /api/machine', async () => {
+    const machine = await page.evaluate(async (bearer) => {
+      const response = await fetch('/api/machine', { headers: { authorization: `Bearer ${bearer}` } });
+      return (await response.json()) as { states: Array<{ id: string }>; transitions: Array<{ id: string }> };
+    }, token);
+    expect(machine.states.length).toBeGreaterThan(20);
+    const drawnStates = await page.locator('svg.statechart [data-state-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state-id')));
+    const drawnEdges = await page.locator('svg.statechart [data-transition-id]').evaluateAll((els) =>
+      els.map((e) => ({ id: e.getAttribute('data-transition-id'), paths: e.querySelectorAll('path').length })));
+    expect([...drawnStates].sort()).toEqual(machine.states.map((s) => s.id).sort());
+    expect(drawnEdges.map((e) => e.id).sort()).toEqual(machine.transitions.map((tr) => tr.id).sort());
+    // every edge has a routed path, not just an empty group
+    expect(drawnEdges.filter((e) => e.paths === 0)).toEqual([]);
+  });
+
+  it('needed nothing but localhost and logged no errors', async () => {
+    expect(aborted).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('serves data only with a token; the static assets need none', async () => {
+    const machine = await fetch(`${server.url}/api/machine`);
+    expect(machine.status).toBe(401);
+    const events = await fetch(`${server.url}/api/events`);
+    expect(events.status).toBe(401);
+    const snapshot = await fetch(`${server.url}/api/projects/shop/deployments/staging/snapshot`);
+    expect(snapshot.status).toBe(401);
+    for (const asset of ['/ui', '/ui/deployments/shop/staging', '/ui/static/app.js', '/ui/vendor/elk.bundled.js']) {
+      const response = await fetch(`${server.url}${asset}`);
+      expect(response.status, asset).toBe(200);
+      expect(response.headers.get('content-security-policy')).toContain("default-src 'none'");
+      const text = await response.text();
+      expect(text).not.toContain('shop:2.0.0');
+    }
+  });
+});
