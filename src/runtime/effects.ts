@@ -25,10 +25,11 @@ export interface Effects {
 }
 
 /**
- * Every effect of a rollout runs inside the deployment's rollout slot (see RolloutSlots); the
- * drift check runs while healthy, at rest, and takes none.
+ * Runs before each effect: takes the deployment's rollout slot (every effect but the drift check,
+ * which runs at rest) and, for effects that read the journal, waits for the actor's queued
+ * journal writes. See createRuntime.
  */
-export type SlotGate = (deploymentId: string, signal: AbortSignal) => Promise<void>;
+export type BeforeEffect = (effect: keyof Effects, deploymentId: string, signal: AbortSignal) => Promise<void>;
 
 export function classifyFailure(error: unknown, startedAt: number): EffectFailure {
   const at = Date.now();
@@ -49,10 +50,10 @@ export function classifyFailure(error: unknown, startedAt: number): EffectFailur
   return { kind: 'terminal', code: 'unexpected', message, startedAt, at };
 }
 
-export function toMachineActors(effects: Effects, enterSlot: SlotGate) {
+export function toMachineActors(effects: Effects, before: BeforeEffect) {
   const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
     fromPromise<EffectOutput<O>, I>(async ({ input, signal }) => {
-      if (name !== 'checkDrift') await enterSlot(input.deploymentId, signal);
+      await before(name, input.deploymentId, signal);
       const startedAt = Date.now();
       try {
         const value = await run(input, signal);

@@ -2,10 +2,7 @@
 // Each is safe to re-run: a restored actor calls its in-flight effect again with the same input.
 import type { KubeClient } from '../kube/kubeClient.ts';
 import type { KubeObject, ObjectRef } from '../kube/types.ts';
-import { sql } from 'slonik';
-import { z } from 'zod';
 import type { Db } from '../db/pool.ts';
-import { TransientError } from '../errors.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
@@ -23,32 +20,6 @@ export interface RolloutEffectsDeps {
 
 const sameRef = (a: ObjectRef, b: ObjectRef) =>
   a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && a.apiVersion.split('/')[0] === b.apiVersion.split('/')[0];
-
-const JOURNAL_WAIT_MS = 10_000;
-
-/**
- * The rollback target is read from deployment_history, but the runtime starts this effect as soon
- * as the actor enters `rolling-back`, while the journal commits that transition (and with an
- * auto-rollback, the failed deploy's history row) asynchronously. Reading too early misses the
- * failed deploy and finds "no previous healthy image". The journal writes `current_status =
- * 'rolling-back'` in the same transaction as that history row, so once the row says so, the
- * history is complete. A journal that stays behind (database trouble) is a transient failure.
- */
-async function journalCaughtUp(db: Db, deploymentId: string, signal: AbortSignal): Promise<void> {
-  const deadline = Date.now() + JOURNAL_WAIT_MS;
-  for (;;) {
-    const status = await db.maybeOneFirst(sql.type(z.object({ current_status: z.string() }))`
-      select current_status from deployments where id = ${deploymentId}`);
-    if (status === 'rolling-back' || status === null) return;
-    if (Date.now() >= deadline) {
-      throw new TransientError(`The journal has not recorded the start of the rollback of deployment ${deploymentId} yet; retrying.`, {
-        code: 'journal_behind',
-      });
-    }
-    signal.throwIfAborted();
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
   const { db, kube, opsRepos, log } = deps;
@@ -101,8 +72,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       return { message: `scaled ${scaled.length} workload(s) to 0${note}` };
     },
 
-    async findRollbackTarget(input, signal) {
-      await journalCaughtUp(db, input.deploymentId, signal);
+    async findRollbackTarget(input) {
       const target = await findRollbackTarget(db, input.deploymentId);
       return target ? { imageRef: target.image_ref, sha: target.sha } : null;
     },

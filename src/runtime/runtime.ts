@@ -22,7 +22,7 @@ import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
-import { toMachineActors, type Effects } from './effects.ts';
+import { toMachineActors, type BeforeEffect, type Effects } from './effects.ts';
 import { DeploymentGoneError, LostOwnershipError, writeJournal, type JournalEntry } from './journal.ts';
 import { claim, heartbeat, registerInstance, release } from './leases.ts';
 import { RolloutSlots } from './semaphore.ts';
@@ -64,7 +64,13 @@ export interface Runtime {
   stats(): { hosted: number; activeRollouts: number; lastTickMs: number };
 }
 
-const RESTING: ReadonlySet<string> = new Set(['idle', 'healthy', 'failed', 'stopped']);
+/**
+ * At rest: no action in flight. `stopped.scaling` is not (the stop is under way), although its
+ * top-level state, which current_status mirrors, is `stopped`.
+ */
+export function isAtRest(path: string): boolean {
+  return path === 'idle' || path === 'failed' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
+}
 
 type DeploymentActor = Actor<ReturnType<typeof deploymentMachine.provide>>;
 
@@ -96,6 +102,15 @@ const SnapshotRow = z.object({
   seq: z.number(),
 });
 
+async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export function statePath(value: DeploymentSnapshot['value'] | unknown): string {
   if (typeof value === 'string') return value;
   const [key, child] = Object.entries(value as Record<string, unknown>)[0] ?? ['idle', undefined];
@@ -106,7 +121,6 @@ export function statePath(value: DeploymentSnapshot['value'] | unknown): string 
  * Healthy deployments move between `healthy.idle` and `healthy.checking` (drift checks) all
  * the time; those moves are not journaled: restoring into `healthy.idle` re-runs a due check.
  */
-const topOf = (path: string): string => path.split('.')[0] ?? path;
 
 function journaledState(path: string): string {
   return path.startsWith('healthy') ? 'healthy' : path;
@@ -126,9 +140,20 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseTtlMs / 3));
   const machineConfig = options.machineConfig ?? {};
   const slots = new RolloutSlots(options.maxConcurrentRollouts ?? 32);
-  const machine = deploymentMachine.provide({ actors: toMachineActors(options.effects, (id, signal) => slots.enter(id, signal)) });
-  const events = new EventEmitter<{ transition: [TransitionNotice] }>();
   const hosts = new Map<string, Host>();
+  const before: BeforeEffect = async (effect, id, signal) => {
+    if (effect === 'findRollbackTarget') {
+      // it reads deployment_history: the rows this actor has queued (an auto-rollback's failed
+      // deploy, a success a moment ago) must be committed first. The snapshot that started this
+      // effect is enqueued in the same macrotask, after the effect started.
+      await new Promise((resolve) => setImmediate(resolve));
+      const chain = hosts.get(id)?.chain;
+      if (chain) await abortable(chain, signal);
+    }
+    if (effect !== 'checkDrift') await slots.enter(id, signal);
+  };
+  const machine = deploymentMachine.provide({ actors: toMachineActors(options.effects, before) });
+  const events = new EventEmitter<{ transition: [TransitionNotice] }>();
   let listener: Subscriber | undefined;
   let listening = false;
   let closing = false;
@@ -140,11 +165,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   function onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void {
     if (host.stopped) return;
-    if (RESTING.has(topLevelState(snapshot.value))) slots.leave(host.id);
+    const path = statePath(snapshot.value);
+    const atRest = isAtRest(path);
+    if (atRest) slots.leave(host.id);
     const key = changeKey(snapshot);
     if (key === host.lastKey) return;
     host.lastKey = key;
-    const path = statePath(snapshot.value);
     const state = journaledState(path);
     const transition = state !== host.lastState ? { from: host.lastState, to: state, event: eventType } : null;
     host.lastState = state;
@@ -161,13 +187,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       status: topLevelState(snapshot.value) as CurrentStatus,
       transition,
       generation: context.work?.generation ?? context.desired?.generation ?? context.observedGeneration,
-      observedGeneration: context.observedGeneration,
+      // observed_generation = generation tells pipelines the newest desired state is fully acted
+      // on (succeeded or failed): it moves only when the actor comes to rest
+      observedGeneration: atRest ? context.observedGeneration : 0,
       completed,
       deployed: context.deployed,
       lastError: context.lastError,
     };
     const notifiedAt = host.notifiedAt;
-    const leavesRest = transition !== null && RESTING.has(topOf(transition.from ?? 'idle')) && !RESTING.has(topOf(state));
+    const leavesRest = transition !== null && isAtRest(transition.from ?? 'idle') && !atRest;
     if (leavesRest) host.notifiedAt = null;
     host.chain = host.chain.then(() => journal(host, entry, leavesRest ? notifiedAt : null));
   }
@@ -379,7 +407,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     } else if (hosts.size > share + 1) {
       // another instance joined: hand over resting deployments until the split is fair
       const excess = [...hosts.values()]
-        .filter((r) => RESTING.has(topLevelState(r.actor.getSnapshot().value)) && !r.waking)
+        .filter((r) => isAtRest(statePath(r.actor.getSnapshot().value)) && !r.waking)
         .slice(0, hosts.size - share);
       for (const record of excess) {
         await record.chain;
@@ -425,7 +453,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     subscriber.notifications.on('keelson_deployments', (payload: unknown) => {
       const id = String(payload);
       const record = hosts.get(id);
-      if (record && RESTING.has(topLevelState(record.actor.getSnapshot().value))) record.notifiedAt ??= performance.now();
+      if (record && isAtRest(statePath(record.actor.getSnapshot().value))) record.notifiedAt ??= performance.now();
       wakeSafely(id);
     });
     try {

@@ -140,6 +140,22 @@ describe('runtime', () => {
     expect((await effectRuns(t.db, id, 'verify')).length).toBe(4);
   });
 
+  it('moves observed_generation only when an action has finished, so pipelines can wait on it', async () => {
+    await startRuntime();
+    const id = await insertDeployment(t.db, 'settle');
+    await waitStatus(t.db, id, 'healthy');
+    await hold(t.db, id, 'scale');
+    await t.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
+    await sleepUntil(async () => (await effectRuns(t.db, id, 'scale')).length === 1, { message: 'scale running' });
+    // current_status mirrors the top-level state (stopped) while the stop is still under way
+    const during = await row(t.db, id);
+    expect(during).toMatchObject({ current_status: 'stopped', generation: 2, observed_generation: 1 });
+    await unhold(t.db, id, 'scale');
+    const done = await waitFor(t.db, id, (r) => r.observed_generation === 2, 'stop finished');
+    expect(done.current_status).toBe('stopped');
+    expect((await history(t.db, id)).map((r) => r.action)).toEqual(['deploy', 'stop']);
+  });
+
   it('picks up a change after its LISTEN connection was killed', async () => {
     const runtime = await startRuntime({ tickIntervalMs: 60_000 });
     const id = await insertDeployment(t.db, 'listen');
