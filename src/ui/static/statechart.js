@@ -48,6 +48,12 @@ const ORDER = {
   'elk.layered.cycleBreaking.strategy': 'MODEL_ORDER',
   'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
 };
+// Cycle breaking alone lets nested edges scramble the top level (healthy drew before syncing).
+// Invisible, high-priority edges between consecutive top-level states keep the definition's
+// order left to right; they are layout hints only and are never drawn.
+const ORDER_EDGE = { 'elk.layered.priority.direction': '100' };
+/** Transitions of the root itself ("from any state") start at this pseudo-node, left of all. */
+export const ANY_STATE = '__any';
 
 export async function layoutMachine(machine) {
   const byId = new Map(machine.states.map((st) => [st.id, st]));
@@ -66,16 +72,22 @@ export async function layoutMachine(machine) {
     const width = Math.max(72, labelWidth + 28, invokeText ? measure(invokeText, LABEL_FONT) + 24 : 0);
     return { id, width, height: invokeText ? 44 : 30 };
   };
+  const root = machine.states.find((st) => st.parent === null);
   const edges = [];
   for (const t of machine.transitions) {
     const lines = edgeLines(t);
     const label = { text: lines.join('\n'), width: Math.max(...lines.map((l) => measure(l, LABEL_FONT))) + 6, height: lines.length * 12 + 2 };
     const targets = t.targets.length > 0 ? t.targets : [t.source];
+    const source = t.source === root.id && t.targets.length > 0 ? ANY_STATE : t.source;
     targets.forEach((target, i) => {
-      edges.push({ id: `${t.id}#${i}`, transition: t.id, sources: [t.source], targets: [target], labels: i === 0 ? [label] : [] });
+      edges.push({ id: `${t.id}#${i}`, transition: t.id, sources: [source], targets: [target], labels: i === 0 ? [label] : [] });
     });
   }
-  const root = machine.states.find((st) => st.parent === null);
+  const rootNode = node(root.id);
+  const anyUsed = edges.some((e) => e.sources[0] === ANY_STATE);
+  if (anyUsed) rootNode.children.unshift({ id: ANY_STATE, width: Math.max(72, measure('any state', `600 ${FONT}`) + 24), height: 30 });
+  const order = [...(anyUsed ? [ANY_STATE] : []), ...root.children];
+  const hints = order.slice(1).map((id, i) => ({ id: `order:${i}`, sources: [order[i]], targets: [id], layoutOptions: ORDER_EDGE }));
   const graph = {
     id: '__graph',
     layoutOptions: {
@@ -92,8 +104,8 @@ export async function layoutMachine(machine) {
       'elk.json.shapeCoords': 'ROOT',
       'elk.json.edgeCoords': 'ROOT',
     },
-    children: [node(root.id)],
-    edges: edges.map(({ transition: _t, ...e }) => e),
+    children: [rootNode],
+    edges: [...edges.map(({ transition: _t, ...e }) => e), ...hints],
   };
   const laid = await new ELK().layout(graph);
   return { laid, edges };
@@ -150,9 +162,19 @@ export async function renderStatechart(container, machine) {
     }
   }
 
+  const any = shapes.get(ANY_STATE);
+  if (any) {
+    const g = s('g', { class: 'state any-state', 'data-pseudo-state': ANY_STATE, transform: `translate(${any.x},${any.y})` });
+    g.append(s('title', {}, document.createTextNode('transitions of the machine itself: taken from whichever state is active')));
+    g.append(s('rect', { width: any.width, height: any.height, rx: any.height / 2 }));
+    g.append(s('text', { x: any.width / 2, y: 19, class: 'state-name', 'text-anchor': 'middle' }, document.createTextNode('any state')));
+    nodesLayer.append(g);
+  }
+
   const groups = new Map();
   for (const e of laid.edges ?? []) {
     const meta = edges.find((x) => x.id === e.id);
+    if (!meta) continue; // an ordering hint, not a transition
     const t = transitions.get(meta.transition);
     let g = groups.get(t.id);
     if (!g) {
