@@ -6,6 +6,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { sql } from 'slonik';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
@@ -103,27 +105,57 @@ async function wakeup(adminUrl: string) {
   };
 }
 
-/** One process hosting N idle deployments: start-up, then CPU and memory through ticks. */
+/**
+ * One process hosting N idle deployments. This process inserts the rows and takes them to
+ * healthy (ramp-up); then a fresh child process restores all N actors and is measured through
+ * ticks, so its figures are a host's steady state, not the ramp-up's allocation high-water mark.
+ */
 async function idle(adminUrl: string) {
   const count = Number(values.deployments);
-  const seconds = Number(values.seconds);
-  const tickIntervalMs = Number(values.tick);
   const url = await freshDatabase(adminUrl, 'keelson_bench_idle');
   const db: Db = await createDb(url, { maxPoolSize: 20 });
   await db.query(sql.unsafe`
     insert into deployments (project, environment, image_ref)
     select 'p' || i, 'prod', 'bench:1' from generate_series(1, ${count}) i`);
-  const heapBefore = (globalThis.gc?.(), process.memoryUsage().heapUsed);
-  const runtime = createRuntime({ db, databaseUrl: url, log, effects: instantEffects, tickIntervalMs, leaseTtlMs: 30_000 });
+  const runtime = createRuntime({ db, databaseUrl: url, log, effects: instantEffects, tickIntervalMs: 10_000, leaseTtlMs: 30_000 });
   const startedAt = performance.now();
   await runtime.start();
   for (;;) {
     const healthy = Number(await db.oneFirst(sql.unsafe`select count(*) from deployments where current_status = 'healthy'`));
-    if (healthy >= count && runtime.hosted().length >= count) break;
-    process.stderr.write(`  idle: ${healthy}/${count} healthy, ${runtime.hosted().length} hosted\n`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    if (healthy >= count) break;
+    process.stderr.write(`  idle: ${healthy}/${count} healthy\n`);
+    await new Promise((resolve) => setTimeout(resolve, 5000));
   }
   const rampSeconds = (performance.now() - startedAt) / 1000;
+  await runtime.stop();
+  await db.end();
+  process.stderr.write(`  idle: measuring a fresh process hosting ${count} restored deployments for ${values.seconds} s\n`);
+  const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'idle-host', '--seconds', String(values.seconds), '--tick', String(values.tick)], {
+    env: { ...process.env, BENCH_HOST_URL: url, BENCH_HOST_COUNT: String(count) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the measured host process failed (exit ${code})`);
+  const host = JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
+  return { deployments: count, ramp_up_s: round(rampSeconds, 1), ramp_up_deployments_per_s: round(count / rampSeconds, 0), ...host };
+}
+
+/** The measured process: restore N actors, then idle through ticks. Prints one JSON line. */
+async function idleHost() {
+  const url = process.env.BENCH_HOST_URL ?? '';
+  const count = Number(process.env.BENCH_HOST_COUNT);
+  const seconds = Number(values.seconds);
+  const tickIntervalMs = Number(values.tick);
+  globalThis.gc?.();
+  const baseline = process.memoryUsage();
+  const db = await createDb(url, { maxPoolSize: 20 });
+  const runtime = createRuntime({ db, databaseUrl: url, log, effects: instantEffects, tickIntervalMs, leaseTtlMs: 30_000 });
+  const restoreStart = performance.now();
+  await runtime.start();
+  const restoreSeconds = (performance.now() - restoreStart) / 1000;
+  if (runtime.stats().hosted !== count) throw new Error(`restored ${runtime.stats().hosted} of ${count}`);
   globalThis.gc?.();
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
@@ -133,23 +165,28 @@ async function idle(adminUrl: string) {
   clearInterval(sampler);
   const cpu = process.cpuUsage(cpuStart);
   const wall = performance.now() - wallStart;
-  const memory = process.memoryUsage();
   const { lastTickMs } = runtime.stats();
+  globalThis.gc?.();
+  const memory = process.memoryUsage();
   await runtime.stop();
   await db.end();
-  return {
-    deployments: count,
-    ramp_up_s: round(rampSeconds, 1),
-    ramp_up_deployments_per_s: round(count / rampSeconds, 0),
+  console.log(JSON.stringify({
+    restore_s: round(restoreSeconds, 2),
     measured_s: round(wall / 1000, 1),
     tick_interval_ms: tickIntervalMs,
     tick_fan_out_ms: round(lastTickMs, 1),
     cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / wall) * 100, 2),
     heap_used_mb: round(memory.heapUsed / 2 ** 20, 1),
-    heap_per_deployment_kb: round((memory.heapUsed - heapBefore) / count / 1024, 2),
+    heap_per_deployment_kb: round((memory.heapUsed - baseline.heapUsed) / count / 1024, 2),
     rss_mb: round(memory.rss / 2 ** 20, 1),
     rss_peak_mb: round(rssPeak / 2 ** 20, 1),
-  };
+    rss_per_deployment_kb: round((memory.rss - baseline.rss) / count / 1024, 1),
+  }));
+}
+
+if (scenarios[0] === 'idle-host') {
+  await idleHost();
+  process.exit(0);
 }
 
 const machine = { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`, memory_gb: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` };
