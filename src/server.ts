@@ -34,6 +34,8 @@ export interface RunningServer {
   /** a fresh admin token, when the demo was set up */
   readonly adminToken?: string;
   readonly clusterUrl?: string;
+  /** the embedded database's URL (its fixed local password is no secret); undefined with DATABASE_URL */
+  readonly embeddedDatabaseUrl?: string;
   /** a kubeconfig for the embedded simulated cluster, for kubectl */
   readonly clusterKubeconfig?: string;
   close(): Promise<void>;
@@ -109,7 +111,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     log.info({ url }, 'keelson is serving');
-    return { url, db, runtime, adminToken, clusterUrl, clusterKubeconfig, close };
+    return { url, db, runtime, adminToken, clusterUrl, clusterKubeconfig, embeddedDatabaseUrl: database.embedded ? database.url : undefined, close };
   } catch (error) {
     await close();
     throw error;

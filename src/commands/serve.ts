@@ -25,6 +25,7 @@ export const serveCommand: Command = {
       `    visualizer    ${server.url}/ui`,
       `    metrics       ${server.url}/metrics`,
     ];
+    if (server.embeddedDatabaseUrl) lines.push(`    database      psql ${server.embeddedDatabaseUrl}   (embedded)`);
     if (server.clusterKubeconfig) {
       lines.push(`    cluster       ${server.clusterUrl} (simulated): kubectl --kubeconfig ${server.clusterKubeconfig} get deploy -A`);
     }
