@@ -1,7 +1,7 @@
 // Shared helpers of the end-to-end suite: real PostgreSQL, a real git ops repo in a temp dir, the
 // simulated Kubernetes API server, and a runtime wired with the real effects (as `keelson serve`
 // wires it in src/server.ts). Deployment rows are written with plain SQL, as a pipeline does.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,6 +23,7 @@ import { startSimulator, type Simulator, type SimulatorOptions } from '../../src
 import { typeOf } from '../../src/sim/resources.ts';
 import type { KObject } from '../../src/sim/store.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
+import { spawnRuntime, type RuntimeProcess } from '../runtime/support.ts';
 
 const run = promisify(execFile);
 
@@ -293,44 +294,14 @@ export function simObjectsOf(sim: Simulator, deploymentId: string): KObject[] {
 
 // ---- a runtime in a child process (for SIGKILL) ----
 
-export interface RuntimeProcess {
-  readonly instanceId: string;
-  readonly child: ChildProcess;
-  output(): string;
-  kill(signal: NodeJS.Signals): Promise<void>;
-}
+export type { RuntimeProcess };
 
 /** The real-effects runtime of fixtures/realRuntimeProcess.ts, against the in-process simulator. */
 export async function spawnRealRuntime(e2e: E2e, env: Record<string, string> = {}): Promise<RuntimeProcess> {
-  const instanceId = randomUUID();
   const kubeconfig = path.join(e2e.dir, 'kubeconfig');
   await e2e.sim.writeKubeconfig(kubeconfig);
-  const script = path.join(import.meta.dirname, 'fixtures', 'realRuntimeProcess.ts');
-  const child = spawn(process.execPath, [script], {
-    env: {
-      ...process.env,
-      DATABASE_URL: e2e.t.url,
-      INSTANCE_ID: instanceId,
-      KUBECONFIG_FILE: kubeconfig,
-      // each process its own checkouts, as the opsrepo manager asks
-      DATA_DIR: path.join(e2e.dir, `data-${instanceId}`),
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await sleepUntil(() => output.includes('"ready"') || child.exitCode !== null, { timeoutMs: 20_000, message: 'runtime process ready' });
-  if (child.exitCode !== null) throw new Error(`runtime process exited early:\n${output}`);
-  return {
-    instanceId,
-    child,
-    output: () => output,
-    kill: async (signal) => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
+  const dataDir = path.join(e2e.dir, `data-${randomUUID()}`);
+  // each process its own checkouts, as the opsrepo manager asks
+  return await spawnRuntime(e2e.t.url, { KUBECONFIG_FILE: kubeconfig, DATA_DIR: dataDir, ...env },
+    path.join(import.meta.dirname, 'fixtures', 'realRuntimeProcess.ts'));
 }

@@ -51,10 +51,16 @@ export interface RuntimeProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-/** A runtime in a child process (Node 24 from this test's own executable). */
-export async function spawnRuntime(databaseUrl: string, env: Record<string, string> = {}): Promise<RuntimeProcess> {
+/**
+ * A runtime in a child process (Node 24 from this test's own executable): by default the gated
+ * test effects of fixtures/runtimeProcess.ts; `script` runs another fixture.
+ */
+export async function spawnRuntime(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  script = path.join(import.meta.dirname, 'fixtures', 'runtimeProcess.ts'),
+): Promise<RuntimeProcess> {
   const instanceId = randomUUID();
-  const script = path.join(import.meta.dirname, 'fixtures', 'runtimeProcess.ts');
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, DATABASE_URL: databaseUrl, INSTANCE_ID: instanceId, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
