@@ -121,7 +121,6 @@ export function statePath(value: DeploymentSnapshot['value'] | unknown): string 
  * Healthy deployments move between `healthy.idle` and `healthy.checking` (drift checks) all
  * the time; those moves are not journaled: restoring into `healthy.idle` re-runs a due check.
  */
-
 function journaledState(path: string): string {
   return path.startsWith('healthy') ? 'healthy' : path;
 }
