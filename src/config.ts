@@ -55,6 +55,14 @@ const EnvSchema = z.object({
   KEELSON_TICK_INTERVAL: duration(50, 3_600_000).default(10_000),
   KEELSON_MAX_CONCURRENT_ROLLOUTS: integer(1, 10_000).default(32),
   KEELSON_VERIFY_TIMEOUT: duration(1000, 86_400_000).default(300_000),
+  // express's `trust proxy`: which hops may set X-Forwarded-For (audit rows record the client)
+  KEELSON_TRUST_PROXY: z
+    .string()
+    .regex(
+      /^(false|true|\d+|[A-Za-z0-9.:/]+(\s*,\s*[A-Za-z0-9.:/]+)*)$/,
+      'expected false, true, a number of proxy hops, or addresses/subnets such as loopback or 10.0.0.0/8 (comma-separated)',
+    )
+    .default('false'),
 });
 
 export type Config = {
@@ -68,6 +76,7 @@ export type Config = {
   readonly tickIntervalMs: number;
   readonly maxConcurrentRollouts: number;
   readonly verifyTimeoutMs: number;
+  readonly trustProxy: boolean | number | string;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -82,7 +91,14 @@ export const FLAG_TO_ENV = {
   'tick-interval': 'KEELSON_TICK_INTERVAL',
   'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
   'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
+  'trust-proxy': 'KEELSON_TRUST_PROXY',
 } as const;
+
+function parseTrustProxy(text: string): boolean | number | string {
+  if (text === 'false') return false;
+  if (text === 'true') return true;
+  return /^\d+$/.test(text) ? Number(text) : text;
+}
 
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
@@ -122,5 +138,6 @@ export function loadConfig(
     tickIntervalMs: e.KEELSON_TICK_INTERVAL,
     maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
     verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
+    trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
   };
 }

@@ -87,7 +87,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxConcurrentRollouts: config.maxConcurrentRollouts,
       machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs },
     });
-    const api = createApp({ db, databaseUrl: database.url, log: log.child({ part: 'api' }), metrics, runtime, kube, opsRepos });
+    const api = createApp({ db, databaseUrl: database.url, log: log.child({ part: 'api' }), metrics, runtime, kube, opsRepos, trustProxy: config.trustProxy });
     closers.push(() => api.close());
 
     const demo = options.demo ?? (database.embedded && !config.kubeconfig);

@@ -34,6 +34,8 @@ export interface ApiDeps {
   sseHeartbeatMs?: number;
   /** How long GET detail waits for `kube.liveStatus` (default 5 s). */
   liveStatusTimeoutMs?: number;
+  /** express `trust proxy` (default false): which proxies may name the client in X-Forwarded-For. */
+  trustProxy?: boolean | number | string;
 }
 
 export interface ApiApp {
@@ -72,6 +74,7 @@ function httpMetrics(metrics: Metrics) {
 export function createApp(deps: ApiDeps): ApiApp {
   const { db, log } = deps;
   const app = express();
+  app.set('trust proxy', deps.trustProxy ?? false);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
