@@ -9,7 +9,8 @@ export const serveCommand: Command = {
   summary: 'Run keelson: migrations, the actor runtime and the REST API (embedded PostgreSQL and cluster by default).',
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--kubeconfig <file>] [--data-dir ./.keelson]\n' +
-    '              [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m] [--log-level info] [--no-demo]',
+    '              [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m] [--trust-proxy false]\n' +
+    '              [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));
     const { values } = parseArgs({ args: argv, options: { ...options, 'no-demo': { type: 'boolean' } }, strict: true });
