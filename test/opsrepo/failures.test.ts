@@ -3,12 +3,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeelsonError, TerminalError, TransientError } from '../../src/errors.ts';
+import { TerminalError, TransientError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
 import { sleepUntil } from '../helpers.ts';
 import { createOrigin, git } from './gitFixtures.ts';
-import { createHarness, type Harness } from './harness.ts';
+import { createHarness, rejection, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -17,16 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<KeelsonError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeelsonError);
-    return error as KeelsonError;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** Every string a secret could leak through: the error, its causes, the row, the log. */
 async function everythingSaid(error: unknown, repoId: string): Promise<string> {

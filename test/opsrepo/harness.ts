@@ -1,5 +1,7 @@
 // A migrated database, a data dir and a manager whose log lines are captured (to prove secrets
 // never reach them), for the ops repo integration tests.
+import { KeelsonError } from '../../src/errors.ts';
+import { expect } from 'vitest';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../helpers.ts';
@@ -58,4 +60,15 @@ export async function createHarness(): Promise<Harness> {
       removeDir(tmp);
     },
   };
+}
+
+/** The classified error a promise rejects with; fails the test when it resolves instead. */
+export async function rejection(promise: Promise<unknown>): Promise<KeelsonError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(KeelsonError);
+    return error as KeelsonError;
+  }
+  throw new Error('expected the promise to reject');
 }

@@ -2,9 +2,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeelsonError, TerminalError } from '../../src/errors.ts';
+import { TerminalError } from '../../src/errors.ts';
 import { createOrigin, git } from './gitFixtures.ts';
-import { createHarness, type Harness } from './harness.ts';
+import { createHarness, rejection, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -13,16 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<KeelsonError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeelsonError);
-    return error as KeelsonError;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('ops repo sync', () => {
   it('clones on first sync and records last_sha and last_synced_at', async () => {
