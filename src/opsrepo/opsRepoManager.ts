@@ -42,7 +42,11 @@ export interface SyncResult {
 }
 
 export interface OpsRepoManager {
-  sync(repoId: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<SyncResult>;
+  /**
+   * `force`: fetch whatever the interval says. `reuse`: any usable checkout will do (no fetch
+   * unless there is none), for callers that only need the files, such as the renderer.
+   */
+  sync(repoId: string, options?: { force?: boolean; reuse?: boolean; signal?: AbortSignal }): Promise<SyncResult>;
 }
 
 export interface OpsRepoManagerDeps {
@@ -85,9 +89,15 @@ function abortedError(reason: unknown): TransientError {
   });
 }
 
+/** How fresh a caller needs the checkout, in order: a flight serves callers at or below its level. */
+const REUSE = 0;
+const INTERVAL = 1;
+const FORCE = 2;
+type Freshness = typeof REUSE | typeof INTERVAL | typeof FORCE;
+
 interface Flight {
   readonly promise: Promise<SyncResult>;
-  readonly force: boolean;
+  readonly freshness: Freshness;
   readonly controller: AbortController;
   /** Callers with a signal still waiting; the git work is cancelled only when all of them gave up. */
   waiters: number;
@@ -189,7 +199,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     }
   }
 
-  async function runSync(repoId: string, force: boolean, signal: AbortSignal): Promise<SyncResult> {
+  async function runSync(repoId: string, freshness: Freshness, signal: AbortSignal): Promise<SyncResult> {
     if (signal.aborted) throw abortedError(signal.reason);
     let row: OpsRepoForSync | null;
     try {
@@ -219,7 +229,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
       assertSafeRepoUrl(row.repo_url);
       assertSafeBranch(row.branch);
       head = await checkoutHead(dir, signal);
-      if (!force && row.fresh && head !== null) {
+      if (freshness !== FORCE && (row.fresh || freshness === REUSE) && head !== null) {
         const stamp = await readStamp(dir);
         if (stamp && stamp.urlHash === urlHash(row.repo_url) && stamp.branch === row.branch) {
           metrics?.gitSyncs.inc({ repo: row.name, outcome: 'skipped' });
@@ -273,16 +283,16 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     }
   }
 
-  function startFlight(repoId: string, force: boolean): Flight {
+  function startFlight(repoId: string, freshness: Freshness): Flight {
     const controller = new AbortController();
     const previous = tails.get(repoId) ?? Promise.resolve();
-    const promise = previous.then(() => runSync(repoId, force, controller.signal));
+    const promise = previous.then(() => runSync(repoId, freshness, controller.signal));
     const settled = promise.then(
       () => undefined,
       () => undefined,
     );
     tails.set(repoId, settled);
-    const flight: Flight = { promise, force, controller, waiters: 0, pinned: false };
+    const flight: Flight = { promise, freshness, controller, waiters: 0, pinned: false };
     flights.set(repoId, flight);
     void settled.then(() => {
       if (flights.get(repoId) === flight) flights.delete(repoId);
@@ -323,7 +333,8 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
 
   return {
     async sync(repoId, options = {}) {
-      const { force = false, signal } = options;
+      const { force = false, reuse = false, signal } = options;
+      const freshness: Freshness = force ? FORCE : reuse ? REUSE : INTERVAL;
       if (signal?.aborted) throw abortedError(signal.reason);
       if (!RepoId.safeParse(repoId).success) {
         throw new TerminalError(`Ops repo id ${JSON.stringify(repoId)} is not a UUID. Point the deployment at an existing ops repo.`, {
@@ -331,9 +342,9 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
         });
       }
       let flight = flights.get(repoId);
-      // A forced sync must really fetch: it may share a forced flight, but an unforced one may be
-      // about to skip, so a forced sync queues behind it instead.
-      if (!flight || (force && !flight.force)) flight = startFlight(repoId, force);
+      // A caller shares a flight at least as fresh as it needs; a less fresh one may be about to
+      // skip the fetch (a forced sync must really fetch), so it queues behind it instead.
+      if (!flight || flight.freshness < freshness) flight = startFlight(repoId, freshness);
       return await join(repoId, flight, signal);
     },
   };

@@ -32,9 +32,9 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
 
     async render(input, signal) {
       const { desired } = input;
-      // the checkout may live on another host than the one that synced (takeover): make sure
-      // it exists here; within the sync interval this does not touch the remote
-      const checkout = desired.opsRepoId ? await opsRepos.sync(desired.opsRepoId, { signal }) : null;
+      // only the files are needed: the sync step fetched; a checkout is cloned only when this
+      // host has none (the deployment was taken over from another process)
+      const checkout = desired.opsRepoId ? await opsRepos.sync(desired.opsRepoId, { reuse: true, signal }) : null;
       if (checkout && input.sha && checkout.sha !== input.sha) {
         log.debug({ deploymentId: input.deploymentId, synced: input.sha, rendering: checkout.sha }, 'ops repo moved between sync and render');
       }

@@ -53,6 +53,29 @@ describe('ops repo sync', () => {
     expect((await h.getRepo(id)).last_sha).toBe(second);
   });
 
+  it('reuses any checkout when asked to (the renderer), cloning only when there is none', async () => {
+    const origin = createOrigin(h.tmp, 'reuse');
+    const first = origin.commit({ 'a.yaml': 'v: 1\n' });
+    const id = await h.insertRepo({ name: 'reuse', repo_url: origin.url, sync_interval_s: 0 });
+    // no checkout yet: cloned
+    expect(await h.manager.sync(id, { reuse: true })).toMatchObject({ sha: first, fetched: true });
+    origin.commit({ 'a.yaml': 'v: 2\n' });
+    // interval 0 would fetch, but reuse takes the checkout as it is
+    const reused = await h.manager.sync(id, { reuse: true });
+    expect(reused).toMatchObject({ sha: first, fetched: false });
+    expect(await h.fetchCount('reuse')).toBe(1);
+    // a reuse caller joins a fetching flight (fresher than it needs); a plain one never joins a
+    // reuse flight (which would skip its fetch)
+    const [plain, joined] = await Promise.all([h.manager.sync(id), h.manager.sync(id, { reuse: true })]);
+    expect(plain).toMatchObject({ fetched: true });
+    expect(plain.sha).not.toBe(first);
+    expect(joined).toEqual(plain);
+    const [reusing, fetching] = await Promise.all([h.manager.sync(id, { reuse: true }), h.manager.sync(id)]);
+    expect(reusing.fetched).toBe(false);
+    expect(fetching.fetched).toBe(true);
+    expect(await h.fetchCount('reuse')).toBe(3);
+  });
+
   it('fetches on every sync when sync_interval_s is 0', async () => {
     const origin = createOrigin(h.tmp, 'eager');
     origin.commit({ 'a.yaml': 'v: 1\n' });
