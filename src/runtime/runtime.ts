@@ -78,6 +78,8 @@ interface Host {
   readonly id: string;
   readonly actor: DeploymentActor;
   seq: number;
+  /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
+  lastSnapshot: DeploymentSnapshot | undefined;
   /** the last journaled change, normalised (see changeKey) */
   lastKey: string;
   lastState: string | null;
@@ -163,7 +165,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   // ---- journal ----
 
   function onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void {
-    if (host.stopped) return;
+    if (host.stopped || snapshot === host.lastSnapshot) return;
+    host.lastSnapshot = snapshot;
     const path = statePath(snapshot.value);
     const atRest = isAtRest(path);
     if (atRest) slots.leave(host.id);
@@ -282,6 +285,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       id,
       actor: undefined as unknown as DeploymentActor,
       seq: snapshotRow?.seq ?? 0,
+      lastSnapshot: undefined,
       lastKey: '',
       lastState: null,
       lastCompletedId: null,
