@@ -48,6 +48,16 @@ describe('keelson serve shutting down', () => {
     });
     started.push(serve);
 
+    // what it runs against, as a probe and a metric say it: kinds, never the database's address
+    const ready = await sleepUntil(async () => {
+      const response = await fetch(`${serve.url}/readyz`);
+      return response.status === 200 ? await response.text() : undefined;
+    }, { message: 'ready' });
+    expect(JSON.parse(ready)).toMatchObject({ status: 'ready', mode: { cluster: 'sim', database: 'external' } });
+    expect(ready).not.toContain(String(pg.port));
+    const metrics = await (await fetch(`${serve.url}/metrics`)).text();
+    expect(metrics).toMatch(/^keelson_info\{version="\d+\.\d+\.\d+[^"]*",cluster="sim",database="external",postgres="\d+"\} 1$/m);
+
     const db = await createDb(url);
     const id = await insertRow(db, { project: 'shop', image: 'registry.example/shop:1' });
     await waitStatus(db, id, 'healthy', 60_000);
