@@ -3,6 +3,7 @@
 // the actor runtime with the real effects, and the REST API. With everything embedded it also
 // sets up the demo (demo.ts).
 import type { Server } from 'node:http';
+import type { MachineConfig } from '../machines/deployment.machine.ts';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import pkg from '../package.json' with { type: 'json' };
@@ -27,6 +28,8 @@ export interface ServerOptions {
   /** create the demo ops repo, deployment and admin token; default: when all is embedded */
   readonly demo?: boolean;
   readonly simulator?: SimulatorOptions;
+  /** the statechart's timings over the configured ones (tests: a drift check in seconds) */
+  readonly machineConfig?: Partial<MachineConfig>;
   /** in-cluster mode: where the service account files are (tests); see cluster.ts */
   readonly serviceAccountPrefix?: ClusterOptions['serviceAccountPrefix'];
 }
@@ -85,7 +88,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       effects: createRolloutEffects({ db, kube, opsRepos, log }),
       tickIntervalMs: config.tickIntervalMs,
       maxConcurrentRollouts: config.maxConcurrentRollouts,
-      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs },
+      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },
     });
     const api = createApp({
       db,
