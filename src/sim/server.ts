@@ -10,6 +10,7 @@ import type { SimAuth, UserInfo } from './auth/index.ts';
 import { forbidden, unauthorized } from './auth/policy.ts';
 import { aggregated, AGGREGATED_CONTENT_TYPE, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.ts';
 import { faultStatus, pickFault, type FaultState } from './faults.ts';
+import { decodeProtobufObject, isProtobuf } from './protobuf.ts';
 import { groupDocument, openapiIndex } from './openapi.ts';
 import { requestInfo, wantsWatch, type RequestInfo } from './requestInfo.ts';
 import type { RequestLog } from './requestLog.ts';
@@ -65,7 +66,7 @@ interface Call {
   res: ServerResponse;
   url: URL;
   method: string;
-  body: string;
+  body: Buffer;
   info: RequestInfo;
   user: UserInfo;
 }
@@ -85,11 +86,11 @@ function sendStatus(res: ServerResponse, error: StatusError, headers: Record<str
   res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -156,7 +157,7 @@ export class Router {
 
   /** The front door: body, injected latency, authentication, injected faults, authorization. */
   private async admit(req: IncomingMessage, res: ServerResponse, url: URL, method: string, info: RequestInfo, user: UserInfo | undefined): Promise<void> {
-    const body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
+    const body = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
     const { faults, auth } = this.deps;
     if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
     if (!user) throw unauthorized();
@@ -254,7 +255,10 @@ export class Router {
   }
 
   private resource(call: Call, route: Route): void {
-    const { req, res, method, body } = call;
+    const { req, res, method } = call;
+    // Patch bodies are always text (JSON or YAML); a whole object may also come as protobuf.
+    const body = call.body.toString('utf8');
+    const object = (): unknown => (isProtobuf(req.headers['content-type']) ? decodeProtobufObject(call.body) : parseJson(body));
     const query = call.url.searchParams;
     const { api, auth } = this.deps;
     const { type, namespace, name, subresource } = route;
@@ -262,11 +266,11 @@ export class Router {
     if (subresource !== undefined && !(type.subresources as string[]).includes(subresource)) throw pathNotFound();
     if (type.virtual) {
       if (method !== 'POST' || name !== undefined) throw methodNotAllowed();
-      return sendJson(res, 201, auth.review(type, parseJson(body), call.user));
+      return sendJson(res, 201, auth.review(type, object(), call.user));
     }
     if (subresource === 'token') {
       if (method !== 'POST') throw methodNotAllowed();
-      return sendJson(res, 201, auth.requestToken(namespace!, name!, parseJson(body)));
+      return sendJson(res, 201, auth.requestToken(namespace!, name!, object()));
     }
     const isWatch = call.info.verb === 'watch' || (method === 'GET' && wantsWatch(query));
     if (name === undefined) {
@@ -290,7 +294,7 @@ export class Router {
       }
       if (method === 'POST') {
         if (!type.namespaced && namespace) throw pathNotFound();
-        const created = api.create(type, namespace, parseJson(body), { manager: managerOf(req, query), dryRun });
+        const created = api.create(type, namespace, object(), { manager: managerOf(req, query), dryRun });
         return sendJson(res, 201, created);
       }
       if (method === 'DELETE') {
@@ -304,7 +308,7 @@ export class Router {
     if (method === 'GET' && isWatch && subresource === undefined) return this.watch(req, res, query, type, namespace, name);
     if (subresource === 'scale') {
       if (method === 'GET') return sendJson(res, 200, api.getScale(type, namespace, name));
-      if (method === 'PUT') return sendJson(res, 200, api.writeScale(type, namespace, name, parseJson(body), managerOf(req, query)));
+      if (method === 'PUT') return sendJson(res, 200, api.writeScale(type, namespace, name, object(), managerOf(req, query)));
       if (method === 'PATCH') return sendJson(res, 200, api.patchScale(type, namespace, name, req.headers['content-type'] ?? '', body, managerOf(req, query)));
       throw methodNotAllowed();
     }
@@ -316,7 +320,7 @@ export class Router {
         return sendJson(res, 200, obj);
       }
       case 'PUT':
-        return sendJson(res, 200, api.update(type, namespace, name, parseJson(body), { manager: managerOf(req, query), subresource: sub, dryRun }));
+        return sendJson(res, 200, api.update(type, namespace, name, object(), { manager: managerOf(req, query), subresource: sub, dryRun }));
       case 'PATCH': {
         const force = query.get('force') === 'true';
         const result = api.patch(type, namespace, name, req.headers['content-type'] ?? '', body, { manager: query.get('fieldManager') ?? (isApply(req) ? '' : managerOf(req, query)), force, subresource: sub, dryRun });

@@ -60,5 +60,7 @@ export async function createTlsMaterial(): Promise<TlsMaterial> {
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
   ]);
   server.sign(caKeys.privateKey, forge.md.sha256.create());
-  return { caPem: forge.pki.certificateToPem(ca), certPem: forge.pki.certificateToPem(server), keyPem: serverKeys.pkcs8 };
+  // forge writes CRLF line ends; PEM files conventionally use LF.
+  const pem = (c: forge.pki.Certificate) => forge.pki.certificateToPem(c).replace(/\r\n/g, '\n');
+  return { caPem: pem(ca), certPem: pem(server), keyPem: serverKeys.pkcs8 };
 }
