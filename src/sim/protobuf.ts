@@ -150,20 +150,19 @@ export function decodeProtobufObject(body: Buffer): Record<string, unknown> {
   if (body.length < MAGIC.length || !body.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new StatusError(400, 'BadRequest', 'error decoding request body: protobuf body does not begin with the k8s\\0 envelope');
   }
-  let apiVersion = '';
   let kind = '';
   try {
     const unknown = decodeMessage(body.subarray(MAGIC.length), UNKNOWN);
     const typeMeta = (unknown.typeMeta ?? {}) as { apiVersion?: string; kind?: string };
-    apiVersion = typeMeta.apiVersion ?? '';
+    const apiVersion = typeMeta.apiVersion ?? '';
     kind = typeMeta.kind ?? '';
     const schema = SCHEMAS[`${apiVersion}/${kind}`];
     if (!schema) {
-      throw new StatusError(415, 'UnsupportedMediaType', `the simulator cannot decode ${kind || 'this kind'} (${apiVersion}) from protobuf - send it as application/json or application/yaml`);
+      throw new StatusError(415, 'UnsupportedMediaType', `the simulator cannot decode ${kind || 'this kind'} (${apiVersion}) from protobuf - send it as application/json`);
     }
     return { apiVersion, kind, ...decodeMessage((unknown.raw as Buffer | undefined) ?? Buffer.alloc(0), schema) };
   } catch (error) {
     if (error instanceof StatusError) throw error;
-    throw new StatusError(400, 'BadRequest', `error decoding request body: ${(error as Error).message} in protobuf ${kind}`.trim());
+    throw new StatusError(400, 'BadRequest', `error decoding request body: ${(error as Error).message}${kind ? ` in protobuf ${kind}` : ''}`);
   }
 }

@@ -177,4 +177,13 @@ describe('kubectl against the simulator', () => {
     expect(noNs.code).not.toBe(0);
     expect(noNs.stderr).toContain('namespaces "nowhere" not found');
   });
+
+  it('decodes no protobuf body it has no schema for, and says to send JSON', async () => {
+    const k = await kubectlFor('protobuf');
+    const created = await k(['create', 'namespace', 'from-protobuf']);
+    expect(created.code).not.toBe(0);
+    expect(created.stderr.trim()).toBe('Error from server (UnsupportedMediaType): the simulator cannot decode Namespace (v1) from protobuf - send it as application/json');
+    const applied = await k(['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata: {name: from-json}\n');
+    expect(applied.stdout).toContain('namespace/from-json created');
+  });
 });
