@@ -134,7 +134,11 @@ export class Router {
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
-    void this.serve(req, res);
+    // serve() answers every error itself; this only keeps a bug in it from crashing the process.
+    this.serve(req, res).catch((error: unknown) => {
+      this.deps.log.error({ err: error, url: req.url }, 'simulator request handling failed');
+      res.destroy();
+    });
   };
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
