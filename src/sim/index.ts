@@ -251,3 +251,4 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 }
 
 export type { Store };
+export { isWrite, WRITE_VERBS, type RecordFilter, type RequestFilter, type RequestRecord } from './requestLog.ts';
