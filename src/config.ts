@@ -6,6 +6,12 @@ import { ConfigError } from './errors.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** Where keelson deploys to: a kubeconfig file, its own pod's cluster, or the embedded simulator. */
+export const CLUSTER_KINDS = ['kubeconfig', 'in-cluster', 'sim'] as const;
+export type ClusterKind = (typeof CLUSTER_KINDS)[number];
+/** `external`: DATABASE_URL; `embedded`: a PostgreSQL keelson starts under KEELSON_DATA_DIR. */
+export type DatabaseKind = 'external' | 'embedded';
+
 /** "250ms", "10s", "5m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -63,6 +69,11 @@ const EnvSchema = z.object({
       'expected false, true, a number of proxy hops, or addresses/subnets such as loopback or 10.0.0.0/8 (comma-separated)',
     )
     .default('false'),
+  KEELSON_CLUSTER: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
+  KEELSON_SHUTDOWN_TIMEOUT: duration(1000, 600_000).default(20_000),
+  // Set by Kubernetes in every pod (not keelson's own variables): they mean "inside a pod".
+  KUBERNETES_SERVICE_HOST: z.string().optional(),
+  KUBERNETES_SERVICE_PORT: z.string().optional(),
 });
 
 export type Config = {
@@ -77,6 +88,10 @@ export type Config = {
   readonly maxConcurrentRollouts: number;
   readonly verifyTimeoutMs: number;
   readonly trustProxy: boolean | number | string;
+  readonly cluster: ClusterKind;
+  readonly database: DatabaseKind;
+  /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
+  readonly shutdownTimeoutMs: number;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -92,7 +107,49 @@ export const FLAG_TO_ENV = {
   'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
   'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
+  cluster: 'KEELSON_CLUSTER',
+  'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
 } as const;
+
+export interface TargetInput {
+  readonly cluster: ClusterKind | undefined;
+  readonly kubeconfig: string | undefined;
+  readonly databaseUrl: string | undefined;
+  readonly serviceHost: string | undefined;
+  readonly servicePort: string | undefined;
+}
+
+/**
+ * Which cluster and database keelson uses. Named explicitly, or by default: KUBECONFIG →
+ * kubeconfig; inside a pod (KUBERNETES_SERVICE_HOST) → in-cluster; else the simulator, the
+ * zero-setup mode. Inside a pod keelson never falls back to the simulator or to an embedded
+ * PostgreSQL: a pod's filesystem is lost on every restart, and with it every deployment's
+ * history, so a missing DATABASE_URL there is refused instead of quietly "working".
+ */
+export function chooseTargets(input: TargetInput): { cluster: ClusterKind; database: DatabaseKind } {
+  const inPod = input.serviceHost !== undefined;
+  const problems: string[] = [];
+  const cluster = input.cluster ?? (input.kubeconfig ? 'kubeconfig' : inPod ? 'in-cluster' : 'sim');
+  if (cluster === 'kubeconfig' && !input.kubeconfig) {
+    problems.push(
+      '  KEELSON_CLUSTER / --cluster: kubeconfig needs KUBECONFIG / --kubeconfig naming the file (keelson reads ~/.kube/config only when named).',
+    );
+  }
+  if (cluster === 'in-cluster' && (!input.serviceHost || !input.servicePort)) {
+    problems.push(
+      '  KEELSON_CLUSTER / --cluster: in-cluster works only inside a Kubernetes pod, where KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are set; ' +
+        'outside a pod use --cluster kubeconfig with KUBECONFIG.',
+    );
+  }
+  if (!input.databaseUrl && inPod) {
+    problems.push(
+      '  DATABASE_URL / --database-url: unset inside a Kubernetes pod (KUBERNETES_SERVICE_HOST is set). keelson does not start an embedded PostgreSQL ' +
+        "in a pod: its data would be lost whenever the pod restarts. Set DATABASE_URL to a PostgreSQL ≥ 14, e.g. from a Secret (docs/install.md).",
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  return { cluster, database: input.databaseUrl ? 'external' : 'embedded' };
+}
 
 function parseTrustProxy(text: string): boolean | number | string {
   if (text === 'false') return false;
@@ -127,6 +184,13 @@ export function loadConfig(
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const targets = chooseTargets({
+    cluster: e.KEELSON_CLUSTER,
+    kubeconfig: e.KUBECONFIG,
+    databaseUrl: e.DATABASE_URL,
+    serviceHost: e.KUBERNETES_SERVICE_HOST,
+    servicePort: e.KUBERNETES_SERVICE_PORT,
+  });
   return {
     databaseUrl: e.DATABASE_URL,
     dataDir: path.resolve(e.KEELSON_DATA_DIR),
@@ -139,5 +203,7 @@ export function loadConfig(
     maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
     verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
+    ...targets,
+    shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
   };
 }

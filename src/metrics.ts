@@ -7,6 +7,12 @@ export function createMetrics() {
   const registers = [registry];
   return {
     registry,
+    info: new Gauge({
+      name: 'keelson_info',
+      help: 'Always 1. Labels: keelson version, the cluster it deploys to (kubeconfig, in-cluster, sim), its database (external, embedded) and PostgreSQL major version.',
+      labelNames: ['version', 'cluster', 'database', 'postgres'],
+      registers,
+    }),
     deploymentsByState: new Gauge({
       name: 'keelson_deployments',
       help: 'Deployments hosted by this process, by current state.',

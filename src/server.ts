@@ -1,23 +1,26 @@
-// `keelson serve` in one function: database (embedded unless DATABASE_URL), migrations, the
-// cluster (the simulator unless KUBECONFIG), the actor runtime with the real effects, and the
-// REST API. With everything embedded it also sets up the demo (demo.ts).
+// `keelson serve` in one function: database (config.database: DATABASE_URL or embedded),
+// migrations, the cluster (config.cluster: kubeconfig, in-cluster or the simulator; cluster.ts),
+// the actor runtime with the real effects, and the REST API. With everything embedded it also
+// sets up the demo (demo.ts).
 import type { Server } from 'node:http';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { MachineConfig } from '../machines/deployment.machine.ts';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import pkg from '../package.json' with { type: 'json' };
 import { createApp } from './api/app.ts';
-import type { Config } from './config.ts';
+import { openCluster, type ClusterOptions } from './cluster.ts';
+import type { ClusterKind, Config, DatabaseKind } from './config.ts';
 import { openDatabase, redactUrl } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { createDb, type Db } from './db/pool.ts';
 import { setUpDemo } from './demo.ts';
-import { createKubeClient, loadKubeConfig } from './kube/kubeClient.ts';
+import { createKubeClient } from './kube/kubeClient.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
 import { createRolloutEffects } from './runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
-import { startSimulator, type SimulatorOptions } from './sim/index.ts';
+import type { SimulatorOptions } from './sim/index.ts';
 
 export interface ServerOptions {
   readonly config: Config;
@@ -25,6 +28,10 @@ export interface ServerOptions {
   /** create the demo ops repo, deployment and admin token; default: when all is embedded */
   readonly demo?: boolean;
   readonly simulator?: SimulatorOptions;
+  /** the statechart's timings over the configured ones (tests: a drift check in seconds) */
+  readonly machineConfig?: Partial<MachineConfig>;
+  /** in-cluster mode: where the service account files are (tests); see cluster.ts */
+  readonly serviceAccountPrefix?: ClusterOptions['serviceAccountPrefix'];
 }
 
 export interface RunningServer {
@@ -38,7 +45,16 @@ export interface RunningServer {
   readonly embeddedDatabaseUrl?: string;
   /** a kubeconfig for the embedded simulated cluster, for kubectl */
   readonly clusterKubeconfig?: string;
+  readonly cluster: ClusterKind;
+  readonly database: DatabaseKind;
+  /** PostgreSQL's major version, e.g. "18" */
+  readonly postgresVersion: string;
   close(): Promise<void>;
+  /**
+   * The last resort when `close()` overran its deadline: stops the embedded PostgreSQL (the one
+   * thing that would outlive this process) without waiting for anything else.
+   */
+  forceStop(): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -56,26 +72,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log.info({ database: redactUrl(database.url), embedded: database.embedded, applied: applied.applied.length, version: applied.current }, 'database ready');
     const db = await createDb(database.url, { maxPoolSize: 20 });
     closers.push(() => db.end());
+    const postgresVersion = await db.oneFirst(sql.type(z.object({ v: z.string() }))`select split_part(current_setting('server_version'), '.', 1) as v`);
     const metrics = createMetrics();
+    metrics.info.set({ version: pkg.version, cluster: config.cluster, database: config.database, postgres: postgresVersion }, 1);
 
-    let kubeConfig: KubeConfig;
-    let clusterUrl: string | undefined;
-    let clusterKubeconfig: string | undefined;
-    if (config.kubeconfig) {
-      kubeConfig = loadKubeConfig(config.kubeconfig);
-      log.info({ cluster: kubeConfig.getCurrentCluster()?.server, context: kubeConfig.getCurrentContext() }, 'using the cluster of KUBECONFIG');
-    } else {
-      const simulator = await startSimulator({ log: log.child({ part: 'sim' }), ...options.simulator });
-      closers.push(() => simulator.close());
-      kubeConfig = new KubeConfig();
-      kubeConfig.loadFromString(simulator.kubeconfigYaml());
-      clusterUrl = simulator.url;
-      clusterKubeconfig = path.join(config.dataDir, 'sim.kubeconfig');
-      await mkdir(config.dataDir, { recursive: true });
-      await simulator.writeKubeconfig(clusterKubeconfig);
-      log.info({ cluster: simulator.url }, 'KUBECONFIG is unset: using the embedded simulated cluster');
-    }
-    const kube = createKubeClient({ kubeConfig, log: log.child({ part: 'kube' }), metrics });
+    const cluster = await openCluster(config, log, { simulator: options.simulator, serviceAccountPrefix: options.serviceAccountPrefix });
+    closers.push(cluster.close);
+    const kube = createKubeClient({ kubeConfig: cluster.kubeConfig, log: log.child({ part: 'kube' }), metrics });
     const opsRepos = createOpsRepoManager({ db, dataDir: config.dataDir, log: log.child({ part: 'opsrepo' }), metrics });
     const runtime = createRuntime({
       db,
@@ -85,12 +88,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       effects: createRolloutEffects({ db, kube, opsRepos, log }),
       tickIntervalMs: config.tickIntervalMs,
       maxConcurrentRollouts: config.maxConcurrentRollouts,
-      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs },
+      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },
     });
-    const api = createApp({ db, databaseUrl: database.url, log: log.child({ part: 'api' }), metrics, runtime, kube, opsRepos, trustProxy: config.trustProxy });
+    const api = createApp({
+      db,
+      databaseUrl: database.url,
+      log: log.child({ part: 'api' }),
+      metrics,
+      runtime,
+      kube,
+      opsRepos,
+      trustProxy: config.trustProxy,
+      mode: { cluster: config.cluster, database: config.database },
+    });
     closers.push(() => api.close());
 
-    const demo = options.demo ?? (database.embedded && !config.kubeconfig);
+    const demo = options.demo ?? (database.embedded && config.cluster === 'sim');
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
     await runtime.start();
@@ -111,7 +124,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     log.info({ url }, 'keelson is serving');
-    return { url, db, runtime, adminToken, clusterUrl, clusterKubeconfig, embeddedDatabaseUrl: database.embedded ? database.url : undefined, close };
+    return {
+      url,
+      db,
+      runtime,
+      adminToken,
+      clusterUrl: cluster.server,
+      clusterKubeconfig: cluster.kubeconfigFile,
+      embeddedDatabaseUrl: database.embedded ? database.url : undefined,
+      cluster: config.cluster,
+      database: config.database,
+      postgresVersion,
+      close,
+      forceStop: database.close,
+    };
   } catch (error) {
     await close();
     throw error;

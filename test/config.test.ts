@@ -19,6 +19,9 @@ describe('loadConfig', () => {
       maxConcurrentRollouts: 32,
       verifyTimeoutMs: 300_000,
       trustProxy: false,
+      cluster: 'sim',
+      database: 'embedded',
+      shutdownTimeoutMs: 20_000,
     });
     expect(loadConfig({}, {}, true).logFormat).toBe('pretty');
   });
@@ -48,6 +51,8 @@ describe('loadConfig', () => {
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '0' }, 'KEELSON_MAX_CONCURRENT_ROLLOUTS / --max-concurrent-rollouts: expected an integer from 1 to 10000; got "0"'],
     [{ KEELSON_TRUST_PROXY: 'yes please' }, 'KEELSON_TRUST_PROXY / --trust-proxy: expected false, true, a number of proxy hops'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
+    [{ KEELSON_CLUSTER: 'minikube' }, 'KEELSON_CLUSTER / --cluster: expected one of kubeconfig, in-cluster, sim (got "minikube")'],
+    [{ KEELSON_SHUTDOWN_TIMEOUT: '0s' }, 'KEELSON_SHUTDOWN_TIMEOUT / --shutdown-timeout: expected a duration such as 500ms, 10s or 5m, between 1000 ms and 600 s; got "0s"'],
   ])('refuses %j naming the variable and what is accepted', (env, message) => {
     let error: unknown;
     try {
@@ -68,6 +73,41 @@ describe('loadConfig', () => {
     }
     expect(message).toMatch(/PORT[\s\S]*DATABASE_URL|DATABASE_URL[\s\S]*PORT/);
     expect(message).not.toContain('secret-password');
+  });
+});
+
+describe('cluster and database selection', () => {
+  const url = 'postgresql://keelson:secret@db:5432/keelson';
+  const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+
+  it.each([
+    ['nothing set: the zero-setup mode', {}, {}, 'sim', 'embedded'],
+    ['KUBECONFIG set', { KUBECONFIG: '/k/config' }, {}, 'kubeconfig', 'embedded'],
+    ['--kubeconfig flag', {}, { kubeconfig: '/k/config' }, 'kubeconfig', 'embedded'],
+    ['DATABASE_URL set', { DATABASE_URL: url }, {}, 'sim', 'external'],
+    ['in a pod with DATABASE_URL', { ...pod, DATABASE_URL: url }, {}, 'in-cluster', 'external'],
+    ['in a pod with KUBECONFIG too: the file wins', { ...pod, DATABASE_URL: url, KUBECONFIG: '/k/config' }, {}, 'kubeconfig', 'external'],
+    ['in a pod, simulator asked for by name', { ...pod, DATABASE_URL: url, KEELSON_CLUSTER: 'sim' }, {}, 'sim', 'external'],
+    ['explicit kubeconfig', { KEELSON_CLUSTER: 'kubeconfig', KUBECONFIG: '/k/config' }, {}, 'kubeconfig', 'embedded'],
+    ['explicit sim despite KUBECONFIG', { KEELSON_CLUSTER: 'sim', KUBECONFIG: '/k/config' }, {}, 'sim', 'embedded'],
+    ['--cluster flag over the variable', { ...pod, DATABASE_URL: url, KEELSON_CLUSTER: 'sim' }, { cluster: 'in-cluster' }, 'in-cluster', 'external'],
+  ])('%s → %s + %s', (_name, env, flags, cluster, database) => {
+    expect(loadConfig(env, flags, false)).toMatchObject({ cluster, database });
+  });
+
+  it.each([
+    [
+      'inside a pod without DATABASE_URL',
+      pod,
+      'DATABASE_URL / --database-url: unset inside a Kubernetes pod (KUBERNETES_SERVICE_HOST is set). keelson does not start an embedded PostgreSQL in a pod: its data would be lost whenever the pod restarts.',
+    ],
+    ['inside a pod without DATABASE_URL, even with the simulator named', { ...pod, KEELSON_CLUSTER: 'sim' }, 'DATABASE_URL / --database-url: unset inside a Kubernetes pod'],
+    ['in-cluster outside a pod', { KEELSON_CLUSTER: 'in-cluster' }, 'KEELSON_CLUSTER / --cluster: in-cluster works only inside a Kubernetes pod'],
+    ['in-cluster without the service port', { KEELSON_CLUSTER: 'in-cluster', KUBERNETES_SERVICE_HOST: '10.96.0.1', DATABASE_URL: url }, 'KUBERNETES_SERVICE_PORT are set'],
+    ['kubeconfig without a file', { KEELSON_CLUSTER: 'kubeconfig' }, 'KEELSON_CLUSTER / --cluster: kubeconfig needs KUBECONFIG / --kubeconfig naming the file'],
+  ])('refuses %s, saying why and what to do', (_name, env, message) => {
+    expect(() => loadConfig(env, {}, false)).toThrow(ConfigError);
+    expect(() => loadConfig(env, {}, false)).toThrow(message);
   });
 });
 

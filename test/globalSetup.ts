@@ -1,11 +1,9 @@
-// One real PostgreSQL server for the whole test run: TEST_DATABASE_URL when given, else an
-// embedded one in a temp folder. Each test file creates its own database (test/helpers.ts).
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+// One real PostgreSQL server for the whole test run (test/pg/providers.ts: embedded by default,
+// TEST_DATABASE_URL, KEELSON_TEST_PG=system:15 or testcontainers). Each test file creates its
+// own database (test/helpers.ts).
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { createLogger } from '../src/logger.ts';
+import { startTestPostgres } from './pg/providers.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,18 +12,12 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  if (process.env.TEST_DATABASE_URL) {
-    project.provide('pgAdminUrl', process.env.TEST_DATABASE_URL);
-    return async () => {};
-  }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-test-pg-'));
-  // mkdtemp makes the folder 0700; initdb runs as the `postgres` user and must traverse it.
-  await chmod(dir, 0o755);
-  const log = createLogger({ level: 'warn', format: 'json' });
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), log });
-  project.provide('pgAdminUrl', server.url('postgres'));
-  return async () => {
-    await server.stop();
-    await rm(dir, { recursive: true, force: true });
-  };
+  const server = await startTestPostgres();
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  const version = (await client.query<{ server_version: string }>('show server_version')).rows[0]?.server_version;
+  await client.end();
+  console.log(`test database: PostgreSQL ${version} (${server.provider})`);
+  project.provide('pgAdminUrl', server.url);
+  return server.stop;
 }

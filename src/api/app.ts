@@ -5,6 +5,7 @@
 import express from 'express';
 import { Counter, Histogram } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
+import type { ClusterKind, DatabaseKind } from '../config.ts';
 import type { Db } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   liveStatusTimeoutMs?: number;
   /** express `trust proxy` (default false): which proxies may name the client in X-Forwarded-For. */
   trustProxy?: boolean | number | string;
+  /** What /readyz reports keelson runs against (kinds only: no addresses, no secrets). */
+  mode?: { cluster: ClusterKind; database: DatabaseKind };
 }
 
 export interface ApiApp {
@@ -101,7 +104,7 @@ export function createApp(deps: ApiDeps): ApiApp {
   let openApiDoc: Record<string, unknown> | undefined;
   const openApi = () => (openApiDoc ??= buildOpenApi(routes, { version: pkg.version }));
   routes.push(
-    ...systemRoutes({ db, metrics: deps.metrics, runtime: deps.runtime, openApi }),
+    ...systemRoutes({ db, metrics: deps.metrics, runtime: deps.runtime, openApi, mode: deps.mode }),
     ...deploymentRoutes({
       hub,
       kube: deps.kube,

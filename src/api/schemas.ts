@@ -1,5 +1,6 @@
 // Every HTTP input and output of the API as a zod schema; /openapi.json is generated from these.
 import { z } from 'zod';
+import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { DESIRED_STATUSES, DeploymentRow, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 
@@ -210,5 +211,7 @@ export const Ready = z.object({
     database: z.enum(['up', 'down']),
     runtime: z.enum(['up', 'down', 'absent']),
   }),
+  /** the kinds only: a probe's body must not carry database addresses or credentials */
+  mode: z.object({ cluster: z.enum(CLUSTER_KINDS), database: z.enum(['external', 'embedded']) }).optional(),
   errors: z.array(z.string()).optional(),
 });

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { sql } from 'slonik';
+import type { ClusterKind, DatabaseKind } from '../config.ts';
 import { errorMessage } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Db } from '../db/pool.ts';
@@ -49,6 +50,7 @@ export interface SystemRouteDeps {
   readonly metrics: Metrics;
   readonly runtime?: { isListening(): boolean } | undefined;
   readonly openApi: () => Record<string, unknown>;
+  readonly mode?: { cluster: ClusterKind; database: DatabaseKind } | undefined;
 }
 
 const TAGS = ['system'];
@@ -69,7 +71,7 @@ export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
       method: 'get',
       path: '/readyz',
       operationId: 'readyz',
-      summary: "Readiness: the database answers and the runtime's listener is up.",
+      summary: "Readiness: the database answers and the runtime's listener is up; `mode` names the kind of cluster and database in use.",
       tags: TAGS,
       access: 'public',
       responses: {
@@ -100,7 +102,12 @@ export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
         const ready = database === 'up' && runtime !== 'down';
         return {
           status: ready ? 200 : 503,
-          body: { status: ready ? 'ready' : 'not_ready', checks: { database, runtime }, ...(errors.length ? { errors } : {}) },
+          body: {
+            status: ready ? 'ready' : 'not_ready',
+            checks: { database, runtime },
+            ...(deps.mode ? { mode: deps.mode } : {}),
+            ...(errors.length ? { errors } : {}),
+          },
         };
       },
     }),

