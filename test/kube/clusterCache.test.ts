@@ -1,0 +1,126 @@
+// The shared cluster cache at fleet scale, counted on the wire: requests per rollout of the
+// built-in template, and a steady state of healthy deployments that costs no LIST at all.
+// (Counted by the recording proxy until the simulator's own request log, sim.requests, lands.)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trimObject } from '../../src/kube/clusterCache.ts';
+import { renderBuiltin } from '../../src/render/builtinTemplate.ts';
+import type { KubeObject, ObjectRef } from '../../src/kube/types.ts';
+import type { RecordedRequest } from './recordingProxy.ts';
+import { read, since, startHarness, uniqueNamespace, type Harness } from './harness.ts';
+
+const FLEET = 12;
+
+function byVerb(requests: readonly RecordedRequest[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of requests) {
+    const verb = r.query.get('dryRun') === 'All' ? 'patch (dry-run)' : r.verb;
+    out[verb] = (out[verb] ?? 0) + 1;
+  }
+  return out;
+}
+
+describe('the shared cluster cache', () => {
+  let h: Harness;
+  const fleet: Array<{ id: string; namespace: string; inventory: ObjectRef[] }> = [];
+
+  function render(namespace: string, imageRef: string): KubeObject[] {
+    return renderBuiltin({ project: 'web', namespace, imageRef, valuesOverride: {} }).objects as KubeObject[];
+  }
+
+  async function rollout(member: (typeof fleet)[number], image: string): Promise<void> {
+    const { inventory } = await h.client.apply(render(member.namespace, image), { namespace: member.namespace, deploymentId: member.id, signal: h.signal });
+    member.inventory = inventory;
+    await h.client.verify(inventory, {});
+  }
+
+  beforeAll(async () => {
+    h = await startHarness({ sim: { podStartupDelayMs: 200 } });
+    for (let i = 0; i < FLEET; i++) fleet.push({ id: `fleet-${i}`, namespace: uniqueNamespace(`fleet${i}`), inventory: [] });
+    // Start-up: the first rollouts fill the cache (one LIST and one WATCH per kind, shared).
+    await Promise.all(fleet.map((member) => rollout(member, 'shop:1')));
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('rolls out the built-in template with at most 8 requests per rollout and no LIST', async () => {
+    const from = h.proxy.requests.length;
+    await Promise.all(fleet.map((member) => rollout(member, 'shop:2')));
+    const requests = since(h, from).filter((r) => r.verb !== 'watch');
+    const verbs = byVerb(requests);
+    expect(verbs.list ?? 0).toBe(0);
+    expect(requests.length / FLEET).toBeLessThanOrEqual(8);
+    // One apply per rollout: the Deployment whose image changed. The Service is known unchanged
+    // (same resourceVersion as keelson's last apply) or compared by one dry-run.
+    expect(verbs.patch).toBe(FLEET);
+    expect(verbs['patch (dry-run)']).toBeGreaterThanOrEqual(FLEET);
+    expect(verbs['patch (dry-run)']).toBeLessThanOrEqual(2 * FLEET);
+    expect(Object.keys(verbs).filter((verb) => !['patch', 'patch (dry-run)', 'get'].includes(verb))).toEqual([]);
+    for (const member of fleet) {
+      expect((await read(h, 'apps/v1', 'Deployment', 'web', member.namespace))?.spec.template.spec.containers[0].image).toBe('shop:2');
+    }
+  });
+
+  it('costs no LIST in steady state: live health and drift checks of every deployment read the cache', async () => {
+    const check = () =>
+      Promise.all(
+        fleet.map(async (member) => {
+          const observation = await h.client.observe(member.id, member.inventory);
+          const drifted = await h.client.diff(render(member.namespace, 'shop:2'), { namespace: member.namespace, deploymentId: member.id, signal: h.signal });
+          return { status: observation.status, drifted: drifted.length };
+        }),
+      );
+    // The first check after the rollouts compares once by dry-run (statuses changed since apply).
+    expect(await check()).toEqual(fleet.map(() => ({ status: 'Current', drifted: 0 })));
+    const from = h.proxy.requests.length;
+    for (let round = 0; round < 3; round++) expect(await check()).toEqual(fleet.map(() => ({ status: 'Current', drifted: 0 })));
+    expect(since(h, from).filter((r) => r.verb !== 'watch')).toEqual([]);
+  });
+
+  it('re-establishes dropped watches from their resourceVersion, without a LIST', async () => {
+    const from = h.proxy.requests.length;
+    const watchesBefore = h.proxy.requests.filter((r) => r.verb === 'watch').length;
+    h.sim.faults.dropWatches();
+    const member = fleet[0]!;
+    await rollout(member, 'shop:3');
+    const requests = since(h, from);
+    expect(requests.filter((r) => r.verb === 'list')).toEqual([]);
+    const rewatched = requests.filter((r) => r.verb === 'watch');
+    expect(rewatched.length).toBeGreaterThan(0);
+    expect(rewatched.every((r) => Number(r.query.get('resourceVersion')) > 0)).toBe(true);
+    expect(h.proxy.requests.filter((r) => r.verb === 'watch').length).toBeGreaterThan(watchesBefore);
+  });
+
+  it('keeps only what decisions need, and reports its size', async () => {
+    const member = fleet[1]!;
+    const observed = await h.client.observe(member.id, member.inventory);
+    expect(observed.objects.map((o) => o.kind).sort()).toEqual(['Deployment', 'Service']);
+    const sizes = (await h.metrics.kubeCacheObjects.get()).values;
+    const pods = sizes.find((v) => v.labels.kind === 'Pod')?.value ?? 0;
+    const deployments = sizes.find((v) => v.labels.kind === 'Deployment')?.value ?? 0;
+    expect(deployments).toBe(FLEET);
+    expect(pods).toBeGreaterThanOrEqual(FLEET);
+  });
+});
+
+describe('trimObject', () => {
+  const managedFields = [
+    { manager: 'keelson', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1: { 'f:spec': { 'f:replicas': {}, 'f:template': {} } } },
+    { manager: 'horizontal-pod-autoscaler', operation: 'Update', subresource: 'scale', time: 't', fieldsType: 'FieldsV1', fieldsV1: { 'f:spec': { 'f:replicas': {} } } },
+  ];
+
+  it('drops managedFields but the entries written through scale (drift needs them)', () => {
+    const trimmed = trimObject({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', managedFields }, spec: { replicas: 2 } });
+    expect(trimmed.metadata.managedFields).toEqual([{ manager: 'horizontal-pod-autoscaler', subresource: 'scale', fieldsV1: { 'f:spec': { 'f:replicas': {} } } }]);
+    expect(trimmed.spec).toEqual({ replicas: 2 });
+  });
+
+  it('keeps no spec of a Pod and no pod template of a ReplicaSet', () => {
+    const pod = trimObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', managedFields }, spec: { containers: [] }, status: { phase: 'Running' } });
+    expect(pod).toEqual({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', managedFields: [expect.objectContaining({ subresource: 'scale' })] }, status: { phase: 'Running' } });
+    const rs = trimObject({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'r' }, spec: { replicas: 1, template: { spec: {} } } });
+    expect(rs.spec).toEqual({ replicas: 1 });
+    expect(rs.metadata).toEqual({ name: 'r' });
+  });
+});
