@@ -1,6 +1,7 @@
 // `keelson serve` in one function: database (embedded unless DATABASE_URL), migrations, the
 // cluster (the simulator unless KUBECONFIG), the actor runtime with the real effects, and the
 // REST API. With everything embedded it also sets up the demo (demo.ts).
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -75,13 +76,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await simulator.writeKubeconfig(clusterKubeconfig);
       log.info({ cluster: simulator.url }, 'KUBECONFIG is unset: using the embedded simulated cluster');
     }
-    const kube = createKubeClient({ kubeConfig, log: log.child({ part: 'kube' }), metrics });
+    // One identity for the runtime's leases and the cluster requests it makes (X-Keelson-Client).
+    const instanceId = randomUUID();
+    const kube = createKubeClient({
+      kubeConfig,
+      log: log.child({ part: 'kube' }),
+      metrics,
+      clientId: instanceId,
+      rateLimit: { qps: config.kubeQps, burst: config.kubeBurst },
+    });
+    closers.push(async () => kube.close());
     const opsRepos = createOpsRepoManager({ db, dataDir: config.dataDir, log: log.child({ part: 'opsrepo' }), metrics });
     const runtime = createRuntime({
       db,
       databaseUrl: database.url,
       log: log.child({ part: 'runtime' }),
       metrics,
+      instanceId,
       effects: createRolloutEffects({ db, kube, opsRepos, log }),
       tickIntervalMs: config.tickIntervalMs,
       maxConcurrentRollouts: config.maxConcurrentRollouts,
