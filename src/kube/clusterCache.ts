@@ -9,8 +9,9 @@
 //   before it creates one); every other kind with `app.kubernetes.io/managed-by=keelson`. Pods and
 //   ReplicaSets are found because keelson labels pod templates (see ownership.ts `stampLabels`).
 // - Memory: objects keep only what decisions need. managedFields are dropped except entries
-//   written through the `scale` subresource (drift ignores autoscaled fields); Pods keep no spec
-//   and ReplicaSets no pod template. Verbs that compare a whole Pod or ReplicaSet read it fresh.
+//   written through the `scale` subresource (drift ignores autoscaled fields); Pods keep no spec,
+//   ReplicaSets no pod template, and Secrets no data (keelson holds no secret it need not hold).
+//   Verbs that compare a whole object of these kinds read it fresh.
 // - Changes are dispatched by topic — the object's namespace and its deployment label — so a
 //   change wakes the verifications and health subscriptions it concerns, not all of them.
 // - A watch that keeps failing keeps retrying with backoff; after `reportFailuresAfter` failures
@@ -65,7 +66,7 @@ export const POD_KIND: CacheKind = { apiVersion: 'v1', kind: 'Pod' };
 export const REPLICA_SET_KIND: CacheKind = { apiVersion: 'apps/v1', kind: 'ReplicaSet' };
 
 /** Kinds the cache trims beyond managedFields: compare them from a fresh read. */
-export const TRIMMED_KINDS: ReadonlySet<string> = new Set(['Pod', 'ReplicaSet']);
+export const TRIMMED_KINDS: ReadonlySet<string> = new Set(['Pod', 'ReplicaSet', 'Secret']);
 
 export function kindKey(ref: { apiVersion: string; kind: string }): string {
   return `${groupOf(ref.apiVersion)}/${ref.kind}`;
@@ -84,6 +85,10 @@ export function trimObject(object: KubeObject): KubeObject {
     : [];
   const trimmed: KubeObject = { ...object, metadata: scaleEntries.length > 0 ? { ...metadata, managedFields: scaleEntries } : metadata };
   if (object.kind === 'Pod') delete trimmed.spec;
+  if (object.kind === 'Secret') {
+    delete trimmed.data;
+    delete trimmed.stringData;
+  }
   if (object.kind === 'ReplicaSet' && trimmed.spec && typeof trimmed.spec === 'object') {
     const { template: _template, ...spec } = trimmed.spec as Record<string, unknown>;
     trimmed.spec = spec;

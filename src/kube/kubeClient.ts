@@ -340,13 +340,16 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
 
   // ---- discovery ----
 
-  /** Served resources of each ref's kind; unserved kinds are absent from the map. */
-  async function servedKinds(refs: ReadonlyArray<{ apiVersion: string; kind: string }>, signal?: AbortSignal): Promise<Map<string, ServedResource>> {
+  /**
+   * Served resources of each ref's kind; unserved kinds are absent from the map. `fresh` asks
+   * again about kinds recently found unserved (a CRD may have been installed since).
+   */
+  async function servedKinds(refs: ReadonlyArray<{ apiVersion: string; kind: string }>, signal?: AbortSignal, fresh = false): Promise<Map<string, ServedResource>> {
     const out = new Map<string, ServedResource>();
     for (const ref of refs) {
       const key = `${ref.apiVersion} ${ref.kind}`;
       if (out.has(key)) continue;
-      const resource = await transport.served(ref.apiVersion, ref.kind, `${ref.kind} objects`, signal);
+      const resource = await transport.served(ref.apiVersion, ref.kind, `${ref.kind} objects`, signal, fresh);
       if (resource) out.set(key, resource);
     }
     return out;
@@ -460,7 +463,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     const allowAdopt = options.allowAdopt ?? false;
     if (signal.aborted) throw abortError(signal);
     const sorted = sortForApply(objects);
-    const served = await servedKinds(sorted, signal);
+    const served = await servedKinds(sorted, signal, true);
 
     // Resolve each object's scope and namespace; a kind nobody serves fails before any write.
     interface Plan {
@@ -502,9 +505,23 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     const needed = new Set(plans.map((p) => p.ref.namespace).filter((ns): ns is string => !!ns && !inBatch.has(ns)));
     for (const ns of needed) {
       if (cache.get({ ...NAMESPACE_KIND, name: ns })) continue;
-      const nsObject: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } };
-      await serverSideApply(nsObject, { name: 'namespaces', namespaced: false }, signal, false);
-      log.info({ namespace: ns }, 'created namespace');
+      // Create, never apply: labelling someone else's namespace as keelson's would make it
+      // keelson's to delete at teardown.
+      try {
+        await transport.request({
+          verb: 'create',
+          kind: 'Namespace',
+          what: `Namespace ${ns}`,
+          method: HttpMethod.POST,
+          path: '/api/v1/namespaces',
+          query: { fieldManager },
+          body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } },
+          signal,
+        });
+        log.info({ namespace: ns }, 'created namespace');
+      } catch (error) {
+        if (!(error instanceof TerminalError && httpStatus(error.cause) === 409)) throw error;
+      }
     }
 
     const withCrds = objects.some((obj) => obj.kind === 'CustomResourceDefinition');
@@ -600,14 +617,23 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       if (kind === 'Event') continue;
       let continueToken: string | undefined;
       do {
-        const page = await transport.list(apiVersion, kind, resource, {
-          namespace,
-          labelSelector: `${DEPLOYMENT_LABEL}!=${deploymentId}`,
-          limit: 100,
-          continue: continueToken,
-          what: `${kind} objects in namespace ${namespace}`,
-          signal,
-        });
+        let page;
+        try {
+          page = await transport.list(apiVersion, kind, resource, {
+            namespace,
+            labelSelector: `${DEPLOYMENT_LABEL}!=${deploymentId}`,
+            limit: 100,
+            continue: continueToken,
+            what: `${kind} objects in namespace ${namespace}`,
+            signal,
+          });
+        } catch (error) {
+          const status = error instanceof TerminalError ? httpStatus(error.cause) : undefined;
+          // What keelson may not look at might be there: keep the namespace.
+          if (status === 403) return `${resource.name} keelson may not list`;
+          if (status === 404 || status === 405) break; // gone since discovery, or not listable after all
+          throw error;
+        }
         for (const obj of page.items) {
           // What Kubernetes itself puts in every namespace, what is already going, and what a
           // controller made (its owner is counted instead).

@@ -40,7 +40,7 @@ import type { KubeObject } from './types.ts';
 export const CLIENT_HEADER = 'X-Keelson-Client';
 
 /** Metric verbs: Kubernetes' own names where they fit, plus keelson's kinds of PATCH. */
-export type KubeVerb = 'get' | 'list' | 'watch' | 'apply' | 'dryrun' | 'delete' | 'scale' | 'discover';
+export type KubeVerb = 'get' | 'list' | 'watch' | 'create' | 'apply' | 'dryrun' | 'delete' | 'scale' | 'discover';
 
 export interface ServedResource {
   /** The resource name in paths: `deployments`. */

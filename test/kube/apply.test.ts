@@ -58,12 +58,13 @@ describe('apply', () => {
 
   it('reports unchanged objects and sends no write when nothing changed', async () => {
     const ns = uniqueNamespace('idem');
-    const objects = [deployment('web', 'shop:1'), configMap('settings')];
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, type: 'Opaque', stringData: { password: 'hunter2' } };
+    const objects = [deployment('web', 'shop:1'), configMap('settings'), secret];
     await h.client.apply(objects, { namespace: ns, deploymentId: 'd2', signal: h.signal });
     const before = await read(h, 'apps/v1', 'Deployment', 'web', ns);
     const from = h.proxy.requests.length;
     const result = await h.client.apply(objects, { namespace: ns, deploymentId: 'd2', signal: h.signal });
-    expect(result.changes.map((c) => c.action)).toEqual(['unchanged', 'unchanged']);
+    expect(result.changes.map((c) => `${c.ref.kind} ${c.action}`)).toEqual(['ConfigMap unchanged', 'Secret unchanged', 'Deployment unchanged']);
     expect(writes(since(h, from))).toEqual([]);
     const after = await read(h, 'apps/v1', 'Deployment', 'web', ns);
     expect(after?.metadata.generation).toBe(before?.metadata.generation);

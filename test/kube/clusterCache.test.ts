@@ -123,4 +123,9 @@ describe('trimObject', () => {
     expect(rs.spec).toEqual({ replicas: 1 });
     expect(rs.metadata).toEqual({ name: 'r' });
   });
+
+  it('keeps no data of a Secret', () => {
+    const secret = trimObject({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, type: 'Opaque', data: { password: 'c2VjcmV0' }, stringData: { token: 'x' } });
+    expect(secret).toEqual({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, type: 'Opaque' });
+  });
 });
