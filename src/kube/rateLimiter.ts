@@ -8,7 +8,7 @@
 // `reserve` is the pure core (time is a parameter); `take` waits for the reserved slot. A reserved
 // slot is never handed back, even when the caller aborts while waiting — like golang.org/x/time's
 // Reservation without Cancel — which errs on the side of fewer requests.
-import { abortError } from './kubeErrors.ts';
+import { abortError, delay } from './kubeErrors.ts';
 
 export interface RateLimit {
   /** Sustained requests per second. */
@@ -50,17 +50,7 @@ export class TokenBucket {
     if (signal?.aborted) throw abortError(signal);
     const wait = this.reserve();
     if (wait === 0) return 0;
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(abortError(signal));
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, wait);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    await delay(wait, signal);
     return wait;
   }
 }

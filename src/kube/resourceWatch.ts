@@ -14,8 +14,9 @@
 // - `Watch.watch()` only hands out its AbortController once the response headers arrived, so
 //   `stop()` returns at once and aborts a stream that is still connecting when it connects.
 import type { Watch } from '@kubernetes/client-node';
+import { TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { abortError, classifyKubeError, httpStatus } from './kubeErrors.ts';
+import { abortError, classifyKubeError, delay, httpStatus } from './kubeErrors.ts';
 import type { KubeObject } from './types.ts';
 
 export interface ListResult {
@@ -81,21 +82,6 @@ interface WatchEvent {
 
 export function mirrorKey(obj: { metadata: { name: string; namespace?: string } }): string {
   return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 class GoneError extends Error {
@@ -232,7 +218,7 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
         }
         const classified = classifyKubeError(error, `watch of ${options.what}`);
         if (!needList) {
-          options.onWatchRequest?.(classified.name === 'TerminalError' ? 'terminal' : 'transient');
+          options.onWatchRequest?.(classified instanceof TerminalError ? 'terminal' : 'transient');
           options.onRestart?.('failed');
         }
         failures += 1;

@@ -32,7 +32,7 @@ import {
 import { TerminalError, TransientError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { abortError, classifyKubeError, httpStatus } from './kubeErrors.ts';
+import { abortError, classifyKubeError, delay, httpStatus } from './kubeErrors.ts';
 import { DEFAULT_RATE_LIMIT, TokenBucket, type RateLimit } from './rateLimiter.ts';
 import type { ListResult } from './resourceWatch.ts';
 import type { KubeObject } from './types.ts';
@@ -150,21 +150,6 @@ function retryAfterMs(error: unknown): number | undefined {
   return Math.min(MAX_RETRY_AFTER_MS, Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 export type Transport = ReturnType<typeof createTransport>;
 
 export function createTransport(deps: TransportDeps) {
@@ -218,7 +203,7 @@ export function createTransport(deps: TransportDeps) {
         if (wait !== undefined && attempt < MAX_THROTTLE_RETRIES) {
           metrics?.kubeRequests.inc({ verb, kind, outcome: 'throttled' });
           log.debug({ what, verb, waitMs: wait }, 'Kubernetes API asked to retry later');
-          await sleep(wait, signal);
+          await delay(wait, signal);
           continue;
         }
         const classified = classifyKubeError(error, what, signal);
@@ -265,7 +250,7 @@ export function createTransport(deps: TransportDeps) {
       const found = await served(apiVersion, kind, what, signal, true);
       if (found) return found;
       if (Date.now() >= deadline) break;
-      await sleep(500, signal);
+      await delay(500, signal);
     }
     throw new TerminalError(`Kubernetes API rejected ${what}: the cluster does not serve ${kind} in ${apiVersion}.`, { code: 'kube_rejected' });
   }
