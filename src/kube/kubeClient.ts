@@ -260,6 +260,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         method: HttpMethod.GET,
         path: transport.objectPath(apiVersion, resource, name, namespace),
         signal,
+        answers: [404],
       });
       return { ...object, apiVersion: object.apiVersion || apiVersion, kind: object.kind || kind };
     } catch (error) {
@@ -311,6 +312,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
           path: transport.objectPath(ref.apiVersion, resource, ref.name, ref.namespace),
           body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy, preconditions: { uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion } },
           signal,
+          answers: [404, 409],
         });
         return undefined;
       } catch (error) {
@@ -517,6 +519,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
           query: { fieldManager },
           body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } },
           signal,
+          answers: [409],
         });
         log.info({ namespace: ns }, 'created namespace');
       } catch (error) {

@@ -61,7 +61,7 @@ export interface ResourceWatchOptions {
   onFailure?: (error: Error, failures: number) => void;
   /** Called once when the watch gives up after `maxFailures` failures in a row. */
   onGiveUp?: (error: Error) => void;
-  /** Counts each watch connection in the metrics. */
+  /** Counts each watch request in the metrics: `ok` once connected, else how it failed. */
   onWatchRequest?: (outcome: 'ok' | 'transient' | 'terminal') => void;
   onRestart?: (reason: RestartReason) => void;
   /** Failures in a row after which the watch ends; unlimited by default. */
@@ -119,7 +119,7 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
     options.onChanges(changes);
   };
 
-  const watchOnce = (resourceVersion: string | undefined, onVersion: (rv: string | undefined) => void): Promise<void> =>
+  const watchOnce = (resourceVersion: string | undefined, onVersion: (rv: string | undefined) => void, onConnected: () => void): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       let settled = false;
       const onAbort = () => finish(abortError(signal));
@@ -177,6 +177,8 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
         (abortController) => {
           streamAbort = () => abortController.abort();
           if (signal.aborted) abortController.abort();
+          // client-node resolves once the response arrived; a refused watch has settled by then.
+          if (!settled) onConnected();
         },
         (error: unknown) => finish(error),
       );
@@ -188,6 +190,7 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
     let needList = true;
     let failures = 0;
     while (!signal.aborted) {
+      let connected = false;
       try {
         if (needList) {
           const listed = await options.list(signal);
@@ -199,11 +202,17 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
         }
         await options.beforeWatch?.(signal);
         const startedAt = Date.now();
-        await watchOnce(resourceVersion, (rv) => {
-          if (rv) resourceVersion = rv;
-          failures = 0;
-        });
-        options.onWatchRequest?.('ok');
+        await watchOnce(
+          resourceVersion,
+          (rv) => {
+            if (rv) resourceVersion = rv;
+            failures = 0;
+          },
+          () => {
+            connected = true;
+            options.onWatchRequest?.('ok');
+          },
+        );
         options.onRestart?.('closed');
         // A server that closes every stream at once must not make this a tight loop.
         if (Date.now() - startedAt < 1_000) await delay(backoffBase, signal);
@@ -211,14 +220,14 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
         if (signal.aborted) return;
         if (error instanceof GoneError) {
           options.log.debug({ path: options.path }, 'watch expired (410), relisting');
-          options.onWatchRequest?.('ok');
+          if (!connected) options.onWatchRequest?.('ok'); // answered, with 410
           options.onRestart?.('expired');
           needList = true;
           continue;
         }
         const classified = classifyKubeError(error, `watch of ${options.what}`);
         if (!needList) {
-          options.onWatchRequest?.(classified instanceof TerminalError ? 'terminal' : 'transient');
+          if (!connected) options.onWatchRequest?.(classified instanceof TerminalError ? 'terminal' : 'transient');
           options.onRestart?.('failed');
         }
         failures += 1;

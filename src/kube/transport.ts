@@ -61,6 +61,8 @@ export interface RequestSpec {
   contentType?: string;
   /** The caller's signal: aborting it cancels the request and fences it off before sending. */
   signal?: AbortSignal;
+  /** HTTP statuses that are answers to this request, not failures (404 for an existence check). */
+  answers?: readonly number[];
 }
 
 export interface TransportDeps {
@@ -187,7 +189,7 @@ export function createTransport(deps: TransportDeps) {
   }
 
   /** One logical request: rate-limited, fenced, timed, counted, retried on 429, classified. */
-  async function run<T>(verb: KubeVerb, kind: string, what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  async function run<T>(verb: KubeVerb, kind: string, what: string, signal: AbortSignal | undefined, fn: () => Promise<T>, answers: readonly number[] = []): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       if (signal?.aborted) throw abortError(signal);
       await throttle(verb, signal);
@@ -207,7 +209,9 @@ export function createTransport(deps: TransportDeps) {
           continue;
         }
         const classified = classifyKubeError(error, what, signal);
-        const outcome = classified instanceof TransientError ? 'transient' : classified instanceof TerminalError ? 'terminal' : 'aborted';
+        const status = httpStatus(error);
+        const outcome =
+          status !== undefined && answers.includes(status) ? 'ok' : classified instanceof TransientError ? 'transient' : classified instanceof TerminalError ? 'terminal' : 'aborted';
         metrics?.kubeRequests.inc({ verb, kind, outcome });
         throw classified;
       } finally {
@@ -217,7 +221,7 @@ export function createTransport(deps: TransportDeps) {
   }
 
   function request<T>(spec: RequestSpec): Promise<T> {
-    return run(spec.verb, spec.kind, spec.what, spec.signal, () => api.send<T>(spec));
+    return run(spec.verb, spec.kind, spec.what, spec.signal, () => api.send<T>(spec), spec.answers);
   }
 
   /** Discovery: the resource for a kind, or undefined when the cluster does not serve it. */

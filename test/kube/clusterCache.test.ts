@@ -102,6 +102,18 @@ describe('the shared cluster cache', () => {
     expect(deployments).toBe(FLEET);
     expect(pods).toBeGreaterThanOrEqual(FLEET);
   });
+
+  it('counts requests by verb, kind and outcome: watches when connected, absent objects as answers', async () => {
+    const values = (await h.metrics.kubeRequests.get()).values;
+    const count = (labels: Record<string, string>) =>
+      values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
+    // Namespace, Service, Deployment, Pod and ReplicaSet watched at least once each.
+    for (const kind of ['Namespace', 'Service', 'Deployment', 'Pod', 'ReplicaSet']) expect(count({ verb: 'watch', kind, outcome: 'ok' })).toBeGreaterThan(0);
+    // The first rollouts looked for objects that did not exist yet: 404s, answered, not failures.
+    expect(count({ verb: 'get', outcome: 'ok' })).toBeGreaterThanOrEqual(2 * FLEET);
+    expect(count({ outcome: 'terminal' })).toBe(0);
+    expect(count({ verb: 'apply', kind: 'Deployment', outcome: 'ok' })).toBeGreaterThanOrEqual(FLEET);
+  });
 });
 
 describe('trimObject', () => {
