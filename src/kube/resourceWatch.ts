@@ -93,7 +93,8 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
   const signal = controller.signal;
   const maxFailures = options.maxFailures ?? Number.POSITIVE_INFINITY;
   const backoffBase = options.backoffBaseMs ?? 200;
-  const backoffMax = options.backoffMaxMs ?? 30_000;
+  // Capped low: while a watch is down its kind's part of the cache is stale, and rollouts wait.
+  const backoffMax = options.backoffMaxMs ?? 10_000;
   const trim = options.trim ?? ((object: KubeObject) => object);
   const items = new Map<string, KubeObject>();
   let streamAbort: (() => void) | undefined;

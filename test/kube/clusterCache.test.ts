@@ -105,8 +105,8 @@ describe('the shared cluster cache', () => {
 
   it('counts requests by verb, kind and outcome: watches when connected, absent objects as answers', async () => {
     const values = (await h.metrics.kubeRequests.get()).values;
-    const count = (labels: Record<string, string>) =>
-      values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
+    const count = (labels: Partial<Record<'verb' | 'kind' | 'outcome', string>>) =>
+      values.filter((v) => (Object.keys(labels) as Array<keyof typeof labels>).every((k) => v.labels[k] === labels[k])).reduce((sum, v) => sum + v.value, 0);
     // Namespace, Service, Deployment, Pod and ReplicaSet watched at least once each.
     for (const kind of ['Namespace', 'Service', 'Deployment', 'Pod', 'ReplicaSet']) expect(count({ verb: 'watch', kind, outcome: 'ok' })).toBeGreaterThan(0);
     // The first rollouts looked for objects that did not exist yet: 404s, answered, not failures.
