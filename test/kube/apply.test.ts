@@ -156,9 +156,13 @@ describe('apply', () => {
 
   it('sends X-Keelson-Client on every request, watches included', async () => {
     await h.client.apply([configMap('who')], { namespace: uniqueNamespace('who'), deploymentId: 'd9', signal: h.signal });
+    // Only keelson's client goes through the proxy: every request it sent carries the header…
     const requests = h.proxy.requests;
     expect(requests.some((r) => r.verb === 'watch')).toBe(true);
     expect(requests.filter((r) => r.headers['x-keelson-client'] !== CLIENT_ID)).toEqual([]);
+    // …and the simulator's request log attributes them, watches and writes alike.
+    expect(h.sim.requests.count({ client: CLIENT_ID, verb: 'watch' })).toBeGreaterThan(0);
+    expect(h.sim.requests.records({ client: CLIENT_ID, verb: 'patch', resource: 'configmaps', name: 'who' })).toHaveLength(1);
   });
 
   it('waits as a 429 asks (Retry-After) and sends the write again', async () => {
