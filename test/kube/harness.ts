@@ -107,6 +107,10 @@ export function configMap(name: string, extra: { namespace?: string; data?: Reco
   };
 }
 
+export function clusterRole(name: string): KubeObject {
+  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] };
+}
+
 export function service(name: string): KubeObject {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } };
 }
@@ -121,6 +125,7 @@ const PLURALS: Record<string, string> = {
   DaemonSet: 'daemonsets',
   ReplicaSet: 'replicasets',
   PodDisruptionBudget: 'poddisruptionbudgets',
+  ClusterRole: 'clusterroles',
 };
 
 export function pathOf(apiVersion: string, kind: string, name: string, namespace?: string): string {

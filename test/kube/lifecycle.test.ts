@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectRef } from '../../src/kube/types.ts';
 import { sleepUntil } from '../helpers.ts';
 import {
+  clusterRole,
   configMap,
   createOutside,
   daemonSet,
@@ -54,6 +55,19 @@ describe('prune, stop and teardown', () => {
       expect(await read(h, 'policy/v1', 'PodDisruptionBudget', 'pdb', ns)).toBeUndefined();
       expect(await read(h, 'v1', 'ConfigMap', 'keep', ns)).toBeDefined();
       expect(labelOf(await read(h, 'v1', 'ConfigMap', 'taken', ns))).toBe('p2');
+    });
+
+    it('deletes a stale cluster-scoped object, and keeps one another deployment took', async () => {
+      const ns = uniqueNamespace('prunecluster');
+      const gone = `${ns}-reader`;
+      const taken = `${ns}-shared`;
+      const { inventory } = await h.client.apply([clusterRole(gone), clusterRole(taken), configMap('c')], { namespace: ns, deploymentId: 'p4', signal: h.signal });
+      expect(inventory.filter((r) => r.kind === 'ClusterRole').map((r) => r.namespace)).toEqual([undefined, undefined]);
+      await h.client.apply([{ ...clusterRole(taken), metadata: { name: taken, annotations: { 'keelson.dev/adopt': 'true' } } }], { namespace: ns, deploymentId: 'p5', signal: h.signal, allowAdopt: true });
+      const deleted = await h.client.prune('p4', inventory.filter((r) => r.kind === 'ClusterRole'), { signal: h.signal });
+      expect(deleted.map((r) => r.name)).toEqual([gone]);
+      expect(await read(h, 'rbac.authorization.k8s.io/v1', 'ClusterRole', gone)).toBeUndefined();
+      expect(labelOf(await read(h, 'rbac.authorization.k8s.io/v1', 'ClusterRole', taken))).toBe('p5');
     });
 
     it('deletes a stale Namespace only when nothing else is left in it', async () => {
@@ -114,7 +128,7 @@ describe('prune, stop and teardown', () => {
       const foreign = uniqueNamespace('tearforeign');
       await direct(h, 'POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: foreign } } });
       const { inventory } = await h.client.apply(
-        [deployment('web', 'shop:1', { replicas: 2 }), service('web'), configMap('c'), configMap('s', { namespace: shared }), configMap('f', { namespace: foreign })],
+        [deployment('web', 'shop:1', { replicas: 2 }), service('web'), configMap('c'), configMap('s', { namespace: shared }), configMap('f', { namespace: foreign }), clusterRole(`${ns}-role`)],
         { namespace: ns, deploymentId: 'x1', signal: h.signal },
       );
       await h.client.verify(inventory, {});
@@ -123,7 +137,7 @@ describe('prune, stop and teardown', () => {
 
       const result = await h.client.teardown('x1', inventory, { signal: h.signal });
       expect(result.deleted.map((r) => `${r.kind}/${r.namespace ?? ''}/${r.name}`).sort()).toEqual(
-        [`ConfigMap/${foreign}/f`, `ConfigMap/${ns}/c`, `ConfigMap/${shared}/s`, `Deployment/${ns}/web`, `Namespace//${ns}`, `Service/${ns}/web`].sort(),
+        [`ClusterRole//${ns}-role`, `ConfigMap/${foreign}/f`, `ConfigMap/${ns}/c`, `ConfigMap/${shared}/s`, `Deployment/${ns}/web`, `Namespace//${ns}`, `Service/${ns}/web`].sort(),
       );
       expect(result.kept.map((k) => `${k.ref.name}: ${k.reason}`).sort()).toEqual(
         [`${foreign}: keelson did not create it`, `${shared}: it still holds ConfigMap ${shared}/neighbour`].sort(),
@@ -131,7 +145,9 @@ describe('prune, stop and teardown', () => {
       // Gone when teardown returns: the cache saw the deletions (pods went with the Deployment).
       expect(await read(h, 'apps/v1', 'Deployment', 'web', ns)).toBeUndefined();
       expect(await read(h, 'v1', 'Namespace', ns)).toBeUndefined();
-      expect(h.sim.store.all ? [...h.sim.store.all()].filter(([, o]) => o.metadata.namespace === ns) : []).toEqual([]);
+      expect(await read(h, 'rbac.authorization.k8s.io/v1', 'ClusterRole', `${ns}-role`)).toBeUndefined();
+      // Nothing of it is left: no ReplicaSet, no Pod.
+      expect([...h.sim.store.all()].filter(([, o]) => o.metadata.namespace === ns)).toEqual([]);
       expect(await read(h, 'v1', 'ConfigMap', 'neighbour', shared)).toBeDefined();
       expect(await read(h, 'v1', 'Namespace', foreign)).toBeDefined();
 
