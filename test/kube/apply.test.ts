@@ -1,6 +1,6 @@
 // apply against the simulator: change sets, ownership, adoption, the fence, 429 back-off, client
 // identity. Each test uses a namespace of its own.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TerminalError } from '../../src/errors.ts';
 import { sleepUntil } from '../helpers.ts';
 import {
@@ -14,24 +14,13 @@ import {
   read,
   service,
   since,
-  startHarness,
   uniqueNamespace,
+  useHarness,
   writes,
-  type Harness,
 } from './harness.ts';
 
 describe('apply', () => {
-  let h: Harness;
-
-  beforeAll(async () => {
-    h = await startHarness({ sim: { podStartupDelayMs: 200 } });
-  });
-
-  afterEach(() => h.sim.faults.reset());
-
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ sim: { podStartupDelayMs: 200 } });
 
   it('creates the namespace and the objects in dependency order, labelled, with their pod templates labelled', async () => {
     const ns = uniqueNamespace('apply');
@@ -184,16 +173,8 @@ describe('apply', () => {
 });
 
 describe('the fence', () => {
-  let h: Harness;
-
-  beforeAll(async () => {
-    // One request per 400 ms after a burst of one: each write waits in the limiter.
-    h = await startHarness({ client: { rateLimit: { qps: 2.5, burst: 1 } } });
-  });
-
-  afterAll(async () => {
-    await h?.close();
-  });
+  // One request per 400 ms after a burst of one: each write waits in the limiter.
+  const h = useHarness({ client: { rateLimit: { qps: 2.5, burst: 1 } } });
 
   it('sends no write once the signal has aborted, even one already queued behind the rate limiter', async () => {
     const ns = uniqueNamespace('fence');

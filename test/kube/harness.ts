@@ -4,6 +4,7 @@
 // "outside keelson" (kubectl edit, an autoscaler), which the proxy does not count.
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createKubeClient, type KubeClient, type KubeClientDeps } from '../../src/kube/kubeClient.ts';
 import { DEPLOYMENT_LABEL, type KubeObject } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -55,6 +56,22 @@ export async function startHarness(options: { sim?: SimulatorOptions; client?: P
       await sim.close();
     },
   };
+}
+
+/**
+ * One harness for the enclosing describe block: started before its tests, faults reset after
+ * each, closed after all. The returned object is filled in by `beforeAll`.
+ */
+export function useHarness(options: Parameters<typeof startHarness>[0] = {}): Harness {
+  const h = {} as Harness;
+  beforeAll(async () => {
+    Object.assign(h, await startHarness(options));
+  });
+  afterEach(() => h.sim?.faults.reset());
+  afterAll(async () => {
+    await h.close?.();
+  });
+  return h;
 }
 
 export function uniqueNamespace(prefix: string): string {

@@ -1,6 +1,6 @@
 // The inventory verbs after apply, against the simulator: prune exactly the stale refs, stop the
 // workloads of an inventory in any namespace, and tear a deployment down (idempotently).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ObjectRef } from '../../src/kube/types.ts';
 import { sleepUntil } from '../helpers.ts';
 import {
@@ -14,23 +14,14 @@ import {
   read,
   service,
   since,
-  startHarness,
   statefulSet,
   uniqueNamespace,
+  useHarness,
   writes,
-  type Harness,
 } from './harness.ts';
 
 describe('prune, stop and teardown', () => {
-  let h: Harness;
-
-  beforeAll(async () => {
-    h = await startHarness({ sim: { podStartupDelayMs: 200 } });
-  });
-
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ sim: { podStartupDelayMs: 200 } });
 
   describe('prune', () => {
     it('deletes exactly the stale refs that still carry the deployment label, in any namespace', async () => {

@@ -1,21 +1,13 @@
 // Drift by server-side-apply dry-run and live health after a rollout, against the simulator.
 // Changes "outside keelson" are made straight on the simulator, as kubectl and an autoscaler
 // would make them (their own field managers, merge patches, the scale subresource).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Observation } from '../../src/kube/observe.ts';
 import { sleepUntil } from '../helpers.ts';
-import { configMap, deployment, direct, pathOf, since, startHarness, uniqueNamespace, type Harness } from './harness.ts';
+import { configMap, deployment, direct, pathOf, since, uniqueNamespace, useHarness } from './harness.ts';
 
 describe('diff and live health', () => {
-  let h: Harness;
-
-  beforeAll(async () => {
-    h = await startHarness({ sim: { podStartupDelayMs: 200 } });
-  });
-
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ sim: { podStartupDelayMs: 200 } });
 
   function kubectlSetImage(ns: string, image: string) {
     return direct(h, 'PATCH', pathOf('apps/v1', 'Deployment', 'web', ns), {

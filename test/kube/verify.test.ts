@@ -1,22 +1,12 @@
 // verify against the simulator, reading the shared cluster cache: healthy rollouts, fail-fast pod
 // states, progress deadlines, aborts, dropped watches and an unreachable server.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TerminalError, TransientError } from '../../src/errors.ts';
 import { sleepUntil } from '../helpers.ts';
-import { configMap, deployment, read, since, startHarness, uniqueNamespace, type Harness } from './harness.ts';
+import { configMap, deployment, read, since, startHarness, uniqueNamespace, useHarness } from './harness.ts';
 
 describe('verify', () => {
-  let h: Harness;
-
-  beforeAll(async () => {
-    h = await startHarness({ sim: { podStartupDelayMs: 200 } });
-  });
-
-  afterEach(() => h.sim.faults.reset());
-
-  afterAll(async () => {
-    await h?.close();
-  });
+  const h = useHarness({ sim: { podStartupDelayMs: 200 } });
 
   it('resolves once a healthy Deployment is available', async () => {
     const ns = uniqueNamespace('healthy');
@@ -132,17 +122,9 @@ describe('verify through trouble', () => {
 });
 
 describe('verify on a fast clock', () => {
-  let fast: Harness;
-
-  beforeAll(async () => {
-    // 100 simulated seconds per real second: the simulated kubelet reports ErrImagePull for 5
-    // simulated seconds before ImagePullBackOff, and progress deadlines pass quickly.
-    fast = await startHarness({ sim: { timeScale: 100 } });
-  });
-
-  afterAll(async () => {
-    await fast?.close();
-  });
+  // 100 simulated seconds per real second: the simulated kubelet reports ErrImagePull for 5
+  // simulated seconds before ImagePullBackOff, and progress deadlines pass quickly.
+  const fast = useHarness({ sim: { timeScale: 100 } });
 
   it('fails fast naming the pod and ImagePullBackOff for an unpullable image', async () => {
     const ns = uniqueNamespace('pull');
