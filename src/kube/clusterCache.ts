@@ -176,7 +176,9 @@ export function createClusterCache(options: ClusterCacheOptions) {
 
   async function start(kind: CacheKind, signal?: AbortSignal): Promise<KindEntry | undefined> {
     const what = kind.kind === 'Namespace' ? 'Namespaces' : `${kind.kind} objects managed by keelson`;
-    const resource = await transport.served(kind.apiVersion, kind.kind, what, signal, true);
+    // Not fresh: a kind found unserved is asked about again at most once a minute, however
+    // often verbs need it (apply asks afresh itself, before it needs the cache).
+    const resource = await transport.served(kind.apiVersion, kind.kind, what, signal);
     if (!resource || closed) return undefined;
     const key = kindKey(kind);
     const labelSelector = kind.kind === 'Namespace' ? undefined : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;

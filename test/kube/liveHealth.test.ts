@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Observation } from '../../src/kube/observe.ts';
 import { sleepUntil } from '../helpers.ts';
-import { configMap, deployment, direct, pathOf, since, uniqueNamespace, useHarness } from './harness.ts';
+import { CLIENT_ID, configMap, deployment, direct, pathOf, since, uniqueNamespace, useHarness } from './harness.ts';
 
 describe('diff and live health', () => {
   const h = useHarness({ sim: { podStartupDelayMs: 200 } });
@@ -101,6 +101,19 @@ describe('diff and live health', () => {
       await kubectlSetImage(ns, 'shop:2');
       await sleepUntil(async () => (await h.client.observe('lh1', inventory)).status === 'Current', { message: 'rolled again' });
       expect(seen).toHaveLength(count);
+    });
+
+    it('reads an object of a kind the cluster no longer serves as missing, asking discovery at most once a minute', async () => {
+      const ns = uniqueNamespace('unserved');
+      const { inventory } = await h.client.apply([configMap('a')], { namespace: ns, deploymentId: 'lh3', signal: h.signal });
+      const widget = { apiVersion: 'example.com/v1', kind: 'Widget', name: 'w', namespace: ns };
+      const discovery = () => h.sim.requests.records({ client: CLIENT_ID }).filter((r) => r.path?.startsWith('/apis/example.com')).length;
+      const before = discovery();
+      for (let i = 0; i < 5; i++) {
+        const observation = await h.client.observe('lh3', [...inventory, widget]);
+        expect(observation.objects.find((o) => o.kind === 'Widget')?.status).toBe('NotFound');
+      }
+      expect(discovery() - before).toBeLessThanOrEqual(1);
     });
 
     it('reports a missing object', async () => {
