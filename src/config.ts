@@ -45,6 +45,16 @@ const integer = (min: number, max: number) =>
     return value;
   });
 
+const positiveNumber = (max: number) =>
+  z.string().transform((text, ctx) => {
+    const value = Number(text);
+    if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(value > 0) || value > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a number above 0 and at most ${max}; got "${text}"` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
 const EnvSchema = z.object({
   DATABASE_URL: z
     .string()
@@ -61,6 +71,9 @@ const EnvSchema = z.object({
   KEELSON_TICK_INTERVAL: duration(50, 3_600_000).default(10_000),
   KEELSON_MAX_CONCURRENT_ROLLOUTS: integer(1, 10_000).default(32),
   KEELSON_VERIFY_TIMEOUT: duration(1000, 86_400_000).default(300_000),
+  // client-side rate limit of Kubernetes API requests (Flux's controllers use the same defaults)
+  KEELSON_KUBE_QPS: positiveNumber(10_000).default(50),
+  KEELSON_KUBE_BURST: integer(1, 100_000).default(100),
   // express's `trust proxy`: which hops may set X-Forwarded-For (audit rows record the client)
   KEELSON_TRUST_PROXY: z
     .string()
@@ -87,6 +100,8 @@ export type Config = {
   readonly tickIntervalMs: number;
   readonly maxConcurrentRollouts: number;
   readonly verifyTimeoutMs: number;
+  readonly kubeQps: number;
+  readonly kubeBurst: number;
   readonly trustProxy: boolean | number | string;
   readonly cluster: ClusterKind;
   readonly database: DatabaseKind;
@@ -106,6 +121,8 @@ export const FLAG_TO_ENV = {
   'tick-interval': 'KEELSON_TICK_INTERVAL',
   'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
   'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
+  'kube-qps': 'KEELSON_KUBE_QPS',
+  'kube-burst': 'KEELSON_KUBE_BURST',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
   cluster: 'KEELSON_CLUSTER',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
@@ -202,6 +219,8 @@ export function loadConfig(
     tickIntervalMs: e.KEELSON_TICK_INTERVAL,
     maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
     verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
+    kubeQps: e.KEELSON_KUBE_QPS,
+    kubeBurst: e.KEELSON_KUBE_BURST,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
     ...targets,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,

@@ -52,14 +52,33 @@ export function createMetrics() {
     }),
     kubeRequests: new Counter({
       name: 'keelson_kube_requests_total',
-      help: 'Kubernetes API requests, by verb and outcome (ok, transient, terminal).',
-      labelNames: ['verb', 'outcome'],
+      help: 'Kubernetes API requests, by verb, kind and outcome (ok, throttled, transient, terminal, aborted).',
+      labelNames: ['verb', 'kind', 'outcome'],
       registers,
     }),
     kubeRequestDuration: new Histogram({
       name: 'keelson_kube_request_duration_seconds',
       help: 'Kubernetes API request durations, by verb.',
       labelNames: ['verb'],
+      registers,
+    }),
+    kubeRateLimitWait: new Histogram({
+      name: 'keelson_kube_rate_limit_wait_seconds',
+      help: 'Time Kubernetes API requests waited for the client-side rate limiter, by verb (only requests that waited).',
+      labelNames: ['verb'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+      registers,
+    }),
+    kubeCacheObjects: new Gauge({
+      name: 'keelson_kube_cache_objects',
+      help: 'Objects held by the shared cluster cache, by kind.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    kubeWatchRestarts: new Counter({
+      name: 'keelson_kube_watch_restarts_total',
+      help: 'Watch connections of the cluster cache opened again, by kind and reason (closed, expired, failed).',
+      labelNames: ['kind', 'reason'],
       registers,
     }),
   };

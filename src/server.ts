@@ -2,6 +2,7 @@
 // migrations, the cluster (config.cluster: kubeconfig, in-cluster or the simulator; cluster.ts),
 // the actor runtime with the real effects, and the REST API. With everything embedded it also
 // sets up the demo (demo.ts).
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { MachineConfig } from '../machines/deployment.machine.ts';
 import { sql } from 'slonik';
@@ -78,13 +79,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     const cluster = await openCluster(config, log, { simulator: options.simulator, serviceAccountPrefix: options.serviceAccountPrefix });
     closers.push(cluster.close);
-    const kube = createKubeClient({ kubeConfig: cluster.kubeConfig, log: log.child({ part: 'kube' }), metrics });
+    // One identity for the runtime's leases and the cluster requests it makes (X-Keelson-Client).
+    const instanceId = randomUUID();
+    const kube = createKubeClient({
+      kubeConfig: cluster.kubeConfig,
+      log: log.child({ part: 'kube' }),
+      metrics,
+      clientId: instanceId,
+      rateLimit: { qps: config.kubeQps, burst: config.kubeBurst },
+    });
+    closers.push(async () => kube.close());
     const opsRepos = createOpsRepoManager({ db, dataDir: config.dataDir, log: log.child({ part: 'opsrepo' }), metrics });
     const runtime = createRuntime({
       db,
       databaseUrl: database.url,
       log: log.child({ part: 'runtime' }),
       metrics,
+      instanceId,
       effects: createRolloutEffects({ db, kube, opsRepos, log }),
       tickIntervalMs: config.tickIntervalMs,
       maxConcurrentRollouts: config.maxConcurrentRollouts,

@@ -18,6 +18,8 @@ describe('loadConfig', () => {
       tickIntervalMs: 10_000,
       maxConcurrentRollouts: 32,
       verifyTimeoutMs: 300_000,
+      kubeQps: 50,
+      kubeBurst: 100,
       trustProxy: false,
       cluster: 'sim',
       database: 'embedded',
@@ -36,6 +38,7 @@ describe('loadConfig', () => {
     [{ KEELSON_TRUST_PROXY: '2' }, { trustProxy: 2 }],
     [{ KEELSON_TRUST_PROXY: 'loopback, 10.0.0.0/8' }, { trustProxy: 'loopback, 10.0.0.0/8' }],
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '1' }, { maxConcurrentRollouts: 1 }],
+    [{ KEELSON_KUBE_QPS: '2.5', KEELSON_KUBE_BURST: '5' }, { kubeQps: 2.5, kubeBurst: 5 }],
     [{ DATABASE_URL: 'postgres://u:p@db:5432/keelson' }, { databaseUrl: 'postgres://u:p@db:5432/keelson' }],
   ])('accepts %j', (env, expected) => {
     expect(loadConfig(env, {}, false)).toMatchObject(expected);
@@ -49,6 +52,8 @@ describe('loadConfig', () => {
     [{ KEELSON_LOG_LEVEL: 'verbose' }, 'KEELSON_LOG_LEVEL / --log-level: expected one of fatal, error, warn, info, debug, trace, silent (got "verbose")'],
     [{ KEELSON_LOG_FORMAT: 'xml' }, 'KEELSON_LOG_FORMAT / --log-format: expected json or pretty (got "xml")'],
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '0' }, 'KEELSON_MAX_CONCURRENT_ROLLOUTS / --max-concurrent-rollouts: expected an integer from 1 to 10000; got "0"'],
+    [{ KEELSON_KUBE_QPS: '0' }, 'KEELSON_KUBE_QPS / --kube-qps: expected a number above 0 and at most 10000; got "0"'],
+    [{ KEELSON_KUBE_BURST: '0.5' }, 'KEELSON_KUBE_BURST / --kube-burst: expected an integer from 1 to 100000; got "0.5"'],
     [{ KEELSON_TRUST_PROXY: 'yes please' }, 'KEELSON_TRUST_PROXY / --trust-proxy: expected false, true, a number of proxy hops'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
     [{ KEELSON_CLUSTER: 'minikube' }, 'KEELSON_CLUSTER / --cluster: expected one of kubeconfig, in-cluster, sim (got "minikube")'],

@@ -42,7 +42,8 @@ export const serveCommand: Command = {
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--cluster kubeconfig|in-cluster|sim] [--kubeconfig <file>]\n' +
     '              [--data-dir ./.keelson] [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m]\n' +
-    '              [--trust-proxy false] [--shutdown-timeout 20s] [--log-level info] [--log-format json|pretty] [--no-demo]',
+    '              [--trust-proxy false] [--shutdown-timeout 20s] [--kube-qps 50] [--kube-burst 100]\n' +
+    '              [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));
     const { values } = parseArgs({ args: argv, options: { ...options, 'no-demo': { type: 'boolean' } }, strict: true });

@@ -27,3 +27,8 @@ export function sortForApply<T extends { kind: string }>(objects: T[]): T[] {
     .sort((a, b) => a.rank - b.rank || a.index - b.index)
     .map((entry) => entry.object);
 }
+
+/** Deletion order: the reverse of apply order (workloads before their ConfigMaps, CRs before CRDs). */
+export function sortForDelete<T extends { kind: string }>(objects: T[]): T[] {
+  return sortForApply(objects).reverse();
+}

@@ -3,6 +3,7 @@
 // itself is wrong and repeating it cannot help (terminal: 400, 403, 404 for unknown kinds, 409,
 // 422). Aborts are neither: they are rethrown as an `AbortError` so the caller's cancellation
 // stays recognisable.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TerminalError, TransientError } from '../errors.ts';
 
 export const KUBE_UNAVAILABLE = 'kube_unavailable';
@@ -24,6 +25,16 @@ export function abortError(signal?: AbortSignal): Error {
   const error = new Error(reason instanceof Error ? reason.message : 'The operation was aborted.', { cause: reason });
   error.name = 'AbortError';
   return error;
+}
+
+/** Waits `ms`; rejects with `abortError(signal)` as soon as the signal aborts. */
+export async function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw abortError(signal);
+    throw error;
+  }
 }
 
 export function isAbortError(error: unknown): boolean {

@@ -1,20 +1,22 @@
-// A list-then-watch cache of one collection (optionally narrowed by field and label selectors),
-// the way kubectl and informers do it: LIST gives the state and a resourceVersion, WATCH from
-// that version streams the changes.
+// A list-then-watch mirror of one collection (optionally narrowed by label and field selectors),
+// the way informers do it: LIST gives the state and a resourceVersion, WATCH from that version
+// streams the changes. The mirror is the `items` map; every change is reported as it happens.
 //
 // Hazards this handles:
 // - client-node's Watch aborts a stream after 30 s without data, and servers drop streams at
-//   will: when a stream ends we watch again from the last resourceVersion seen.
-// - 410 Gone (as an HTTP status or as an ERROR event) means the version is too old: relist.
+//   will: when a stream ends we watch again from the last resourceVersion seen (bookmarks keep
+//   it fresh), without a LIST.
+// - 410 Gone (as an HTTP status or as an ERROR event) means the version is too old: relist, and
+//   report the difference between the old mirror and the new list as changes.
 // - After any failed request we relist too (level-based: never trust that nothing was missed).
-// - Transient failures are retried with exponential backoff plus jitter; after `maxFailures`
-//   in a row, or on a terminal error, the watch ends and reports the classified error.
+// - Failures are retried with exponential backoff plus jitter, for ever unless `maxFailures` is
+//   given; each failure is reported (`onFailure`) so waiters can give up while the watch retries.
 // - `Watch.watch()` only hands out its AbortController once the response headers arrived, so
 //   `stop()` returns at once and aborts a stream that is still connecting when it connects.
 import type { Watch } from '@kubernetes/client-node';
-import type { Logger } from '../logger.ts';
 import { TerminalError } from '../errors.ts';
-import { abortError, classifyKubeError, httpStatus } from './kubeErrors.ts';
+import type { Logger } from '../logger.ts';
+import { abortError, classifyKubeError, delay, httpStatus } from './kubeErrors.ts';
 import type { KubeObject } from './types.ts';
 
 export interface ListResult {
@@ -22,32 +24,54 @@ export interface ListResult {
   resourceVersion?: string;
 }
 
+export interface WatchChange {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  /** The object now (for DELETED: as last seen). */
+  readonly object: KubeObject;
+  /** The object before the change, when the mirror held it. */
+  readonly previous?: KubeObject;
+}
+
+/** Why a watch connection was opened again: its stream ended, its version expired, or it failed. */
+export type RestartReason = 'closed' | 'expired' | 'failed';
+
 export interface ResourceWatchOptions {
-  /** `/apis/apps/v1/namespaces/shop/deployments` */
+  /** `/apis/apps/v1/deployments` (all namespaces) or `/apis/apps/v1/namespaces/shop/deployments` */
   path: string;
-  /** Human name for messages: `Deployment shop/web`, `Pods of Deployment shop/web`. */
+  /** Human name for messages: `Deployments managed by keelson`. */
   what: string;
   fieldSelector?: string;
   labelSelector?: string;
   /** Filled into objects that lack them (list items on a real server do). */
   apiVersion: string;
   kind: string;
-  /** Performs the LIST (through the counted, classified request path). */
+  /** Performs the LIST (through the counted, classified, rate-limited request path). */
   list: (signal: AbortSignal) => Promise<ListResult>;
   watch: Watch;
+  /** Awaited before each watch connection (the client-side rate limiter). */
+  beforeWatch?: (signal: AbortSignal) => Promise<unknown>;
+  /** Trims each object before it is kept (memory: keep only what decisions need). */
+  trim?: (object: KubeObject) => KubeObject;
   log: Logger;
-  /** Called with the complete current set after the initial list and after every change. */
-  onChange: (items: ReadonlyMap<string, KubeObject>) => void;
-  /** Called once when the watch gives up (terminal error, or too many transient failures). */
-  onError: (error: Error) => void;
-  /** Counts each watch connection in the metrics. */
+  /** Called with the changes after every LIST (the first one included) and every event. */
+  onChanges: (changes: readonly WatchChange[]) => void;
+  /** Called after every successful LIST: the mirror is complete. */
+  onSynced?: () => void;
+  /** Called on every failure with the classified error and the count of failures in a row. */
+  onFailure?: (error: Error, failures: number) => void;
+  /** Called once when the watch gives up after `maxFailures` failures in a row. */
+  onGiveUp?: (error: Error) => void;
+  /** Counts each watch request in the metrics: `ok` once connected, else how it failed. */
   onWatchRequest?: (outcome: 'ok' | 'transient' | 'terminal') => void;
+  onRestart?: (reason: RestartReason) => void;
+  /** Failures in a row after which the watch ends; unlimited by default. */
   maxFailures?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
 }
 
 export interface ResourceWatchHandle {
+  readonly items: ReadonlyMap<string, KubeObject>;
   stop(): void;
 }
 
@@ -56,23 +80,8 @@ interface WatchEvent {
   object?: KubeObject & { code?: number; message?: string };
 }
 
-function keyOf(obj: KubeObject): string {
+export function mirrorKey(obj: { metadata: { name: string; namespace?: string } }): string {
   return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 class GoneError extends Error {
@@ -82,13 +91,36 @@ class GoneError extends Error {
 export function startResourceWatch(options: ResourceWatchOptions): ResourceWatchHandle {
   const controller = new AbortController();
   const signal = controller.signal;
-  const maxFailures = options.maxFailures ?? 5;
+  const maxFailures = options.maxFailures ?? Number.POSITIVE_INFINITY;
   const backoffBase = options.backoffBaseMs ?? 200;
-  const backoffMax = options.backoffMaxMs ?? 5_000;
+  // Capped low: while a watch is down its kind's part of the cache is stale, and rollouts wait.
+  const backoffMax = options.backoffMaxMs ?? 10_000;
+  const trim = options.trim ?? ((object: KubeObject) => object);
   const items = new Map<string, KubeObject>();
   let streamAbort: (() => void) | undefined;
 
-  const watchOnce = (resourceVersion: string | undefined, onEvent: (rv: string | undefined) => void): Promise<void> =>
+  const complete = (object: KubeObject): KubeObject =>
+    trim({ ...object, apiVersion: object.apiVersion || options.apiVersion, kind: object.kind || options.kind });
+
+  /** Replaces the mirror with a fresh list, reporting what changed. */
+  const replace = (listed: KubeObject[]) => {
+    const changes: WatchChange[] = [];
+    const fresh = new Map<string, KubeObject>();
+    for (const raw of listed) {
+      const object = complete(raw);
+      const key = mirrorKey(object);
+      fresh.set(key, object);
+      const previous = items.get(key);
+      if (!previous) changes.push({ type: 'ADDED', object });
+      else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion) changes.push({ type: 'MODIFIED', object, previous });
+    }
+    for (const [key, previous] of items) if (!fresh.has(key)) changes.push({ type: 'DELETED', object: previous, previous });
+    items.clear();
+    for (const [key, object] of fresh) items.set(key, object);
+    options.onChanges(changes);
+  };
+
+  const watchOnce = (resourceVersion: string | undefined, onVersion: (rv: string | undefined) => void, onConnected: () => void): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       let settled = false;
       const onAbort = () => finish(abortError(signal));
@@ -118,14 +150,21 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
           }
           const rv = typeof object.metadata?.resourceVersion === 'string' ? object.metadata.resourceVersion : undefined;
           if (type === 'BOOKMARK') {
-            onEvent(rv);
+            onVersion(rv);
             return;
           }
           if (!object.metadata?.name) return;
-          if (type === 'DELETED') items.delete(keyOf(object));
-          else items.set(keyOf(object), { ...object, apiVersion: object.apiVersion || options.apiVersion, kind: object.kind || options.kind });
-          onEvent(rv);
-          options.onChange(items);
+          const current = complete(object);
+          const key = mirrorKey(current);
+          const previous = items.get(key);
+          onVersion(rv);
+          if (type === 'DELETED') {
+            items.delete(key);
+            options.onChanges([{ type: 'DELETED', object: current, previous }]);
+          } else {
+            items.set(key, current);
+            options.onChanges([{ type: previous ? 'MODIFIED' : 'ADDED', object: current, previous }]);
+          }
         },
         (error: unknown) => {
           if (!error) return finish();
@@ -139,6 +178,8 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
         (abortController) => {
           streamAbort = () => abortController.abort();
           if (signal.aborted) abortController.abort();
+          // client-node resolves once the response arrived; a refused watch has settled by then.
+          if (!settled) onConnected();
         },
         (error: unknown) => finish(error),
       );
@@ -150,42 +191,54 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
     let needList = true;
     let failures = 0;
     while (!signal.aborted) {
+      let connected = false;
       try {
         if (needList) {
           const listed = await options.list(signal);
-          items.clear();
-          for (const item of listed.items) items.set(keyOf(item), item);
+          replace(listed.items);
           resourceVersion = listed.resourceVersion;
           needList = false;
           failures = 0;
-          options.onChange(items);
+          options.onSynced?.();
         }
+        await options.beforeWatch?.(signal);
         const startedAt = Date.now();
-        await watchOnce(resourceVersion, (rv) => {
-          if (rv) resourceVersion = rv;
-          failures = 0;
-        });
-        options.onWatchRequest?.('ok');
+        await watchOnce(
+          resourceVersion,
+          (rv) => {
+            if (rv) resourceVersion = rv;
+            failures = 0;
+          },
+          () => {
+            connected = true;
+            options.onWatchRequest?.('ok');
+          },
+        );
+        options.onRestart?.('closed');
         // A server that closes every stream at once must not make this a tight loop.
         if (Date.now() - startedAt < 1_000) await delay(backoffBase, signal);
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof GoneError) {
           options.log.debug({ path: options.path }, 'watch expired (410), relisting');
-          options.onWatchRequest?.('ok');
+          if (!connected) options.onWatchRequest?.('ok'); // answered, with 410
+          options.onRestart?.('expired');
           needList = true;
           continue;
         }
         const classified = classifyKubeError(error, `watch of ${options.what}`);
-        const terminal = classified instanceof TerminalError;
-        if (!needList) options.onWatchRequest?.(terminal ? 'terminal' : 'transient');
+        if (!needList) {
+          if (!connected) options.onWatchRequest?.(classified instanceof TerminalError ? 'terminal' : 'transient');
+          options.onRestart?.('failed');
+        }
         failures += 1;
-        if (terminal || failures >= maxFailures) {
+        options.onFailure?.(classified, failures);
+        if (failures >= maxFailures) {
           controller.abort();
-          options.onError(classified);
+          options.onGiveUp?.(classified);
           return;
         }
-        const backoff = Math.min(backoffMax, backoffBase * 2 ** (failures - 1));
+        const backoff = Math.min(backoffMax, backoffBase * 2 ** Math.min(failures - 1, 20));
         options.log.debug({ path: options.path, failures, err: classified.message }, 'watch failed, retrying');
         needList = true;
         try {
@@ -199,6 +252,7 @@ export function startResourceWatch(options: ResourceWatchOptions): ResourceWatch
 
   void run();
   return {
+    items,
     stop: () => {
       controller.abort();
       streamAbort?.();

@@ -71,6 +71,28 @@ export function selectorToString(selector: unknown): string | undefined {
   return parts.length > 0 ? parts.join(',') : undefined;
 }
 
+/** Whether `labels` satisfy a label selector (`matchLabels` and `matchExpressions`); an empty selector matches nothing. */
+export function matchesSelector(selector: unknown, labels: Readonly<Record<string, string>> | undefined): boolean {
+  const have = labels ?? {};
+  const matchLabels = get(selector, 'matchLabels');
+  const expressions = get(selector, 'matchExpressions');
+  const pairs = matchLabels && typeof matchLabels === 'object' ? Object.entries(matchLabels as Obj) : [];
+  const list = Array.isArray(expressions) ? expressions : [];
+  if (pairs.length === 0 && list.length === 0) return false;
+  if (!pairs.every(([key, value]) => have[key] === String(value))) return false;
+  return list.every((expression) => {
+    const key = String(get(expression, 'key'));
+    const values = ((get(expression, 'values') as unknown[] | undefined) ?? []).map(String);
+    switch (get(expression, 'operator')) {
+      case 'In': return key in have && values.includes(have[key] as string);
+      case 'NotIn': return !(key in have) || !values.includes(have[key] as string);
+      case 'Exists': return key in have;
+      case 'DoesNotExist': return !(key in have);
+      default: return false;
+    }
+  });
+}
+
 function ownerNames(obj: KubeObject, kind: string): string[] {
   const owners = get(obj, 'metadata', 'ownerReferences');
   if (!Array.isArray(owners)) return [];

@@ -1,7 +1,8 @@
 // The real effects: git (opsrepo) → nunjucks (render) → server-side apply and watch (kube).
 // Each is safe to re-run: a restored actor calls its in-flight effect again with the same input.
-import type { KubeClient } from '../kube/kubeClient.ts';
-import type { KubeObject, ObjectRef } from '../kube/types.ts';
+import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
+import { staleRefs } from '../kube/inventory.ts';
+import { describeRef, type KubeObject } from '../kube/types.ts';
 import type { Db } from '../db/pool.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
@@ -17,9 +18,6 @@ export interface RolloutEffectsDeps {
   /** Fail-fast grace of verification (kube's DEFAULT_FAIL_FAST_GRACE_MS unless given); tests shorten it. */
   readonly failFastGraceMs?: number;
 }
-
-const sameRef = (a: ObjectRef, b: ObjectRef) =>
-  a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && a.apiVersion.split('/')[0] === b.apiVersion.split('/')[0];
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
   const { db, kube, opsRepos, log } = deps;
@@ -54,12 +52,14 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     },
 
     async apply(input, signal) {
-      const applied = await kube.apply(input.objects as KubeObject[], { namespace: input.namespace, signal });
+      const { inventory, changes } = await kube.apply(input.objects as KubeObject[], { namespace: input.namespace, deploymentId: input.deploymentId, signal });
+      const changed = changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${describeRef(c.ref)}`);
+      if (changed.length > 0) log.info({ deploymentId: input.deploymentId, changed }, 'applied changes');
       if (input.prune) {
-        const pruned = await kube.prune(input.deploymentId, input.namespace, applied, { signal });
-        if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map((r) => `${r.kind}/${r.name}`) }, 'pruned objects no longer rendered');
+        const pruned = await kube.prune(input.deploymentId, staleRefs(input.previous, inventory), { signal });
+        if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map(describeRef) }, 'pruned objects no longer rendered');
       }
-      return { applied };
+      return { applied: inventory };
     },
 
     async verify(input, signal) {
@@ -67,7 +67,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     },
 
     async scale(input, signal) {
-      const { scaled, unscalable } = await kube.scaleToZero(input.deploymentId, input.namespace, { signal });
+      // The input carries no inventory yet (issue #13): the workloads labelled for the deployment,
+      // in any namespace, from the cluster cache.
+      const workloads = await kube.labelledRefs(input.deploymentId, WORKLOAD_KINDS, { signal });
+      const { scaled, unscalable } = await kube.scaleToZero(input.deploymentId, workloads, { signal });
       const note = unscalable.length > 0 ? `; cannot scale ${unscalable.map((r) => `${r.kind} ${r.name}`).join(', ')} (delete them to stop them)` : '';
       return { message: `scaled ${scaled.length} workload(s) to 0${note}` };
     },
@@ -86,8 +89,9 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
           return { drifted: true, reason: `ops repo moved from ${deployed.sha?.slice(0, 12) ?? 'nothing'} to ${result.sha.slice(0, 12)}` };
         }
       }
-      const live = await kube.liveStatus(input.deploymentId, desired.namespace);
-      const missing = deployed.applied.filter((ref) => ref.kind !== 'Namespace' && !live.some((l) => sameRef(l, ref) && l.status !== 'NotFound'));
+      // From the shared cluster cache: no request per deployment per interval.
+      const live = await kube.observe(input.deploymentId, deployed.applied, { signal });
+      const missing = live.objects.filter((o) => o.status === 'NotFound');
       if (missing.length > 0) {
         return { drifted: true, reason: `${missing.map((r) => `${r.kind} ${r.name}`).join(', ')} missing from the cluster` };
       }

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { MachineConfig } from '../../machines/deployment.machine.ts';
 import type { Db } from '../../src/db/pool.ts';
 import { DeploymentRow, HistoryRow } from '../../src/db/rows.ts';
-import { createKubeClient } from '../../src/kube/kubeClient.ts';
+import { createKubeClient, type KubeClient } from '../../src/kube/kubeClient.ts';
 import { DEPLOYMENT_LABEL, MANAGED_BY_LABEL } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
@@ -59,6 +59,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
   const sim = await startSimulator({ ...FAST_SIM, ...options.sim });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-e2e-'));
   let runtime: Runtime | undefined;
+  let kube: KubeClient | undefined;
   const e2e: E2e = {
     t,
     db: t.db,
@@ -69,9 +70,10 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
     },
     async startRuntime(wiring = {}) {
       if (runtime) await runtime.stop();
+      kube?.close();
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(sim.kubeconfigYaml());
-      const kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100 });
+      kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100 });
       const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log });
       runtime = createRuntime({
         db: t.db,
@@ -88,6 +90,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
     async stop() {
       await runtime?.stop();
       runtime = undefined;
+      kube?.close();
       await sim.close();
       await t.drop();
       await rm(dir, { recursive: true, force: true });

@@ -6,8 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MANAGED_KINDS } from '../../src/kube/kubeClient.ts';
-import { VERIFIED_KINDS } from '../../src/kube/rollout.ts';
+import { STATUS_KINDS, WORKLOAD_KINDS } from '../../src/kube/kubeClient.ts';
 import { REPO_ROOT } from './support.ts';
 
 const exec = promisify(execFile);
@@ -43,7 +42,7 @@ function grants(rules: Rule[]): Set<string> {
   return new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
 }
 
-/** Kubernetes' resource name of a kind (all of MANAGED_KINDS pluralise regularly). */
+/** Kubernetes' resource name of a kind (all the kinds below pluralise regularly). */
 function resourceOf(apiVersion: string, kind: string): string {
   const group = apiVersion.includes('/') ? (apiVersion.split('/')[0] as string) : '';
   const lower = kind.toLowerCase();
@@ -113,15 +112,27 @@ describe('deploy/kustomize', () => {
     const role = find(objects, 'ClusterRole', 'keelson') as Obj & { rules: Rule[] };
     const granted = grants(role.rules);
     const missing: string[] = [];
-    for (const { apiVersion, kind } of MANAGED_KINDS) {
+    // what templates commonly render and live status shows, the workloads keelson scales, what
+    // verification watches, and the cluster-scoped kinds templates may hold
+    const kinds = [
+      ...STATUS_KINDS,
+      ...WORKLOAD_KINDS,
+      { apiVersion: 'v1', kind: 'Pod' },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole' },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding' },
+      { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' },
+    ];
+    for (const { apiVersion, kind } of kinds) {
       const resource = resourceOf(apiVersion, kind);
-      // applied (server-side apply: patch, and create when it creates) and listed by label
-      const verbs = ['list', 'create', 'patch'];
-      if (kind !== 'Namespace') verbs.push('delete'); // pruned; namespaces never are
-      if (VERIFIED_KINDS.has(kind)) verbs.push('watch'); // followed during verification
-      for (const verb of verbs) if (!granted.has(`${resource}:${verb}`)) missing.push(`${resource}:${verb}`);
+      // cached (list, watch), read before it is applied over or deleted (get), applied (create,
+      // patch), pruned or torn down (delete)
+      for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
+        if (!granted.has(`${resource}:${verb}`)) missing.push(`${resource}:${verb}`);
+      }
     }
-    for (const needed of ['/namespaces:get', 'apps/deployments/scale:patch', 'apps/statefulsets/scale:patch']) {
+    for (const { apiVersion, kind } of WORKLOAD_KINDS) {
+      if (kind === 'DaemonSet') continue; // has no scale subresource
+      const needed = `${resourceOf(apiVersion, kind)}/scale:patch`;
       if (!granted.has(needed)) missing.push(needed);
     }
     expect(missing).toEqual([]);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransientError } from '../../src/errors.ts';
-import { startResourceWatch, type ResourceWatchHandle } from '../../src/kube/resourceWatch.ts';
+import { startResourceWatch, type ResourceWatchHandle, type WatchChange } from '../../src/kube/resourceWatch.ts';
 import type { KubeObject } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
 import { sleepUntil } from '../helpers.ts';
@@ -79,12 +79,16 @@ describe('startResourceWatch', () => {
   let fake: Fake;
   let handle: ResourceWatchHandle | undefined;
   let seen: string[][];
+  let changes: string[];
   let errors: Error[];
+  let failures: number[];
 
   beforeEach(async () => {
     fake = await startFake();
     seen = [];
+    changes = [];
     errors = [];
+    failures = [];
   });
 
   afterEach(async () => {
@@ -92,7 +96,7 @@ describe('startResourceWatch', () => {
     await fake.close();
   });
 
-  function start() {
+  function start({ maxFailures }: { maxFailures?: number } = { maxFailures: 3 }) {
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'c', server: fake.url, skipTLSVerify: true }],
@@ -107,16 +111,21 @@ describe('startResourceWatch', () => {
       kind: 'ConfigMap',
       watch: new Watch(kc),
       log,
-      maxFailures: 3,
+      maxFailures,
       backoffBaseMs: 20,
+      backoffMaxMs: 100,
       list: async (signal) => {
         const response = await fetch(`${fake.url}${PATH}`, { signal });
         if (!response.ok) throw Object.assign(new Error('list failed'), { statusCode: response.status });
         const body = (await response.json()) as { items: KubeObject[]; metadata: { resourceVersion: string } };
         return { items: body.items, resourceVersion: body.metadata.resourceVersion };
       },
-      onChange: (items) => seen.push([...items.keys()].sort()),
-      onError: (error) => errors.push(error),
+      onChanges: (batch: readonly WatchChange[]) => {
+        changes.push(...batch.map((c) => `${c.type} ${c.object.metadata.name}`));
+        seen.push([...(handle?.items.keys() ?? [])].sort());
+      },
+      onFailure: (_error, count) => failures.push(count),
+      onGiveUp: (error) => errors.push(error),
     });
   }
 
@@ -155,6 +164,19 @@ describe('startResourceWatch', () => {
     await sleepUntil(() => seen.at(-1)?.join() === 'ns/c', { message: 'state replaced by the relist' });
     await sleepUntil(() => fake.watches.length === 2, { message: 'watch from the new list' });
     expect(fake.watches[1]?.get('resourceVersion')).toBe('20');
+    // The relist is reported as the changes between the old mirror and the new list.
+    expect(changes).toEqual(['ADDED a', 'ADDED c', 'DELETED a']);
+    expect(errors).toEqual([]);
+  });
+
+  it('keeps retrying without a failure limit, reporting each failure, and recovers', async () => {
+    fake.listStatus = 503;
+    start({});
+    await sleepUntil(() => failures.length >= 4, { message: 'failures reported' });
+    expect(failures.slice(0, 4)).toEqual([1, 2, 3, 4]);
+    fake.listStatus = 200;
+    await sleepUntil(() => fake.streams.length === 1, { message: 'watch connected after recovery' });
+    expect(seen.at(-1)).toEqual(['ns/a']);
     expect(errors).toEqual([]);
   });
 
@@ -164,6 +186,7 @@ describe('startResourceWatch', () => {
     await sleepUntil(() => errors.length === 1, { message: 'error reported' });
     expect(errors[0]).toBeInstanceOf(TransientError);
     expect(fake.lists).toBe(3);
+    expect(failures).toEqual([1, 2, 3]);
   });
 
   it('stops watching when stopped', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProblemTracker, isNewRevisionPod, newReplicaSetName, podProblem, selectorToString } from '../../src/kube/rollout.ts';
+import { ProblemTracker, isNewRevisionPod, matchesSelector, newReplicaSetName, podProblem, selectorToString } from '../../src/kube/rollout.ts';
 import type { KubeObject } from '../../src/kube/types.ts';
 
 function pod(name: string, extra: Partial<KubeObject> & { waiting?: { reason: string; message?: string } } = {}): KubeObject {
@@ -134,4 +134,21 @@ describe('ProblemTracker', () => {
     tracker.retain(new Set());
     expect(tracker.observe('a', broken, 2_000, 500)).toBe(2_500);
   });
+});
+
+describe('matchesSelector', () => {
+  const labels = { app: 'web', tier: 'front' };
+  const cases: Array<{ name: string; selector: unknown; matches: boolean }> = [
+    { name: 'matchLabels subset', selector: { matchLabels: { app: 'web' } }, matches: true },
+    { name: 'matchLabels mismatch', selector: { matchLabels: { app: 'db' } }, matches: false },
+    { name: 'In', selector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] }, matches: true },
+    { name: 'NotIn', selector: { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['front'] }] }, matches: false },
+    { name: 'Exists', selector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] }, matches: true },
+    { name: 'DoesNotExist', selector: { matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] }, matches: false },
+    { name: 'both parts must hold', selector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['back'] }] }, matches: false },
+    { name: 'an empty selector selects nothing here', selector: {}, matches: false },
+  ];
+  for (const c of cases) {
+    it(c.name, () => expect(matchesSelector(c.selector, labels)).toBe(c.matches));
+  }
 });
