@@ -72,7 +72,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(sim.kubeconfigYaml());
       const kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100 });
-      const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log });
+      const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log, allowFileRepos: true });
       runtime = createRuntime({
         db: t.db,
         databaseUrl: t.url,

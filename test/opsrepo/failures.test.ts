@@ -174,7 +174,7 @@ describe('cancellation', () => {
     const origin = createOrigin(h.tmp, 'stalls');
     const sha = origin.commit({ 'a.yaml': 'a\n' });
     const hanging = await hangingServer();
-    const quick = createOpsRepoManager({ db: h.database.db, dataDir: h.dataDir, log: createLogger({ level: 'silent', format: 'json' }), gitTimeoutMs: 300 });
+    const quick = createOpsRepoManager({ db: h.database.db, dataDir: h.dataDir, log: createLogger({ level: 'silent', format: 'json' }), gitTimeoutMs: 300, allowFileRepos: true });
     try {
       const id = await h.insertRepo({ name: 'stalls', repo_url: origin.url });
       const good = await quick.sync(id);

@@ -32,7 +32,7 @@ export async function createHarness(): Promise<Harness> {
   const logLines: string[] = [];
   const log = createLogger({ level: 'debug', format: 'json', destination: { write: (line: string) => void logLines.push(line) } });
   const metrics = createMetrics();
-  const manager = createOpsRepoManager({ db: database.db, dataDir, log, metrics, gitTimeoutMs: 20_000 });
+  const manager = createOpsRepoManager({ db: database.db, dataDir, log, metrics, gitTimeoutMs: 20_000, allowFileRepos: true });
   return {
     database,
     dataDir,
