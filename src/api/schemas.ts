@@ -265,7 +265,10 @@ export const RollbackAccepted = z.object({
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), next: z.number().int().nullable().meta({ description: 'Pass as `before` for the next page; null on the last page.' }) });
 
-export const OpsRepo = OpsRepoRow.meta({ description: 'repo_url credentials are shown as ***.' });
+export const OpsRepo = OpsRepoRow.extend({
+  webhook_secret_set: z.boolean().meta({ description: 'Whether push webhooks are enabled (the secret itself is never returned).' }),
+}).meta({ description: 'repo_url credentials are shown as ***.' });
+export const WebhookAccepted = z.object({ syncing: z.boolean(), reason: z.string() });
 export const OpsRepoList = z.object({ items: z.array(OpsRepo) });
 export const SyncResult = z.object({ sha: z.string(), fetched: z.boolean() });
 
@@ -276,5 +279,4 @@ export const Ready = z.object({
     database: z.enum(['up', 'down']),
     runtime: z.enum(['up', 'down', 'absent']),
   }),
-  errors: z.array(z.string()).optional(),
 });

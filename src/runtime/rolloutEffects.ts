@@ -7,6 +7,7 @@ import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
 import { renderManifests } from '../render/renderManifests.ts';
+import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import type { Effects } from './effects.ts';
 
 export interface RolloutEffectsDeps {
@@ -48,6 +49,14 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         namespace: desired.namespace,
         deploymentId: input.deploymentId,
         valuesOverride: desired.valuesOverride,
+      });
+      // pipelines write rows by SQL: the project's policy is checked here, before anything is applied
+      await enforcePolicy(db, {
+        project: desired.project,
+        namespace: desired.namespace,
+        opsRepo: checkout?.name ?? null,
+        manifestPath: desired.manifestPath,
+        objects: result.objects,
       });
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
       return { objects: result.objects, files: result.files, prune: keelsonValues?.prune === true };

@@ -66,10 +66,10 @@ describe('create and list', () => {
     expect(repo.status).toBe(201);
     const created = await h.request('POST', '/api/projects/shop/deployments', {
       token: promote,
-      body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'apps/shop', namespace: 'shop-qa-ns' },
+      body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'shop/apps', namespace: 'shop-qa-ns' },
     });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'apps/shop', namespace: 'shop-qa-ns' });
+    expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'shop/apps', namespace: 'shop-qa-ns' });
   });
 
   it.each([

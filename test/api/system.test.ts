@@ -34,14 +34,13 @@ describe('health and readiness', () => {
     try {
       const down = await h.request('GET', '/readyz');
       expect(down.status).toBe(503);
-      expect(down.body.checks).toEqual({ database: 'up', runtime: 'down' });
-      expect(down.body.errors[0]).toMatch(/^runtime:/);
+      expect(down.body).toEqual({ status: 'not_ready', checks: { database: 'up', runtime: 'down' } });
     } finally {
       listening = true;
     }
   });
 
-  it('GET /readyz is 503 naming the database when it does not answer', async () => {
+  it('GET /readyz is 503 naming the database when it does not answer, and discloses no error text or address', async () => {
     // a pool whose every query fails, as one does while PostgreSQL is unreachable
     const failing = (async () => {
       throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
@@ -54,9 +53,9 @@ describe('health and readiness', () => {
       const address = server.address() as { port: number };
       const response = await fetch(`http://127.0.0.1:${address.port}/readyz`);
       expect(response.status).toBe(503);
-      const body = (await response.json()) as { checks: { database: string; runtime: string }; errors: string[] };
-      expect(body.checks).toEqual({ database: 'down', runtime: 'absent' });
-      expect(body.errors[0]).toMatch(/^database: .*ECONNREFUSED/);
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({ status: 'not_ready', checks: { database: 'down', runtime: 'absent' } });
+      expect(text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|5432/);
     } finally {
       await api.close();
       server.closeAllConnections();
