@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createApp } from './api/app.ts';
+import { answerClientError } from './api/httpErrors.ts';
 import type { Config } from './config.ts';
 import { openDatabase, redactUrl } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
@@ -18,6 +19,7 @@ import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
 import { createRolloutEffects } from './runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import { startSimulator, type SimulatorOptions } from './sim/index.ts';
+import { createRetention } from './tenancy/retention.ts';
 
 export interface ServerOptions {
   readonly config: Config;
@@ -56,6 +58,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log.info({ database: redactUrl(database.url), embedded: database.embedded, applied: applied.applied.length, version: applied.current }, 'database ready');
     const db = await createDb(database.url, { maxPoolSize: 20 });
     closers.push(() => db.end());
+    // The API reads on a pool of its own: a thousand SSE clients or a slow report can exhaust it,
+    // but never delay a journal write or a lease heartbeat of the runtime's pool.
+    const apiDb = await createDb(database.url, { maxPoolSize: 8, statementTimeoutMs: 15_000 });
+    closers.push(() => apiDb.end());
     const metrics = createMetrics();
 
     let kubeConfig: KubeConfig;
@@ -76,7 +82,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       log.info({ cluster: simulator.url }, 'KUBECONFIG is unset: using the embedded simulated cluster');
     }
     const kube = createKubeClient({ kubeConfig, log: log.child({ part: 'kube' }), metrics });
-    const opsRepos = createOpsRepoManager({ db, dataDir: config.dataDir, log: log.child({ part: 'opsrepo' }), metrics });
+    const demo = options.demo ?? (database.embedded && !config.kubeconfig);
+    // file:// repos reach any path of this host: off unless the operator says so, or for the
+    // zero-setup demo (its ops repo is a local folder)
+    const allowFileRepos = config.allowFileRepos ?? demo;
+    const opsRepos = createOpsRepoManager({
+      db,
+      dataDir: config.dataDir,
+      log: log.child({ part: 'opsrepo' }),
+      metrics,
+      allowFileRepos,
+      fetchTimeoutMs: config.gitFetchTimeoutMs,
+      maxRepoBytes: config.gitMaxRepoBytes,
+    });
     const runtime = createRuntime({
       db,
       databaseUrl: database.url,
@@ -87,17 +105,36 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxConcurrentRollouts: config.maxConcurrentRollouts,
       machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs },
     });
-    const api = createApp({ db, databaseUrl: database.url, log: log.child({ part: 'api' }), metrics, runtime, kube, opsRepos, trustProxy: config.trustProxy });
+    const api = createApp({
+      db: apiDb,
+      databaseUrl: database.url,
+      log: log.child({ part: 'api' }),
+      metrics,
+      runtime,
+      kube,
+      opsRepos,
+      trustProxy: config.trustProxy,
+      allowFileRepos,
+      streamLimits: { perToken: config.sseMaxPerToken, total: config.sseMax },
+      idempotencyTtlMs: config.idempotencyTtlMs,
+    });
     closers.push(() => api.close());
+    const retention = createRetention({
+      db,
+      log: log.child({ part: 'retention' }),
+      periods: { idempotencyMs: config.idempotencyTtlMs, auditMs: config.retainAuditMs, transitionsMs: config.retainTransitionsMs },
+    });
 
-    const demo = options.demo ?? (database.embedded && !config.kubeconfig);
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
     await runtime.start();
     closers.push(() => runtime.stop());
+    retention.start();
+    closers.push(() => retention.stop());
     const server: Server = await new Promise((resolve, reject) => {
       const s = api.app.listen(config.port, config.host, () => resolve(s));
       s.once('error', reject);
+      s.on('clientError', answerClientError);
     });
     closers.push(
       () =>

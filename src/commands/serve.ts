@@ -10,6 +10,8 @@ export const serveCommand: Command = {
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--kubeconfig <file>] [--data-dir ./.keelson]\n' +
     '              [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m] [--trust-proxy false]\n' +
+    '              [--allow-file-repos true|false] [--sse-max-per-token 10] [--sse-max 1000] [--git-fetch-timeout 5m]\n' +
+    '              [--git-max-repo-bytes 1GiB] [--retain-transitions 30d] [--retain-audit 365d] [--idempotency-ttl 24h]\n' +
     '              [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));
