@@ -78,6 +78,8 @@ async function assertPlacementAllowed(
   db: CommonQueryMethods,
   project: string,
   target: { namespace: string; opsRepoId: string | null; opsRepoName?: string; manifestPath: string | null },
+  /** The body field that named the ops repo, for the error's details. */
+  repoField: 'ops_repo' | 'ops_repo_id' = 'ops_repo',
 ): Promise<void> {
   const policy = await getProjectPolicy(db, project);
   let opsRepo = target.opsRepoName ?? null;
@@ -85,7 +87,7 @@ async function assertPlacementAllowed(
     opsRepo = (await db.maybeOne(sql.type(z.object({ name: z.string() }))`select name from ops_repos where id = ${target.opsRepoId}`))?.name ?? null;
   }
   const violations = checkPlacement(policy, { namespace: target.namespace, opsRepo, manifestPath: target.manifestPath });
-  if (violations.length > 0) throw policyRefusal(project, violations);
+  if (violations.length > 0) throw policyRefusal(project, violations, repoField);
 }
 
 const placementOf = (row: DeploymentRow) => ({
@@ -94,14 +96,12 @@ const placementOf = (row: DeploymentRow) => ({
   manifestPath: row.manifest_path,
 });
 
-const BODY_FIELD: Record<PlacementViolation['field'], string> = { namespace: 'namespace', ops_repo: 'ops_repo', manifest_path: 'manifest_path' };
-
-function policyRefusal(project: string, violations: readonly PlacementViolation[]): ApiError {
+function policyRefusal(project: string, violations: readonly PlacementViolation[], repoField: 'ops_repo' | 'ops_repo_id'): ApiError {
   return new ApiError(
     403,
     'policy_violation',
     `${violations.map((v) => v.message).join(' ')} Ask an admin to change project ${project}'s policy (GET /api/projects/${project}/policy shows it).`,
-    { details: violations.map((v) => ({ field: BODY_FIELD[v.field], message: `refused by the project policy (${v.rule})` })) },
+    { details: violations.map((v) => ({ field: v.field === 'ops_repo' ? repoField : v.field, message: `refused by the project policy (${v.rule})` })) },
   );
 }
 
@@ -250,7 +250,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
               details: [{ field: 'ops_repo_id', message: 'expected the id of an existing ops repo (GET /api/admin/ops-repos)' }],
             });
           }
-          await assertPlacementAllowed(db, params.project, { namespace, opsRepoId, manifestPath });
+          await assertPlacementAllowed(db, params.project, { namespace, opsRepoId, manifestPath }, 'ops_repo_id');
         }
         const row = await db.maybeOne(sql.type(DeploymentRow)`
           insert into deployments (project, environment, image_ref, desired_status, values_override, ops_repo_id,
