@@ -21,16 +21,18 @@ beforeAll(async () => {
   tmp = tempDir('webhooks');
   origin = createOrigin(tmp, 'ops');
   origin.commit({ 'shop/deployment.yaml': 'kind: ConfigMap\n' });
-  let manager: ReturnType<typeof createOpsRepoManager> | undefined;
+  // the syncer needs the harness's database, the harness the syncer: wired through a holder
+  const holder: { manager?: ReturnType<typeof createOpsRepoManager> } = {};
   h = await startHarness({
     opsRepos: {
       sync: async (id, options) => {
         syncs.push(id);
-        return await (manager as ReturnType<typeof createOpsRepoManager>).sync(id, options);
+        return await (holder.manager as ReturnType<typeof createOpsRepoManager>).sync(id, options);
       },
     },
   });
-  manager = createOpsRepoManager({ db: h.t.db, dataDir: path.join(tmp, 'data'), log: createLogger({ level: 'silent', format: 'json' }), allowFileRepos: true });
+  const manager = createOpsRepoManager({ db: h.t.db, dataDir: path.join(tmp, 'data'), log: createLogger({ level: 'silent', format: 'json' }), allowFileRepos: true });
+  holder.manager = manager;
   repoId = (await h.pg.query(`insert into ops_repos (name, repo_url, sync_interval_s, webhook_secret) values ('ops', $1, 3600, $2) returning id`, [origin.url, SECRET])).rows[0].id;
   await manager.sync(repoId);
 });
