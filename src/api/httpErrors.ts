@@ -73,7 +73,7 @@ export function invalidRequest(where: string, error: z.ZodError): ApiError {
   const details = issuesToDetails(error.issues, where === 'body' ? '' : where);
   const first = details[0];
   const summary = first ? `${first.field}: ${first.message}` : 'the request is invalid';
-  return new ApiError(400, 'invalid_request', `Invalid request ${where}: ${summary}`, { details });
+  return new ApiError(400, 'invalid_request', `Invalid request ${where}: ${summary.replace(/\.$/, '')}.`, { details });
 }
 
 /** Parses `value` with `schema` or throws a 400 naming every bad field. */
@@ -143,7 +143,8 @@ export function toApiError(error: unknown): ApiError {
     return new ApiError(413, 'payload_too_large', 'The request body is larger than the 1 MB limit.');
   }
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ApiError(status, 'invalid_request', redactSecrets(errorMessage(error)));
+    // body-parser's other refusals: an unsupported charset or encoding, an aborted upload
+    return new ApiError(status, 'invalid_request', `The request body was refused: ${redactSecrets(errorMessage(error)).replace(/\.$/, '')}.`);
   }
   return new ApiError(500, 'internal', 'Internal error; the server log has the details.', { cause: error });
 }
