@@ -337,6 +337,17 @@ describe('idempotency', () => {
     expect(await auditRows('deployment.update', 'shop/idem-race')).toHaveLength(1);
   });
 
+  it('forgets a key older than the TTL (24 h): the request executes again', async () => {
+    await h.pg.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = 'key-1'");
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:12' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('idempotent-replayed')).toBeNull();
+    expect(response.body.image_ref).toBe('x:12');
+    // and the key is fresh again: a retry replays
+    const retry = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:12' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+  });
+
   it('scopes keys by token: another token with the same key executes on its own', async () => {
     const other = await h.token(['deploy:promote', 'deploy:read']);
     const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: other, body: { image_ref: 'x:11' }, headers: { 'idempotency-key': 'key-1' } });
