@@ -19,19 +19,14 @@ export const ImageRef = ruled(imageRefProblem, 'expected an image reference such
 
 export const DesiredStatus = z.enum(DESIRED_STATUSES, { error: `expected one of ${DESIRED_STATUSES.join(', ')}` });
 
-// checked as a whole first: the depth limit keeps every later walk over it (zod, JSON.stringify,
-// the audit summary) away from a hostile 10,000-deep document
+// The app refuses bodies nested deeper than 40 levels before any schema runs (app.ts), so the
+// walks below never meet a hostile 10,000-deep document.
 export const ValuesOverride = z
-  .unknown()
+  .record(z.string(), z.unknown(), { error: 'expected a JSON object of template values' })
   .superRefine((value, ctx) => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      ctx.addIssue({ code: 'custom', message: 'expected a JSON object of template values' });
-      return;
-    }
     const problem = valuesProblem(value);
     if (problem) ctx.addIssue({ code: 'custom', message: `expected a JSON object of template values at most 32 levels deep and 256 KiB: ${problem}` });
   })
-  .transform((value) => value as Record<string, unknown>)
   .meta({ description: 'A JSON object merged over the ops repo values; at most 32 levels deep and 256 KiB.' });
 
 export const RelativePath = ruled(repoPathProblem, 'expected a relative path inside the ops repo, without ".." segments, such as apps/shop');

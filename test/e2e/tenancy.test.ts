@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createApp, type ApiApp } from '../../src/api/app.ts';
 import { createToken } from '../../src/api/tokens.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -156,7 +157,7 @@ describe('tenancy on the simulator', () => {
 
 async function insertEvilRow(row: { environment: string; namespace?: string; manifestPath?: string; opsRepo?: boolean }): Promise<string> {
   // as a pipeline would: plain SQL, no API, no policy row needed for the project
-  return await e2e.db.oneFirst(sql.unsafe`
+  return await e2e.db.oneFirst(sql.type(z.object({ id: z.string() }))`
     insert into deployments (project, environment, image_ref, ops_repo_id, manifest_path, namespace)
     values ('evil', ${row.environment}, 'registry.example/evil:1', ${row.opsRepo === false ? null : repo.id}, ${row.manifestPath ?? null}, ${row.namespace ?? null})
     returning id`);
