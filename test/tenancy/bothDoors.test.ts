@@ -133,10 +133,14 @@ describe('values_override', () => {
   });
 
   it('measures depth the same way at both doors', async () => {
-    for (const depth of [0, 1, 5, 31, 32]) {
+    for (let depth = 0; depth <= 40; depth++) {
       const value = nested(depth);
-      const { rows } = await client.query('select keelson_jsonb_depth($1::jsonb) as d', [JSON.stringify(value)]);
-      expect(rows[0].d).toBe(depth + 1);
+      const { rows } = await client.query('select keelson_jsonb_too_deep($1::jsonb) as deep', [JSON.stringify(value)]);
+      expect([depth, rows[0].deep]).toEqual([depth, valuesProblem(value) !== null]);
+    }
+    for (const value of [{}, [], { a: [{ b: {} }] }, 'scalar', 1, null]) {
+      const { rows } = await client.query('select keelson_jsonb_too_deep($1::jsonb) as deep', [JSON.stringify(value)]);
+      expect(rows[0].deep).toBe(false);
     }
   });
 });
