@@ -208,6 +208,8 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     // Files the commit does not have (left by an older commit's ignore rules, or by hand) would
     // otherwise be rendered as manifests.
     await git.raw(['clean', '-ffdxq']);
+    // the working tree counts too: a small pack may hold a file that checks out huge
+    await checkSize(dir);
     await writeStamp(dir, row);
     return sha;
   }

@@ -66,6 +66,19 @@ describe('ops repo limits', () => {
     expect(existsSync(first.dir)).toBe(false);
   });
 
+  it('counts the working tree: a tiny pack that checks out huge is refused, by clone and by fetch', async () => {
+    const origin = createOrigin(h.tmp, 'bomb');
+    origin.commit({ 'a.yaml': 'a\n' });
+    const id = await h.insertRepo({ name: 'bomb', repo_url: origin.url });
+    const limited = manager({ allowFileRepos: true, maxRepoBytes: 2 * 1024 * 1024 });
+    await limited.sync(id);
+    // 8 MiB of zeros compress to a few KiB in the pack
+    origin.commit({ 'zeros.txt': '0'.repeat(8 * 1024 * 1024) });
+    expect((await rejection(limited.sync(id, { force: true }))).code).toBe('repo_too_large');
+    expect((await rejection(limited.sync(id, { force: true }))).code).toBe('repo_too_large');
+    expect(leftovers('bomb')).toEqual([]);
+  });
+
   it('stops a clone at the overall deadline even while git would still wait for the remote', async () => {
     const hanging = await hangingServer();
     try {
