@@ -1,25 +1,22 @@
 // Input limits are the same at both doors: every value the API's rules refuse is refused by a
 // database constraint that names itself when a pipeline writes it by SQL, and the values the API
 // accepts are stored. Table-driven over a corpus per field.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertSafeRepoUrl } from '../../src/opsrepo/repoUrl.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../../src/tenancy/inputRules.ts';
 import { patternProblem, type PatternColumn } from '../../src/tenancy/policy.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers.ts';
+import { createTestDatabaseClient } from '../helpers.ts';
 
-let t: TestDatabase;
 let client: pg.Client;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  client = new pg.Client({ connectionString: t.url });
-  await client.connect();
+  ({ client, close } = await createTestDatabaseClient());
 });
 
 afterAll(async () => {
-  await client.end();
-  await t.drop();
+  await close();
 });
 
 const nested = (depth: number): unknown => {

@@ -1,27 +1,25 @@
 // Retention on real PostgreSQL: expired idempotency keys, audit rows and transitions are deleted
 // in small batches; each deployment's newest transitions and all history stay; two pruners at
 // once (two replicas) delete each row once and never wait on each other.
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/api/tokens.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createRetention } from '../../src/tenancy/retention.ts';
-import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
+import { createTestDatabaseClient, sleepUntil, type TestDatabase } from '../helpers.ts';
 
 let t: TestDatabase;
 let client: pg.Client;
+let close: () => Promise<void>;
 const log = createLogger({ level: 'silent', format: 'json' });
 const DAY = 86_400_000;
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  client = new pg.Client({ connectionString: t.url });
-  await client.connect();
+  ({ t, client, close } = await createTestDatabaseClient());
 });
 
 afterAll(async () => {
-  await client.end();
-  await t.drop();
+  await close();
 });
 
 async function count(table: string, where = 'true'): Promise<number> {
