@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { createApp, type ApiApp } from '../../src/api/app.ts';
 import { createToken } from '../../src/api/tokens.ts';
 import { createMetrics } from '../../src/metrics.ts';
+import { isWrite, type RequestRecord } from '../../src/sim/index.ts';
 import { RESOURCE_TYPES } from '../../src/sim/resources.ts';
 import {
   createOpsRepo, history, insertRow, log, simDeployment, simList, simObjectsOf, startE2e, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo,
@@ -134,8 +135,15 @@ describe('tenancy on the simulator', () => {
     ['a row aimed at kube-system (the built-in template)', { environment: 'kube', namespace: 'kube-system', opsRepo: false }, /Namespace kube-system is outside the policy/],
   ])('by SQL, the actor refuses %s before applying anything', async (_label, row, message) => {
     const before = clusterState();
+    // every write request the cluster receives meanwhile (the simulator's request log)
+    const writes: RequestRecord[] = [];
+    const unsubscribe = e2e.sim.requests.on('request', (record) => {
+      if (isWrite(record)) writes.push(record);
+    });
     const id = await insertEvilRow(row);
     const failed = await waitStatus(e2e.db, id, 'failed', 30_000);
+    unsubscribe();
+    expect(writes).toEqual([]);
     expect(failed.last_error).toMatch(/^The rendered manifests break project evil's policy, so nothing was applied: /);
     expect(failed.last_error).toMatch(message);
     const records = await history(e2e.db, id);
