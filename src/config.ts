@@ -12,14 +12,22 @@ export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 /** `external`: DATABASE_URL; `embedded`: a PostgreSQL keelson starts under KEELSON_DATA_DIR. */
 export type DatabaseKind = 'external' | 'embedded';
 
-/** "250ms", "10s", "5m", "1h" or a bare number of seconds → milliseconds. */
+/** "250ms", "10s", "5m", "1h", "30d" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!match) return undefined;
   const value = Number(match[1]);
   const unit = match[2] ?? 's';
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit] ?? 1000;
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1000;
   return Math.round(value * factor);
+}
+
+/** "1073741824", "512MiB", "1GiB", "64KiB" → bytes. */
+export function parseBytes(text: string): number | undefined {
+  const match = /^(\d+)(KiB|MiB|GiB)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const factor = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[match[2] ?? ''] ?? 1;
+  return Number(match[1]) * factor;
 }
 
 const duration = (min: number, max: number) =>
@@ -34,6 +42,19 @@ const duration = (min: number, max: number) =>
     }
     return ms;
   });
+
+const bytes = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const value = parseBytes(text);
+    if (value === undefined || value < min || value > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a size in bytes such as 1073741824, 512MiB or 1GiB, from ${min} to ${max}; got "${text}"` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const boolean = () =>
+  z.enum(['true', 'false'], { error: 'expected true or false' }).transform((text) => text === 'true');
 
 const integer = (min: number, max: number) =>
   z.string().transform((text, ctx) => {
@@ -87,6 +108,15 @@ const EnvSchema = z.object({
   // Set by Kubernetes in every pod (not keelson's own variables): they mean "inside a pod".
   KUBERNETES_SERVICE_HOST: z.string().optional(),
   KUBERNETES_SERVICE_PORT: z.string().optional(),
+  // tenancy (docs/security.md)
+  KEELSON_ALLOW_FILE_REPOS: boolean().optional(),
+  KEELSON_SSE_MAX_PER_TOKEN: integer(1, 10_000).default(10),
+  KEELSON_SSE_MAX: integer(1, 100_000).default(1000),
+  KEELSON_GIT_FETCH_TIMEOUT: duration(1000, 86_400_000).default(300_000),
+  KEELSON_GIT_MAX_REPO_BYTES: bytes(1024 * 1024, 1024 ** 4).default(1024 ** 3),
+  KEELSON_RETAIN_TRANSITIONS: duration(3_600_000, 3650 * 86_400_000).default(30 * 86_400_000),
+  KEELSON_RETAIN_AUDIT: duration(3_600_000, 3650 * 86_400_000).default(365 * 86_400_000),
+  KEELSON_IDEMPOTENCY_TTL: duration(60_000, 30 * 86_400_000).default(86_400_000),
 });
 
 export type Config = {
@@ -107,6 +137,15 @@ export type Config = {
   readonly database: DatabaseKind;
   /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
   readonly shutdownTimeoutMs: number;
+  /** undefined: unset, which `serve` reads as "only for the zero-setup demo". */
+  readonly allowFileRepos: boolean | undefined;
+  readonly sseMaxPerToken: number;
+  readonly sseMax: number;
+  readonly gitFetchTimeoutMs: number;
+  readonly gitMaxRepoBytes: number;
+  readonly retainTransitionsMs: number;
+  readonly retainAuditMs: number;
+  readonly idempotencyTtlMs: number;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -126,6 +165,14 @@ export const FLAG_TO_ENV = {
   'trust-proxy': 'KEELSON_TRUST_PROXY',
   cluster: 'KEELSON_CLUSTER',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
+  'allow-file-repos': 'KEELSON_ALLOW_FILE_REPOS',
+  'sse-max-per-token': 'KEELSON_SSE_MAX_PER_TOKEN',
+  'sse-max': 'KEELSON_SSE_MAX',
+  'git-fetch-timeout': 'KEELSON_GIT_FETCH_TIMEOUT',
+  'git-max-repo-bytes': 'KEELSON_GIT_MAX_REPO_BYTES',
+  'retain-transitions': 'KEELSON_RETAIN_TRANSITIONS',
+  'retain-audit': 'KEELSON_RETAIN_AUDIT',
+  'idempotency-ttl': 'KEELSON_IDEMPOTENCY_TTL',
 } as const;
 
 export interface TargetInput {
@@ -224,5 +271,13 @@ export function loadConfig(
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
     ...targets,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
+    allowFileRepos: e.KEELSON_ALLOW_FILE_REPOS,
+    sseMaxPerToken: e.KEELSON_SSE_MAX_PER_TOKEN,
+    sseMax: e.KEELSON_SSE_MAX,
+    gitFetchTimeoutMs: e.KEELSON_GIT_FETCH_TIMEOUT,
+    gitMaxRepoBytes: e.KEELSON_GIT_MAX_REPO_BYTES,
+    retainTransitionsMs: e.KEELSON_RETAIN_TRANSITIONS,
+    retainAuditMs: e.KEELSON_RETAIN_AUDIT,
+    idempotencyTtlMs: e.KEELSON_IDEMPOTENCY_TTL,
   };
 }

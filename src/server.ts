@@ -9,6 +9,7 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import pkg from '../package.json' with { type: 'json' };
 import { createApp } from './api/app.ts';
+import { answerClientError } from './api/httpErrors.ts';
 import { openCluster, type ClusterOptions } from './cluster.ts';
 import type { ClusterKind, Config, DatabaseKind } from './config.ts';
 import { openDatabase, redactUrl } from './db/database.ts';
@@ -22,6 +23,7 @@ import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
 import { createRolloutEffects } from './runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import type { SimulatorOptions } from './sim/index.ts';
+import { createRetention } from './tenancy/retention.ts';
 
 export interface ServerOptions {
   readonly config: Config;
@@ -74,6 +76,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const db = await createDb(database.url, { maxPoolSize: 20 });
     closers.push(() => db.end());
     const postgresVersion = await db.oneFirst(sql.type(z.object({ v: z.string() }))`select split_part(current_setting('server_version'), '.', 1) as v`);
+    // The API reads on a pool of its own: a thousand SSE clients or a slow report can exhaust it,
+    // but never delay a journal write or a lease heartbeat of the runtime's pool.
+    const apiDb = await createDb(database.url, { maxPoolSize: 8, statementTimeoutMs: 15_000 });
+    closers.push(() => apiDb.end());
     const metrics = createMetrics();
     metrics.info.set({ version: pkg.version, cluster: config.cluster, database: config.database, postgres: postgresVersion }, 1);
 
@@ -89,7 +95,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       rateLimit: { qps: config.kubeQps, burst: config.kubeBurst },
     });
     closers.push(async () => kube.close());
-    const opsRepos = createOpsRepoManager({ db, dataDir: config.dataDir, log: log.child({ part: 'opsrepo' }), metrics });
+    const demo = options.demo ?? (database.embedded && config.cluster === 'sim');
+    // file:// repos reach any path of this host: off unless the operator says so, or for the
+    // zero-setup demo (its ops repo is a local folder)
+    const allowFileRepos = config.allowFileRepos ?? demo;
+    const opsRepos = createOpsRepoManager({
+      db,
+      dataDir: config.dataDir,
+      log: log.child({ part: 'opsrepo' }),
+      metrics,
+      allowFileRepos,
+      fetchTimeoutMs: config.gitFetchTimeoutMs,
+      maxRepoBytes: config.gitMaxRepoBytes,
+    });
     const runtime = createRuntime({
       db,
       databaseUrl: database.url,
@@ -102,7 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },
     });
     const api = createApp({
-      db,
+      db: apiDb,
       databaseUrl: database.url,
       log: log.child({ part: 'api' }),
       metrics,
@@ -111,17 +129,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       opsRepos,
       trustProxy: config.trustProxy,
       mode: { cluster: config.cluster, database: config.database },
+      allowFileRepos,
+      streamLimits: { perToken: config.sseMaxPerToken, total: config.sseMax },
+      idempotencyTtlMs: config.idempotencyTtlMs,
     });
     closers.push(() => api.close());
+    const retention = createRetention({
+      db,
+      log: log.child({ part: 'retention' }),
+      periods: { idempotencyMs: config.idempotencyTtlMs, auditMs: config.retainAuditMs, transitionsMs: config.retainTransitionsMs },
+    });
 
-    const demo = options.demo ?? (database.embedded && config.cluster === 'sim');
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
     await runtime.start();
     closers.push(() => runtime.stop());
+    retention.start();
+    closers.push(() => retention.stop());
     const server: Server = await new Promise((resolve, reject) => {
       const s = api.app.listen(config.port, config.host, () => resolve(s));
       s.once('error', reject);
+      s.on('clientError', answerClientError);
     });
     closers.push(
       () =>

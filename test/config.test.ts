@@ -24,6 +24,14 @@ describe('loadConfig', () => {
       cluster: 'sim',
       database: 'embedded',
       shutdownTimeoutMs: 20_000,
+      allowFileRepos: undefined,
+      sseMaxPerToken: 10,
+      sseMax: 1000,
+      gitFetchTimeoutMs: 300_000,
+      gitMaxRepoBytes: 1024 ** 3,
+      retainTransitionsMs: 30 * 86_400_000,
+      retainAuditMs: 365 * 86_400_000,
+      idempotencyTtlMs: 86_400_000,
     });
     expect(loadConfig({}, {}, true).logFormat).toBe('pretty');
   });
@@ -39,6 +47,10 @@ describe('loadConfig', () => {
     [{ KEELSON_TRUST_PROXY: 'loopback, 10.0.0.0/8' }, { trustProxy: 'loopback, 10.0.0.0/8' }],
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '1' }, { maxConcurrentRollouts: 1 }],
     [{ KEELSON_KUBE_QPS: '2.5', KEELSON_KUBE_BURST: '5' }, { kubeQps: 2.5, kubeBurst: 5 }],
+    [{ KEELSON_ALLOW_FILE_REPOS: 'false' }, { allowFileRepos: false }],
+    [{ KEELSON_ALLOW_FILE_REPOS: 'true', KEELSON_SSE_MAX_PER_TOKEN: '3', KEELSON_SSE_MAX: '50' }, { allowFileRepos: true, sseMaxPerToken: 3, sseMax: 50 }],
+    [{ KEELSON_GIT_FETCH_TIMEOUT: '90s', KEELSON_GIT_MAX_REPO_BYTES: '512MiB' }, { gitFetchTimeoutMs: 90_000, gitMaxRepoBytes: 512 * 1024 ** 2 }],
+    [{ KEELSON_RETAIN_TRANSITIONS: '7d', KEELSON_RETAIN_AUDIT: '90d', KEELSON_IDEMPOTENCY_TTL: '1h' }, { retainTransitionsMs: 7 * 86_400_000, retainAuditMs: 90 * 86_400_000, idempotencyTtlMs: 3_600_000 }],
     [{ DATABASE_URL: 'postgres://u:p@db:5432/keelson' }, { databaseUrl: 'postgres://u:p@db:5432/keelson' }],
   ])('accepts %j', (env, expected) => {
     expect(loadConfig(env, {}, false)).toMatchObject(expected);
@@ -55,6 +67,10 @@ describe('loadConfig', () => {
     [{ KEELSON_KUBE_QPS: '0' }, 'KEELSON_KUBE_QPS / --kube-qps: expected a number above 0 and at most 10000; got "0"'],
     [{ KEELSON_KUBE_BURST: '0.5' }, 'KEELSON_KUBE_BURST / --kube-burst: expected an integer from 1 to 100000; got "0.5"'],
     [{ KEELSON_TRUST_PROXY: 'yes please' }, 'KEELSON_TRUST_PROXY / --trust-proxy: expected false, true, a number of proxy hops'],
+    [{ KEELSON_ALLOW_FILE_REPOS: 'yes' }, 'KEELSON_ALLOW_FILE_REPOS / --allow-file-repos: expected true or false (got "yes")'],
+    [{ KEELSON_GIT_MAX_REPO_BYTES: '1TB' }, 'KEELSON_GIT_MAX_REPO_BYTES / --git-max-repo-bytes: expected a size in bytes such as 1073741824, 512MiB or 1GiB'],
+    [{ KEELSON_SSE_MAX: '0' }, 'KEELSON_SSE_MAX / --sse-max: expected an integer from 1 to 100000; got "0"'],
+    [{ KEELSON_IDEMPOTENCY_TTL: '1s' }, 'KEELSON_IDEMPOTENCY_TTL / --idempotency-ttl: expected a duration'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
     [{ KEELSON_CLUSTER: 'minikube' }, 'KEELSON_CLUSTER / --cluster: expected one of kubeconfig, in-cluster, sim (got "minikube")'],
     [{ KEELSON_SHUTDOWN_TIMEOUT: '0s' }, 'KEELSON_SHUTDOWN_TIMEOUT / --shutdown-timeout: expected a duration such as 500ms, 10s or 5m, between 1000 ms and 600 s; got "0s"'],
@@ -127,7 +143,8 @@ describe('parseDuration', () => {
     ['', undefined],
     ['5 m', undefined],
     ['-1s', undefined],
-    ['1d', undefined],
+    ['30d', 30 * 86_400_000],
+    ['1w', undefined],
   ])('%j → %j', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });

@@ -50,6 +50,21 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   };
 }
 
+/** A fresh database and one plain `pg` client on it (for raw SQL and its error fields); `close()` in afterAll. */
+export async function createTestDatabaseClient(): Promise<{ t: TestDatabase; client: pg.Client; close: () => Promise<void> }> {
+  const t = await createTestDatabase();
+  const client = new pg.Client({ connectionString: t.url });
+  await client.connect();
+  return {
+    t,
+    client,
+    close: async () => {
+      await client.end();
+      await t.drop();
+    },
+  };
+}
+
 /** Polls `condition` until it returns a truthy value (which is returned), or fails with `message`. */
 export async function sleepUntil<T>(
   condition: () => T | Promise<T>,

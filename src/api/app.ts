@@ -10,10 +10,13 @@ import type { Db } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { jsonDepth } from '../tenancy/inputRules.ts';
 import { deploymentRoutes, type LiveResource } from './deploymentRoutes.ts';
+import { createEventStreams, DEFAULT_STREAM_LIMITS, type StreamLimits } from './eventStreams.ts';
 import { ApiError, errorMiddleware } from './httpErrors.ts';
 import { buildOpenApi } from './openapi.ts';
 import { opsRepoRoutes } from './opsRepoRoutes.ts';
+import { projectRoutes } from './projectRoutes.ts';
 import { redactSecrets } from './redact.ts';
 import { registerRoute, type AnyRoute } from './route.ts';
 import { swaggerUiDir, systemRoutes } from './systemRoutes.ts';
@@ -24,6 +27,7 @@ import { visualizerRoutes } from './visualizerRoutes.ts';
 import { uiRouter } from '../ui/uiRouter.ts';
 
 export interface ApiDeps {
+  /** The API's own pool, apart from the runtime's: API reads never queue before journal writes. */
   db: Db;
   databaseUrl: string;
   log: Logger;
@@ -31,8 +35,12 @@ export interface ApiDeps {
   runtime?: { isListening(): boolean };
   kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> };
   opsRepos?: { sync(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> };
-  /** SSE heartbeat comment interval (default 15 s). */
-  sseHeartbeatMs?: number;
+  /** SSE limits and heartbeat (KEELSON_SSE_MAX_PER_TOKEN, KEELSON_SSE_MAX; DEFAULT_STREAM_LIMITS). */
+  streamLimits?: Partial<StreamLimits>;
+  /** KEELSON_ALLOW_FILE_REPOS (default false). */
+  allowFileRepos?: boolean;
+  /** KEELSON_IDEMPOTENCY_TTL (default 24 h). */
+  idempotencyTtlMs?: number;
   /** How long GET detail waits for `kube.liveStatus` (default 5 s). */
   liveStatusTimeoutMs?: number;
   /** express `trust proxy` (default false): which proxies may name the client in X-Forwarded-For. */
@@ -50,6 +58,12 @@ export interface ApiApp {
 }
 
 const TOKEN_TOUCH_INTERVAL_MS = 60_000;
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+/**
+ * Any JSON body nested deeper is refused before anything walks it (zod, hashing, audit): the
+ * deepest legitimate field, values_override, allows 32 levels.
+ */
+const MAX_BODY_DEPTH = 40;
 
 function httpMetrics(metrics: Metrics) {
   const registry = metrics.registry;
@@ -74,6 +88,27 @@ function httpMetrics(metrics: Metrics) {
   return { requests, duration };
 }
 
+/** `Allow` of the declared route whose path matches (`:param` = one segment), or undefined. */
+function allowedMethods(routes: readonly AnyRoute[]): (path: string) => string | undefined {
+  const byPath = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+  for (const route of routes) {
+    let entry = byPath.get(route.path);
+    if (!entry) {
+      const source = route.path.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+      entry = { pattern: new RegExp(`^${source}/?$`), methods: new Set() };
+      byPath.set(route.path, entry);
+    }
+    entry.methods.add(route.method.toUpperCase());
+    if (route.method === 'get') entry.methods.add('HEAD');
+  }
+  return (path) => {
+    for (const { pattern, methods } of byPath.values()) {
+      if (pattern.test(path)) return [...methods, 'OPTIONS'].join(', ');
+    }
+    return undefined;
+  };
+}
+
 export function createApp(deps: ApiDeps): ApiApp {
   const { db, log } = deps;
   const app = express();
@@ -81,7 +116,7 @@ export function createApp(deps: ApiDeps): ApiApp {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
-  const streams = new Set<() => void>();
+  const streams = createEventStreams({ limits: { ...DEFAULT_STREAM_LIMITS, ...deps.streamLimits }, metrics: deps.metrics, log });
   const pending = new Set<Promise<unknown>>();
   const touched = new Map<string, number>();
   const hub = createTransitionHub({ db, databaseUrl: deps.databaseUrl, log });
@@ -104,27 +139,11 @@ export function createApp(deps: ApiDeps): ApiApp {
   let openApiDoc: Record<string, unknown> | undefined;
   const openApi = () => (openApiDoc ??= buildOpenApi(routes, { version: pkg.version }));
   routes.push(
-    ...systemRoutes({ db, metrics: deps.metrics, runtime: deps.runtime, openApi, mode: deps.mode }),
-    ...deploymentRoutes({
-      hub,
-      kube: deps.kube,
-      sseHeartbeatMs: deps.sseHeartbeatMs ?? 15_000,
-      liveTimeoutMs: deps.liveStatusTimeoutMs ?? 5_000,
-      trackStream: (end) => {
-        streams.add(end);
-        return () => streams.delete(end);
-      },
-    }),
-    ...opsRepoRoutes({ opsRepos: deps.opsRepos }),
-    ...visualizerRoutes({
-      hub,
-      log,
-      sseHeartbeatMs: deps.sseHeartbeatMs ?? 15_000,
-      trackStream: (end) => {
-        streams.add(end);
-        return () => streams.delete(end);
-      },
-    }),
+    ...systemRoutes({ db, log, metrics: deps.metrics, runtime: deps.runtime, openApi, mode: deps.mode }),
+    ...deploymentRoutes({ hub, streams, kube: deps.kube, liveTimeoutMs: deps.liveStatusTimeoutMs ?? 5_000 }),
+    ...projectRoutes(),
+    ...opsRepoRoutes({ opsRepos: deps.opsRepos, allowFileRepos: deps.allowFileRepos ?? false, log }),
+    ...visualizerRoutes({ hub, log, streams }),
   );
 
   app.use((req, res, next) => {
@@ -139,8 +158,35 @@ export function createApp(deps: ApiDeps): ApiApp {
     });
     next();
   });
+  // webhooks are signed over the exact bytes sent: keep them raw (and never parse before verifying)
+  app.use('/api/hooks', express.raw({ type: () => true, limit: '1mb' }));
   app.use(express.json({ limit: '1mb' }));
-  for (const route of routes) registerRoute(app, route, { db, touchToken });
+  app.use((req, _res, next) => {
+    if (req.body !== null && typeof req.body === 'object' && !Buffer.isBuffer(req.body) && jsonDepth(req.body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH) {
+      next(new ApiError(400, 'invalid_request', `The JSON body is nested more than ${MAX_BODY_DEPTH} levels deep; values_override allows 32.`, {
+        details: [{ field: '(body)', message: `expected at most ${MAX_BODY_DEPTH} levels of nesting` }],
+      }));
+      return;
+    }
+    next();
+  });
+  const idempotencyTtlMs = deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS;
+  for (const route of routes) registerRoute(app, route, { db, touchToken, idempotencyTtlMs });
+  // A known path with a method it does not serve is 405 naming the ones it does (OPTIONS: 204).
+  const allowed = allowedMethods(routes);
+  app.use((req, res, next) => {
+    const allow = allowed(req.path);
+    if (!allow) {
+      next();
+      return;
+    }
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Allow', allow);
+      res.status(204).end();
+      return;
+    }
+    next(new ApiError(405, 'method_not_allowed', `${req.method} is not supported on ${req.path}; use ${allow}.`, { headers: { Allow: allow } }));
+  });
   // the visualizer's pages and scripts hold no data (they read it through /api with a token)
   app.use('/ui', uiRouter());
   app.use('/docs', express.static(swaggerUiDir(), { index: false, fallthrough: true, maxAge: '1h' }));
@@ -153,7 +199,7 @@ export function createApp(deps: ApiDeps): ApiApp {
     app,
     routes,
     close: async () => {
-      for (const end of [...streams]) end();
+      streams.closeAll();
       await hub.close();
       await Promise.all([...pending]);
     },

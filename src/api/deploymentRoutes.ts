@@ -1,11 +1,13 @@
 // /api/projects/:project/deployments/... and /api/deployments: desired state, history,
 // transitions and the live event stream of each deployment.
-import type express from 'express';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import { DeploymentRow, HistoryRow, TransitionRow, defaultNamespace } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
+import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
+import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
+import type { EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
 import { redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
@@ -24,6 +26,7 @@ import {
   ProjectParams,
   RollbackAccepted,
   Transition,
+  cursor,
   page,
 } from './schemas.ts';
 import { canSeeProject, type Principal } from './tokens.ts';
@@ -33,11 +36,9 @@ export type LiveResource = { apiVersion: string; kind: string; name: string; nam
 
 export interface DeploymentRouteDeps {
   readonly hub: TransitionHub;
-  readonly sseHeartbeatMs: number;
+  readonly streams: EventStreams;
   readonly liveTimeoutMs: number;
   readonly kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> } | undefined;
-  /** Ends open SSE responses when the app closes. */
-  readonly trackStream: (end: () => void) => () => void;
 }
 
 const TAGS = ['deployments'];
@@ -66,6 +67,42 @@ async function loadDeployment(db: CommonQueryMethods, principal: Principal | nul
     select ${DEPLOYMENT_COLUMNS} from deployments where project = ${project} and environment = ${env}`);
   if (!row) throw notFound(`No deployment ${project}/${env}; create it with POST /api/projects/${project}/deployments.`);
   return row;
+}
+
+/**
+ * The project's policy decides where its deployments may go; checked on every API write that
+ * names or keeps a namespace, ops repo or manifest path (the actor checks again after rendering,
+ * for rows written by SQL). 403 `policy_violation` names the rule and the body field.
+ */
+async function assertPlacementAllowed(
+  db: CommonQueryMethods,
+  project: string,
+  target: { namespace: string; opsRepoId: string | null; opsRepoName?: string; manifestPath: string | null },
+  /** The body field that named the ops repo, for the error's details. */
+  repoField: 'ops_repo' | 'ops_repo_id' = 'ops_repo',
+): Promise<void> {
+  const policy = await getProjectPolicy(db, project);
+  let opsRepo = target.opsRepoName ?? null;
+  if (opsRepo === null && target.opsRepoId !== null) {
+    opsRepo = (await db.maybeOne(sql.type(z.object({ name: z.string() }))`select name from ops_repos where id = ${target.opsRepoId}`))?.name ?? null;
+  }
+  const violations = checkPlacement(policy, { namespace: target.namespace, opsRepo, manifestPath: target.manifestPath });
+  if (violations.length > 0) throw policyRefusal(project, violations, repoField);
+}
+
+const placementOf = (row: DeploymentRow) => ({
+  namespace: row.namespace ?? defaultNamespace(row.project, row.environment),
+  opsRepoId: row.ops_repo_id,
+  manifestPath: row.manifest_path,
+});
+
+function policyRefusal(project: string, violations: readonly PlacementViolation[], repoField: 'ops_repo' | 'ops_repo_id'): ApiError {
+  return new ApiError(
+    403,
+    'policy_violation',
+    `${violations.map((v) => v.message).join(' ')} Ask an admin to change project ${project}'s policy (GET /api/projects/${project}/policy shows it).`,
+    { details: violations.map((v) => ({ field: v.field === 'ops_repo' ? repoField : v.field, message: `refused by the project policy (${v.rule})` })) },
+  );
 }
 
 /** If-Match: `*`, or a list of strong/weak tags; the tag is `"<id>:<generation>"`. */
@@ -180,6 +217,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       body: CreateDeploymentBody,
       responses: {
         201: { description: 'Created.', schema: Deployment, headers: { Location: 'URL of the new deployment.', ...etagHeader } },
+        403: { description: 'The token lacks deploy:promote, or the namespace, ops repo or manifest path is outside the project policy (`policy_violation`, naming the rule).' },
         404: { description: 'The project is outside the token\'s scope.' },
         409: { description: 'The environment already has a deployment.' },
       },
@@ -189,6 +227,13 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       },
       handler: async ({ db, principal, params, body, audit }) => {
         assertProjectVisible(principal, params.project);
+        const namespace = body.namespace ?? defaultNamespace(params.project, body.environment);
+        const manifestPath = body.manifest_path ?? null;
+        if (body.ops_repo !== undefined || body.ops_repo_id == null) {
+          // by name, the policy is checked before the name is looked up: a refused token learns
+          // nothing about which ops repos exist
+          await assertPlacementAllowed(db, params.project, { namespace, opsRepoId: null, opsRepoName: body.ops_repo, manifestPath });
+        }
         let opsRepoId = body.ops_repo_id ?? null;
         if (body.ops_repo !== undefined) {
           const repo = await db.maybeOne(sql.type(z.object({ id: z.string() }))`select id from ops_repos where name = ${body.ops_repo}`);
@@ -205,6 +250,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
               details: [{ field: 'ops_repo_id', message: 'expected the id of an existing ops repo (GET /api/admin/ops-repos)' }],
             });
           }
+          await assertPlacementAllowed(db, params.project, { namespace, opsRepoId, manifestPath }, 'ops_repo_id');
         }
         const row = await db.maybeOne(sql.type(DeploymentRow)`
           insert into deployments (project, environment, image_ref, desired_status, values_override, ops_repo_id,
@@ -289,6 +335,8 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
             details: [{ field: 'If-Match', message: `expected the current ETag ${etagOf(before)}` }],
           });
         if (ifMatch !== undefined && !ifMatchSatisfied(ifMatch, before)) throw stale();
+        // a row written by SQL may point where the policy does not allow: the API does not act on it
+        await assertPlacementAllowed(db, params.project, placementOf(before));
         const sets = [
           body.image_ref !== undefined ? sql.fragment`image_ref = ${body.image_ref}` : null,
           body.desired_status !== undefined ? sql.fragment`desired_status = ${body.desired_status}` : null,
@@ -326,6 +374,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       },
       handler: async ({ db, principal, params, audit }) => {
         const before = await loadDeployment(db, principal, params.project, params.env);
+        await assertPlacementAllowed(db, params.project, placementOf(before));
         const target = await findRollbackTarget(db, before.id);
         if (!target) {
           throw new ApiError(409, 'no_rollback_target', `${params.project}/${params.env} has no previous healthy version to roll back to; deploy a known-good image with PATCH instead.`);
@@ -400,6 +449,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       responses: {
         200: { description: 'An event stream of transitions.', contentType: 'text/event-stream' },
         404: { description: 'No such deployment (or outside the token\'s scope).' },
+        429: { description: 'The token, or the server, has as many event streams open as allowed (`too_many_streams`); Retry-After says when to retry.' },
         503: { description: 'The event listener could not connect to the database.' },
       },
       handler: async ({ db, principal, params, query, req }, res) => {
@@ -407,55 +457,36 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         const header = req.get('last-event-id');
         let lastSeq: number | undefined = query.last_event_id;
         if (header !== undefined) {
-          if (!/^\d+$/.test(header.trim())) {
-            throw new ApiError(400, 'invalid_request', 'Last-Event-ID must be the seq of an event received before.', {
-              details: [{ field: 'Last-Event-ID', message: 'expected a non-negative integer' }],
+          const parsed = LastEventId.safeParse(header.trim());
+          if (!parsed.success) {
+            throw new ApiError(400, 'invalid_request', 'Last-Event-ID must be the seq of an event received before (an integer from 0 to 2^53-1).', {
+              details: [{ field: 'Last-Event-ID', message: 'expected a non-negative integer below 2^53' }],
             });
           }
-          lastSeq = Number(header.trim());
+          lastSeq = parsed.data;
         }
+        const slot = deps.streams.reserve(principal);
         try {
           await deps.hub.ready();
+          lastSeq ??= (
+            await db.one(sql.type(z.object({ seq: z.number() }))`
+              select coalesce(max(seq), 0)::bigint as seq from deployment_transitions where deployment_id = ${row.id}`)
+          ).seq;
         } catch (error) {
+          slot.release();
           throw new ApiError(503, 'events_unavailable', `The event stream is unavailable: ${redactSecrets(errorMessage(error))}. Retry shortly.`, {
             headers: { 'Retry-After': '2' },
           });
         }
-        lastSeq ??= (
-          await db.one(sql.type(z.object({ seq: z.number() }))`
-            select coalesce(max(seq), 0)::bigint as seq from deployment_transitions where deployment_id = ${row.id}`)
-        ).seq;
-        openStream(deps, row.id, lastSeq, req, res);
+        let unsubscribe = () => {};
+        const stream = slot.open(req, res, () => unsubscribe());
+        unsubscribe = deps.hub.subscribe(row.id, lastSeq, {
+          send: (transition) => stream.write(`id: ${transition.seq}\nevent: transition\ndata: ${JSON.stringify(transition)}\n\n`),
+          end: stream.end,
+        });
       },
     }),
   ];
 }
 
-function openStream(deps: DeploymentRouteDeps, deploymentId: string, lastSeq: number, req: express.Request, res: express.Response): void {
-  res.status(200);
-  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-cache, no-transform');
-  res.setHeader('Connection', 'keep-alive');
-  res.setHeader('X-Accel-Buffering', 'no');
-  res.flushHeaders();
-  req.socket.setNoDelay(true);
-  res.write('retry: 2000\n: connected\n\n');
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    clearInterval(heartbeat);
-    unsubscribe();
-    untrack();
-    res.end();
-  };
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.sseHeartbeatMs);
-  const unsubscribe = deps.hub.subscribe(deploymentId, lastSeq, {
-    send: (row) => {
-      if (!ended) res.write(`id: ${row.seq}\nevent: transition\ndata: ${JSON.stringify(row)}\n\n`);
-    },
-    end,
-  });
-  const untrack = deps.trackStream(end);
-  res.on('close', end);
-}
+const LastEventId = cursor('expected the seq of an event received before');

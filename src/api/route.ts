@@ -36,7 +36,8 @@ export interface Context<P, Q, B> {
   /** Inside a transaction for mutations: the change, its audit row and its idempotency key commit together. */
   readonly db: CommonQueryMethods;
   readonly req: express.Request;
-  readonly audit: (action: string, target: string, payload?: Record<string, unknown>) => Promise<void>;
+  /** Writes an audit row (actor: the token's name, or `actor` for requests without one). */
+  readonly audit: (action: string, target: string, payload?: Record<string, unknown>, actor?: string) => Promise<void>;
 }
 
 interface RouteBase<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
@@ -63,10 +64,8 @@ export interface JsonRoute<P extends z.ZodType, Q extends z.ZodType, B extends z
 
 export interface RawRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> extends RouteBase<P, Q, B> {
   readonly kind: 'raw';
-  readonly handler: (
-    ctx: Omit<Context<z.output<P>, z.output<Q>, z.output<B>>, 'audit'>,
-    res: express.Response,
-  ) => Promise<void>;
+  /** Runs outside a transaction: `audit` commits on its own. */
+  readonly handler: (ctx: Context<z.output<P>, z.output<Q>, z.output<B>>, res: express.Response) => Promise<void>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -90,6 +89,8 @@ export interface RouteDeps {
   readonly db: Db;
   /** Records that a token was used (throttled by the caller). */
   readonly touchToken: (principal: Principal) => void;
+  /** KEELSON_IDEMPOTENCY_TTL: an older key is forgotten (the retention pruner deletes it later). */
+  readonly idempotencyTtlMs: number;
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -97,6 +98,13 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 async function authenticate(deps: RouteDeps, req: express.Request, access: Access): Promise<Principal | null> {
   if (access === 'public') return null;
   const challenge = { 'WWW-Authenticate': 'Bearer realm="keelson"' };
+  // node keeps the first of repeated Authorization headers; two credentials are ambiguous (a
+  // proxy added one?), so neither is used
+  if (req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]?.toLowerCase() === 'authorization').length > 1) {
+    throw new ApiError(400, 'invalid_request', 'The request has more than one Authorization header; send exactly one.', {
+      details: [{ field: 'Authorization', message: 'expected exactly one Authorization header' }],
+    });
+  }
   const header = req.get('authorization');
   if (!header) {
     throw new ApiError(401, 'unauthenticated', 'Missing Authorization header; send "Authorization: Bearer <token>" (create one with `keelson token create`).', { headers: challenge });
@@ -131,6 +139,9 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 const StoredKey = z.object({ request_hash: z.string(), response_status: z.number().int(), response_body: z.unknown() });
 
+/** A route without a query schema takes no query parameters: `?anything` is a 400, not ignored. */
+const NoQuery = z.strictObject({});
+
 function sendJson(res: express.Response, result: JsonResult, extraHeaders: Record<string, string> = {}): void {
   for (const [name, value] of Object.entries({ ...result.headers, ...extraHeaders })) res.setHeader(name, value);
   if (result.status === 204) res.status(204).end();
@@ -141,25 +152,23 @@ export function registerRoute(app: express.Express, route: AnyRoute, deps: Route
   const handler: express.RequestHandler = async (req, res) => {
     const principal = await authenticate(deps, req, route.access);
     const params = route.params ? parseOr400(route.params, req.params, 'path') : {};
-    const query = route.query ? parseOr400(route.query, req.query, 'query') : {};
+    const query = parseOr400(route.query ?? NoQuery, req.query, 'query');
     if (route.body && (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body))) {
       throw new ApiError(400, 'invalid_request', 'Expected a JSON object body with Content-Type: application/json.', {
         details: [{ field: '(body)', message: 'expected a JSON object' }],
       });
     }
     const body = route.body ? parseOr400(route.body, req.body, 'body') : undefined;
+    const auditTo = (db: CommonQueryMethods) => async (action: string, target: string, payload: Record<string, unknown> = {}, actor?: string) => {
+      await db.query(sql.unsafe`
+        insert into audit_log (actor, action, target, payload, ip)
+        values (${principal?.name ?? actor ?? 'anonymous'}, ${action}, ${target}, ${sql.jsonb(JSON.parse(redactSecrets(JSON.stringify(payload))))}, ${req.ip ?? null})`);
+    };
     if (route.kind === 'raw') {
-      await route.handler({ params, query, body, principal, db: deps.db, req }, res);
+      await route.handler({ params, query, body, principal, db: deps.db, req, audit: auditTo(deps.db) }, res);
       return;
     }
-    const run = async (db: CommonQueryMethods): Promise<JsonResult> => {
-      const audit = async (action: string, target: string, payload: Record<string, unknown> = {}) => {
-        await db.query(sql.unsafe`
-          insert into audit_log (actor, action, target, payload, ip)
-          values (${principal?.name ?? 'anonymous'}, ${action}, ${target}, ${sql.jsonb(JSON.parse(redactSecrets(JSON.stringify(payload))))}, ${req.ip ?? null})`);
-      };
-      return await route.handler({ params, query, body, principal, db, req, audit });
-    };
+    const run = async (db: CommonQueryMethods): Promise<JsonResult> => route.handler({ params, query, body, principal, db, req, audit: auditTo(db) });
     if (route.method === 'get') {
       sendJson(res, await run(deps.db));
       return;
@@ -184,7 +193,11 @@ export function registerRoute(app: express.Express, route: AnyRoute, deps: Route
       const inserted = await tx.maybeOne(sql.type(z.object({ key: z.string() }))`
         insert into idempotency_keys (key, token_id, method, path, request_hash, response_status, response_body)
         values (${key}, ${principal.tokenId}, ${req.method}, ${req.originalUrl}, ${requestHash}, 0, 'null'::jsonb)
-        on conflict (token_id, key) do nothing
+        on conflict (token_id, key) do update
+          set method = excluded.method, path = excluded.path, request_hash = excluded.request_hash,
+              response_status = 0, response_body = 'null'::jsonb, created_at = now()
+          -- an expired key is forgotten: it starts over as a new request
+          where idempotency_keys.created_at < now() - make_interval(secs => ${deps.idempotencyTtlMs / 1000})
         returning key`);
       if (!inserted) {
         const stored = await tx.one(sql.type(StoredKey)`

@@ -3,25 +3,34 @@ import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { DESIRED_STATUSES, DeploymentRow, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
+import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
+import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
+
+/** A string schema refined by one of the shared input rules (src/tenancy/inputRules.ts). */
+const ruled = (rule: (value: string) => string | null, expected: string) =>
+  z.string({ error: expected }).superRefine((value, ctx) => {
+    const problem = rule(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${expected}: ${problem}` });
+  });
 
 const nameMessage = 'expected a DNS label: 1-63 lowercase letters, digits or "-", starting and ending with a letter or digit';
 export const Name = z.string({ error: nameMessage }).regex(NAME_PATTERN, nameMessage);
 
-export const ImageRef = z
-  .string({ error: 'expected an image reference such as registry.example/shop:1.4.2' })
-  .min(1, 'expected an image reference such as registry.example/shop:1.4.2')
-  .max(1024, 'expected at most 1024 characters')
-  .regex(/^\S+$/, 'expected an image reference without whitespace, such as registry.example/shop:1.4.2');
+export const ImageRef = ruled(imageRefProblem, 'expected an image reference such as registry.example/shop:1.4.2');
 
 export const DesiredStatus = z.enum(DESIRED_STATUSES, { error: `expected one of ${DESIRED_STATUSES.join(', ')}` });
 
-export const ValuesOverride = z.record(z.string(), z.unknown(), { error: 'expected a JSON object of template values' });
+// The app refuses bodies nested deeper than 40 levels before any schema runs (app.ts), so the
+// walks below never meet a hostile 10,000-deep document.
+export const ValuesOverride = z
+  .record(z.string(), z.unknown(), { error: 'expected a JSON object of template values' })
+  .superRefine((value, ctx) => {
+    const problem = valuesProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `expected a JSON object of template values at most 32 levels deep and 256 KiB: ${problem}` });
+  })
+  .meta({ description: 'A JSON object merged over the ops repo values; at most 32 levels deep and 256 KiB.' });
 
-const relativePathMessage = 'expected a relative path inside the ops repo, without ".." segments, such as apps/shop';
-export const RelativePath = z
-  .string({ error: relativePathMessage })
-  .max(1024, 'expected at most 1024 characters')
-  .refine((p) => !p.startsWith('/') && !p.startsWith('-') && !p.split(/[\\/]/).includes('..') && !/[\0\r\n]/.test(p), relativePathMessage);
+export const RelativePath = ruled(repoPathProblem, 'expected a relative path inside the ops repo, without ".." segments, such as apps/shop');
 
 export const Uuid = z.uuid({ error: 'expected a UUID such as 5f0c6a8e-1f2b-4c3d-9e8f-0a1b2c3d4e5f' });
 
@@ -31,10 +40,19 @@ export const ProjectParams = z.object({ project: Name });
 export const DeploymentParams = z.object({ project: Name, env: Name });
 export const OpsRepoParams = z.object({ id: Uuid });
 
-const positiveInt = (message: string) =>
-  z.string().regex(/^\d+$/, message).transform(Number).pipe(z.number().int().positive(message));
+/** A numeric cursor (an id or seq): 0 to 2^53-1, so it is exact in JavaScript and fits bigint. */
+export const cursor = (message: string, min = 0) =>
+  z
+    .string({ error: message })
+    .regex(/^\d{1,16}$/, message)
+    .transform(Number)
+    .pipe(z.number().int(message).min(min, message).max(Number.MAX_SAFE_INTEGER, message));
 
-export const PageQuery = z.object({
+const positiveInt = (message: string) => cursor(message, 1);
+
+// Query objects are strict: an unknown parameter, or `project[]=x` (a different name), is a 400
+// rather than silently ignored; a repeated parameter arrives as an array and fails its type.
+export const PageQuery = z.strictObject({
   limit: z
     .string()
     .regex(/^\d+$/, 'expected an integer from 1 to 500')
@@ -47,13 +65,10 @@ export const PageQuery = z.object({
     .meta({ description: 'Cursor: return items with an id below this one (the `next` of the previous page).' }),
 });
 
-export const ListDeploymentsQuery = z.object({ project: Name.optional().meta({ description: 'Only this project.' }) });
+export const ListDeploymentsQuery = z.strictObject({ project: Name.optional().meta({ description: 'Only this project.' }) });
 
-export const EventsQuery = z.object({
-  last_event_id: z
-    .string()
-    .regex(/^\d+$/, 'expected the seq of the last event received')
-    .transform(Number)
+export const EventsQuery = z.strictObject({
+  last_event_id: cursor('expected the seq of the last event received (an integer from 0 to 2^53-1)')
     .optional()
     .meta({ description: 'Replay transitions after this seq (alternative to the Last-Event-ID header).' }),
 });
@@ -89,25 +104,27 @@ export const PatchDeploymentBody = z
     message: 'expected at least one of image_ref, desired_status, values_override, auto_rollback',
   });
 
-// the syncer's own rule (src/opsrepo/repoUrl.ts), so a URL the API accepts can always be synced
+// The syncer's own shape rule (src/opsrepo/repoUrl.ts), so a URL the API accepts can always be
+// synced. Whether file:// is allowed is the operator's setting: the route checks it.
 export const RepoUrl = z
   .string({ error: 'expected a git URL' })
   .min(1, 'expected a git URL')
-  .max(2048, 'expected at most 2048 characters')
   .superRefine((url, ctx) => {
     try {
-      assertSafeRepoUrl(url);
+      assertSafeRepoUrl(url, { allowFileRepos: true });
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: redactRepoUrl((error as Error).message) });
     }
   });
 
-const branchMessage = 'expected a git branch name such as main (no whitespace, "..", leading "-" or special characters ~^:?*[\\)';
-export const Branch = z
-  .string({ error: branchMessage })
-  .min(1, branchMessage)
-  .max(255, branchMessage)
-  .refine((b) => !b.startsWith('-') && !b.includes('..') && !/[\s~^:?*[\\\0]/.test(b) && !b.endsWith('/') && !b.endsWith('.lock'), branchMessage);
+export const Branch = ruled(branchProblem, 'expected a git branch name such as main');
+
+/** Write-only: the API never returns it. */
+export const WebhookSecret = z
+  .string({ error: 'expected 16-256 visible ASCII characters' })
+  .regex(/^[\x21-\x7e]{16,256}$/, 'expected 16-256 visible ASCII characters (generate one with `openssl rand -hex 32`)')
+  .nullable()
+  .meta({ description: 'Shared secret of push webhooks (GitHub: the webhook secret; GitLab: the secret token). Write-only; null removes it.' });
 
 const SyncInterval = z
   .number({ error: 'expected an integer number of seconds from 0 to 86400' })
@@ -121,11 +138,55 @@ export const CreateOpsRepoBody = z.strictObject({
   branch: Branch.optional(),
   path: z.union([z.literal(''), RelativePath]).optional(),
   sync_interval_s: SyncInterval.optional(),
+  webhook_secret: WebhookSecret.optional(),
 });
 
 export const PatchOpsRepoBody = CreateOpsRepoBody.partial().refine((body) => Object.keys(body).length > 0, {
-  message: 'expected at least one of name, repo_url, branch, path, sync_interval_s',
+  message: 'expected at least one of name, repo_url, branch, path, sync_interval_s, webhook_secret',
 });
+
+// ---- project policies ------------------------------------------------------------------------
+
+const patterns = (column: PatternColumn, description: string) =>
+  z
+    .array(
+      z.string({ error: 'expected a pattern string' }).superRefine((pattern, ctx) => {
+        const problem = patternProblem(column, pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+      { error: 'expected an array of patterns' },
+    )
+    .max(MAX_PATTERNS, `expected at most ${MAX_PATTERNS} patterns`)
+    .nullable()
+    .meta({ description: `${description} null: the default.` });
+
+const POLICY_DESCRIPTIONS: Record<PatternColumn, string> = {
+  namespaces: 'Namespace globs deployments may use (! denies; a wildcard never matches kube-* or default). Default: ["<project>-*"].',
+  source_repos: 'Ops repo name globs (! denies). Default: ["*"].',
+  manifest_paths: 'Manifest path globs inside the ops repo (** crosses /; ! denies). Default: ["<project>", "<project>/**"].',
+  namespace_resource_whitelist: 'group/Kind globs of namespaced kinds allowed; empty: all. Default: [].',
+  namespace_resource_blacklist: 'group/Kind globs of namespaced kinds refused. Default: ["rbac.authorization.k8s.io/*"].',
+  cluster_resource_whitelist: 'group/Kind globs of cluster-scoped kinds allowed; empty: none. Default: [].',
+};
+
+const policyFields = Object.fromEntries(PROJECT_COLUMNS.map((column) => [column, patterns(column, POLICY_DESCRIPTIONS[column]).optional()])) as {
+  [K in PatternColumn]: z.ZodOptional<ReturnType<typeof patterns>>;
+};
+
+const Description = ruled(descriptionProblem, 'expected a printable description of at most 1000 characters');
+
+export const CreateProjectBody = z.strictObject({
+  name: Name,
+  description: Description.optional(),
+  ...policyFields,
+  allow_adoption: z.boolean({ error: 'expected true or false' }).optional().meta({ description: 'Manifests may adopt existing objects (annotation keelson.dev/adopt: "true"). Default: false.' }),
+});
+
+export const PatchProjectBody = CreateProjectBody.omit({ name: true }).refine((body) => Object.keys(body).length > 0, {
+  message: `expected at least one of description, ${PROJECT_COLUMNS.join(', ')}, allow_adoption`,
+});
+
+export const ProjectNameParams = z.object({ name: Name });
 
 // ---- responses -----------------------------------------------------------------------------
 
@@ -200,7 +261,10 @@ export const RollbackAccepted = z.object({
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), next: z.number().int().nullable().meta({ description: 'Pass as `before` for the next page; null on the last page.' }) });
 
-export const OpsRepo = OpsRepoRow.meta({ description: 'repo_url credentials are shown as ***.' });
+export const OpsRepo = OpsRepoRow.extend({
+  webhook_secret_set: z.boolean().meta({ description: 'Whether push webhooks are enabled (the secret itself is never returned).' }),
+}).meta({ description: 'repo_url credentials are shown as ***.' });
+export const WebhookAccepted = z.object({ syncing: z.boolean(), reason: z.string() });
 export const OpsRepoList = z.object({ items: z.array(OpsRepo) });
 export const SyncResult = z.object({ sha: z.string(), fetched: z.boolean() });
 
@@ -213,5 +277,4 @@ export const Ready = z.object({
   }),
   /** the kinds only: a probe's body must not carry database addresses or credentials */
   mode: z.object({ cluster: z.enum(CLUSTER_KINDS), database: z.enum(['external', 'embedded']) }).optional(),
-  errors: z.array(z.string()).optional(),
 });

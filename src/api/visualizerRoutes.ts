@@ -1,7 +1,6 @@
 // What the statechart visualizer (/ui, src/ui/) reads, all behind the same bearer tokens as the
 // rest of the API: the machine's structure, every deployment's persisted snapshot, and one
 // event stream for all deployments the token can see.
-import type express from 'express';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { MACHINE_VERSION, deploymentMachine } from '../../machines/deployment.machine.ts';
@@ -9,6 +8,7 @@ import { TransitionRow } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { machineGraph, type MachineGraph as Graph } from '../ui/machineGraph.ts';
+import type { EventStream, EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
 import { redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
@@ -63,8 +63,7 @@ export const AllEventsTransition = TransitionRow.extend({ project: z.string(), e
 export interface VisualizerRouteDeps {
   readonly hub: TransitionHub;
   readonly log: Logger;
-  readonly sseHeartbeatMs: number;
-  readonly trackStream: (end: () => void) => () => void;
+  readonly streams: EventStreams;
 }
 
 const TAGS = ['visualizer'];
@@ -127,17 +126,22 @@ export function visualizerRoutes(deps: VisualizerRouteDeps): AnyRoute[] {
       access: 'deploy:read',
       responses: {
         200: { description: 'An event stream of transitions (data: the transition row plus project and environment).', contentType: 'text/event-stream' },
+        429: { description: 'The token, or the server, has as many event streams open as allowed (`too_many_streams`).' },
         503: { description: 'The event listener could not connect to the database.' },
       },
       handler: async ({ db, principal, req }, res) => {
+        const slot = deps.streams.reserve(principal);
         try {
           await deps.hub.ready();
         } catch (error) {
+          slot.release();
           throw new ApiError(503, 'events_unavailable', `The event stream is unavailable: ${redactSecrets(errorMessage(error))}. Retry shortly.`, {
             headers: { 'Retry-After': '2' },
           });
         }
-        openAllStream(deps, db, principal?.project ?? null, req, res);
+        let unwatch = () => {};
+        const stream = slot.open(req, res, () => unwatch());
+        unwatch = openAllStream(deps, db, principal?.project ?? null, stream);
       },
     }),
   ];
@@ -151,22 +155,13 @@ const BATCH = 1000;
  * hinted meanwhile (a busy reader remembers "again"). Hints are watched BEFORE the baseline is
  * read, so a transition committed in between is either in the baseline or hinted afterwards.
  */
-function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope: string | null, req: express.Request, res: express.Response): void {
+function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope: string | null, stream: EventStream): () => void {
   const lastSeq = new Map<string, number>();
   const dirty = new Set<string>();
   let rescan = false;
   let ready = false;
   let running = false;
-  let ended = false;
-
-  res.status(200);
-  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-cache, no-transform');
-  res.setHeader('Connection', 'keep-alive');
-  res.setHeader('X-Accel-Buffering', 'no');
-  res.flushHeaders();
-  req.socket.setNoDelay(true);
-  res.write('retry: 2000\n: connected\n\n');
+  const ended = stream.ended;
 
   const Known = z.object({ id: z.string(), seq: z.number() });
   const visible = sql.fragment`(${scope}::text is null or d.project = ${scope})`;
@@ -175,7 +170,7 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
     if (running || !ready) return;
     running = true;
     try {
-      while (!ended && (rescan || dirty.size > 0)) {
+      while (!ended() && (rescan || dirty.size > 0)) {
         if (rescan) {
           // the listener reconnected: hints were lost, and deployments may have been created
           rescan = false;
@@ -198,9 +193,9 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
           order by t.deployment_id, t.seq
           limit ${BATCH}`);
         for (const row of rows) {
-          if (ended) break;
+          if (ended()) break;
           if (row.seq <= (lastSeq.get(row.deployment_id) ?? 0)) continue;
-          res.write(`event: transition\ndata: ${JSON.stringify(row)}\n\n`);
+          stream.write(`event: transition\ndata: ${JSON.stringify(row)}\n\n`);
           lastSeq.set(row.deployment_id, row.seq);
         }
         if (rows.length === BATCH) for (const id of ids) dirty.add(id);
@@ -217,17 +212,6 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
     else dirty.add(deploymentId);
     void flush();
   });
-  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.sseHeartbeatMs);
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    clearInterval(heartbeat);
-    unwatch();
-    untrack();
-    res.end();
-  };
-  const untrack = deps.trackStream(end);
-  res.on('close', end);
 
   void db
     .any(sql.type(Known)`
@@ -241,6 +225,7 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
     })
     .catch((error: unknown) => {
       deps.log.warn({ err: { message: redactSecrets(errorMessage(error)) } }, 'opening the all-deployments stream failed');
-      end();
+      stream.end();
     });
+  return unwatch;
 }

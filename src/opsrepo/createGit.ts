@@ -3,23 +3,26 @@
 // would run code on every checkout, and an `ext::` remote would run a shell.
 import { simpleGit, type SimpleGit } from 'simple-git';
 
-/** Protocols git may use at all; a second line behind assertSafeRepoUrl (also covers redirects to other transports). */
-const ALLOWED_PROTOCOLS = 'https:http:ssh:git:file';
+/**
+ * Protocols git may use at all; a second line behind assertSafeRepoUrl (also covers redirects to
+ * other transports, and submodule or alternate URLs). `file` only when the operator allows it.
+ */
+const allowedProtocols = (allowFile: boolean) => (allowFile ? 'https:http:ssh:git:file' : 'https:http:ssh:git');
 
 /** The guarded GIT_* variables we set on purpose; simple-git strips every other GIT_* variable. */
-const GIT_ENVIRONMENT = {
+const gitEnvironment = (allowFile: boolean) => ({
   // Never ask for a user name or password on a terminal: fail instead (a daemon has no one to answer).
   GIT_TERMINAL_PROMPT: '0',
-  GIT_ALLOW_PROTOCOL: ALLOWED_PROTOCOLS,
+  GIT_ALLOW_PROTOCOL: allowedProtocols(allowFile),
   // ssh prompts for host keys and passphrases through SSH_ASKPASS or the tty; without a tty it
   // fails, which is what we want. Locale fixed so error classification sees English messages.
   LC_ALL: 'C',
-};
+});
 
 // Variables that name a program git may run (simple-git refuses a task that passes them).
 const PROGRAM_VARIABLES = new Set(['EDITOR', 'VISUAL', 'PAGER', 'PREFIX', 'SSH_ASKPASS']);
 
-function childEnvironment(): Record<string, string> {
+function childEnvironment(allowFile: boolean): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     // Ambient GIT_* variables (GIT_DIR, GIT_SSH_COMMAND, GIT_CONFIG_*) could redirect or hijack
@@ -29,7 +32,7 @@ function childEnvironment(): Record<string, string> {
     if (value === undefined || upper.startsWith('GIT_') || PROGRAM_VARIABLES.has(upper)) continue;
     env[key] = value;
   }
-  return { ...env, ...GIT_ENVIRONMENT };
+  return { ...env, ...gitEnvironment(allowFile) };
 }
 
 export interface CreateGitOptions {
@@ -37,6 +40,8 @@ export interface CreateGitOptions {
   readonly signal?: AbortSignal;
   /** Kill git when it prints nothing for this long (a stalled remote). */
   readonly timeoutMs: number;
+  /** KEELSON_ALLOW_FILE_REPOS: whether git may use the file transport. */
+  readonly allowFileRepos: boolean;
 }
 
 export function createGit(options: CreateGitOptions): SimpleGit {
@@ -47,8 +52,8 @@ export function createGit(options: CreateGitOptions): SimpleGit {
     // hooks from init.templateDir; core.hooksPath may point anywhere) and no fsmonitor command.
     config: ['core.hooksPath=/dev/null', 'core.fsmonitor=false'],
     unsafe: { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true },
-    allowEnvironment: Object.keys(GIT_ENVIRONMENT),
+    allowEnvironment: Object.keys(gitEnvironment(options.allowFileRepos)),
     timeout: { block: options.timeoutMs },
     ...(options.signal ? { abort: options.signal } : {}),
-  }).env(childEnvironment());
+  }).env(childEnvironment(options.allowFileRepos));
 }

@@ -10,6 +10,10 @@
 //   keelson process its own dataDir.
 // - The row records last_synced_at / last_sha / last_error; every string written anywhere is
 //   redacted first (URLs may carry tokens).
+// - Limits, because a repository is someone else's data: each clone or fetch has an overall
+//   deadline (fetchTimeoutMs, besides git's own inactivity timeout) and the checkout a size
+//   limit (maxRepoBytes) measured while git writes; git is killed past either. file:// URLs only
+//   when the operator allows them (allowFileRepos).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +27,9 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { classifyGitError } from './classifyGitError.ts';
 import { createGit } from './createGit.ts';
+import { dirSize } from './dirSize.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from './repoUrl.ts';
+import { branchProblem } from '../tenancy/inputRules.ts';
 import { getOpsRepoForSync, type OpsRepoForSync } from './sql/getOpsRepoForSync.ts';
 import { recordOpsRepoFailed } from './sql/recordOpsRepoFailed.ts';
 import { recordOpsRepoSynced } from './sql/recordOpsRepoSynced.ts';
@@ -56,7 +62,18 @@ export interface OpsRepoManagerDeps {
   metrics?: Metrics;
   /** Kill a git command that prints nothing for this long; default 120 s. */
   gitTimeoutMs?: number;
+  /** KEELSON_GIT_FETCH_TIMEOUT: a clone or fetch, however chatty, is killed after this long; default 5 min. */
+  fetchTimeoutMs?: number;
+  /** KEELSON_GIT_MAX_REPO_BYTES: a checkout (with its .git) larger than this is refused and removed; default 1 GiB. */
+  maxRepoBytes?: number;
+  /** KEELSON_ALLOW_FILE_REPOS: whether file:// URLs may be synced; default false. */
+  allowFileRepos?: boolean;
 }
+
+export const DEFAULT_FETCH_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_MAX_REPO_BYTES = 1024 * 1024 * 1024;
+/** How often the checkout is measured while git writes it. */
+const SIZE_POLL_MS = 200;
 
 /** Written into `.git/` of each checkout: what it was synced from, to notice a changed row. */
 const CheckoutStamp = z.object({ urlHash: z.string(), branch: z.string() });
@@ -65,16 +82,13 @@ const STAMP_FILE = 'keelson-sync.json';
 
 const RepoId = z.string().uuid();
 
-// git check-ref-format rules that matter here, plus no leading '-' (option injection).
-// eslint-disable-next-line no-control-regex -- control characters are exactly what we refuse
-const UNSAFE_BRANCH = /(^-)|(^\/)|(\/$)|(\.\.)|(@\{)|(\.lock$)|(\/\.)|(^\.)|[\s~^:?*[\\\u0000-\u001f\u007f]/;
-
 function assertSafeBranch(branch: string): void {
-  if (branch.length === 0 || branch.length > 255 || UNSAFE_BRANCH.test(branch)) {
-    throw new TerminalError(
-      `Ops repo branch ${JSON.stringify(branch)} is not a valid branch name (it must not start with "-" or contain spaces, "..", "~^:?*[\\"). Set ops_repos.branch to an existing branch.`,
-      { code: 'repo_branch_invalid' },
-    );
+  // the same rule as the API and the database (git check-ref-format, no leading '-')
+  const problem = branchProblem(branch);
+  if (problem) {
+    throw new TerminalError(`Ops repo branch ${JSON.stringify(branch)} is not a valid branch name: ${problem}. Set ops_repos.branch to an existing branch.`, {
+      code: 'repo_branch_invalid',
+    });
   }
 }
 
@@ -109,6 +123,10 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
   const { db, metrics } = deps;
   const reposDir = path.resolve(deps.dataDir, 'ops-repos');
   const timeoutMs = deps.gitTimeoutMs ?? 120_000;
+  const fetchTimeoutMs = deps.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+  const maxRepoBytes = deps.maxRepoBytes ?? DEFAULT_MAX_REPO_BYTES;
+  const allowFileRepos = deps.allowFileRepos ?? false;
+  const gitOptions = (baseDir: string, signal: AbortSignal) => ({ baseDir, signal, timeoutMs, allowFileRepos });
   const log = deps.log.child({ component: 'opsrepo' });
   /** The sync callers may join, per repo. */
   const flights = new Map<string, Flight>();
@@ -127,7 +145,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
   async function checkoutHead(dir: string, signal: AbortSignal): Promise<string | null> {
     if (!existsSync(path.join(dir, '.git'))) return null;
     try {
-      return (await createGit({ baseDir: dir, signal, timeoutMs }).revparse(['--verify', 'HEAD^{commit}'])).trim();
+      return (await createGit(gitOptions(dir, signal)).revparse(['--verify', 'HEAD^{commit}'])).trim();
     } catch (error) {
       if (signal.aborted) throw abortedError(signal.reason);
       log.warn({ opsRepoDir: dir, err: redactRepoUrl(errorMessage(error)) }, 'ops repo checkout is unusable; it will be cloned again');
@@ -135,7 +153,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     }
   }
 
-  async function clone(row: OpsRepoForSync, dir: string, signal: AbortSignal): Promise<string> {
+  async function clone(row: OpsRepoForSync, dir: string, signal: AbortSignal, checkSize: (root: string) => Promise<void>): Promise<string> {
     await mkdir(reposDir, { recursive: true });
     // Leftovers of a process killed mid-clone. Names cannot contain '.', so the prefix is exact.
     for (const entry of await readdir(reposDir)) {
@@ -145,9 +163,11 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     }
     const tmp = await mkdtemp(path.join(reposDir, `.clone.${row.name}.`));
     try {
-      const git = createGit({ baseDir: reposDir, signal, timeoutMs });
+      const git = createGit(gitOptions(reposDir, signal));
       await git.clone(row.repo_url, tmp, ['--no-tags', '--single-branch', '--branch', row.branch]);
-      const sha = (await createGit({ baseDir: tmp, signal, timeoutMs }).revparse(['--verify', 'HEAD^{commit}'])).trim();
+      // a small repo is done before the first measurement: measure before it takes its place
+      await checkSize(tmp);
+      const sha = (await createGit(gitOptions(tmp, signal)).revparse(['--verify', 'HEAD^{commit}'])).trim();
       await writeStamp(tmp, row);
       if (existsSync(dir)) {
         // A broken checkout (HEAD unreadable): move it aside first so the swap is two renames.
@@ -170,23 +190,26 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     await writeFile(path.join(dir, '.git', STAMP_FILE), JSON.stringify(stamp));
   }
 
-  async function fetchAndReset(row: OpsRepoForSync, dir: string, signal: AbortSignal): Promise<string> {
+  async function fetchAndReset(row: OpsRepoForSync, dir: string, signal: AbortSignal, checkSize: (root: string) => Promise<void>): Promise<string> {
     // Only this process touches the checkout and the per-repo mutex is held, so an index.lock
     // here is a leftover of a git killed mid-reset (abort, timeout, crash): remove it, or every
     // later reset fails until someone deletes it by hand.
     await rm(path.join(dir, '.git', 'index.lock'), { force: true });
-    const git = createGit({ baseDir: dir, signal, timeoutMs });
+    const git = createGit(gitOptions(dir, signal));
     // The row may have a new URL since the clone; `--` because the URL is data, not an option.
     await git.raw(['remote', 'set-url', 'origin', '--', row.repo_url]);
     const remoteRef = `refs/remotes/origin/${row.branch}`;
     // An explicit refspec: the clone was --single-branch, and the branch may have changed since.
     await git.raw(['fetch', '--no-tags', '--prune', '--force', 'origin', '--', `+refs/heads/${row.branch}:${remoteRef}`]);
+    await checkSize(dir);
     const sha = (await git.revparse(['--verify', `${remoteRef}^{commit}`])).trim();
     // Hard reset, never merge: rewritten history on the remote is followed as is.
     await git.raw(['reset', '--hard', '--quiet', sha]);
     // Files the commit does not have (left by an older commit's ignore rules, or by hand) would
     // otherwise be rendered as manifests.
     await git.raw(['clean', '-ffdxq']);
+    // the working tree counts too: a small pack may hold a file that checks out huge
+    await checkSize(dir);
     await writeStamp(dir, row);
     return sha;
   }
@@ -197,6 +220,60 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     } catch (dbError) {
       log.error({ opsRepo: row.name, err: redactRepoUrl(errorMessage(dbError)) }, 'could not record the ops repo sync failure');
     }
+  }
+
+  /**
+   * The overall deadline and the size limit of one clone or fetch. `signal` aborts (and git is
+   * killed) with the KeelsonError to report; `check` measures a finished checkout once more.
+   * While a clone runs, its temp dir (`watchPrefix` inside `watchDir`) is what grows.
+   */
+  function guardLimits(name: string, watchDir: string, watchPrefix: string | null) {
+    const controller = new AbortController();
+    const tooLarge = (bytes: number) =>
+      new TerminalError(
+        `Ops repo "${name}" is larger than the limit of ${maxRepoBytes} bytes (KEELSON_GIT_MAX_REPO_BYTES) at ${bytes} bytes or more; the checkout was removed. Make the repository smaller or raise the limit.`,
+        { code: 'repo_too_large' },
+      );
+    const deadline = setTimeout(() => {
+      controller.abort(
+        new TransientError(
+          `Syncing ops repo "${name}" took longer than ${Math.round(fetchTimeoutMs / 1000)} s (KEELSON_GIT_FETCH_TIMEOUT) and was stopped; it will be retried. A repository this slow to fetch may be too large or its remote too slow.`,
+          { code: 'repo_timeout' },
+        ),
+      );
+    }, fetchTimeoutMs);
+    const measure = async (root: string): Promise<number> => await dirSize(root, maxRepoBytes);
+    let measuring = false;
+    const poll = setInterval(() => {
+      if (measuring || controller.signal.aborted) return;
+      measuring = true;
+      void (async () => {
+        let root = watchDir;
+        if (watchPrefix !== null) {
+          const entry = (await readdir(watchDir).catch(() => [] as string[])).find((e) => e.startsWith(watchPrefix));
+          if (!entry) return;
+          root = path.join(watchDir, entry);
+        }
+        const bytes = await measure(root);
+        if (bytes > maxRepoBytes && !controller.signal.aborted) controller.abort(tooLarge(bytes));
+      })().finally(() => {
+        measuring = false;
+      });
+    }, SIZE_POLL_MS);
+    return {
+      signal: controller.signal,
+      check: async (root: string) => {
+        const bytes = await measure(root);
+        if (bytes > maxRepoBytes) {
+          controller.abort(tooLarge(bytes));
+          throw tooLarge(bytes);
+        }
+      },
+      stop: () => {
+        clearTimeout(deadline);
+        clearInterval(poll);
+      },
+    };
   }
 
   async function runSync(repoId: string, freshness: Freshness, signal: AbortSignal): Promise<SyncResult> {
@@ -226,7 +303,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     const result = (sha: string, fetched: boolean): SyncResult => ({ repoId: row.id, name: row.name, dir, path: row.path, sha, fetched });
     let head: string | null;
     try {
-      assertSafeRepoUrl(row.repo_url);
+      assertSafeRepoUrl(row.repo_url, { allowFileRepos });
       assertSafeBranch(row.branch);
       head = await checkoutHead(dir, signal);
       if (freshness !== FORCE && (row.fresh || freshness === REUSE) && head !== null) {
@@ -239,10 +316,16 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
       }
       const started = performance.now();
       let sha: string;
+      const limits = guardLimits(row.name, head === null ? reposDir : dir, head === null ? `.clone.${row.name}.` : null);
+      const gitSignal = AbortSignal.any([signal, limits.signal]);
       try {
-        sha = head === null ? await clone(row, dir, signal) : await fetchAndReset(row, dir, signal);
+        sha = head === null ? await clone(row, dir, gitSignal, limits.check) : await fetchAndReset(row, dir, gitSignal, limits.check);
       } catch (error) {
         if (signal.aborted) throw abortedError(signal.reason);
+        if (limits.signal.aborted) {
+          if ((limits.signal.reason as KeelsonError).code === 'repo_too_large') await rm(dir, { recursive: true, force: true });
+          throw limits.signal.reason as KeelsonError;
+        }
         if (error instanceof KeelsonError) throw error;
         if (!(error instanceof GitError)) {
           // fs errors (disk full, permissions): not the remote's fault, but retrying may help.
@@ -252,6 +335,8 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
           );
         }
         throw classifyGitError(error, { repoName: row.name, repoUrl: row.repo_url, branch: row.branch, hadCheckout: head !== null });
+      } finally {
+        limits.stop();
       }
       metrics?.gitSyncDuration.observe({ repo: row.name }, (performance.now() - started) / 1000);
       try {

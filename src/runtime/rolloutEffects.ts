@@ -8,6 +8,7 @@ import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
 import { renderManifests } from '../render/renderManifests.ts';
+import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import type { Effects } from './effects.ts';
 
 export interface RolloutEffectsDeps {
@@ -47,12 +48,27 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         deploymentId: input.deploymentId,
         valuesOverride: desired.valuesOverride,
       });
+      // pipelines write rows by SQL: the project's policy is checked here, before anything is applied
+      await enforcePolicy(db, {
+        project: desired.project,
+        namespace: desired.namespace,
+        opsRepo: checkout?.name ?? null,
+        manifestPath: desired.manifestPath,
+        objects: result.objects,
+      });
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
       return { objects: result.objects, files: result.files, prune: keelsonValues?.prune === true };
     },
 
     async apply(input, signal) {
-      const { inventory, changes } = await kube.apply(input.objects as KubeObject[], { namespace: input.namespace, deploymentId: input.deploymentId, signal });
+      // Adoption needs the manifest's keelson.dev/adopt annotation; the render step's policy check
+      // already refused that annotation where the project's policy does not allow adoption.
+      const { inventory, changes } = await kube.apply(input.objects as KubeObject[], {
+        namespace: input.namespace,
+        deploymentId: input.deploymentId,
+        signal,
+        allowAdopt: true,
+      });
       const changed = changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${describeRef(c.ref)}`);
       if (changed.length > 0) log.info({ deploymentId: input.deploymentId, changed }, 'applied changes');
       if (input.prune) {

@@ -66,10 +66,10 @@ describe('create and list', () => {
     expect(repo.status).toBe(201);
     const created = await h.request('POST', '/api/projects/shop/deployments', {
       token: promote,
-      body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'apps/shop', namespace: 'shop-qa-ns' },
+      body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'shop/apps', namespace: 'shop-qa-ns' },
     });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'apps/shop', namespace: 'shop-qa-ns' });
+    expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'shop/apps', namespace: 'shop-qa-ns' });
   });
 
   it.each([
@@ -335,6 +335,17 @@ describe('idempotency', () => {
     const { rows } = await h.pg.query("select generation from deployments where environment = 'idem-race'");
     expect(rows[0]).toEqual({ generation: '2' });
     expect(await auditRows('deployment.update', 'shop/idem-race')).toHaveLength(1);
+  });
+
+  it('forgets a key older than the TTL (24 h): the request executes again', async () => {
+    await h.pg.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = 'key-1'");
+    const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:12' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('idempotent-replayed')).toBeNull();
+    expect(response.body.image_ref).toBe('x:12');
+    // and the key is fresh again: a retry replays
+    const retry = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:12' }, headers: { 'idempotency-key': 'key-1' } });
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
   });
 
   it('scopes keys by token: another token with the same key executes on its own', async () => {

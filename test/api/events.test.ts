@@ -10,7 +10,7 @@ let id: string;
 const streams: SseStream[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ sseHeartbeatMs: 100 });
+  h = await startHarness({ streamLimits: { heartbeatMs: 100 } });
   read = await h.token(['deploy:read'], null, 'viewer');
   id = await h.insertDeployment('shop', 'staging');
   await h.insertDeployment('shop', 'other');

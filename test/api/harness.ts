@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import type { Server } from 'node:http';
 import pg from 'pg';
 import { createApp, type ApiApp, type ApiDeps } from '../../src/api/app.ts';
+import { answerClientError } from '../../src/api/httpErrors.ts';
 import { createToken, type Permission } from '../../src/api/tokens.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -58,6 +59,7 @@ export async function startHarness(deps: Partial<Omit<ApiDeps, 'db' | 'databaseU
   const log = createLogger({ level: 'debug', format: 'json', destination });
   const api = createApp({ db: t.db, databaseUrl: t.url, log, metrics: createMetrics(), ...deps });
   const server: Server = api.app.listen(0, '127.0.0.1');
+  server.on('clientError', answerClientError);
   await once(server, 'listening');
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new pg.Client({ connectionString: t.url });

@@ -1,8 +1,10 @@
-// Ops repo admin endpoints: CRUD, repo_url validation, credential redaction, the sync webhook.
+// Ops repo admin endpoints: CRUD, repo_url validation, credential redaction, the write-only
+// webhook secret, file:// only where the operator allows it, the admin sync.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness.ts';
 
 const GIT_SECRET = 'glpat-s3cr3t-value';
+const WEBHOOK_SECRET = 'whsec-0123456789abcdef-never-shown';
 let h: Harness;
 let bare: Harness;
 let admin: string;
@@ -12,6 +14,7 @@ let syncFails = false;
 
 beforeAll(async () => {
   h = await startHarness({
+    allowFileRepos: true,
     opsRepos: {
       sync: async (id, options) => {
         syncCalls.push([id, options]);
@@ -26,7 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  expect(h.leaks([GIT_SECRET, admin])).toEqual([]);
+  expect(h.leaks([GIT_SECRET, WEBHOOK_SECRET, admin])).toEqual([]);
   expect(bare.leaks([bareAdmin])).toEqual([]);
   await h.close();
   await bare.close();
@@ -90,13 +93,36 @@ describe('ops repos', () => {
     expect((await h.pg.query("select 1 from ops_repos where name <> 'ops'")).rows).toHaveLength(0);
   });
 
-  it('accepts ssh, scp-like and file forms', async () => {
+  it('keeps the webhook secret write-only: stored, never returned, audited as "set"', async () => {
+    const response = await h.request('PATCH', `/api/admin/ops-repos/${id}`, { token: admin, body: { webhook_secret: WEBHOOK_SECRET } });
+    expect(response.status).toBe(200);
+    expect(response.body.webhook_secret_set).toBe(true);
+    expect(JSON.stringify(response.body)).not.toContain(WEBHOOK_SECRET);
+    expect((await h.pg.query('select webhook_secret from ops_repos where id = $1', [id])).rows[0].webhook_secret).toBe(WEBHOOK_SECRET);
+    const rows = await audit('ops_repo.update');
+    expect(rows.at(-1).payload).toEqual({ webhook_secret: 'set' });
+    const listed = await h.request('GET', '/api/admin/ops-repos', { token: admin });
+    expect(listed.body.items[0].webhook_secret_set).toBe(true);
+    const short = await h.request('PATCH', `/api/admin/ops-repos/${id}`, { token: admin, body: { webhook_secret: 'short' } });
+    expect(short.status).toBe(400);
+    expect(short.body.error.details[0].field).toBe('webhook_secret');
+  });
+
+  it('accepts ssh, scp-like and file forms (file:// where the operator allows it)', async () => {
     for (const [name, url] of [['ssh', 'ssh://git@git.example/ops.git'], ['scp', 'git@git.example:org/ops.git'], ['local', 'file:///srv/git/ops.git']]) {
       const response = await h.request('POST', '/api/admin/ops-repos', { token: admin, body: { name, repo_url: url } });
       expect(response.status).toBe(201);
       expect(response.body.repo_url).toBe(url);
       expect((await h.request('DELETE', `/api/admin/ops-repos/${response.body.id}`, { token: admin })).status).toBe(204);
     }
+  });
+
+  it('refuses file:// by default, naming the setting, and creates nothing', async () => {
+    const response = await bare.request('POST', '/api/admin/ops-repos', { token: bareAdmin, body: { name: 'local', repo_url: 'file:///srv/git/ops.git' } });
+    expect(response.status).toBe(400);
+    expect(response.body.error.details).toEqual([{ field: 'repo_url', message: expect.stringContaining('KEELSON_ALLOW_FILE_REPOS') }]);
+    expect(response.body.error.message).toMatch(/file:\/\/ URLs reach any path/);
+    expect((await bare.pg.query("select 1 from ops_repos where name = 'local'")).rows).toHaveLength(0);
   });
 
   it('answers 409 for a taken name, 404 for an unknown id and 400 for a malformed id', async () => {

@@ -34,14 +34,13 @@ describe('health and readiness', () => {
     try {
       const down = await h.request('GET', '/readyz');
       expect(down.status).toBe(503);
-      expect(down.body.checks).toEqual({ database: 'up', runtime: 'down' });
-      expect(down.body.errors[0]).toMatch(/^runtime:/);
+      expect(down.body).toEqual({ status: 'not_ready', checks: { database: 'up', runtime: 'down' } });
     } finally {
       listening = true;
     }
   });
 
-  it('GET /readyz is 503 naming the database when it does not answer', async () => {
+  it('GET /readyz is 503 naming the database when it does not answer, and discloses no error text or address', async () => {
     // a pool whose every query fails, as one does while PostgreSQL is unreachable
     const failing = (async () => {
       throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
@@ -54,9 +53,9 @@ describe('health and readiness', () => {
       const address = server.address() as { port: number };
       const response = await fetch(`http://127.0.0.1:${address.port}/readyz`);
       expect(response.status).toBe(503);
-      const body = (await response.json()) as { checks: { database: string; runtime: string }; errors: string[] };
-      expect(body.checks).toEqual({ database: 'down', runtime: 'absent' });
-      expect(body.errors[0]).toMatch(/^database: .*ECONNREFUSED/);
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({ status: 'not_ready', checks: { database: 'down', runtime: 'absent' } });
+      expect(text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|5432/);
     } finally {
       await api.close();
       server.closeAllConnections();
@@ -127,5 +126,62 @@ describe('errors', () => {
     const response = await h.request('GET', '/api/nope');
     expect(response.status).toBe(404);
     expect(response.body).toEqual({ error: { code: 'not_found', message: expect.stringContaining('/openapi.json') } });
+  });
+
+  it('answers a method a known path does not serve with 405 and Allow, and OPTIONS with 204 and Allow', async () => {
+    const put = await h.request('PUT', '/api/projects/shop/deployments/prod');
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH, OPTIONS');
+    expect(put.body).toEqual({ error: { code: 'method_not_allowed', message: 'PUT is not supported on /api/projects/shop/deployments/prod; use GET, HEAD, PATCH, OPTIONS.' } });
+    expect((await h.request('DELETE', '/healthz')).headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+    const options = await h.request('OPTIONS', '/api/admin/ops-repos');
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS');
+  });
+
+  it('types query parameters: an unknown one, an array, or a repeated one is a 400 naming it', async () => {
+    const token = await h.token(['deploy:read'], null, 'query-reader');
+    for (const [query, field] of [['project[]=zzz', 'query.project[]'], ['project=a&project=b', 'query.project'], ['projekt=a', 'query.projekt']]) {
+      const response = await h.request('GET', `/api/deployments?${query}`, { token });
+      expect(response.status, query).toBe(400);
+      expect(response.body.error.details.map((d: { field: string }) => d.field), query).toContain(field);
+    }
+    expect((await h.request('GET', '/api/machine?x=1', { token })).status).toBe(400);
+  });
+
+  it('refuses two Authorization headers in the error shape, before looking at either', async () => {
+    const token = await h.token(['deploy:read'], null, 'twice');
+    const socket = (await import('node:net')).connect(Number(new URL(h.baseUrl).port), '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.write(`GET /api/deployments HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(text).toMatch(/^HTTP\/1\.1 400/);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).error).toEqual({
+      code: 'invalid_request',
+      message: 'The request has more than one Authorization header; send exactly one.',
+      details: [{ field: 'Authorization', message: 'expected exactly one Authorization header' }],
+    });
+  });
+
+  it('answers malformed HTTP in the error shape too', async () => {
+    const socket = (await import('node:net')).connect(Number(new URL(h.baseUrl).port), '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.write('GET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n');
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'invalid_request', message: 'The request is not valid HTTP/1.1.' } });
+  });
+});
+
+describe('unauthenticated endpoints disclose nothing', () => {
+  it('/healthz, /readyz and /metrics carry no error text, file paths, URLs or addresses', async () => {
+    await h.request('GET', '/api/projects/x/deployments'); // a 401 counted in the metrics
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const { text } = await h.request('GET', path);
+      expect(text, path).not.toMatch(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|:\/\/|\/(tmp|home|work|root|var|etc|usr)\/|node_modules|Error:|ECONN/);
+      expect(text, path).not.toContain(new URL(h.t.url).hostname === 'localhost' ? 'localhost:' : new URL(h.t.url).host);
+    }
   });
 });

@@ -74,7 +74,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(sim.kubeconfigYaml());
       kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100 });
-      const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log });
+      const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log, allowFileRepos: true });
       runtime = createRuntime({
         db: t.db,
         databaseUrl: t.url,
@@ -191,6 +191,13 @@ export interface RowInput {
 }
 
 export async function insertRow(db: Db, input: RowInput): Promise<string> {
+  if (input.manifestPath) {
+    // A shared template folder (several projects render `web`) needs an admin's say-so: the
+    // default project policy admits only the project's own folder (docs/security.md).
+    await db.query(sql.unsafe`
+      insert into projects (name, manifest_paths) values (${input.project}, ${sql.array([input.project, `${input.project}/**`, input.manifestPath], 'text')})
+      on conflict (name) do update set manifest_paths = array(select distinct unnest(projects.manifest_paths || excluded.manifest_paths))`);
+  }
   return await db.oneFirst(sql.type(z.object({ id: z.string() }))`
     insert into deployments (project, environment, image_ref, ops_repo_id, manifest_path, auto_rollback, values_override)
     values (${input.project}, ${input.environment ?? 'prod'}, ${input.image}, ${input.opsRepoId ?? null},

@@ -19,6 +19,11 @@ export interface Harness {
   readonly metrics: Metrics;
   readonly manager: OpsRepoManager;
   insertRepo(row: { name: string; repo_url: string; branch?: string; path?: string; sync_interval_s?: number }): Promise<string>;
+  /**
+   * Drops the database's URL and branch checks (a database restored from before migration 0003,
+   * or altered by hand), to prove the syncer refuses such rows on its own.
+   */
+  dropRowChecks(): Promise<void>;
   getRepo(id: string): Promise<OpsRepoRow>;
   /** Number of fetches/clones (outcome=fetched) recorded for a repo. */
   fetchCount(name: string): Promise<number>;
@@ -32,7 +37,7 @@ export async function createHarness(): Promise<Harness> {
   const logLines: string[] = [];
   const log = createLogger({ level: 'debug', format: 'json', destination: { write: (line: string) => void logLines.push(line) } });
   const metrics = createMetrics();
-  const manager = createOpsRepoManager({ db: database.db, dataDir, log, metrics, gitTimeoutMs: 20_000 });
+  const manager = createOpsRepoManager({ db: database.db, dataDir, log, metrics, gitTimeoutMs: 20_000, allowFileRepos: true });
   return {
     database,
     dataDir,
@@ -45,6 +50,10 @@ export async function createHarness(): Promise<Harness> {
         insert into ops_repos (name, repo_url, branch, path, sync_interval_s)
         values (${row.name}, ${row.repo_url}, ${row.branch ?? 'main'}, ${row.path ?? ''}, ${row.sync_interval_s ?? 0})
         returning id`);
+    },
+    async dropRowChecks() {
+      await database.db.query(sql.unsafe`
+        alter table ops_repos drop constraint if exists ops_repos_repo_url_safe, drop constraint if exists ops_repos_branch_ref_format`);
     },
     async getRepo(id) {
       return await database.db.one(sql.type(OpsRepoRow)`

@@ -29,7 +29,7 @@ describe('assertSafeRepoUrl', () => {
   ])('refuses %j with a terminal repo_url_unsafe error', (url) => {
     let thrown: unknown;
     try {
-      assertSafeRepoUrl(url);
+      assertSafeRepoUrl(url, { allowFileRepos: true });
     } catch (error) {
       thrown = error;
     }
@@ -51,13 +51,21 @@ describe('assertSafeRepoUrl', () => {
     ['github.com:acme/ops.git'],
     ['HTTPS://github.com/acme/ops.git'],
   ])('allows %j', (url) => {
-    expect(() => assertSafeRepoUrl(url)).not.toThrow();
+    expect(() => assertSafeRepoUrl(url, { allowFileRepos: true })).not.toThrow();
+  });
+
+  it('refuses file:// unless the operator allows file repos, saying how to allow them', () => {
+    expect(() => assertSafeRepoUrl('file:///srv/git/ops.git', { allowFileRepos: false })).toThrow(/KEELSON_ALLOW_FILE_REPOS/);
+    expect(() => assertSafeRepoUrl('FILE:///srv/git/ops.git', { allowFileRepos: false })).toThrow(/KEELSON_ALLOW_FILE_REPOS/);
+    expect(() => assertSafeRepoUrl('file:///srv/git/ops.git', { allowFileRepos: true })).not.toThrow();
+    // a plain path is file access too, and is refused either way
+    expect(() => assertSafeRepoUrl('/srv/git/ops.git', { allowFileRepos: true })).toThrow(/file:\/\//);
   });
 
   it('never echoes credentials of a refused URL', () => {
-    expect(() => assertSafeRepoUrl('ftp://bob:hunter2@example.com/repo')).toThrow(/ftp:\/\/bob:\*\*\*@example\.com/);
+    expect(() => assertSafeRepoUrl('ftp://bob:hunter2@example.com/repo', { allowFileRepos: true })).toThrow(/ftp:\/\/bob:\*\*\*@example\.com/);
     try {
-      assertSafeRepoUrl('ftp://bob:hunter2@example.com/repo');
+      assertSafeRepoUrl('ftp://bob:hunter2@example.com/repo', { allowFileRepos: true });
     } catch (error) {
       expect((error as Error).message).not.toContain('hunter2');
     }
