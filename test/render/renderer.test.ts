@@ -1,35 +1,19 @@
+// What a render produces and refuses: which files, variables and values layering, labels, errors
+// with file and line, path confinement, and the built-in template. Ops repo renders go through the
+// real render process (renderer.ts).
 import { afterAll, describe, expect, it } from 'vitest';
-import { TerminalError, type KeelsonError } from '../../src/errors.ts';
-import { renderManifests, type RenderInput, type RenderResult } from '../../src/render/renderManifests.ts';
-import { cleanupRepos, cm, DEPLOYMENT_ID, makeRepo, outsideFile } from './fixtures.ts';
+import { createRenderer, type RenderInput, type RenderResult } from '../../src/render/renderer.ts';
+import { cleanupRepos, cm, DEPLOYMENT_ID, makeRepo, outsideFile, renderError, renderInput } from './fixtures.ts';
 
-afterAll(cleanupRepos);
+const renderer = createRenderer();
+const renderManifests = (input: RenderInput) => renderer.render(input);
 
-function input(root: string | null, overrides: Partial<RenderInput> = {}): RenderInput {
-  return {
-    root,
-    basePath: '',
-    manifestPath: null,
-    imageRef: 'registry.example/api:1.2.3',
-    project: 'api',
-    environment: 'prod',
-    namespace: 'api-prod',
-    deploymentId: DEPLOYMENT_ID,
-    valuesOverride: {},
-    ...overrides,
-  };
-}
+afterAll(async () => {
+  await renderer.close();
+  cleanupRepos();
+});
 
-async function renderError(promise: Promise<RenderResult>): Promise<KeelsonError> {
-  let result: RenderResult | undefined;
-  try {
-    result = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(TerminalError);
-    return error as KeelsonError;
-  }
-  throw new Error(`expected a terminal error, rendered ${JSON.stringify(result?.files)}`);
-}
+const input = renderInput;
 
 const names = (result: RenderResult) => result.objects.map((o) => `${o.kind}/${o.metadata.name}`);
 
