@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import type { RenderLimits } from './render/renderer.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -27,6 +28,28 @@ const duration = (min: number, max: number) =>
       return z.NEVER;
     }
     return ms;
+  });
+
+const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, Ki: 1024, MiB: 1024 ** 2, Mi: 1024 ** 2, GiB: 1024 ** 3, Gi: 1024 ** 3 };
+
+/** "512KiB", "10MiB", "1Gi" (binary units, as Kubernetes writes them) or a bare number of bytes → bytes. */
+export function parseByteSize(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(text.trim());
+  const factor = match ? BYTE_UNITS[match[2] ?? ''] : undefined;
+  if (!match || factor === undefined) return undefined;
+  return Math.round(Number(match[1]) * factor);
+}
+
+const MiB = 1024 ** 2;
+
+const byteSize = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const bytes = parseByteSize(text);
+    if (bytes === undefined || bytes < min || bytes > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512KiB, 10MiB or 1GiB, between ${min / 1024} KiB and ${max / MiB} MiB; got "${text}"` });
+      return z.NEVER;
+    }
+    return bytes;
   });
 
 const integer = (min: number, max: number) =>
@@ -63,6 +86,10 @@ const EnvSchema = z.object({
       'expected false, true, a number of proxy hops, or addresses/subnets such as loopback or 10.0.0.0/8 (comma-separated)',
     )
     .default('false'),
+  KEELSON_RENDER_TIMEOUT: duration(100, 600_000).default(10_000),
+  KEELSON_RENDER_MAX_HEAP: byteSize(16 * MiB, 16 * 1024 * MiB).default(128 * MiB),
+  KEELSON_RENDER_MAX_OBJECTS: integer(1, 100_000).default(1_000),
+  KEELSON_RENDER_MAX_BYTES: byteSize(64 * 1024, 1024 * MiB).default(10 * MiB),
 });
 
 export type Config = {
@@ -77,6 +104,7 @@ export type Config = {
   readonly maxConcurrentRollouts: number;
   readonly verifyTimeoutMs: number;
   readonly trustProxy: boolean | number | string;
+  readonly renderLimits: RenderLimits;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -92,6 +120,10 @@ export const FLAG_TO_ENV = {
   'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
   'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
+  'render-timeout': 'KEELSON_RENDER_TIMEOUT',
+  'render-max-heap': 'KEELSON_RENDER_MAX_HEAP',
+  'render-max-objects': 'KEELSON_RENDER_MAX_OBJECTS',
+  'render-max-bytes': 'KEELSON_RENDER_MAX_BYTES',
 } as const;
 
 function parseTrustProxy(text: string): boolean | number | string {
@@ -139,5 +171,11 @@ export function loadConfig(
     maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
     verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
+    renderLimits: {
+      timeoutMs: e.KEELSON_RENDER_TIMEOUT,
+      maxHeapBytes: e.KEELSON_RENDER_MAX_HEAP,
+      maxObjects: e.KEELSON_RENDER_MAX_OBJECTS,
+      maxBytes: e.KEELSON_RENDER_MAX_BYTES,
+    },
   };
 }

@@ -10,6 +10,7 @@ export const serveCommand: Command = {
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--kubeconfig <file>] [--data-dir ./.keelson]\n' +
     '              [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m] [--trust-proxy false]\n' +
+    '              [--render-timeout 10s] [--render-max-heap 128MiB] [--render-max-objects 1000] [--render-max-bytes 10MiB]\n' +
     '              [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));

@@ -6,13 +6,14 @@ import type { Db } from '../db/pool.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
-import { renderManifests } from '../render/renderManifests.ts';
+import type { Renderer } from '../render/renderer.ts';
 import type { Effects } from './effects.ts';
 
 export interface RolloutEffectsDeps {
   readonly db: Db;
   readonly kube: KubeClient;
   readonly opsRepos: OpsRepoManager;
+  readonly renderer: Renderer;
   readonly log: Logger;
   /** Fail-fast grace of verification (kube's DEFAULT_FAIL_FAST_GRACE_MS unless given); tests shorten it. */
   readonly failFastGraceMs?: number;
@@ -22,7 +23,7 @@ const sameRef = (a: ObjectRef, b: ObjectRef) =>
   a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && a.apiVersion.split('/')[0] === b.apiVersion.split('/')[0];
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
-  const { db, kube, opsRepos, log } = deps;
+  const { db, kube, opsRepos, renderer, log } = deps;
   return {
     async sync(input, signal) {
       if (!input.opsRepoId) return { sha: null };
@@ -38,7 +39,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       if (checkout && input.sha && checkout.sha !== input.sha) {
         log.debug({ deploymentId: input.deploymentId, synced: input.sha, rendering: checkout.sha }, 'ops repo moved between sync and render');
       }
-      const result = await renderManifests({
+      const result = await renderer.render({
         root: checkout?.dir ?? null,
         basePath: checkout?.path ?? '',
         manifestPath: desired.manifestPath,
@@ -48,7 +49,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         namespace: desired.namespace,
         deploymentId: input.deploymentId,
         valuesOverride: desired.valuesOverride,
-      });
+      }, { signal });
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
       return { objects: result.objects, files: result.files, prune: keelsonValues?.prune === true };
     },
