@@ -47,6 +47,7 @@ export function lockDown(): void {
   for (const member of PROCESS_MEMBERS) {
     if (member in proc && typeof proc[member] === 'function') Object.defineProperty(proc, member, { value: disabled(`process.${member}`), writable: false, configurable: false });
   }
+  Object.defineProperty(globals, 'eval', { value: disabled('eval'), writable: false, configurable: false });
   // the process is started with an empty environment already; freezing keeps it empty
   Object.defineProperty(proc, 'env', { value: Object.freeze({}), writable: false, configurable: false });
 }

@@ -135,14 +135,8 @@ export class OutputSlots {
   private fillScalar(node: Scalar, where: (node: YamlNode) => string): void {
     const text = node.value;
     if (typeof text !== 'string' || !this.hasToken(text)) return;
-    const outside = text.replace(this.pattern, '');
     const indexes = [...text.matchAll(this.pattern)].map((match) => Number(match[1]));
-    if (this.hasToken(outside) || indexes.some((index) => index >= this.values.length)) {
-      throw new TerminalError(
-        `${where(node)}: a filter changed the placeholder of a printed value (as \`| upper\` or \`| replace\` over a macro's output would); apply filters to values before printing them. Fix the template in the ops repo.`,
-        { code: 'render_template' },
-      );
-    }
+    if (indexes.length === 0 || indexes.some((index) => index >= this.values.length)) throw mangled(where(node));
     if (node.tag && node.tag !== STR_TAG) {
       throw new TerminalError(
         `${where(node)}: the YAML tag ${node.tag} cannot apply to a printed value; convert the value in the template instead (\`| int\`, \`| float\`, \`| string\`). Fix the template in the ops repo.`,
@@ -150,12 +144,19 @@ export class OutputSlots {
       );
     }
     const whole = this.whole.exec(text);
-    if (whole && node.type === Scalar.PLAIN && !node.tag) {
-      node.value = this.valueAt(Number(whole[1]));
-      return;
-    }
-    node.value = text.replace(this.pattern, (_match, inner: string) => this.textAt(Number(inner)));
+    const value = whole && node.type === Scalar.PLAIN && !node.tag ? this.valueAt(Number(whole[1])) : text.replace(this.pattern, (_match, inner: string) => this.textAt(Number(inner)));
+    // Values cannot hold the token (it is drawn after they are fixed): any left is a placeholder a
+    // filter altered, in the template text or in a string the template built from its output.
+    if (typeof value === 'string' && this.hasToken(value)) throw mangled(where(node));
+    node.value = value;
   }
+}
+
+function mangled(where: string): TerminalError {
+  return new TerminalError(
+    `${where}: a filter changed the placeholder of a printed value (as \`| upper\` over a macro's output or a {% filter %} block would); apply filters to values before printing them. Fix the template in the ops repo.`,
+    { code: 'render_template' },
+  );
 }
 
 export function outputTooLarge(maxChars: number): RenderFailure {

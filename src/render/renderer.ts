@@ -91,13 +91,20 @@ const PACKAGE_JSON = path.join(path.dirname(SOURCE_DIR), 'package.json');
 /** The node_modules that holds nunjucks (and yaml): keelson's dependencies, no secrets. */
 const MODULES_DIR = path.dirname(path.dirname(createRequire(import.meta.url).resolve('nunjucks/package.json')));
 
-/** Node flags of a render process: what it may read, and its heap. */
-export function renderProcessFlags(limits: Pick<RenderLimits, 'maxHeapBytes'>, extraReadable: readonly string[] = []): string[] {
-  return [
-    '--permission',
-    ...[SOURCE_DIR, MODULES_DIR, PACKAGE_JSON, ...extraReadable].map((dir) => `--allow-fs-read=${dir}`),
-    `--max-old-space-size=${Math.max(16, Math.round(limits.maxHeapBytes / MiB))}`,
-  ];
+/**
+ * How a render process is started: no environment (no DATABASE_URL, no KUBECONFIG, and no
+ * NODE_OPTIONS to override its heap), and Node flags for what it may read and its heap.
+ * `extraReadable` is for tests that start a probe in the same confinement.
+ */
+export function renderProcessOptions(limits: Pick<RenderLimits, 'maxHeapBytes'>, extraReadable: readonly string[] = []): { env: NodeJS.ProcessEnv; execArgv: string[] } {
+  return {
+    env: {},
+    execArgv: [
+      '--permission',
+      ...[SOURCE_DIR, MODULES_DIR, PACKAGE_JSON, ...extraReadable].map((dir) => `--allow-fs-read=${dir}`),
+      `--max-old-space-size=${Math.max(16, Math.round(limits.maxHeapBytes / MiB))}`,
+    ],
+  };
 }
 
 interface RenderProcess {
@@ -129,6 +136,12 @@ function fromRenderProcess(error: SerializedError): KeelsonError {
 
 const STDERR_TAIL = 4096;
 
+/** The line of a Node crash report that says what went wrong. */
+function firstError(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim());
+  return lines.find((line) => /^[A-Za-z]*Error\b|^FATAL/.test(line)) ?? lines.filter((line) => line !== '').at(-1) ?? 'no output';
+}
+
 export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, options: RendererOptions = {}): Renderer {
   const slots = new Semaphore(options.concurrency ?? Math.max(1, os.availableParallelism()));
   const running = new Set<ChildProcess>();
@@ -137,8 +150,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
 
   function start(): RenderProcess {
     const child = fork(ENTRY, [], {
-      env: {},
-      execArgv: renderProcessFlags(limits),
+      ...renderProcessOptions(limits),
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc', 'pipe', 'pipe'],
     });
@@ -152,7 +164,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
     const ready = new Promise<void>((resolve, reject) => {
       child.once('message', (message: ChildMessage) => (message.type === 'ready' ? resolve() : reject(new Error(`it said ${message.type} before ready`))));
       child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`it exited (${signal ?? `code ${code}`}) while starting: ${tail.trim().split('\n').at(-1) ?? ''}`)));
+      child.once('exit', (code, signal) => reject(new Error(`it exited (${signal ?? `code ${code}`}) while starting: ${firstError(tail)}`)));
     });
     ready.catch(() => undefined);
     return { child, ready, stderr: () => tail };
