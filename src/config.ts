@@ -2,6 +2,7 @@
 // checked here, once; a bad value stops start-up with the variable's name and what is accepted.
 import path from 'node:path';
 import { z } from 'zod';
+import { formatBytes, parseByteSize } from './bytes.ts';
 import { ConfigError } from './errors.ts';
 import type { RenderLimits } from './render/renderer.ts';
 
@@ -30,23 +31,13 @@ const duration = (min: number, max: number) =>
     return ms;
   });
 
-const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, Ki: 1024, MiB: 1024 ** 2, Mi: 1024 ** 2, GiB: 1024 ** 3, Gi: 1024 ** 3 };
-
-/** "512KiB", "10MiB", "1Gi" (binary units, as Kubernetes writes them) or a bare number of bytes → bytes. */
-export function parseByteSize(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(text.trim());
-  const factor = match ? BYTE_UNITS[match[2] ?? ''] : undefined;
-  if (!match || factor === undefined) return undefined;
-  return Math.round(Number(match[1]) * factor);
-}
-
 const MiB = 1024 ** 2;
 
 const byteSize = (min: number, max: number) =>
   z.string().transform((text, ctx) => {
     const bytes = parseByteSize(text);
     if (bytes === undefined || bytes < min || bytes > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a size such as 512KiB, 10MiB or 1GiB, between ${min / 1024} KiB and ${max / MiB} MiB; got "${text}"` });
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512KiB, 10MiB or 1GiB, between ${formatBytes(min)} and ${formatBytes(max)}; got "${text}"` });
       return z.NEVER;
     }
     return bytes;

@@ -2,6 +2,7 @@
 // gets (the variable, its flag and what is accepted).
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseByteSize } from '../src/bytes.ts';
 import { loadConfig, parseDuration } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 
@@ -19,6 +20,7 @@ describe('loadConfig', () => {
       maxConcurrentRollouts: 32,
       verifyTimeoutMs: 300_000,
       trustProxy: false,
+      renderLimits: { timeoutMs: 10_000, maxHeapBytes: 128 * 1024 ** 2, maxObjects: 1_000, maxBytes: 10 * 1024 ** 2 },
     });
     expect(loadConfig({}, {}, true).logFormat).toBe('pretty');
   });
@@ -34,6 +36,10 @@ describe('loadConfig', () => {
     [{ KEELSON_TRUST_PROXY: 'loopback, 10.0.0.0/8' }, { trustProxy: 'loopback, 10.0.0.0/8' }],
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '1' }, { maxConcurrentRollouts: 1 }],
     [{ DATABASE_URL: 'postgres://u:p@db:5432/keelson' }, { databaseUrl: 'postgres://u:p@db:5432/keelson' }],
+    [
+      { KEELSON_RENDER_TIMEOUT: '30s', KEELSON_RENDER_MAX_HEAP: '256Mi', KEELSON_RENDER_MAX_OBJECTS: '50', KEELSON_RENDER_MAX_BYTES: '512KiB' },
+      { renderLimits: { timeoutMs: 30_000, maxHeapBytes: 256 * 1024 ** 2, maxObjects: 50, maxBytes: 512 * 1024 } },
+    ],
   ])('accepts %j', (env, expected) => {
     expect(loadConfig(env, {}, false)).toMatchObject(expected);
   });
@@ -48,6 +54,10 @@ describe('loadConfig', () => {
     [{ KEELSON_MAX_CONCURRENT_ROLLOUTS: '0' }, 'KEELSON_MAX_CONCURRENT_ROLLOUTS / --max-concurrent-rollouts: expected an integer from 1 to 10000; got "0"'],
     [{ KEELSON_TRUST_PROXY: 'yes please' }, 'KEELSON_TRUST_PROXY / --trust-proxy: expected false, true, a number of proxy hops'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
+    [{ KEELSON_RENDER_TIMEOUT: '1h' }, 'KEELSON_RENDER_TIMEOUT / --render-timeout: expected a duration such as 500ms, 10s or 5m, between 100 ms and 600 s; got "1h"'],
+    [{ KEELSON_RENDER_MAX_HEAP: '128MB' }, 'KEELSON_RENDER_MAX_HEAP / --render-max-heap: expected a size such as 512KiB, 10MiB or 1GiB, between 16 MiB and 16 GiB; got "128MB"'],
+    [{ KEELSON_RENDER_MAX_OBJECTS: '0' }, 'KEELSON_RENDER_MAX_OBJECTS / --render-max-objects: expected an integer from 1 to 100000; got "0"'],
+    [{ KEELSON_RENDER_MAX_BYTES: '2GiB' }, 'KEELSON_RENDER_MAX_BYTES / --render-max-bytes: expected a size such as 512KiB, 10MiB or 1GiB, between 64 KiB and 1 GiB; got "2GiB"'],
   ])('refuses %j naming the variable and what is accepted', (env, message) => {
     let error: unknown;
     try {
@@ -85,5 +95,23 @@ describe('parseDuration', () => {
     ['1d', undefined],
   ])('%j → %j', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe('parseByteSize', () => {
+  it.each([
+    ['1048576', 1_048_576],
+    ['512B', 512],
+    ['512KiB', 512 * 1024],
+    ['10MiB', 10 * 1024 ** 2],
+    ['1.5GiB', 1.5 * 1024 ** 3],
+    ['128Mi', 128 * 1024 ** 2],
+    ['64 Ki', 64 * 1024],
+    ['10MB', undefined],
+    ['10mib', undefined],
+    ['-1MiB', undefined],
+    ['', undefined],
+  ])('%j → %j', (text, bytes) => {
+    expect(parseByteSize(text)).toBe(bytes);
   });
 });
