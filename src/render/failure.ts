@@ -27,3 +27,15 @@ export class FailureLog {
     return failure;
   }
 }
+
+/**
+ * A value quoted for a message, clipped: rendered values come from rows and repos anyone may
+ * fill, and an error message (stored with the deployment's state) must stay a sentence.
+ */
+export function quoted(value: unknown, max = 80): string {
+  return clipped(JSON.stringify(value) ?? String(value), max);
+}
+
+export function clipped(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -14,8 +14,9 @@
 // placeholder a filter has altered (`| upper` over a macro's output), rather than guessed at.
 import { randomBytes } from 'node:crypto';
 import { isAlias, isMap, isPair, isScalar, isSeq, Scalar, type Document, type Node as YamlNode, type YAMLMap } from 'yaml';
+import { formatBytes } from '../bytes.ts';
 import { TerminalError } from '../errors.ts';
-import { RenderFailure, type FailureLog } from './failure.ts';
+import { quoted, RenderFailure, type FailureLog } from './failure.ts';
 
 export type SlotValue = string | number | boolean;
 
@@ -176,22 +177,10 @@ function checkUniqueKeys(map: YAMLMap, where: (node: YamlNode) => string): void 
     if (!isScalar(pair.key)) continue;
     const key = String(pair.key.value);
     if (seen.has(key)) {
-      throw new TerminalError(`${where(pair.key)}: the key ${JSON.stringify(key)} appears twice in one mapping once the values are printed. Fix the template or the values.`, {
+      throw new TerminalError(`${where(pair.key)}: the key ${quoted(key)} appears twice in one mapping once the values are printed. Fix the template or the values.`, {
         code: 'render_yaml',
       });
     }
     seen.add(key);
   }
-}
-
-/** `10 MiB`, `512 KiB`, `300 B`: limits in messages read as they are configured. */
-export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [
-    ['GiB', 1024 ** 3],
-    ['MiB', 1024 ** 2],
-    ['KiB', 1024],
-  ] as const) {
-    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
-  }
-  return `${bytes} B`;
 }

@@ -6,6 +6,7 @@
 import { Composer, LineCounter, Parser, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { TerminalError } from '../errors.ts';
 import type { KubeObject } from '../kube/types.ts';
+import { clipped, quoted } from './failure.ts';
 import { isPlainObject } from './mergeValues.ts';
 
 export type { KubeObject };
@@ -28,7 +29,7 @@ function checkStringMap(value: unknown, field: string, file: string, line: numbe
   if (!isPlainObject(value)) throw invalid(file, line, `${field} must be a mapping of strings`);
   for (const [key, inner] of Object.entries(value)) {
     if (typeof inner !== 'string') {
-      throw invalid(file, line, `${field}.${key} must be a string, got ${JSON.stringify(inner)} (quote it in YAML)`);
+      throw invalid(file, line, `${field}.${clipped(key)} must be a string, got ${quoted(inner)} (quote it in YAML)`);
     }
   }
 }
@@ -73,7 +74,7 @@ export function parseManifests(text: string, file: string, options: ParseOptions
         { code: 'render_too_large' },
       );
     }
-    if (!isPlainObject(value)) throw invalid(file, line, `a document must be a Kubernetes object (a mapping), got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
+    if (!isPlainObject(value)) throw invalid(file, line, `a document must be a Kubernetes object (a mapping), got ${Array.isArray(value) ? 'a list' : quoted(value)}`);
     const missing = [
       typeof value.apiVersion === 'string' && value.apiVersion !== '' ? null : 'apiVersion',
       typeof value.kind === 'string' && value.kind !== '' ? null : 'kind',

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { ILoader, LoaderSource } from 'nunjucks';
 import { KeelsonError, TerminalError } from '../errors.ts';
 import type { KubeObject } from '../kube/types.ts';
-import { FailureLog, RenderFailure } from './failure.ts';
+import { clipped, FailureLog, quoted, RenderFailure } from './failure.ts';
 import { labelObject } from './labels.ts';
 import { mergeValues } from './mergeValues.ts';
 import { OutputSlots, outputTooLarge } from './outputSlots.ts';
@@ -58,7 +58,7 @@ export type TemplateReply =
  * (`./x`, `../x`) resolve against the including file and stay relative: an escape shows up as a
  * leading `..`, which the main process refuses.
  */
-class WorkerLoader implements ILoader {
+class ProcessLoader implements ILoader {
   readonly sources = new Map<string, string>();
   private readonly readTemplate: (name: string) => TemplateReply;
   private readonly failures: FailureLog;
@@ -117,7 +117,7 @@ export function renderTemplates(job: TemplateJob, io: TemplateIo): TemplateResul
   const values = mergeValues(...job.valueFiles.map((file) => (file.src === null ? {} : parseValues(file.src, display(job.base, file.rel)))), job.valuesOverride);
   const failures = new FailureLog();
   const slots = new OutputSlots(failures, job.maxBytes);
-  const loader = new WorkerLoader(job.files, io.readTemplate, failures);
+  const loader = new ProcessLoader(job.files, io.readTemplate, failures);
   const env = createSandboxEnvironment({ loader, slots, failures, maxChars: job.maxBytes, deadline: Date.now() + job.timeoutMs + 1_000 });
   const context = { ...job.variables, values };
 
@@ -156,7 +156,7 @@ export function renderTemplates(job: TemplateJob, io: TemplateIo): TemplateResul
       const previous = seen.get(key);
       if (previous) {
         throw new TerminalError(
-          `${shown}:${line}: ${object.kind} ${JSON.stringify(object.metadata.name)} is defined twice (first at ${previous}); the second would silently overwrite the first. Remove one of them.`,
+          `${shown}:${line}: ${object.kind} ${quoted(object.metadata.name)} is defined twice (first at ${previous}); the second would silently overwrite the first. Remove one of them.`,
           { code: 'render_invalid_object' },
         );
       }
@@ -181,11 +181,14 @@ export interface SerializedError {
   readonly message: string;
 }
 
+const MESSAGE_LIMIT = 2_000;
+
 export function serializeError(error: unknown): SerializedError {
-  if (error instanceof KeelsonError) return { kind: error.kind, code: error.code, message: error.message };
+  const clip = (message: string) => clipped(message, MESSAGE_LIMIT);
+  if (error instanceof KeelsonError) return { kind: error.kind, code: error.code, message: clip(error.message) };
   if (error instanceof RangeError && /Invalid (string|array) length/.test(error.message)) {
     return { kind: 'terminal', code: 'render_too_large', message: `Rendering produced a string or list larger than JavaScript allows (${error.message}). Make the templates render less.` };
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = clip(error instanceof Error ? error.message : String(error));
   return { kind: 'terminal', code: 'render_template', message: `Rendering failed: ${message}. Fix the template in the ops repo.` };
 }

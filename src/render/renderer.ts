@@ -28,7 +28,7 @@ import { Semaphore } from '../runtime/semaphore.ts';
 import { renderBuiltin } from './builtinTemplate.ts';
 import { encodeFrame, FrameDecoder, REPLY_FD, REQUEST_FD } from './frames.ts';
 import { labelObject } from './labels.ts';
-import { formatBytes } from './outputSlots.ts';
+import { formatBytes } from '../bytes.ts';
 import type { ChannelFrame, ChildMessage, JobMessage } from './renderProcess.ts';
 import type { SerializedError, TemplateJob } from './renderTemplates.ts';
 import { openRepoFiles, type RepoFiles } from './repoFiles.ts';
@@ -39,9 +39,9 @@ export type { KubeObject };
 const MiB = 1024 * 1024;
 
 export interface RenderLimits {
-  /** Wall-clock time of one render in its worker (KEELSON_RENDER_TIMEOUT). */
+  /** Wall-clock time of one render in its render process (KEELSON_RENDER_TIMEOUT). */
   readonly timeoutMs: number;
-  /** The worker's old-generation heap (KEELSON_RENDER_MAX_HEAP). */
+  /** Old-generation heap of each render process (KEELSON_RENDER_MAX_HEAP). */
   readonly maxHeapBytes: number;
   /** Objects one render may produce (KEELSON_RENDER_MAX_OBJECTS). */
   readonly maxObjects: number;
@@ -76,7 +76,7 @@ export interface RenderResult {
 
 export interface Renderer {
   render(input: RenderInput, options?: { signal?: AbortSignal }): Promise<RenderResult>;
-  /** Terminates every worker; renders in flight fail. */
+  /** Kills every render process; renders in flight fail. */
   close(): Promise<void>;
 }
 
@@ -164,7 +164,8 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
     const ready = new Promise<void>((resolve, reject) => {
       child.once('message', (message: ChildMessage) => (message.type === 'ready' ? resolve() : reject(new Error(`it said ${message.type} before ready`))));
       child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`it exited (${signal ?? `code ${code}`}) while starting: ${firstError(tail)}`)));
+      // 'close', not 'exit': it comes after stderr is read to the end, crash report included
+      child.once('close', (code, signal) => reject(new Error(`it exited (${signal ?? `code ${code}`}) while starting: ${firstError(tail)}`)));
     });
     ready.catch(() => undefined);
     return { child, ready, stderr: () => tail };
@@ -195,11 +196,12 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
       const process = take();
       running.add(process.child);
       try {
-        await process.ready;
+        await untilAborted(process.ready, signal);
       } catch (error) {
         running.delete(process.child);
         process.child.kill('SIGKILL');
-        throw new TransientError(`A render process could not start (${(error as Error).message}); the render is retried.`, { code: 'render_worker_failed', cause: error });
+        if (signal?.aborted) throw aborted(signal.reason);
+        throw new TransientError(`A render process could not start (${(error as Error).message}); the render is retried.`, { code: 'render_process_failed', cause: error });
       }
       return await runIn(process, job, files, signal);
     } finally {
@@ -246,7 +248,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         try {
           frames = decoder.push(chunk);
         } catch (error) {
-          finish(new TerminalError(`The render process sent a malformed request (${(error as Error).message}) in ${shownFile()}. Fix the template in the ops repo.`, { code: 'render_worker_failed' }));
+          finish(new TerminalError(`The render process sent a malformed request (${(error as Error).message}) in ${shownFile()}. Fix the template in the ops repo.`, { code: 'render_process_failed' }));
           return;
         }
         for (const frame of frames as ChannelFrame[]) {
@@ -265,7 +267,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         if (message.type === 'done') finish(null, message.result);
         else if (message.type === 'failed') finish(fromRenderProcess(message.error));
       });
-      child.on('exit', (code, exitSignal) => {
+      child.on('close', (code, exitSignal) => {
         if (/heap out of memory|Reached heap limit/.test(renderProcess.stderr())) {
           finish(
             new TerminalError(
@@ -276,12 +278,14 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         } else {
           finish(
             new TerminalError(`The render process ended (${exitSignal ?? `code ${code}`}) in ${shownFile()} before it reported a result. Fix the template in the ops repo.`, {
-              code: 'render_worker_failed',
+              code: 'render_process_failed',
             }),
           );
         }
       });
-      child.send({ type: 'job', job } satisfies JobMessage);
+      // aborted while the process was being handed over: no listener would hear it now
+      if (signal?.aborted) onAbort();
+      else child.send({ type: 'job', job } satisfies JobMessage);
     });
   }
 
@@ -335,6 +339,18 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
       );
     },
   };
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts. */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return await promise;
+  signal.throwIfAborted();
+  let onAbort = () => undefined as void;
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true }))]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 function aborted(reason: unknown): TransientError {

@@ -7,7 +7,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, KeelsonError, TerminalError } from '../errors.ts';
-import { formatBytes } from './outputSlots.ts';
+import { formatBytes } from '../bytes.ts';
 import type { TemplateFile, TemplateReply } from './renderTemplates.ts';
 import { displayPath, openRepoRoot, resolveInRoot, type RepoRoot } from './safePath.ts';
 
