@@ -168,6 +168,10 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
       child.once('close', (code, signal) => reject(new Error(`it exited (${signal ?? `code ${code}`}) while starting: ${firstError(tail)}`)));
     });
     ready.catch(() => undefined);
+    // a spare that died while idle (killed from outside) must not be handed a render
+    child.once('close', () => {
+      if (spare?.child === child) spare = null;
+    });
     return { child, ready, stderr: () => tail };
   }
 
@@ -193,17 +197,17 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
       throw aborted(error);
     }
     try {
-      const process = take();
-      running.add(process.child);
+      const renderProcess = take();
+      running.add(renderProcess.child);
       try {
-        await untilAborted(process.ready, signal);
+        await untilAborted(renderProcess.ready, signal);
       } catch (error) {
-        running.delete(process.child);
-        process.child.kill('SIGKILL');
+        running.delete(renderProcess.child);
+        renderProcess.child.kill('SIGKILL');
         if (signal?.aborted) throw aborted(signal.reason);
         throw new TransientError(`A render process could not start (${(error as Error).message}); the render is retried.`, { code: 'render_process_failed', cause: error });
       }
-      return await runIn(process, job, files, signal);
+      return await runIn(renderProcess, job, files, signal);
     } finally {
       release();
     }
@@ -267,6 +271,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         if (message.type === 'done') finish(null, message.result);
         else if (message.type === 'failed') finish(fromRenderProcess(message.error));
       });
+      child.on('error', (error) => finish(new TransientError(`The render process could not be reached (${error.message}); the render is retried.`, { code: 'render_process_failed', cause: error })));
       child.on('close', (code, exitSignal) => {
         if (/heap out of memory|Reached heap limit/.test(renderProcess.stderr())) {
           finish(
