@@ -177,7 +177,7 @@ export class ApiServer {
   /** Finishes a write: defaults, validation, generation, status rules; stores unless unchanged. */
   private commit(type: ResourceType, before: KObject | undefined, after: KObject, dryRun: boolean | undefined): KObject {
     applyDefaults(after, this.defaultsContext(before));
-    validate(type, after);
+    validate(type, after, before);
     if (before) {
       after.metadata.uid = before.metadata.uid;
       after.metadata.creationTimestamp = before.metadata.creationTimestamp;

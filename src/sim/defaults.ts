@@ -157,6 +157,19 @@ export function applyDefaults(o: KObject, ctx: DefaultingContext): void {
       setDefault(obj(spec, 'status'), 'phase', 'Active');
       break;
     }
+    case 'RoleBinding':
+    case 'ClusterRoleBinding': {
+      // SetDefaults_*RoleBinding and SetDefaults_Subject: the role and users and groups live in
+      // the RBAC group (service accounts stay in core, whose group is omitted).
+      const ref = spec.roleRef;
+      if (ref && typeof ref === 'object' && !(ref as Obj).apiGroup) (ref as Obj).apiGroup = 'rbac.authorization.k8s.io';
+      if (Array.isArray(spec.subjects)) {
+        for (const s of spec.subjects as Obj[]) {
+          if (!s.apiGroup && (s.kind === 'User' || s.kind === 'Group')) s.apiGroup = 'rbac.authorization.k8s.io';
+        }
+      }
+      break;
+    }
     case 'Secret': {
       setDefault(spec, 'type', 'Opaque');
       if (spec.stringData && typeof spec.stringData === 'object') {

@@ -1,6 +1,6 @@
 // Discovery documents: legacy (APIVersions, APIGroupList, APIResourceList) and aggregated
 // (apidiscovery.k8s.io/v2 APIGroupDiscoveryList, which kubectl 1.32 asks for first).
-import { groupVersions, VERBS, type ResourceType } from './resources.ts';
+import { groupVersions, SUBRESOURCES, type ResourceType, type Subresource } from './resources.ts';
 
 export const AGGREGATED_CONTENT_TYPE = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList';
 
@@ -8,10 +8,9 @@ export function wantsAggregated(accept: string | undefined): boolean {
   return !!accept && /as=APIGroupDiscoveryList/.test(accept) && /g=apidiscovery\.k8s\.io/.test(accept) && /v=v2(?![a-z0-9])/.test(accept);
 }
 
-const SUB_VERBS = ['get', 'patch', 'update'];
-
-function subresourceKind(type: ResourceType, sub: string): { group: string; version: string; kind: string } {
-  return sub === 'scale' ? { group: 'autoscaling', version: 'v1', kind: 'Scale' } : { group: type.group, version: type.version, kind: type.kind };
+function subresourceKind(type: ResourceType, sub: Subresource): { group: string; version: string; kind: string } {
+  const own = SUBRESOURCES[sub];
+  return own.kind ? { group: own.group ?? '', version: own.version ?? 'v1', kind: own.kind } : { group: type.group, version: type.version, kind: type.kind };
 }
 
 export function apiVersions(address: string): Record<string, unknown> {
@@ -48,7 +47,7 @@ export function apiResourceList(group: string, version: string): Record<string, 
       singularName: t.singular,
       namespaced: t.namespaced,
       kind: t.kind,
-      verbs: [...VERBS],
+      verbs: [...t.verbs],
       ...(t.shortNames.length ? { shortNames: t.shortNames } : {}),
       ...(t.categories.length ? { categories: t.categories } : {}),
     });
@@ -58,9 +57,9 @@ export function apiResourceList(group: string, version: string): Record<string, 
         name: `${t.plural}/${sub}`,
         singularName: '',
         namespaced: t.namespaced,
-        ...(sub === 'scale' ? { group: rk.group, version: rk.version } : {}),
+        ...(SUBRESOURCES[sub].kind ? { group: rk.group, version: rk.version } : {}),
         kind: rk.kind,
-        verbs: SUB_VERBS,
+        verbs: [...SUBRESOURCES[sub].verbs],
       });
     }
   }
@@ -82,11 +81,11 @@ export function aggregated(core: boolean): Record<string, unknown> {
             responseKind: { group: t.group, version: t.version, kind: t.kind },
             scope: t.namespaced ? 'Namespaced' : 'Cluster',
             singularResource: t.singular,
-            verbs: [...VERBS],
+            verbs: [...t.verbs],
             ...(t.shortNames.length ? { shortNames: t.shortNames } : {}),
             ...(t.categories.length ? { categories: t.categories } : {}),
             ...(t.subresources.length
-              ? { subresources: t.subresources.map((sub) => ({ subresource: sub, responseKind: subresourceKind(t, sub), verbs: SUB_VERBS })) }
+              ? { subresources: t.subresources.map((sub) => ({ subresource: sub, responseKind: subresourceKind(t, sub), verbs: [...SUBRESOURCES[sub].verbs] })) }
               : {}),
           })),
         },

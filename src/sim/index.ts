@@ -1,16 +1,25 @@
 // keelson's simulated Kubernetes cluster: a real HTTP API server (kubectl 1.32 and
 // @kubernetes/client-node 2.x accept it) over an in-memory store, with simulated controllers and
-// kubelet, simulated time and fault injection. See docs/simulator.md.
-import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+// kubelet, simulated time, fault injection, bearer-token authentication, optional RBAC and TLS,
+// and a log of every request with its client's identity. See docs/simulator.md.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import path from 'node:path';
 import pino from 'pino';
+import { TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { ApiServer } from './apiserver.ts';
+import { ADMIN_TOKEN, type MintOptions } from './auth/authenticator.ts';
+import { bootstrapClusterRoleBindings, bootstrapClusterRoles } from './auth/bootstrap.ts';
+import { SimAuth } from './auth/index.ts';
+import { createTlsMaterial } from './auth/tls.ts';
 import { SimClock } from './clock.ts';
 import { ControllerContext } from './controllers/context.ts';
 import { ControllerManager } from './controllers/manager.ts';
 import { DEFAULT_ERROR_CODES, initialFaults } from './faults.ts';
+import { RequestLog } from './requestLog.ts';
 import { typeOf } from './resources.ts';
 import { Router } from './server.ts';
 import { Store } from './store.ts';
@@ -22,13 +31,27 @@ export interface SimulatorOptions {
   pullFailurePatterns?: RegExp[]; // default [/doesnotexist|fail-pull|unpullable/]
   crashLoopPatterns?: RegExp[]; // default [/crashloop|crash-loop/]
   log?: Logger; // pino Logger from src/logger.ts; default silent
+  /** Enforce RBAC on every request (unknown tokens get 401). Default false: everything allowed. */
+  rbac?: boolean;
+  /** Serve HTTPS with a CA made at start; with `dir`, also write `<dir>/ca.crt`. */
+  tls?: boolean | { dir: string };
+  /** How many request records the ring keeps (counters are never evicted); default 100,000. */
+  requestLogSize?: number;
+}
+
+export interface ServiceAccountFiles {
+  /** `<root>/var/run/secrets/kubernetes.io/serviceaccount`, holding token, ca.crt and namespace. */
+  readonly dir: string;
+  readonly token: string;
+  /** What an in-cluster client reads besides the files: KUBERNETES_SERVICE_HOST and _PORT. */
+  readonly env: { readonly KUBERNETES_SERVICE_HOST: string; readonly KUBERNETES_SERVICE_PORT: string };
 }
 
 export interface Simulator {
-  readonly url: string; // http://127.0.0.1:PORT
+  readonly url: string; // http://127.0.0.1:PORT, or https:// with tls
   readonly port: number;
-  kubeconfigYaml(options?: { namespace?: string }): string;
-  writeKubeconfig(file: string): Promise<void>;
+  kubeconfigYaml(options?: { namespace?: string; token?: string }): string;
+  writeKubeconfig(file: string, options?: { namespace?: string; token?: string }): Promise<void>;
   readonly faults: {
     setLatency(ms: number): void;
     setErrorRate(rate: number, codes?: number[]): void; // codes default [500, 503, 429]
@@ -37,6 +60,25 @@ export interface Simulator {
     resume(): Promise<void>;
     reset(): void; // latency 0, error rate 0
   };
+  /** Every request served: a bounded ring of records, exact counters, a live subscription. */
+  readonly requests: RequestLog;
+  readonly auth: {
+    readonly rbac: boolean;
+    /** The kubeconfig's token: user `keelson-sim-admin` in `system:masters`. */
+    readonly adminToken: string;
+    /** A static token for `user` in `groups` (plus `system:authenticated`). */
+    addToken(token: string, user: string, groups?: readonly string[]): void;
+    /** A token for an existing ServiceAccount, as `kubectl create token` gets; default 1 h. */
+    mintServiceAccountToken(namespace: string, name: string, options?: MintOptions): string;
+  };
+  /** Present when serving HTTPS. */
+  readonly tls: { readonly caPem: string; readonly caFile?: string } | undefined;
+  /**
+   * Writes what a pod of ServiceAccount `namespace/name` would see under `root` (token, ca.crt,
+   * namespace), for `KubeConfig.loadFromCluster(root)`. Needs `tls`: in-cluster clients speak
+   * HTTPS only. The token lives a year, as a kubelet-projected one does with extended expiry.
+   */
+  writeServiceAccountFiles(root: string, namespace: string, name: string): Promise<ServiceAccountFiles>;
   setTimeScale(scale: number): void;
   close(): Promise<void>; // stops controllers, closes every connection
   /** In-process access for tests' own inspection: never subject to fault injection. */
@@ -44,8 +86,14 @@ export interface Simulator {
 }
 
 const HOST = '127.0.0.1';
+const SERVICE_ACCOUNT_DIR = 'var/run/secrets/kubernetes.io/serviceaccount';
+const PROJECTED_TOKEN_SECONDS = 365 * 24 * 3600;
 
-export function kubeconfigFor(url: string, namespace = 'default'): string {
+export function kubeconfigFor(url: string, options: { namespace?: string; token?: string; caPem?: string } = {}): string {
+  const trust = options.caPem
+    ? `    certificate-authority-data: ${Buffer.from(options.caPem).toString('base64')}`
+    : // client-node refuses plain HTTP unless told to skip TLS verification.
+      '    insecure-skip-tls-verify: true';
   return [
     'apiVersion: v1',
     'kind: Config',
@@ -53,24 +101,24 @@ export function kubeconfigFor(url: string, namespace = 'default'): string {
     '- name: keelson-sim',
     '  cluster:',
     `    server: ${url}`,
-    '    insecure-skip-tls-verify: true',
+    trust,
     'users:',
     '- name: keelson-sim',
     '  user:',
-    '    token: keelson-sim',
+    `    token: ${options.token ?? ADMIN_TOKEN}`,
     'contexts:',
     '- name: keelson-sim',
     '  context:',
     '    cluster: keelson-sim',
     '    user: keelson-sim',
-    `    namespace: ${namespace}`,
+    `    namespace: ${options.namespace ?? 'default'}`,
     'current-context: keelson-sim',
     'preferences: {}',
     '',
   ].join('\n');
 }
 
-function listen(server: Server, port: number): Promise<number> {
+function listen(server: HttpServer | HttpsServer, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once('error', onError);
@@ -81,7 +129,7 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
-function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+function closeServer(server: HttpServer | HttpsServer, sockets: Set<Socket>): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) {
       for (const s of sockets) s.destroy();
@@ -99,15 +147,28 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const clock = new SimClock(options.timeScale ?? 1);
   const store = new Store();
   const api = new ApiServer(store, clock);
-  for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
-    api.create(typeOf('Namespace'), undefined, { metadata: { name } }, { manager: 'kube-apiserver' });
+  const seed = { manager: 'kube-apiserver' };
+  for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) api.create(typeOf('Namespace'), undefined, { metadata: { name } }, seed);
+  for (const role of bootstrapClusterRoles()) api.create(typeOf('ClusterRole'), undefined, role, seed);
+  for (const binding of bootstrapClusterRoleBindings()) api.create(typeOf('ClusterRoleBinding'), undefined, binding, seed);
+  const rbac = options.rbac ?? false;
+  const auth = new SimAuth({ store, clock, rbac });
+  const requests = new RequestLog({ capacity: options.requestLogSize, log });
+  const tls = options.tls ? await createTlsMaterial() : undefined;
+  let caFile: string | undefined;
+  if (tls && typeof options.tls === 'object') {
+    await mkdir(options.tls.dir, { recursive: true });
+    caFile = path.join(options.tls.dir, 'ca.crt');
+    await writeFile(caFile, tls.caPem);
   }
   const faults = initialFaults();
   let port = options.port ?? 0;
-  const router = new Router({ api, faults, log, address: () => `${HOST}:${port}` });
+  const router = new Router({ api, auth, requests, faults, log, address: () => `${HOST}:${port}` });
   const sockets = new Set<Socket>();
-  const server = createServer({ keepAliveTimeout: 5_000 }, router.handle);
-  server.on('connection', (socket) => {
+  const server = tls
+    ? createHttpsServer({ keepAliveTimeout: 5_000, cert: tls.certPem, key: tls.keyPem }, router.handle)
+    : createHttpServer({ keepAliveTimeout: 5_000 }, router.handle);
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -119,17 +180,38 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
   const controllers = new ControllerManager(ctx);
   controllers.start();
-  const url = `http://${HOST}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${HOST}:${port}`;
   let paused = false;
   let closed = false;
-  log.info({ url }, 'kubernetes simulator listening');
+  log.info({ url, rbac, tls: !!tls }, 'kubernetes simulator listening');
+  const kubeconfig = (o: { namespace?: string; token?: string } = {}) => kubeconfigFor(url, { ...o, caPem: tls?.caPem });
 
   return {
     url,
     port,
     store,
-    kubeconfigYaml: (o) => kubeconfigFor(url, o?.namespace),
-    writeKubeconfig: (file) => writeFile(file, kubeconfigFor(url), { mode: 0o600 }),
+    requests,
+    kubeconfigYaml: kubeconfig,
+    writeKubeconfig: (file, o) => writeFile(file, kubeconfig(o), { mode: 0o600 }),
+    auth: {
+      rbac,
+      adminToken: ADMIN_TOKEN,
+      addToken: (token, user, groups) => auth.authenticator.addToken(token, user, groups),
+      mintServiceAccountToken: (namespace, name, o) => auth.authenticator.mintServiceAccountToken(namespace, name, o).token,
+    },
+    tls: tls ? { caPem: tls.caPem, caFile } : undefined,
+    writeServiceAccountFiles: async (root, namespace, name) => {
+      if (!tls) {
+        throw new TerminalError('writeServiceAccountFiles needs a simulator started with `tls`: in-cluster clients speak HTTPS only and trust ca.crt.', { code: 'sim_tls_required' });
+      }
+      const token = auth.authenticator.mintServiceAccountToken(namespace, name, { expirationSeconds: PROJECTED_TOKEN_SECONDS }).token;
+      const dir = path.join(root, SERVICE_ACCOUNT_DIR);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'token'), token, { mode: 0o600 });
+      await writeFile(path.join(dir, 'ca.crt'), tls.caPem);
+      await writeFile(path.join(dir, 'namespace'), namespace);
+      return { dir, token, env: { KUBERNETES_SERVICE_HOST: HOST, KUBERNETES_SERVICE_PORT: String(port) } };
+    },
     faults: {
       setLatency: (ms) => {
         faults.latencyMs = Math.max(0, ms);
@@ -162,9 +244,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       closed = true;
       controllers.stop();
       router.close();
+      auth.close();
       await closeServer(server, sockets);
     },
   };
 }
 
 export type { Store };
+export { isWrite, WRITE_VERBS, type RecordFilter, type RequestFilter, type RequestRecord } from './requestLog.ts';

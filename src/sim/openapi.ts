@@ -31,6 +31,22 @@ function operation(t: ResourceType, action: string, verb: string, params: string
 
 const WRITE_PARAMS = ['dryRun', 'fieldManager', 'fieldValidation'];
 
+function openSchema(t: ResourceType): Record<string, unknown> {
+  return {
+    type: 'object',
+    description: `${t.kind} (simulated: an open schema; the server validates).`,
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+      spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+      status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    },
+    'x-kubernetes-preserve-unknown-fields': true,
+    'x-kubernetes-group-version-kind': [gvk(t)],
+  };
+}
+
 export function groupDocument(group: string, version: string): Record<string, unknown> | undefined {
   const gv = groupVersions().find((g) => g.group === group && g.version === version);
   if (!gv) return undefined;
@@ -40,6 +56,12 @@ export function groupDocument(group: string, version: string): Record<string, un
   for (const t of gv.types) {
     const collection = t.namespaced ? `${base}/namespaces/{namespace}/${t.plural}` : `${base}/${t.plural}`;
     const body = { content: { 'application/json': { schema: { $ref: `#/components/schemas/${schemaName(t)}` } } }, required: true };
+    schemas[schemaName(t)] = openSchema(t);
+    if (t.virtual) {
+      // Reviews are create-only: the server answers them, nothing is stored.
+      paths[collection] = { post: { ...operation(t, 'post', 'create', WRITE_PARAMS), requestBody: body } };
+      continue;
+    }
     paths[collection] = {
       get: operation(t, 'list', 'list', ['labelSelector', 'fieldSelector', 'limit', 'continue', 'resourceVersion', 'watch', 'allowWatchBookmarks', 'timeoutSeconds']),
       post: { ...operation(t, 'post', 'create', WRITE_PARAMS), requestBody: body },
@@ -61,19 +83,6 @@ export function groupDocument(group: string, version: string): Record<string, un
         },
       },
       delete: operation(t, 'delete', 'delete', ['dryRun', 'propagationPolicy', 'gracePeriodSeconds']),
-    };
-    schemas[schemaName(t)] = {
-      type: 'object',
-      description: `${t.kind} (simulated: an open schema; the server validates).`,
-      properties: {
-        apiVersion: { type: 'string' },
-        kind: { type: 'string' },
-        metadata: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-      },
-      'x-kubernetes-preserve-unknown-fields': true,
-      'x-kubernetes-group-version-kind': [gvk(t)],
     };
   }
   schemas['io.k8s.apimachinery.pkg.apis.meta.v1.Patch'] = { type: 'object', description: 'Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.' };

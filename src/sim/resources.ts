@@ -10,16 +10,32 @@ export interface ResourceType {
   readonly namespaced: boolean;
   readonly shortNames: readonly string[];
   readonly categories: readonly string[];
-  readonly subresources: readonly ('status' | 'scale')[];
+  readonly subresources: readonly Subresource[];
   /** Whether `metadata.generation` is maintained (bumped on spec changes). */
   readonly generation: boolean;
   /** Whether writes to the main resource ignore `.status` (status is a subresource). */
   readonly statusSubresource: boolean;
+  /** The verbs discovery lists (and the server serves). */
+  readonly verbs: readonly string[];
+  /**
+   * A create-only request kind that is answered, never stored (SelfSubjectAccessReview and
+   * friends): the server computes the response's status from the request.
+   */
+  readonly virtual: boolean;
 }
 
 export const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] as const;
 
-function rt(partial: Omit<ResourceType, 'singular' | 'categories' | 'shortNames' | 'subresources' | 'generation' | 'statusSubresource'> & Partial<ResourceType>): ResourceType {
+export type Subresource = 'status' | 'scale' | 'token';
+
+/** What each subresource is in discovery: its own kind when it has one, and its verbs. */
+export const SUBRESOURCES: Record<Subresource, { group?: string; version?: string; kind?: string; verbs: readonly string[] }> = {
+  status: { verbs: ['get', 'patch', 'update'] },
+  scale: { group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] },
+  token: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] },
+};
+
+function rt(partial: Omit<ResourceType, 'singular' | 'categories' | 'shortNames' | 'subresources' | 'generation' | 'statusSubresource' | 'verbs' | 'virtual'> & Partial<ResourceType>): ResourceType {
   const subresources = partial.subresources ?? [];
   return {
     singular: partial.kind.toLowerCase(),
@@ -27,17 +43,21 @@ function rt(partial: Omit<ResourceType, 'singular' | 'categories' | 'shortNames'
     shortNames: [],
     generation: subresources.includes('status'),
     statusSubresource: subresources.includes('status'),
+    verbs: partial.virtual ? ['create'] : VERBS,
+    virtual: false,
     ...partial,
     subresources,
   };
 }
+
+const RBAC = 'rbac.authorization.k8s.io';
 
 export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt({ group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false, shortNames: ['ns'], subresources: ['status'], generation: false }),
   rt({ group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, shortNames: ['cm'] }),
   rt({ group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true }),
   rt({ group: '', version: 'v1', kind: 'Service', plural: 'services', namespaced: true, shortNames: ['svc'], categories: ['all'], subresources: ['status'], generation: false }),
-  rt({ group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true, shortNames: ['sa'] }),
+  rt({ group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true, shortNames: ['sa'], subresources: ['token'] }),
   rt({ group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, shortNames: ['po'], categories: ['all'], subresources: ['status'], generation: false }),
   rt({ group: '', version: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', namespaced: true, shortNames: ['pvc'], subresources: ['status'], generation: false }),
   rt({ group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true, shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
@@ -48,6 +68,13 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt({ group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'ingresses', namespaced: true, shortNames: ['ing'], subresources: ['status'], generation: true }),
   rt({ group: 'autoscaling', version: 'v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers', namespaced: true, shortNames: ['hpa'], categories: ['all'], subresources: ['status'] }),
   rt({ group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true, shortNames: ['pdb'], subresources: ['status'] }),
+  rt({ group: RBAC, version: 'v1', kind: 'ClusterRole', plural: 'clusterroles', namespaced: false }),
+  rt({ group: RBAC, version: 'v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', namespaced: false }),
+  rt({ group: RBAC, version: 'v1', kind: 'Role', plural: 'roles', namespaced: true }),
+  rt({ group: RBAC, version: 'v1', kind: 'RoleBinding', plural: 'rolebindings', namespaced: true }),
+  rt({ group: 'authentication.k8s.io', version: 'v1', kind: 'SelfSubjectReview', plural: 'selfsubjectreviews', namespaced: false, virtual: true }),
+  rt({ group: 'authorization.k8s.io', version: 'v1', kind: 'SelfSubjectAccessReview', plural: 'selfsubjectaccessreviews', namespaced: false, virtual: true }),
+  rt({ group: 'authorization.k8s.io', version: 'v1', kind: 'SelfSubjectRulesReview', plural: 'selfsubjectrulesreviews', namespaced: false, virtual: true }),
 ];
 
 export function apiVersionOf(type: ResourceType): string {

@@ -1,12 +1,19 @@
 // HTTP routing for the simulated API server (node:http, JSON everywhere): version, discovery,
 // OpenAPI, resource CRUD, subresources, watches with bookmarks, Table output, fault injection.
+// Every request passes the same front door first: authentication, injected faults, authorization
+// (auth/), and leaves one record in the request log once its status code is known.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
-import type { ApiServer} from './apiserver.ts';
+import type { ApiServer } from './apiserver.ts';
 import { fieldSelectorsFor } from './apiserver.ts';
+import type { SimAuth, UserInfo } from './auth/index.ts';
+import { forbidden, unauthorized } from './auth/policy.ts';
 import { aggregated, AGGREGATED_CONTENT_TYPE, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.ts';
 import { faultStatus, pickFault, type FaultState } from './faults.ts';
+import { decodeProtobufObject, isProtobuf } from './protobuf.ts';
 import { groupDocument, openapiIndex } from './openapi.ts';
+import { requestInfo, wantsWatch, type RequestInfo } from './requestInfo.ts';
+import type { RequestLog } from './requestLog.ts';
 import { apiVersionOf, findByPlural, groupVersions, type ResourceType } from './resources.ts';
 import { matchesFields, matchesRequirements, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.ts';
 import { badRequest, expired, methodNotAllowed, pathNotFound, StatusError, successStatus } from './status.ts';
@@ -39,6 +46,8 @@ interface ActiveWatch {
 
 export interface RouterDeps {
   api: ApiServer;
+  auth: SimAuth;
+  requests: RequestLog;
   faults: FaultState;
   log: Logger;
   address: () => string;
@@ -49,8 +58,21 @@ interface Route {
   namespace?: string;
   name?: string;
   subresource?: string;
-  watchPath: boolean;
 }
+
+/** One request on its way through the router. */
+interface Call {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  method: string;
+  body: Buffer;
+  info: RequestInfo;
+  user: UserInfo;
+}
+
+/** The header keelson's kube client names its process with (PLAN: fencing checks use it). */
+const CLIENT_HEADER = 'x-keelson-client';
 
 function sendJson(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
   const text = JSON.stringify(body);
@@ -64,11 +86,11 @@ function sendStatus(res: ServerResponse, error: StatusError, headers: Record<str
   res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -112,36 +134,72 @@ export class Router {
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
+    // serve() answers every error itself; this only keeps a bug in it from crashing the process.
     this.serve(req, res).catch((error: unknown) => {
-      this.deps.log.error({ err: error, url: req.url }, 'simulator request failed');
-      if (!res.headersSent) sendStatus(res, new StatusError(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`));
-      else res.end();
+      this.deps.log.error({ err: error, url: req.url }, 'simulator request handling failed');
+      res.destroy();
     });
   };
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = req.method === 'GET' || req.method === 'HEAD' ? '' : await readBody(req);
-    const { faults } = this.deps;
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const method = req.method ?? 'GET';
+    const info = requestInfo(method, url);
+    const user = this.deps.auth.authenticate(req.headers.authorization);
+    try {
+      await this.admit(req, res, url, method, info, user);
+    } catch (error) {
+      if (error instanceof StatusError) sendStatus(res, error);
+      else {
+        this.deps.log.error({ err: error, url: req.url }, 'simulator request failed');
+        if (!res.headersSent) sendStatus(res, new StatusError(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`));
+        else res.end();
+      }
+    }
+    this.record(req, res, url, info, user);
+  }
+
+  /** The front door: body, injected latency, authentication, injected faults, authorization. */
+  private async admit(req: IncomingMessage, res: ServerResponse, url: URL, method: string, info: RequestInfo, user: UserInfo | undefined): Promise<void> {
+    const body = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
+    const { faults, auth } = this.deps;
     if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+    if (!user) throw unauthorized();
     const injected = pickFault(faults);
     if (injected !== undefined) {
       const { reason, message } = faultStatus(injected);
       sendStatus(res, new StatusError(injected, reason, message), injected === 429 ? { 'Retry-After': '1' } : {});
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://sim');
-    try {
-      this.route(req, res, url, body);
-    } catch (error) {
-      if (error instanceof StatusError) sendStatus(res, error);
-      else throw error;
-    }
+    const decision = auth.authorize(user, info);
+    if (!decision.allowed) throw forbidden(user, info, decision.reason);
+    this.route({ req, res, url, method, body, info, user });
   }
 
-  private route(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
+  /** Called once the response's headers are out (a watch's too), so the code is final. */
+  private record(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo, user: UserInfo | undefined): void {
+    const header = req.headers[CLIENT_HEADER];
+    // Optional fields are left undefined rather than spread in: this runs for every request.
+    this.deps.requests.record({
+      at: Date.now(),
+      user: user?.name ?? '',
+      groups: user?.groups,
+      client: Array.isArray(header) ? header[0] : header,
+      verb: info.verb,
+      apiGroup: info.apiGroup,
+      resource: info.resource,
+      subresource: info.subresource || undefined,
+      namespace: info.namespace || undefined,
+      name: info.name || undefined,
+      path: info.isResourceRequest ? undefined : info.path,
+      dryRun: url.searchParams.get('dryRun') === 'All' ? true : undefined,
+      code: res.statusCode,
+    });
+  }
+
+  private route(call: Call): void {
+    const { req, res, url, info } = call;
     const path = url.pathname.replace(/\/+$/, '') || '/';
-    const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
-    const method = req.method ?? 'GET';
     if (path === '/version') return sendJson(res, 200, SERVER_VERSION);
     if (path === '/healthz' || path === '/livez' || path === '/readyz') {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -157,60 +215,68 @@ export class Router {
       return sendJson(res, 200, apiGroupList());
     }
     if (path === '/openapi/v3') return sendJson(res, 200, openapiIndex());
+    const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
     if (segments[0] === 'openapi' && segments[1] === 'v3') {
       const [kind, a, b] = segments.slice(2);
       const doc = kind === 'api' && a && !b ? groupDocument('', a) : kind === 'apis' && a && b ? groupDocument(a, b) : undefined;
       if (!doc) throw pathNotFound();
       return sendJson(res, 200, doc);
     }
-    let group: string;
-    let version: string | undefined;
-    let rest: string[];
-    if (segments[0] === 'api') {
-      group = '';
-      version = segments[1];
-      rest = segments.slice(2);
-    } else if (segments[0] === 'apis') {
-      group = segments[1] ?? '';
-      version = segments[2];
-      rest = segments.slice(3);
-      if (group && !version) {
+    if (!info.isResourceRequest) {
+      // What is left of the non-resource paths: /api/v1, /apis/<group> and /apis/<group>/<version>.
+      const [prefix, group, version] = segments;
+      if (prefix === 'api' && group && !version) {
+        const list = apiResourceList('', group);
+        if (list) return sendJson(res, 200, list);
+      }
+      if (prefix === 'apis' && group && !version) {
         const doc = apiGroup(group);
-        if (!doc) throw pathNotFound();
-        return sendJson(res, 200, doc);
+        if (doc) return sendJson(res, 200, doc);
       }
-    } else throw pathNotFound();
-    if (!version || !groupVersions().some((gv) => gv.group === group && gv.version === version)) throw pathNotFound();
-    if (rest.length === 0) return sendJson(res, 200, apiResourceList(group, version));
-    const route = this.parseResourcePath(group, version, rest);
-    this.resource(req, res, url.searchParams, method, route, body);
+      if (prefix === 'apis' && group && version && segments.length === 3) {
+        const list = apiResourceList(group, version);
+        if (list) return sendJson(res, 200, list);
+      }
+      throw pathNotFound();
+    }
+    if (!groupVersions().some((gv) => gv.group === info.apiGroup && gv.version === info.apiVersion)) throw pathNotFound();
+    this.resource(call, this.parseResourcePath(info));
   }
 
-  private parseResourcePath(group: string, version: string, rest: string[]): Route {
-    let watchPath = false;
-    if (rest[0] === 'watch') {
-      watchPath = true;
-      rest = rest.slice(1);
+  /** Which kind and object a resource request names; 404 for paths the server does not serve. */
+  private parseResourcePath(info: RequestInfo): Route {
+    const [plural, name, subresource, ...extra] = info.parts;
+    const type = plural === undefined ? undefined : findByPlural(info.apiGroup, info.apiVersion, plural);
+    if (!type || extra.length > 0) throw pathNotFound();
+    if (type.kind === 'Namespace') return { type, name, subresource };
+    if (info.namespace) {
+      if (!type.namespaced) throw pathNotFound();
+      return { type, namespace: info.namespace, name, subresource };
     }
-    if (rest[0] === 'namespaces' && rest.length >= 3) {
-      const type = findByPlural(group, version, rest[2]!);
-      if (type && type.namespaced) {
-        if (rest.length > 5) throw pathNotFound();
-        return { type, namespace: rest[1], name: rest[3], subresource: rest[4], watchPath };
-      }
-    }
-    const type = findByPlural(group, version, rest[0]!);
-    if (!type || rest.length > 3) throw pathNotFound();
-    if (type.namespaced && rest.length > 1) throw pathNotFound();
-    return { type, name: rest[1], subresource: rest[2], watchPath };
+    // A namespaced kind at cluster scope: only the collection (lists and watches across namespaces).
+    if (type.namespaced && name !== undefined) throw pathNotFound();
+    return { type, name, subresource };
   }
 
-  private resource(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, method: string, route: Route, body: string): void {
-    const { api } = this.deps;
+  private resource(call: Call, route: Route): void {
+    const { req, res, method } = call;
+    // Patch bodies are always text (JSON or YAML); a whole object may also come as protobuf.
+    const body = call.body.toString('utf8');
+    const object = (): unknown => (isProtobuf(req.headers['content-type']) ? decodeProtobufObject(call.body) : parseJson(body));
+    const query = call.url.searchParams;
+    const { api, auth } = this.deps;
     const { type, namespace, name, subresource } = route;
     const dryRun = query.get('dryRun') === 'All';
     if (subresource !== undefined && !(type.subresources as string[]).includes(subresource)) throw pathNotFound();
-    const isWatch = route.watchPath || query.get('watch') === 'true' || query.get('watch') === '1';
+    if (type.virtual) {
+      if (method !== 'POST' || name !== undefined) throw methodNotAllowed();
+      return sendJson(res, 201, auth.review(type, object(), call.user));
+    }
+    if (subresource === 'token') {
+      if (method !== 'POST') throw methodNotAllowed();
+      return sendJson(res, 201, auth.requestToken(namespace!, name!, object()));
+    }
+    const isWatch = call.info.verb === 'watch' || (method === 'GET' && wantsWatch(query));
     if (name === undefined) {
       if (method === 'GET' && isWatch) return this.watch(req, res, query, type, namespace, undefined);
       if (method === 'GET') {
@@ -232,7 +298,7 @@ export class Router {
       }
       if (method === 'POST') {
         if (!type.namespaced && namespace) throw pathNotFound();
-        const created = api.create(type, namespace, parseJson(body), { manager: managerOf(req, query), dryRun });
+        const created = api.create(type, namespace, object(), { manager: managerOf(req, query), dryRun });
         return sendJson(res, 201, created);
       }
       if (method === 'DELETE') {
@@ -246,7 +312,7 @@ export class Router {
     if (method === 'GET' && isWatch && subresource === undefined) return this.watch(req, res, query, type, namespace, name);
     if (subresource === 'scale') {
       if (method === 'GET') return sendJson(res, 200, api.getScale(type, namespace, name));
-      if (method === 'PUT') return sendJson(res, 200, api.writeScale(type, namespace, name, parseJson(body), managerOf(req, query)));
+      if (method === 'PUT') return sendJson(res, 200, api.writeScale(type, namespace, name, object(), managerOf(req, query)));
       if (method === 'PATCH') return sendJson(res, 200, api.patchScale(type, namespace, name, req.headers['content-type'] ?? '', body, managerOf(req, query)));
       throw methodNotAllowed();
     }
@@ -258,7 +324,7 @@ export class Router {
         return sendJson(res, 200, obj);
       }
       case 'PUT':
-        return sendJson(res, 200, api.update(type, namespace, name, parseJson(body), { manager: managerOf(req, query), subresource: sub, dryRun }));
+        return sendJson(res, 200, api.update(type, namespace, name, object(), { manager: managerOf(req, query), subresource: sub, dryRun }));
       case 'PATCH': {
         const force = query.get('force') === 'true';
         const result = api.patch(type, namespace, name, req.headers['content-type'] ?? '', body, { manager: query.get('fieldManager') ?? (isApply(req) ? '' : managerOf(req, query)), force, subresource: sub, dryRun });

@@ -49,7 +49,25 @@ function podStatusReason(o: KObject): { ready: string; reason: string; restarts:
   return { ready: `${ready}/${total}`, reason, restarts };
 }
 
+// Roles print with the API server's default table (name and creation time); bindings name their
+// role and, in -o wide, their subjects by kind (printRoleBinding in the upstream printers).
+const CREATED_AT: Column = { name: 'Created At', type: 'date', cell: (o) => o.metadata.creationTimestamp ?? '' };
+const subjects = (o: KObject, kind: string): string =>
+  ((o.subjects ?? []) as Any[]).filter((s) => s.kind === kind).map((s) => (kind === 'ServiceAccount' ? `${s.namespace ?? ''}/${s.name}` : s.name)).join(', ');
+const BINDING: Column[] = [
+  NAME,
+  { name: 'Role', type: 'string', cell: (o) => `${(o.roleRef as Any | undefined)?.kind ?? ''}/${(o.roleRef as Any | undefined)?.name ?? ''}` },
+  AGE,
+  { name: 'Users', type: 'string', priority: 1, cell: (o) => subjects(o, 'User') },
+  { name: 'Groups', type: 'string', priority: 1, cell: (o) => subjects(o, 'Group') },
+  { name: 'ServiceAccounts', type: 'string', priority: 1, cell: (o) => subjects(o, 'ServiceAccount') },
+];
+
 const COLUMNS: Record<string, Column[]> = {
+  Role: [NAME, CREATED_AT],
+  ClusterRole: [NAME, CREATED_AT],
+  RoleBinding: BINDING,
+  ClusterRoleBinding: BINDING,
   Deployment: [
     NAME,
     { name: 'Ready', type: 'string', cell: (o) => `${status(o).readyReplicas ?? 0}/${spec(o).replicas ?? 0}` },

@@ -1,6 +1,5 @@
 // Conformance: the real kubectl (1.32, chosen by the dispatcher from /version) against the
 // simulator. Each test gets its own kubeconfig and discovery cache in a temp dir.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,14 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/sim/index.ts';
 import { typeOf } from '../../src/sim/resources.ts';
 import { sleepUntil } from '../helpers.ts';
-
-const KUBECTL = '/usr/bin/kubectl';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { kubectl, type Kubectl } from './kubectl.ts';
 
 let sim: Simulator;
 let root: string;
@@ -30,22 +22,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** A kubectl bound to its own kubeconfig and discovery cache. */
-async function kubectlFor(name: string): Promise<(args: string[], stdin?: string) => Promise<Result>> {
-  const dir = await mkdtemp(path.join(root, `${name}-`));
-  const kubeconfig = path.join(dir, 'kubeconfig');
-  await sim.writeKubeconfig(kubeconfig);
-  return (args, stdin) =>
-    new Promise((resolve) => {
-      const child = execFile(
-        KUBECTL,
-        ['--kubeconfig', kubeconfig, '--cache-dir', path.join(dir, 'cache'), ...args],
-        { env: { ...process.env, HOME: dir, KUBECONFIG: kubeconfig }, timeout: 60_000 },
-        (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-      if (stdin !== undefined) child.stdin?.end(stdin);
-    });
-}
+const kubectlFor = (name: string) => kubectl(sim, root, name);
 
 async function manifest(name: string, text: string): Promise<string> {
   const file = path.join(root, `${name}-${Math.random().toString(36).slice(2)}.yaml`);
@@ -86,7 +63,7 @@ spec:
 `;
 }
 
-async function getJson(k: Awaited<ReturnType<typeof kubectlFor>>, args: string[]): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function getJson(k: Kubectl, args: string[]): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const r = await k([...args, '-o', 'json']);
   expect(r.stderr).toBe('');
   return JSON.parse(r.stdout);
@@ -199,5 +176,14 @@ describe('kubectl against the simulator', () => {
     const noNs = await k(['apply', '--server-side', '-n', 'nowhere', '-f', await manifest('n', service('lost', 80))]);
     expect(noNs.code).not.toBe(0);
     expect(noNs.stderr).toContain('namespaces "nowhere" not found');
+  });
+
+  it('decodes no protobuf body it has no schema for, and says to send JSON', async () => {
+    const k = await kubectlFor('protobuf');
+    const created = await k(['create', 'namespace', 'from-protobuf']);
+    expect(created.code).not.toBe(0);
+    expect(created.stderr.trim()).toBe('Error from server (UnsupportedMediaType): the simulator cannot decode Namespace (v1) from protobuf - send it as application/json');
+    const applied = await k(['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata: {name: from-json}\n');
+    expect(applied.stdout).toContain('namespace/from-json created');
   });
 });
