@@ -1,8 +1,9 @@
-// Entry point of a render process, started by renderer.ts for exactly one render. It runs under
+// Entry point of a render process, started by renderer.ts; it renders the jobs it is sent one at a
+// time, all of one ops repo (renderer.ts never hands it another repo's). It runs under
 // Node's permission model with read access to keelson's own code only (no checkout, no data
 // directory, no kubeconfig), no child processes or workers, an empty environment and its own heap
 // limit. It loads what it needs, hardens nunjucks (sandbox.ts), locks itself down (lockdown.ts),
-// says it is ready, renders one job and reports the result over the IPC channel.
+// says it is ready, and reports each job's result over the IPC channel.
 //
 // It reads no ops repo file itself: the job carries the manifests and values files, and an
 // `{% include %}` asks the main process over a pipe (frames.ts), which resolves the name inside
@@ -48,7 +49,7 @@ renderTemplates(WARM_UP, { readTemplate: () => ({ kind: 'missing' }), progress: 
 // the main process is gone: nobody waits for this render
 process.once('disconnect', () => process.exit(0));
 
-process.once('message', (message: JobMessage) => {
+process.on('message', (message: JobMessage) => {
   const readTemplate = (name: string): TemplateReply => {
     writeFrameSync(REQUEST_FD, { kind: 'read', name } satisfies ChannelFrame);
     return readFrameSync(REPLY_FD) as TemplateReply;

@@ -405,3 +405,29 @@ describe('the built-in template (no ops repo)', () => {
     expect(error.message).toMatch(message);
   });
 });
+
+describe('render processes', () => {
+  it('serve one ops repo: reused for its next render after a success, never for another repo, never after a failure', async () => {
+    const own = createRenderer();
+    try {
+      const template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  n: "{{ values.n }}"\n';
+      const a = makeRepo({ 'api/d.yaml': template });
+      const b = makeRepo({ 'api/d.yaml': template });
+      const c = makeRepo({ 'bad/d.yaml': cm('{{ nope }}'), 'good/d.yaml': cm('fine') });
+      const data = async (root: string, n: number) => (await own.render(input(root, { valuesOverride: { n } }))).objects[0]?.data;
+
+      expect(await data(a, 1)).toEqual({ n: '1' });
+      expect(await data(a, 2)).toEqual({ n: '2' });
+      expect(own.stats().rendersInReusedProcess).toBe(1);
+      expect(await data(b, 3)).toEqual({ n: '3' });
+      expect(own.stats().rendersInReusedProcess).toBe(1);
+      expect((await renderError(own.render(input(c, { manifestPath: 'bad' })))).code).toBe('render_template');
+      expect((await own.render(input(c, { manifestPath: 'good' }))).objects).toHaveLength(1);
+      expect(own.stats().rendersInReusedProcess).toBe(1);
+      expect(await data(a, 4)).toEqual({ n: '4' });
+      expect(own.stats().rendersInReusedProcess).toBe(2);
+    } finally {
+      await own.close();
+    }
+  });
+});
