@@ -4,9 +4,9 @@
 // empty environment; its heap is capped with --max-old-space-size. The main process reads the
 // repo's files for it (repoFiles.ts) and waits for nothing but messages, so a template that
 // loops, allocates or prints without end costs the render process, never the event loop that
-// keeps leases and serves the API. A render process is killed at the timeout or any failure; after
-// a successful render it may serve the same ops repo again (up to 100 renders, 60 s idle), never
-// another repo. Starting one costs ~0.7 s of CPU (Node, type stripping, nunjucks, yaml, a warm-up
+// keeps leases and serves the API. A render process is killed at the timeout, when it dies or is
+// cancelled; after a render it reported (objects or a refusal) it may serve the same ops repo
+// again (up to 100 renders, 60 s idle), never another repo. Starting one costs ~0.7 s of CPU (Node, type stripping, nunjucks, yaml, a warm-up
 // render), so one spare is kept started ahead of need, from the renderer's creation on.
 //
 // Why a process and not a worker thread: a worker's resourceLimits do not bound memory against a
@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { TerminalError, TransientError, type KeelsonError } from '../errors.ts';
+import { KeelsonError, TerminalError, TransientError } from '../errors.ts';
 import type { KubeObject } from '../kube/types.ts';
 import { Semaphore } from '../runtime/semaphore.ts';
 import { renderBuiltin } from './builtinTemplate.ts';
@@ -160,6 +160,8 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
   let spare: RenderProcess | null = null;
   let closed = false;
   const stats = { processesStarted: 0, rendersInReusedProcess: 0 };
+  /** Errors the render process reported itself (it is still sound), as opposed to ones about it. */
+  const reported = new WeakSet<KeelsonError>();
 
   function start(): RenderProcess {
     stats.processesStarted++;
@@ -218,9 +220,9 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
   }
 
   /**
-   * After a successful render the process may serve its repo's next render: the template author
-   * who could affect it is the same. Never another repo's: a process that ran one repo's
-   * templates is never handed another repo's values or files.
+   * After a render it reported (rendered or refused), the process may serve its repo's next
+   * render: the template author who could affect it is the same. Never another repo's: a process
+   * that ran one repo's templates is never handed another repo's values or files.
    */
   function park(repo: string, renderProcess: RenderProcess): void {
     if (closed || renderProcess.renders >= RENDERS_PER_PROCESS || idle.has(repo)) {
@@ -254,19 +256,24 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         if (signal?.aborted) throw aborted(signal.reason);
         throw new TransientError(`A render process could not start (${(error as Error).message}); the render is retried.`, { code: 'render_process_failed', cause: error });
       }
-      let result: RenderResult;
       try {
-        result = await runIn(renderProcess, job, files, signal);
+        const result = await runIn(renderProcess, job, files, signal);
+        renderProcess.renders++;
+        park(repo, renderProcess);
+        return result;
       } catch (error) {
-        // whatever went wrong (a timeout, a crash, a refusal midway), the process is not reused
-        renderProcess.child.kill('SIGKILL');
+        // A render the process reported as refused (a template error, a forbidden lookup, a cap)
+        // leaves it sound; one it could not report (timeout, crash, out of memory, abort) does not.
+        if (error instanceof KeelsonError && reported.has(error)) {
+          renderProcess.renders++;
+          park(repo, renderProcess);
+        } else {
+          renderProcess.child.kill('SIGKILL');
+        }
         throw error;
       } finally {
         running.delete(renderProcess);
       }
-      renderProcess.renders++;
-      park(repo, renderProcess);
-      return result;
     } finally {
       release();
     }
@@ -326,7 +333,11 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
       };
       const onMessage = (message: ChildMessage) => {
         if (message.type === 'done') finish(null, message.result);
-        else if (message.type === 'failed') finish(fromRenderProcess(message.error));
+        else if (message.type === 'failed') {
+          const error = fromRenderProcess(message.error);
+          reported.add(error);
+          finish(error);
+        }
       };
       const onError = (error: Error) =>
         finish(new TransientError(`The render process could not be reached (${error.message}); the render is retried.`, { code: 'render_process_failed', cause: error }));

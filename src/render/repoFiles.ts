@@ -1,9 +1,9 @@
 // The main process's side of rendering: it alone touches the checkout. It lists the manifests,
-// reads them and the values files, and answers the render process's requests for included templates, each
-// name resolved inside the ops repo root (safePath.ts: `..`, absolute paths, symlinks out and
-// `.git` are refused). Reads are asynchronous, so the main event loop never waits on them, and
-// everything read for one render counts against the output cap: a repo cannot make the render process
-// hold more template text than it may produce.
+// reads them and the values files, and answers the render process's requests for included
+// templates, each name resolved inside the ops repo root (safePath.ts: `..`, absolute paths,
+// symlinks out and `.git` are refused). Reads are asynchronous, so the main event loop never
+// waits on them, and everything read for one render counts against the output cap: a repo cannot
+// make the render process hold more template text than it may produce.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage, KeelsonError, TerminalError } from '../errors.ts';
