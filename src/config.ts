@@ -2,7 +2,9 @@
 // checked here, once; a bad value stops start-up with the variable's name and what is accepted.
 import path from 'node:path';
 import { z } from 'zod';
+import { formatBytes, parseByteSize } from './bytes.ts';
 import { ConfigError } from './errors.ts';
+import type { RenderLimits } from './render/renderer.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -22,14 +24,6 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(value * factor);
 }
 
-/** "1073741824", "512MiB", "1GiB", "64KiB" → bytes. */
-export function parseBytes(text: string): number | undefined {
-  const match = /^(\d+)(KiB|MiB|GiB)?$/.exec(text.trim());
-  if (!match) return undefined;
-  const factor = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[match[2] ?? ''] ?? 1;
-  return Number(match[1]) * factor;
-}
-
 const duration = (min: number, max: number) =>
   z.string().transform((text, ctx) => {
     const ms = parseDuration(text);
@@ -43,14 +37,16 @@ const duration = (min: number, max: number) =>
     return ms;
   });
 
-const bytes = (min: number, max: number) =>
+const MiB = 1024 ** 2;
+
+const byteSize = (min: number, max: number) =>
   z.string().transform((text, ctx) => {
-    const value = parseBytes(text);
-    if (value === undefined || value < min || value > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a size in bytes such as 1073741824, 512MiB or 1GiB, from ${min} to ${max}; got "${text}"` });
+    const bytes = parseByteSize(text);
+    if (bytes === undefined || bytes < min || bytes > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512KiB, 10MiB or 1GiB, between ${formatBytes(min)} and ${formatBytes(max)}; got "${text}"` });
       return z.NEVER;
     }
-    return value;
+    return bytes;
   });
 
 const boolean = () =>
@@ -113,10 +109,14 @@ const EnvSchema = z.object({
   KEELSON_SSE_MAX_PER_TOKEN: integer(1, 10_000).default(10),
   KEELSON_SSE_MAX: integer(1, 100_000).default(1000),
   KEELSON_GIT_FETCH_TIMEOUT: duration(1000, 86_400_000).default(300_000),
-  KEELSON_GIT_MAX_REPO_BYTES: bytes(1024 * 1024, 1024 ** 4).default(1024 ** 3),
+  KEELSON_GIT_MAX_REPO_BYTES: byteSize(MiB, 1024 ** 4).default(1024 ** 3),
   KEELSON_RETAIN_TRANSITIONS: duration(3_600_000, 3650 * 86_400_000).default(30 * 86_400_000),
   KEELSON_RETAIN_AUDIT: duration(3_600_000, 3650 * 86_400_000).default(365 * 86_400_000),
   KEELSON_IDEMPOTENCY_TTL: duration(60_000, 30 * 86_400_000).default(86_400_000),
+  KEELSON_RENDER_TIMEOUT: duration(100, 600_000).default(10_000),
+  KEELSON_RENDER_MAX_HEAP: byteSize(16 * MiB, 16 * 1024 * MiB).default(128 * MiB),
+  KEELSON_RENDER_MAX_OBJECTS: integer(1, 100_000).default(1_000),
+  KEELSON_RENDER_MAX_BYTES: byteSize(64 * 1024, 1024 * MiB).default(10 * MiB),
 });
 
 export type Config = {
@@ -146,6 +146,7 @@ export type Config = {
   readonly retainTransitionsMs: number;
   readonly retainAuditMs: number;
   readonly idempotencyTtlMs: number;
+  readonly renderLimits: RenderLimits;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -173,6 +174,10 @@ export const FLAG_TO_ENV = {
   'retain-transitions': 'KEELSON_RETAIN_TRANSITIONS',
   'retain-audit': 'KEELSON_RETAIN_AUDIT',
   'idempotency-ttl': 'KEELSON_IDEMPOTENCY_TTL',
+  'render-timeout': 'KEELSON_RENDER_TIMEOUT',
+  'render-max-heap': 'KEELSON_RENDER_MAX_HEAP',
+  'render-max-objects': 'KEELSON_RENDER_MAX_OBJECTS',
+  'render-max-bytes': 'KEELSON_RENDER_MAX_BYTES',
 } as const;
 
 export interface TargetInput {
@@ -279,5 +284,11 @@ export function loadConfig(
     retainTransitionsMs: e.KEELSON_RETAIN_TRANSITIONS,
     retainAuditMs: e.KEELSON_RETAIN_AUDIT,
     idempotencyTtlMs: e.KEELSON_IDEMPOTENCY_TTL,
+    renderLimits: {
+      timeoutMs: e.KEELSON_RENDER_TIMEOUT,
+      maxHeapBytes: e.KEELSON_RENDER_MAX_HEAP,
+      maxObjects: e.KEELSON_RENDER_MAX_OBJECTS,
+      maxBytes: e.KEELSON_RENDER_MAX_BYTES,
+    },
   };
 }

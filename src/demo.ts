@@ -15,7 +15,11 @@ const run = promisify(execFile);
 
 export const DEMO = { repo: 'demo-ops', project: 'demo', environment: 'local', image: 'registry.example/demo/web:1.0.0', token: 'demo-admin' } as const;
 
-const FILES: Record<string, string> = {
+/**
+ * The demo ops repo. Values are printed as plain `{{ … }}`: keelson escapes every printed value
+ * as one YAML scalar (docs/ops-repos.md), so no quoting is needed and none can be broken out of.
+ */
+export const DEMO_FILES: Readonly<Record<string, string>> = {
   'values.yaml': 'replicas: 2\nport: 8080\n',
   'demo/values-local.yaml': 'greeting: hello from the local environment\n',
   'demo/configmap.yaml': `apiVersion: v1
@@ -23,8 +27,8 @@ kind: ConfigMap
 metadata:
   name: {{ project }}-config
 data:
-  GREETING: "{{ values.greeting }}"
-  ENVIRONMENT: "{{ environment }}"
+  GREETING: {{ values.greeting }}
+  ENVIRONMENT: {{ environment }}
 `,
   'demo/deployment.yaml': `apiVersion: apps/v1
 kind: Deployment
@@ -69,7 +73,7 @@ async function exists(file: string): Promise<boolean> {
 async function createDemoRepo(dir: string): Promise<void> {
   if (await exists(path.join(dir, '.git'))) return;
   await mkdir(path.join(dir, 'demo'), { recursive: true });
-  for (const [file, content] of Object.entries(FILES)) await writeFile(path.join(dir, file), content);
+  for (const [file, content] of Object.entries(DEMO_FILES)) await writeFile(path.join(dir, file), content);
   const git = (...args: string[]) => run('git', ['-C', dir, '-c', 'user.name=keelson demo', '-c', 'user.email=demo@keelson.invalid', ...args]);
   await git('init', '-q', '-b', 'main');
   await git('add', '.');

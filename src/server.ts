@@ -20,6 +20,7 @@ import { createKubeClient } from './kube/kubeClient.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
+import { createRenderer } from './render/renderer.ts';
 import { createRolloutEffects } from './runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import type { SimulatorOptions } from './sim/index.ts';
@@ -108,13 +109,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fetchTimeoutMs: config.gitFetchTimeoutMs,
       maxRepoBytes: config.gitMaxRepoBytes,
     });
+    // closed after the runtime has stopped (closers run in reverse): no render is left in flight
+    const renderer = createRenderer(config.renderLimits);
+    closers.push(() => renderer.close());
     const runtime = createRuntime({
       db,
       databaseUrl: database.url,
       log: log.child({ part: 'runtime' }),
       metrics,
       instanceId,
-      effects: createRolloutEffects({ db, kube, opsRepos, log }),
+      effects: createRolloutEffects({ db, kube, opsRepos, renderer, log }),
       tickIntervalMs: config.tickIntervalMs,
       maxConcurrentRollouts: config.maxConcurrentRollouts,
       machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },

@@ -2,6 +2,7 @@
 // gets (the variable, its flag and what is accepted).
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseByteSize } from '../src/bytes.ts';
 import { loadConfig, parseDuration } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 
@@ -32,6 +33,7 @@ describe('loadConfig', () => {
       retainTransitionsMs: 30 * 86_400_000,
       retainAuditMs: 365 * 86_400_000,
       idempotencyTtlMs: 86_400_000,
+      renderLimits: { timeoutMs: 10_000, maxHeapBytes: 128 * 1024 ** 2, maxObjects: 1_000, maxBytes: 10 * 1024 ** 2 },
     });
     expect(loadConfig({}, {}, true).logFormat).toBe('pretty');
   });
@@ -52,6 +54,10 @@ describe('loadConfig', () => {
     [{ KEELSON_GIT_FETCH_TIMEOUT: '90s', KEELSON_GIT_MAX_REPO_BYTES: '512MiB' }, { gitFetchTimeoutMs: 90_000, gitMaxRepoBytes: 512 * 1024 ** 2 }],
     [{ KEELSON_RETAIN_TRANSITIONS: '7d', KEELSON_RETAIN_AUDIT: '90d', KEELSON_IDEMPOTENCY_TTL: '1h' }, { retainTransitionsMs: 7 * 86_400_000, retainAuditMs: 90 * 86_400_000, idempotencyTtlMs: 3_600_000 }],
     [{ DATABASE_URL: 'postgres://u:p@db:5432/keelson' }, { databaseUrl: 'postgres://u:p@db:5432/keelson' }],
+    [
+      { KEELSON_RENDER_TIMEOUT: '30s', KEELSON_RENDER_MAX_HEAP: '256Mi', KEELSON_RENDER_MAX_OBJECTS: '50', KEELSON_RENDER_MAX_BYTES: '512KiB' },
+      { renderLimits: { timeoutMs: 30_000, maxHeapBytes: 256 * 1024 ** 2, maxObjects: 50, maxBytes: 512 * 1024 } },
+    ],
   ])('accepts %j', (env, expected) => {
     expect(loadConfig(env, {}, false)).toMatchObject(expected);
   });
@@ -74,6 +80,10 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
     [{ KEELSON_CLUSTER: 'minikube' }, 'KEELSON_CLUSTER / --cluster: expected one of kubeconfig, in-cluster, sim (got "minikube")'],
     [{ KEELSON_SHUTDOWN_TIMEOUT: '0s' }, 'KEELSON_SHUTDOWN_TIMEOUT / --shutdown-timeout: expected a duration such as 500ms, 10s or 5m, between 1000 ms and 600 s; got "0s"'],
+    [{ KEELSON_RENDER_TIMEOUT: '1h' }, 'KEELSON_RENDER_TIMEOUT / --render-timeout: expected a duration such as 500ms, 10s or 5m, between 100 ms and 600 s; got "1h"'],
+    [{ KEELSON_RENDER_MAX_HEAP: '128MB' }, 'KEELSON_RENDER_MAX_HEAP / --render-max-heap: expected a size such as 512KiB, 10MiB or 1GiB, between 16 MiB and 16 GiB; got "128MB"'],
+    [{ KEELSON_RENDER_MAX_OBJECTS: '0' }, 'KEELSON_RENDER_MAX_OBJECTS / --render-max-objects: expected an integer from 1 to 100000; got "0"'],
+    [{ KEELSON_RENDER_MAX_BYTES: '2GiB' }, 'KEELSON_RENDER_MAX_BYTES / --render-max-bytes: expected a size such as 512KiB, 10MiB or 1GiB, between 64 KiB and 1 GiB; got "2GiB"'],
   ])('refuses %j naming the variable and what is accepted', (env, message) => {
     let error: unknown;
     try {
@@ -147,5 +157,23 @@ describe('parseDuration', () => {
     ['1w', undefined],
   ])('%j → %j', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe('parseByteSize', () => {
+  it.each([
+    ['1048576', 1_048_576],
+    ['512B', 512],
+    ['512KiB', 512 * 1024],
+    ['10MiB', 10 * 1024 ** 2],
+    ['1.5GiB', 1.5 * 1024 ** 3],
+    ['128Mi', 128 * 1024 ** 2],
+    ['64 Ki', 64 * 1024],
+    ['10MB', undefined],
+    ['10mib', undefined],
+    ['-1MiB', undefined],
+    ['', undefined],
+  ])('%j → %j', (text, bytes) => {
+    expect(parseByteSize(text)).toBe(bytes);
   });
 });

@@ -1,9 +1,12 @@
 // Rendered text → Kubernetes objects. Each YAML document must be an object with apiVersion, kind
 // and metadata.name; empty documents (stray `---`, comment-only) are skipped. Line numbers are
-// of the rendered text, which matches the template line for line unless a tag emits newlines.
-import { LineCounter, parseAllDocuments, parseDocument } from 'yaml';
+// of the rendered text, which matches the template line for line unless a tag emits newlines
+// (printed values never do: they are filled in after parsing, see outputSlots.ts). Documents are
+// composed one at a time, so the object cap stops a flood of documents as it is read.
+import { Composer, LineCounter, Parser, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { TerminalError } from '../errors.ts';
 import type { KubeObject } from '../kube/types.ts';
+import { clipped, quoted } from './failure.ts';
 import { isPlainObject } from './mergeValues.ts';
 
 export type { KubeObject };
@@ -26,28 +29,36 @@ function checkStringMap(value: unknown, field: string, file: string, line: numbe
   if (!isPlainObject(value)) throw invalid(file, line, `${field} must be a mapping of strings`);
   for (const [key, inner] of Object.entries(value)) {
     if (typeof inner !== 'string') {
-      throw invalid(file, line, `${field}.${key} must be a string, got ${JSON.stringify(inner)} (quote it in YAML)`);
+      throw invalid(file, line, `${field}.${clipped(key)} must be a string, got ${quoted(inner)} (quote it in YAML)`);
     }
   }
 }
 
+export interface ParseOptions {
+  /** Puts the printed values into each parsed document before it becomes JavaScript. */
+  readonly fill?: (document: Document.Parsed, where: (node: YamlNode) => string) => void;
+  /** Objects this file may still add (the rest of the render's budget) and the configured cap. */
+  readonly objects?: { readonly remaining: number; readonly limit: number };
+}
+
 /** Parses every document of `text` (the rendered `file`) into validated Kubernetes objects. */
-export function parseManifests(text: string, file: string): ParsedObject[] {
+export function parseManifests(text: string, file: string, options: ParseOptions = {}): ParsedObject[] {
   const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (!Array.isArray(documents)) return []; // an empty stream
+  const lineOf = (offset: number) => lineCounter.linePos(offset).line;
+  const where = (node: YamlNode) => `${file}:${lineOf(node.range?.[0] ?? 0)}`;
+  const composer = new Composer({ uniqueKeys: true });
   const objects: ParsedObject[] = [];
-  for (const document of documents) {
+  for (const document of composer.compose(new Parser(lineCounter.addNewLine).parse(text))) {
     const problem = document.errors[0];
     if (problem) {
-      const at = problem.linePos?.[0];
-      const where = at ? `${file}:${at.line}:${at.col}` : file;
-      throw new TerminalError(`Invalid YAML at ${where} (line of the rendered template): ${firstLine(problem.message)}. Fix the manifest in the ops repo.`, {
+      const at = lineCounter.linePos(problem.pos[0]);
+      throw new TerminalError(`Invalid YAML at ${file}:${at.line}:${at.col} (line of the rendered template): ${firstLine(problem.message)}. Fix the manifest in the ops repo.`, {
         code: 'render_yaml',
       });
     }
     if (document.contents === null) continue;
-    const line = lineCounter.linePos(document.contents.range[0]).line;
+    const line = lineOf(document.contents.range[0]);
+    options.fill?.(document, where);
     let value: unknown;
     try {
       value = document.toJS({ maxAliasCount: 100 });
@@ -57,7 +68,13 @@ export function parseManifests(text: string, file: string): ParsedObject[] {
       });
     }
     if (value === null || value === undefined) continue;
-    if (!isPlainObject(value)) throw invalid(file, line, `a document must be a Kubernetes object (a mapping), got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
+    if (options.objects && objects.length >= options.objects.remaining) {
+      throw new TerminalError(
+        `${file}:${line}: the templates render more than ${options.objects.limit} objects, the limit (KEELSON_RENDER_MAX_OBJECTS). Render fewer objects (split the deployment), or raise the limit.`,
+        { code: 'render_too_large' },
+      );
+    }
+    if (!isPlainObject(value)) throw invalid(file, line, `a document must be a Kubernetes object (a mapping), got ${Array.isArray(value) ? 'a list' : quoted(value)}`);
     const missing = [
       typeof value.apiVersion === 'string' && value.apiVersion !== '' ? null : 'apiVersion',
       typeof value.kind === 'string' && value.kind !== '' ? null : 'kind',

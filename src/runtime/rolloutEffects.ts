@@ -7,7 +7,7 @@ import type { Db } from '../db/pool.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
-import { renderManifests } from '../render/renderManifests.ts';
+import type { Renderer } from '../render/renderer.ts';
 import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import type { Effects } from './effects.ts';
 
@@ -15,13 +15,14 @@ export interface RolloutEffectsDeps {
   readonly db: Db;
   readonly kube: KubeClient;
   readonly opsRepos: OpsRepoManager;
+  readonly renderer: Renderer;
   readonly log: Logger;
   /** Fail-fast grace of verification (kube's DEFAULT_FAIL_FAST_GRACE_MS unless given); tests shorten it. */
   readonly failFastGraceMs?: number;
 }
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
-  const { db, kube, opsRepos, log } = deps;
+  const { db, kube, opsRepos, renderer, log } = deps;
   return {
     async sync(input, signal) {
       if (!input.opsRepoId) return { sha: null };
@@ -37,7 +38,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       if (checkout && input.sha && checkout.sha !== input.sha) {
         log.debug({ deploymentId: input.deploymentId, synced: input.sha, rendering: checkout.sha }, 'ops repo moved between sync and render');
       }
-      const result = await renderManifests({
+      const result = await renderer.render({
         root: checkout?.dir ?? null,
         basePath: checkout?.path ?? '',
         manifestPath: desired.manifestPath,
@@ -47,7 +48,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         namespace: desired.namespace,
         deploymentId: input.deploymentId,
         valuesOverride: desired.valuesOverride,
-      });
+      }, { signal });
       // pipelines write rows by SQL: the project's policy is checked here, before anything is applied
       await enforcePolicy(db, {
         project: desired.project,

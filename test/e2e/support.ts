@@ -17,6 +17,7 @@ import { createKubeClient, type KubeClient } from '../../src/kube/kubeClient.ts'
 import { DEPLOYMENT_LABEL, MANAGED_BY_LABEL } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
+import { createRenderer } from '../../src/render/renderer.ts';
 import { createRolloutEffects } from '../../src/runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from '../../src/runtime/runtime.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.ts';
@@ -58,6 +59,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
   const t = await createTestDatabase();
   const sim = await startSimulator({ ...FAST_SIM, ...options.sim });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-e2e-'));
+  const renderer = createRenderer();
   let runtime: Runtime | undefined;
   let kube: KubeClient | undefined;
   const e2e: E2e = {
@@ -79,7 +81,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
         db: t.db,
         databaseUrl: t.url,
         log,
-        effects: createRolloutEffects({ db: t.db, kube, opsRepos, log, failFastGraceMs: wiring.failFastGraceMs }),
+        effects: createRolloutEffects({ db: t.db, kube, opsRepos, renderer, log, failFastGraceMs: wiring.failFastGraceMs }),
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,
         machineConfig: { retryBaseMs: 200, retryMaxMs: 2_000, ...wiring.machineConfig },
@@ -91,6 +93,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
       await runtime?.stop();
       runtime = undefined;
       kube?.close();
+      await renderer.close();
       await sim.close();
       await t.drop();
       await rm(dir, { recursive: true, force: true });

@@ -2,6 +2,9 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
+import { TerminalError, type KeelsonError } from '../../src/errors.ts';
+import type { RenderInput, RenderResult } from '../../src/render/renderer.ts';
 
 const created: string[] = [];
 
@@ -39,4 +42,32 @@ export const DEPLOYMENT_ID = '3f0e4c1a-8d5b-4c8e-9a51-2b7f0d6e9c11';
 
 export function cm(name: string, data = '{}'): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata: ${data}\n`;
+}
+
+/** A render input for project `api` in `prod`, rendering `root` (null: the built-in template). */
+export function renderInput(root: string | null, overrides: Partial<RenderInput> = {}): RenderInput {
+  return {
+    root,
+    basePath: '',
+    manifestPath: null,
+    imageRef: 'registry.example/api:1.2.3',
+    project: 'api',
+    environment: 'prod',
+    namespace: 'api-prod',
+    deploymentId: DEPLOYMENT_ID,
+    valuesOverride: {},
+    ...overrides,
+  };
+}
+
+/** The TerminalError a render fails with (the test fails if it renders). */
+export async function renderError(promise: Promise<RenderResult>): Promise<KeelsonError> {
+  let result: RenderResult | undefined;
+  try {
+    result = await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(TerminalError);
+    return error as KeelsonError;
+  }
+  throw new Error(`expected a terminal error, rendered ${JSON.stringify(result?.objects)}`);
 }

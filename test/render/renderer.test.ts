@@ -1,35 +1,19 @@
+// What a render produces and refuses: which files, variables and values layering, labels, errors
+// with file and line, path confinement, and the built-in template. Ops repo renders go through the
+// real render process (renderer.ts).
 import { afterAll, describe, expect, it } from 'vitest';
-import { TerminalError, type KeelsonError } from '../../src/errors.ts';
-import { renderManifests, type RenderInput, type RenderResult } from '../../src/render/renderManifests.ts';
-import { cleanupRepos, cm, DEPLOYMENT_ID, makeRepo, outsideFile } from './fixtures.ts';
+import { createRenderer, DEFAULT_RENDER_LIMITS, type RenderInput, type RenderResult } from '../../src/render/renderer.ts';
+import { cleanupRepos, cm, DEPLOYMENT_ID, makeRepo, outsideFile, renderError, renderInput } from './fixtures.ts';
 
-afterAll(cleanupRepos);
+const renderer = createRenderer();
+const render = (input: RenderInput) => renderer.render(input);
 
-function input(root: string | null, overrides: Partial<RenderInput> = {}): RenderInput {
-  return {
-    root,
-    basePath: '',
-    manifestPath: null,
-    imageRef: 'registry.example/api:1.2.3',
-    project: 'api',
-    environment: 'prod',
-    namespace: 'api-prod',
-    deploymentId: DEPLOYMENT_ID,
-    valuesOverride: {},
-    ...overrides,
-  };
-}
+afterAll(async () => {
+  await renderer.close();
+  cleanupRepos();
+});
 
-async function renderError(promise: Promise<RenderResult>): Promise<KeelsonError> {
-  let result: RenderResult | undefined;
-  try {
-    result = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(TerminalError);
-    return error as KeelsonError;
-  }
-  throw new Error(`expected a terminal error, rendered ${JSON.stringify(result?.files)}`);
-}
+const input = renderInput;
 
 const names = (result: RenderResult) => result.objects.map((o) => `${o.kind}/${o.metadata.name}`);
 
@@ -87,7 +71,7 @@ describe('choosing what to render', () => {
     },
   ])('renders $title', async ({ files, basePath, manifestPath, expectFiles, expectObjects }) => {
     const root = makeRepo(files);
-    const result = await renderManifests(input(root, { basePath, manifestPath }));
+    const result = await render(input(root, { basePath, manifestPath }));
     expect(result.files).toEqual(expectFiles);
     expect(names(result)).toEqual(expectObjects);
   });
@@ -109,7 +93,7 @@ describe('template variables and values', () => {
         '',
       ].join('\n'),
     });
-    const result = await renderManifests(input(root, { valuesOverride: { greeting: 'hi' } }));
+    const result = await render(input(root, { valuesOverride: { greeting: 'hi' } }));
     expect(result.objects[0]).toMatchObject({
       metadata: { name: 'api-prod' },
       data: { image: 'registry.example/api:1.2.3', ns: 'api-prod', id: DEPLOYMENT_ID, greeting: 'hi' },
@@ -124,7 +108,7 @@ describe('template variables and values', () => {
       'api/values-staging.yaml': 'a: staging\n',
       'api/d.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  json: {{ values | dump | dump }}\n',
     });
-    const result = await renderManifests(input(root, { valuesOverride: { nested: { y: 'override' }, extra: [{ k: 1 }] } }));
+    const result = await render(input(root, { valuesOverride: { nested: { y: 'override' }, extra: [{ k: 1 }] } }));
     const expected = {
       a: 'dir',
       nested: { x: 'prod', y: 'override', keep: 'root' },
@@ -141,14 +125,14 @@ describe('template variables and values', () => {
       'api/values-prod.yaml': 'who: prod-file\n',
       'api/d.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "{{ values.who }}"\n',
     });
-    const result = await renderManifests(input(root, { manifestPath: 'api/d.yaml' }));
+    const result = await render(input(root, { manifestPath: 'api/d.yaml' }));
     expect(result.objects[0]?.metadata.name).toBe('prod-file');
   });
 
   it('does not modify the values_override it was given', async () => {
     const root = makeRepo({ 'values.yaml': 'n: { a: 1 }\n', 'api/d.yaml': cm('x') });
     const override = { n: { b: 2 } };
-    await renderManifests(input(root, { valuesOverride: override }));
+    await render(input(root, { valuesOverride: override }));
     expect(override).toEqual({ n: { b: 2 } });
   });
 });
@@ -174,7 +158,7 @@ describe('labels', () => {
         '',
       ].join('\n'),
     });
-    const [deployment, namespace] = (await renderManifests(input(root))).objects;
+    const [deployment, namespace] = (await render(input(root))).objects;
     expect(deployment?.metadata.labels).toEqual({ team: 'core', 'app.kubernetes.io/managed-by': 'keelson', 'keelson.dev/deployment': DEPLOYMENT_ID });
     expect(deployment?.spec).toEqual({
       selector: { matchLabels: { app: 'api' } },
@@ -186,7 +170,7 @@ describe('labels', () => {
 
   it('keeps a namespace the template set', async () => {
     const root = makeRepo({ 'api/d.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c, namespace: "{{ namespace }}" }\n' });
-    expect((await renderManifests(input(root))).objects[0]?.metadata.namespace).toBe('api-prod');
+    expect((await render(input(root))).objects[0]?.metadata.namespace).toBe('api-prod');
   });
 });
 
@@ -301,7 +285,7 @@ describe('errors name the file and line', () => {
       message: /Template error at api\/d\.yaml.*template not found: partials\/nothere\.njk/,
     },
   ])('$title → $code', async ({ files, code, message }) => {
-    const error = await renderError(renderManifests(input(makeRepo(files))));
+    const error = await renderError(render(input(makeRepo(files))));
     expect(error.code).toBe(code);
     expect(error.message).toMatch(message);
     expect(error.message).toMatch(/\. (Fix|Create|Add|Remove)/);
@@ -331,7 +315,7 @@ describe('nothing outside the ops repo is read', () => {
     { title: 'include of .git/config (holds the remote credentials)', files: { '.git/config': '[remote "origin"]\n  url = https://u:t@h/r\n', 'api/d.yaml': '{% include ".git/config" %}\n' }, links: {}, overrides: {} },
     { title: 'include of a symlink into .git', files: { '.git/config': 'x', 'api/d.yaml': '{% include "partials/cfg" %}\n' }, links: { 'partials/cfg': '../.git/config' }, overrides: {} },
   ])('refuses $title', async ({ files, links, overrides }) => {
-    const error = await renderError(renderManifests(input(makeRepo(files, links), overrides)));
+    const error = await renderError(render(input(makeRepo(files, links), overrides)));
     expect(error.code).toBe('render_path_unsafe');
     expect(error.message).toMatch(/refused: .*(outside|absolute|\.git)/);
     expect(error.message).not.toContain('stolen');
@@ -350,7 +334,7 @@ describe('nothing outside the ops repo is read', () => {
       },
       { 'api/c.yaml': '../shared/c.yaml' },
     );
-    const result = await renderManifests(input(root));
+    const result = await render(input(root));
     expect(result.files).toEqual(['api/_local.njk', 'api/a.yaml', 'api/b.yaml', 'api/c.yaml', 'api/d.yaml']);
     expect(names(result)).toEqual(['ConfigMap/api-a', 'ConfigMap/api-b', 'ConfigMap/linked']);
     expect(result.objects[0]?.metadata.labels?.tier).toBe('web');
@@ -359,7 +343,7 @@ describe('nothing outside the ops repo is read', () => {
 
 describe('the built-in template (no ops repo)', () => {
   it('renders a Deployment and a Service with defaults', async () => {
-    const result = await renderManifests(input(null));
+    const result = await render(input(null));
     expect(result.files).toEqual([]);
     expect(result.values).toEqual({ replicas: 1, port: 8080, env: {} });
     const [deployment, service] = result.objects;
@@ -394,7 +378,7 @@ describe('the built-in template (no ops repo)', () => {
   });
 
   it('uses values.replicas, values.port and values.env', async () => {
-    const result = await renderManifests(input(null, { valuesOverride: { replicas: 3, port: 9000, env: { LOG_LEVEL: 'debug', WORKERS: 4, FLAG: true, TRICKY: 'a: b\n- c' } } }));
+    const result = await render(input(null, { valuesOverride: { replicas: 3, port: 9000, env: { LOG_LEVEL: 'debug', WORKERS: 4, FLAG: true, TRICKY: 'a: b\n- c' } } }));
     const [deployment, service] = result.objects as unknown as [Record<string, any>, Record<string, any>]; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(deployment.spec.replicas).toBe(3);
     const container = deployment.spec.template.spec.containers[0];
@@ -416,8 +400,39 @@ describe('the built-in template (no ops repo)', () => {
     [{ env: { A: { nested: true } } }, /values\.env\.A/],
     [{ env: ['A=1'] }, /values\.env/],
   ])('refuses invalid values %j as terminal', async (valuesOverride, message) => {
-    const error = await renderError(renderManifests(input(null, { valuesOverride })));
+    const error = await renderError(render(input(null, { valuesOverride })));
     expect(error.code).toBe('render_template');
     expect(error.message).toMatch(message);
+  });
+});
+
+describe('render processes', () => {
+  it('serve one ops repo: reused for its next render, never for another repo, never after a render it could not report', async () => {
+    const own = createRenderer({ ...DEFAULT_RENDER_LIMITS, timeoutMs: 3_000 });
+    try {
+      const template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  n: "{{ values.n }}"\n';
+      const a = makeRepo({ 'api/d.yaml': template });
+      const b = makeRepo({ 'api/d.yaml': template });
+      const c = makeRepo({ 'bad/d.yaml': cm('{{ nope }}'), 'good/d.yaml': cm('fine'), 'loop/d.yaml': '{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}' });
+      const data = async (root: string, n: number) => (await own.render(input(root, { valuesOverride: { n } }))).objects[0]?.data;
+
+      expect(await data(a, 1)).toEqual({ n: '1' });
+      expect(await data(a, 2)).toEqual({ n: '2' });
+      expect(own.stats().rendersInReusedProcess).toBe(1);
+      expect(await data(b, 3)).toEqual({ n: '3' });
+      expect(own.stats().rendersInReusedProcess).toBe(1);
+      // a refusal the process reported leaves it sound: the next render of c reuses it
+      expect((await renderError(own.render(input(c, { manifestPath: 'bad' })))).code).toBe('render_template');
+      expect((await own.render(input(c, { manifestPath: 'good' }))).objects).toHaveLength(1);
+      expect(own.stats().rendersInReusedProcess).toBe(2);
+      // a timeout does not: the process is killed
+      expect((await renderError(own.render(input(c, { manifestPath: 'loop' })))).code).toBe('render_timeout');
+      expect((await own.render(input(c, { manifestPath: 'good' }))).objects).toHaveLength(1);
+      expect(own.stats().rendersInReusedProcess).toBe(3);
+      expect(await data(a, 4)).toEqual({ n: '4' });
+      expect(own.stats().rendersInReusedProcess).toBe(4);
+    } finally {
+      await own.close();
+    }
   });
 });
