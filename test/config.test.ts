@@ -74,7 +74,7 @@ describe('loadConfig', () => {
     [{ KEELSON_KUBE_BURST: '0.5' }, 'KEELSON_KUBE_BURST / --kube-burst: expected an integer from 1 to 100000; got "0.5"'],
     [{ KEELSON_TRUST_PROXY: 'yes please' }, 'KEELSON_TRUST_PROXY / --trust-proxy: expected false, true, a number of proxy hops'],
     [{ KEELSON_ALLOW_FILE_REPOS: 'yes' }, 'KEELSON_ALLOW_FILE_REPOS / --allow-file-repos: expected true or false (got "yes")'],
-    [{ KEELSON_GIT_MAX_REPO_BYTES: '1TB' }, 'KEELSON_GIT_MAX_REPO_BYTES / --git-max-repo-bytes: expected a size in bytes such as 1073741824, 512MiB or 1GiB'],
+    [{ KEELSON_GIT_MAX_REPO_BYTES: '1TB' }, 'KEELSON_GIT_MAX_REPO_BYTES / --git-max-repo-bytes: expected a size such as 512KiB, 10MiB or 1GiB, between 1 MiB and 1024 GiB; got "1TB"'],
     [{ KEELSON_SSE_MAX: '0' }, 'KEELSON_SSE_MAX / --sse-max: expected an integer from 1 to 100000; got "0"'],
     [{ KEELSON_IDEMPOTENCY_TTL: '1s' }, 'KEELSON_IDEMPOTENCY_TTL / --idempotency-ttl: expected a duration'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],

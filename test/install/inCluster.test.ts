@@ -55,7 +55,7 @@ beforeAll(async () => {
   // as in a pod: client-node's loadFromCluster reads these from the environment
   Object.assign(process.env, files.env);
   const config = loadConfig(
-    { ...files.env, DATABASE_URL: e2e.t.url, KEELSON_DATA_DIR: path.join(e2e.dir, 'data'), PORT: '0', KEELSON_TICK_INTERVAL: '200ms', KEELSON_LOG_FORMAT: 'json' },
+    { ...files.env, KEELSON_ALLOW_FILE_REPOS: 'true', DATABASE_URL: e2e.t.url, KEELSON_DATA_DIR: path.join(e2e.dir, 'data'), PORT: '0', KEELSON_TICK_INTERVAL: '200ms', KEELSON_LOG_FORMAT: 'json' },
     {},
     false,
   );
