@@ -1,5 +1,6 @@
 // The same operations through @kubernetes/client-node 2.x, plus watch semantics (bookmarks, 410
 // for compacted resourceVersions) and fault injection.
+import net from 'node:net';
 import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, Watch, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/sim/index.ts';
@@ -174,11 +175,20 @@ describe('fault injection', () => {
 
   it('pause refuses connections and resume serves on the same port', async () => {
     await sim.faults.pause();
-    const err = await fetch(`${sim.url}/version`).catch((e: Error & { cause?: { code?: string } }) => e);
-    expect((err as Error & { cause?: { code?: string } }).cause?.code).toBe('ECONNREFUSED');
-    await sim.faults.resume();
-    const res = await fetch(`${sim.url}/version`);
-    expect((await res.json()).minor).toBe('32');
+    // a fresh TCP connection, not fetch: fetch may reuse a pooled keep-alive socket that the pause
+    // closed, and report that instead of the refusal
+    const refused = await new Promise<string | undefined>((resolve) => {
+      const socket = net.connect(sim.port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(undefined);
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code));
+    }).finally(() => sim.faults.resume());
+    expect(refused).toBe('ECONNREFUSED');
+    // served again on the same port (a pooled socket the pause closed may fail once first)
+    const version = await sleepUntil(async () => ((await (await fetch(`${sim.url}/version`)).json()) as { minor: string }).minor);
+    expect(version).toBe('32');
   });
 
   it('dropWatches ends open watch streams', async () => {
