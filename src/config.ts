@@ -101,6 +101,11 @@ const EnvSchema = z.object({
     .default('false'),
   KEELSON_CLUSTER: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
   KEELSON_SHUTDOWN_TIMEOUT: duration(1000, 600_000).default(20_000),
+  // A stable identity (the pod name) lets a restarted process reclaim its own leases at once.
+  KEELSON_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'expected 1-253 letters, digits, ".", "_" or "-" (e.g. the pod name)')
+    .optional(),
   // Set by Kubernetes in every pod (not keelson's own variables): they mean "inside a pod".
   KUBERNETES_SERVICE_HOST: z.string().optional(),
   KUBERNETES_SERVICE_PORT: z.string().optional(),
@@ -137,6 +142,8 @@ export type Config = {
   readonly database: DatabaseKind;
   /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
   readonly shutdownTimeoutMs: number;
+  /** undefined: a random id per process (no lease is recognised after a restart) */
+  readonly instanceId: string | undefined;
   /** undefined: unset, which `serve` reads as "only for the zero-setup demo". */
   readonly allowFileRepos: boolean | undefined;
   readonly sseMaxPerToken: number;
@@ -166,6 +173,7 @@ export const FLAG_TO_ENV = {
   'trust-proxy': 'KEELSON_TRUST_PROXY',
   cluster: 'KEELSON_CLUSTER',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
+  'instance-id': 'KEELSON_INSTANCE_ID',
   'allow-file-repos': 'KEELSON_ALLOW_FILE_REPOS',
   'sse-max-per-token': 'KEELSON_SSE_MAX_PER_TOKEN',
   'sse-max': 'KEELSON_SSE_MAX',
@@ -276,6 +284,7 @@ export function loadConfig(
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
     ...targets,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
+    instanceId: e.KEELSON_INSTANCE_ID,
     allowFileRepos: e.KEELSON_ALLOW_FILE_REPOS,
     sseMaxPerToken: e.KEELSON_SSE_MAX_PER_TOKEN,
     sseMax: e.KEELSON_SSE_MAX,

@@ -87,7 +87,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const cluster = await openCluster(config, log, { simulator: options.simulator, serviceAccountPrefix: options.serviceAccountPrefix });
     closers.push(cluster.close);
     // One identity for the runtime's leases and the cluster requests it makes (X-Keelson-Client).
-    const instanceId = randomUUID();
+    const instanceId = config.instanceId ?? randomUUID();
     const kube = createKubeClient({
       kubeConfig: cluster.kubeConfig,
       log: log.child({ part: 'kube' }),

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
       cluster: 'sim',
       database: 'embedded',
       shutdownTimeoutMs: 20_000,
+      instanceId: undefined,
       allowFileRepos: undefined,
       sseMaxPerToken: 10,
       sseMax: 1000,
