@@ -85,7 +85,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
       h('button', { type: 'button', class: `count state-${state || 'all'}${filters.state === state ? ' selected' : ''}`, dataset: { state: state || 'all', count: n }, onclick: () => { filters.state = state; stateFilter.value = state; filters.page = 0; changed(); } },
         h('span', { class: 'n' }, n.toLocaleString('en')), h('span', { class: 'what' }, label))));
     const wanted = filters.project;
-    projectFilter.replaceChildren(h('option', { value: '' }, 'all projects'), fleet.projects.map((p) => h('option', { value: p.project }, p.project)));
+    projectFilter.replaceChildren(h('option', { value: '' }, 'all projects'), ...fleet.projects.map((p) => h('option', { value: p.project }, p.project)));
     projectFilter.value = fleet.projects.some((p) => p.project === wanted) ? wanted : '';
     projectsBody.replaceChildren(...fleet.projects.map((p) => {
       const flight = IN_FLIGHT.reduce((n, s) => n + p.by_state[s], 0);
@@ -164,6 +164,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
     renderPage();
   };
   const load = async () => {
+    document.body.dataset.fleetLoads = String(Number(document.body.dataset.fleetLoads ?? 0) + 1);
     try {
       await Promise.all([readFleet(), readPage()]);
     } catch (error) {
@@ -228,6 +229,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
     onOpen: () => reload(),
     onEvent: (event, row) => {
       if (event !== 'transition') return;
+      document.body.dataset.fleetEvents = String(Number(document.body.dataset.fleetEvents ?? 0) + 1);
       flashed.add(row.deployment_id);
       reload();
     },
