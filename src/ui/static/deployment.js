@@ -109,11 +109,11 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   const travel = h('section', { class: 'panel', id: 'time-travel' },
     h('div', { class: 'toolbar' }, h('h2', {}, 'Time travel'), h('span', { class: 'muted' }, 'step through deployment_transitions; the link keeps the step'),
       h('span', { class: 'spacer' }),
-      stepButton('step-first', '⏮', 'first step', () => go(0)),
+      stepButton('step-first', '|◀', 'first step', () => go(0)),
       stepButton('step-prev', '◀', 'previous step', () => go((cursor ?? steps().length - 1) - 1)),
       slider,
       stepButton('step-next', '▶', 'next step', () => go((cursor ?? steps().length - 1) + 1)),
-      stepButton('step-last', '⏭', 'last step', () => go(steps().length - 1)),
+      stepButton('step-last', '▶|', 'last step', () => go(steps().length - 1)),
       liveButton, stepLabel),
     h('div', { class: 'step-body' }, stepDetail, stepHistory));
 

@@ -52,6 +52,7 @@ const ORDER = {
 // Invisible, high-priority edges between consecutive top-level states keep the definition's
 // order left to right; they are layout hints only and are never drawn.
 const ORDER_EDGE = { 'elk.layered.priority.direction': '100' };
+const MAIN_PATH = new Set(['idle', 'syncing', 'applying', 'verifying', 'healthy']);
 /** Transitions of the root itself ("from any state") start at this pseudo-node, left of all. */
 export const ANY_STATE = '__any';
 
@@ -97,8 +98,10 @@ export function viewEdges(machine, { full, visibleOf, rootId }) {
   }
   for (const b of bundles.values()) {
     const n = b.transitions.length;
-    const labels = [...new Set(b.transitions.map(eventLabel))];
-    b.lines = [labels.length === 1 ? `${labels[0]}${n > 1 ? ` ×${n}` : ''}` : `${bundleKey(b.transitions[0])} ×${n}`];
+    const labels = b.transitions.map(eventLabel);
+    // short: the kind for invocations (`done`, `error ×5`), the event otherwise; the rest on hover
+    const short = b.transitions[0].kind === 'done' || b.transitions[0].kind === 'error' ? bundleKey(b.transitions[0]) : labels[0];
+    b.lines = [`${short}${n > 1 ? ` ×${n}` : ''}`];
     edges.push(b);
   }
   return edges;
@@ -132,7 +135,7 @@ export async function layoutMachine(machine, { full = true, expanded = new Set()
     }
     if (st.children.length > 0) {
       // collapsed: the name, a ⊕ to expand, and the current sub-state under it
-      return { id, width: Math.max(96, labelWidth + 44, subWidth(st) + 24), height: 46 };
+      return { id, width: Math.max(88, labelWidth + 40, subWidth(st) + 24, measure(`${st.children.length} sub-states`, LABEL_FONT) + 24), height: 46 };
     }
     const invokeText = st.invoke.map((i) => `invoke ${i.src}`).join(', ');
     const width = Math.max(72, labelWidth + 28, invokeText ? measure(invokeText, LABEL_FONT) + 24 : 0);
@@ -145,7 +148,10 @@ export async function layoutMachine(machine, { full = true, expanded = new Set()
   const rootNode = node(root.id);
   const anyUsed = edges.some((e) => e.source === ANY_STATE);
   if (anyUsed) rootNode.children.unshift({ id: ANY_STATE, width: Math.max(72, measure('any state', `600 ${FONT}`) + 24), height: 30 });
-  const order = [...(anyUsed ? [ANY_STATE] : []), ...root.children];
+  // readable: only the happy path is chained left to right; failed, rolling-back and stopped
+  // find their place beside it from their own edges
+  const chained = full ? root.children : root.children.filter((id) => MAIN_PATH.has(byId.get(id).key));
+  const order = [...(anyUsed ? [ANY_STATE] : []), ...chained];
   const hints = order.slice(1).map((id, i) => ({ id: `order:${i}`, sources: [order[i]], targets: [id], layoutOptions: ORDER_EDGE }));
   const graph = {
     id: '__graph',
@@ -154,7 +160,7 @@ export async function layoutMachine(machine, { full = true, expanded = new Set()
       'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
       'elk.direction': 'RIGHT',
       'elk.edgeRouting': 'ORTHOGONAL',
-      'elk.layered.spacing.nodeNodeBetweenLayers': full ? '28' : '24',
+      'elk.layered.spacing.nodeNodeBetweenLayers': full ? '28' : '16',
       'elk.spacing.nodeNode': '18',
       'elk.spacing.edgeLabel': '2',
       'elk.edgeLabels.placement': 'CENTER',
@@ -183,7 +189,8 @@ function hoverText(t) {
 export async function renderStatechart(container, machine, { onViewChange } = {}) {
   const byId = new Map(machine.states.map((st) => [st.id, st]));
   const stateByPath = new Map(machine.states.map((st) => [st.path, st]));
-  const margin = 16;
+  // the root box has its own border: little more is needed around it
+  const margin = 6;
   const view = { full: false, expanded: new Set() };
   let scale = 1;
   let svg;
@@ -252,12 +259,11 @@ export async function renderStatechart(container, machine, { onViewChange } = {}
       g.append(s('title', {}, document.createTextNode(`${st.path || st.id} (${st.type})${st.invoke.length ? `\ninvokes ${st.invoke.map((i) => `${i.id}: ${i.src}`).join(', ')}` : ''}${collapsed ? `\n${st.children.length} sub-states: click to expand` : open && st.depth > 0 && !view.full ? '\nclick the title to collapse' : ''}`)));
       g.append(s('rect', { width: shape.width, height: shape.height, rx: open ? 10 : 8 }));
       if (open) {
+        // the title bar collapses it again (a hit area under the text, so the text stays visible)
+        if (st.depth > 0 && !view.full) g.append(s('g', { class: 'header-hit', 'data-collapse': st.id }, s('rect', { width: shape.width, height: 26 })));
         g.append(s('text', { x: 12, y: 19, class: 'state-name' }, document.createTextNode(st.depth === 0 ? `${st.key}  ·  machine v${machine.version}` : st.key)));
         if (st.depth > 0 && !view.full) {
-          const toggle = s('g', { class: 'toggle', 'data-collapse': st.id, transform: `translate(${measure(st.key, `600 ${FONT}`) + 18},8)` }, s('rect', { width: 14, height: 14, rx: 3 }), s('text', { x: 7, y: 11, 'text-anchor': 'middle' }, document.createTextNode('−')));
-          g.append(toggle);
-          const header = s('rect', { class: 'header-hit', width: shape.width, height: 26, 'data-collapse': st.id });
-          g.append(header);
+          g.append(s('g', { class: 'toggle', 'data-collapse': st.id, transform: `translate(${measure(st.key, `600 ${FONT}`) + 18},6)` }, s('rect', { width: 14, height: 14, rx: 3 }), s('text', { x: 7, y: 11, 'text-anchor': 'middle' }, document.createTextNode('−'))));
         }
       } else if (collapsed) {
         g.append(s('text', { x: 12, y: 19, class: 'state-name' }, document.createTextNode(st.key)));
