@@ -106,7 +106,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
     if (fleet.projects.length === 0) projectsBody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No deployments yet.')));
     attentionCount.textContent = fleet.attention_total > fleet.attention.length ? `${fleet.attention.length} of ${fleet.attention_total}, longest first` : `${fleet.attention_total}, longest first`;
     attentionBody.replaceChildren(...fleet.attention.map((d) =>
-      h('tr', { dataset: { deployment: `${d.project}/${d.environment}`, state: d.current_status } },
+      h('tr', { dataset: { attention: `${d.project}/${d.environment}`, state: d.current_status } },
         h('td', {}, h('a', { href: deploymentHref(d) }, `${d.project}/${d.environment}`)),
         h('td', {}, stateBadge(d.current_status)),
         h('td', { class: 'num', dataset: { since: sinceFrom(d, fleetReadAt) } }, formatDuration(d.in_state_ms)),
