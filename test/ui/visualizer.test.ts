@@ -303,6 +303,8 @@ describe('visualizer', () => {
     await expect(page.locator('#step-label').textContent()).resolves.toContain(`seq ${String(middle?.seq)}`);
     // its action's history row, with the phases
     await page.locator('#step-history .bar-row').first().waitFor();
+    // the chart and the time travel panel together
+    await page.evaluate(() => document.getElementById('chart')?.closest('section')?.scrollIntoView());
     await page.screenshot({ path: path.join(ARTIFACTS, 'time-travel.png'), fullPage: false });
     // back to following the newest
     await page.locator('#step-live').click();

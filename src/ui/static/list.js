@@ -74,7 +74,7 @@ export async function showList({ view, signal, setLive, onAuthError }) {
 
   const renderFleet = () => {
     if (!fleet) return;
-    document.getElementById('fleet-total').textContent = `${fleet.total} deployments`;
+    document.getElementById('fleet-total').textContent = `${fleet.total.toLocaleString('en')} deployments`;
     const inFlight = IN_FLIGHT.reduce((n, s) => n + fleet.by_state[s], 0);
     const tiles = [
       ['', 'all', fleet.total],

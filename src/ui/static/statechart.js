@@ -1,4 +1,4 @@
-/* global ELK, CSS, document */
+/* global CSS, document */
 // Draws the statechart from GET /api/machine (the definition itself, not a copy): every state
 // (compound states as boxes around their children) and every transition (including always and
 // invoke done/error edges), laid out by elkjs the way the Stately visualizer does (layered,
@@ -6,6 +6,23 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const LABEL_FONT = '10px ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace';
+
+let elkLoading;
+/** elkjs (1.5 MB) is loaded by the deployment page only: the fleet's first screen does not wait for it. */
+export function loadElk() {
+  elkLoading ??= new Promise((resolve, reject) => {
+    if (globalThis.ELK) {
+      resolve(globalThis.ELK);
+      return;
+    }
+    const script = document.createElement('script');
+    script.src = '/ui/vendor/elk.bundled.js';
+    script.onload = () => resolve(globalThis.ELK);
+    script.onerror = () => reject(new Error('could not load the layout engine (/ui/vendor/elk.bundled.js)'));
+    document.head.append(script);
+  });
+  return elkLoading;
+}
 
 const measure = (() => {
   const ctx = document.createElement('canvas').getContext('2d');
@@ -172,6 +189,7 @@ export async function layoutMachine(machine, { full = true, expanded = new Set()
     children: [rootNode],
     edges: [...edges.map((e) => ({ id: e.id, sources: [e.source], targets: [e.target], labels: e.labels })), ...hints],
   };
+  const ELK = await loadElk();
   const laid = await new ELK().layout(graph);
   return { laid, edges, visibleOf, isOpen };
 }
