@@ -221,6 +221,14 @@ describe('fleet view with 10,000 deployments', () => {
     await expect(page.locator('#step-context tr[data-field="last_error"]').getAttribute('class')).resolves.toBe('changed');
     await expect(page.locator('#step-history [data-action-id="1-1-deploy"] .bar-row[data-phase="verify"] .bar.failed').count()).resolves.toBe(1);
     expect(new URL(page.url()).searchParams.get('seq')).toBe(String(rows.at(-1).seq));
+    // the keyboard steps too
+    await page.keyboard.press('ArrowLeft');
+    await sleepUntil(() => page.evaluate((seq) => document.body.dataset.stepSeq === String(seq), rows.at(-2).seq), { message: '← did not step back' });
+    // a link to a step that is not journaled says so and follows the newest
+    await page.goto(`${h.baseUrl}/ui/deployments/shop/prod-eu?seq=999`);
+    await page.locator('body[data-deployment-ready="true"]').waitFor();
+    await expect(page.locator('#step-label').textContent()).resolves.toContain('seq 999 is not journaled');
+    expect(await page.evaluate(() => document.body.dataset.stepSeq)).toBe(String(rows.at(-1).seq));
   });
 
   it('needed nothing but localhost and logged no errors', () => {

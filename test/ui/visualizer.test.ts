@@ -290,6 +290,8 @@ describe('visualizer', () => {
       await expect(page.locator('svg.statechart').getAttribute('data-current-state')).resolves.toBe(row.to_state);
       await expect(page.locator('#step-event').textContent()).resolves.toBe(row.event);
       await expect(page.locator('#step-context tr[data-field="image_ref"] td').first().textContent()).resolves.toBe(row.image_ref === null ? '–' : String(row.image_ref));
+      // the transition taken is found in the machine (and its edge marked unless it stays inside a collapsed box)
+      if (i > 0) expect(await page.locator('svg.statechart').getAttribute('data-last-transition'), `transition of step ${String(row.seq)}`).toBeTruthy();
     }
     expect(new URL(page.url()).searchParams.get('seq')).toBe(String(steps.at(-1)?.seq));
 

@@ -1,4 +1,4 @@
-/* global URLSearchParams, clearInterval, document, history, location, window */
+/* global HTMLElement, URLSearchParams, clearInterval, document, history, location, window */
 // /ui/deployments/:project/:env: for a failed deployment, why it failed first (last_error, the
 // failed phase and its duration, the pod and reason when the cluster said so); the statechart
 // (readable by default: compound states collapsed, edges bundled) with the current state
@@ -159,6 +159,8 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   let historyItems = firstHistory.items;
   /** index into steps() (oldest first) while travelling; null: follow the newest */
   let cursor = null;
+  /** a deep link to a step that is not (or no longer) journaled */
+  let missingSeq = null;
   const steps = () => transitions.slice().reverse();
 
   // a deep link to a step older than the first page: read back until it is loaded
@@ -171,6 +173,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
     }
     const index = steps().findIndex((t) => t.seq === wanted);
     if (index >= 0) cursor = index;
+    else missingSeq = wanted;
   }
 
   const chart = await renderStatechart(chartBox, machine, {
@@ -269,6 +272,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
     liveButton.classList.toggle('on', cursor === null);
     travel.dataset.mode = cursor === null ? 'live' : 'step';
     stepLabel.textContent = row ? `step ${index + 1} of ${all.length} · seq ${row.seq}${cursor === null ? ' · following' : ''}` : 'no transitions yet';
+    if (missingSeq !== null && cursor === null) stepLabel.textContent += ` · seq ${missingSeq} is not journaled (or was pruned)`;
     if (!row) {
       stepDetail.replaceChildren(h('p', { class: 'muted' }, 'Nothing journaled yet.'));
       stepHistory.replaceChildren();
@@ -318,6 +322,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   function go(index) {
     const all = steps();
     if (all.length === 0) return;
+    missingSeq = null;
     cursor = Math.max(0, Math.min(all.length - 1, index));
     syncUrl();
     renderTimeline();
@@ -325,6 +330,15 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
     chart.scrollTo(all[cursor].to_state);
   }
   slider.addEventListener('input', () => go(Number(slider.value)));
+  // ← / → step through time from anywhere on the page but a form field
+  const onKey = (event) => {
+    if (event.target instanceof HTMLElement && event.target.closest('input, select, textarea')) return;
+    if (event.key !== 'ArrowLeft' && event.key !== 'ArrowRight') return;
+    event.preventDefault();
+    go((cursor ?? steps().length - 1) + (event.key === 'ArrowLeft' ? -1 : 1));
+  };
+  document.addEventListener('keydown', onKey);
+  signal.addEventListener('abort', () => document.removeEventListener('keydown', onKey));
   liveButton.addEventListener('click', () => {
     cursor = null;
     syncUrl();
