@@ -129,8 +129,29 @@ describe('fleet view with 10,000 deployments', () => {
     await page.locator('#deployments tbody tr[data-deployment]').nth(49).waitFor();
     const wallMs = Date.now() - t0;
     const inPageMs = Number(await page.evaluate(() => document.body.dataset.fleetFirstScreenMs));
-    console.log(`fleet first screen with ${N} deployments: ${wallMs} ms from navigation (${inPageMs} ms from script start to drawn)`);
-    await recordFigures({ fleet_first_screen: { deployments: N, navigation_to_first_screen_ms: wallMs, script_to_first_screen_ms: inPageMs, measured_at: new Date().toISOString() } });
+    // the two reads behind it, alone: median of 5
+    const median = async (path: string) => {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        expect((await h.request('GET', path, { token })).status).toBe(200);
+        times.push(performance.now() - start);
+      }
+      return Math.round(times.sort((a, b) => a - b)[2] ?? 0);
+    };
+    const fleetMs = await median('/api/fleet');
+    const pageMs = await median('/api/fleet/deployments?limit=50&offset=5000');
+    console.log(`fleet first screen with ${N} deployments: ${wallMs} ms from navigation (${inPageMs} ms from script start to drawn); GET /api/fleet ${fleetMs} ms, a page ${pageMs} ms`);
+    await recordFigures({
+      fleet_first_screen: {
+        deployments: N,
+        navigation_to_first_screen_ms: wallMs,
+        script_to_first_screen_ms: inPageMs,
+        api_fleet_median_ms: fleetMs,
+        api_fleet_page_median_ms: pageMs,
+        measured_at: new Date().toISOString(),
+      },
+    });
 
     const sql = async (q: string) => Number((await h.pg.query(q)).rows[0].n);
     expect(await count('all')).toBe(N);
