@@ -25,6 +25,7 @@ import { sql } from 'slonik';
 import { createTransitionHub } from './transitionHub.ts';
 import { visualizerRoutes } from './visualizerRoutes.ts';
 import { uiRouter } from '../ui/uiRouter.ts';
+import { fleetRoutes } from './fleetRoutes.ts';
 
 export interface ApiDeps {
   /** The API's own pool, apart from the runtime's: API reads never queue before journal writes. */
@@ -144,6 +145,7 @@ export function createApp(deps: ApiDeps): ApiApp {
     ...projectRoutes(),
     ...opsRepoRoutes({ opsRepos: deps.opsRepos, allowFileRepos: deps.allowFileRepos ?? false, log }),
     ...visualizerRoutes({ hub, log, streams }),
+    ...fleetRoutes(),
   );
 
   app.use((req, res, next) => {

@@ -9,7 +9,7 @@ import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
 import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
 import type { EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
-import { redactSecrets } from './redact.ts';
+import { redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
   CreateDeploymentBody,
@@ -429,10 +429,10 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         const row = await loadDeployment(db, principal, params.project, params.env);
         const limit = query.limit ?? 50;
         const rows = await db.any(sql.type(TransitionRow)`
-          select id, deployment_id, from_state, to_state, event, generation, seq, at
+          select id, deployment_id, from_state, to_state, event, generation, seq, at, action_id, image_ref, attempt, last_error
           from deployment_transitions where deployment_id = ${row.id} and ${pageFragment(query.before)}
           order by id desc limit ${limit + 1}`);
-        return { status: 200, body: paginate(rows, limit) };
+        return { status: 200, body: paginate(rows.map(redactLastError), limit) };
       },
     }),
     rawRoute({
@@ -481,7 +481,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         let unsubscribe = () => {};
         const stream = slot.open(req, res, () => unsubscribe());
         unsubscribe = deps.hub.subscribe(row.id, lastSeq, {
-          send: (transition) => stream.write(`id: ${transition.seq}\nevent: transition\ndata: ${JSON.stringify(transition)}\n\n`),
+          send: (transition) => stream.write(`id: ${transition.seq}\nevent: transition\ndata: ${JSON.stringify(redactLastError(transition))}\n\n`),
           end: stream.end,
         });
       },

@@ -21,3 +21,8 @@ export function redactSecrets(text: string): string {
     .replace(/(https?:\/\/)[^\s/:@'"]+@/gi, '$1***@')
     .replace(/kls_[A-Za-z0-9_-]{20,}/g, 'kls_***');
 }
+
+/** A row's `last_error` as served: redacted again, since a SQL writer may have stored anything. */
+export function redactLastError<T extends { last_error?: string | null | undefined }>(row: T): T {
+  return typeof row.last_error === 'string' ? { ...row, last_error: redactSecrets(row.last_error) } : row;
+}

@@ -62,7 +62,7 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
         if (clients.length === 0) break;
         const after = Math.min(...clients.map((c) => c.lastSeq));
         const rows = await deps.db.any(sql.type(TransitionRow)`
-          select id, deployment_id, from_state, to_state, event, generation, seq, at
+          select id, deployment_id, from_state, to_state, event, generation, seq, at, action_id, image_ref, attempt, last_error
           from deployment_transitions
           where deployment_id = ${deploymentId} and seq > ${after}
           order by seq limit 1000`);

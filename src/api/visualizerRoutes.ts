@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import { machineGraph, type MachineGraph as Graph } from '../ui/machineGraph.ts';
 import type { EventStream, EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
-import { redactSecrets } from './redact.ts';
+import { redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import { DeploymentParams } from './schemas.ts';
 import { canSeeProject, type Principal } from './tokens.ts';
@@ -185,7 +185,8 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
         // an id unknown at open was created since: everything it journaled is new
         const seqs = ids.map((id) => lastSeq.get(id) ?? 0);
         const rows = await db.any(sql.type(AllEventsTransition)`
-          select t.id, t.deployment_id, t.from_state, t.to_state, t.event, t.generation, t.seq, t.at, d.project, d.environment
+          select t.id, t.deployment_id, t.from_state, t.to_state, t.event, t.generation, t.seq, t.at,
+                 t.action_id, t.image_ref, t.attempt, t.last_error, d.project, d.environment
           from unnest(${sql.array(ids, 'uuid')}, ${sql.array(seqs, 'int8')}) as c(id, seq)
           join deployment_transitions t on t.deployment_id = c.id and t.seq > c.seq
           join deployments d on d.id = t.deployment_id
@@ -195,7 +196,7 @@ function openAllStream(deps: VisualizerRouteDeps, db: CommonQueryMethods, scope:
         for (const row of rows) {
           if (ended()) break;
           if (row.seq <= (lastSeq.get(row.deployment_id) ?? 0)) continue;
-          stream.write(`event: transition\ndata: ${JSON.stringify(row)}\n\n`);
+          stream.write(`event: transition\ndata: ${JSON.stringify(redactLastError(row))}\n\n`);
           lastSeq.set(row.deployment_id, row.seq);
         }
         if (rows.length === BATCH) for (const id of ids) dirty.add(id);

@@ -73,6 +73,12 @@ export const TransitionRow = z.object({
   generation: z.number().int(),
   seq: z.number().int(),
   at: z.string(),
+  // migration 0004: the context after the step (src/runtime/stepContext.ts); null on rows
+  // journaled before it, absent where a reader does not select them
+  action_id: z.string().nullable().optional(),
+  image_ref: z.string().nullable().optional(),
+  attempt: z.number().int().nullable().optional(),
+  last_error: z.string().nullable().optional(),
 });
 export type TransitionRow = z.infer<typeof TransitionRow>;
 

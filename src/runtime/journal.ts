@@ -9,6 +9,7 @@ import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
 import type { Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
+import type { StepContext } from './stepContext.ts';
 
 export class LostOwnershipError extends TerminalError {
   constructor(deploymentId: string) {
@@ -37,6 +38,8 @@ export interface JournalEntry {
   readonly completed: Completed | null;
   readonly deployed: Deployed | null;
   readonly lastError: string | null;
+  /** what the transition row records of the context (stepContext.ts); null columns when absent */
+  readonly step?: StepContext | undefined;
 }
 
 export interface JournalResult {
@@ -63,9 +66,11 @@ export async function writeJournal(db: Db, entry: JournalEntry): Promise<Journal
         seq = excluded.seq, updated_at = excluded.updated_at`);
     if (entry.transition) {
       await tx.query(sql.unsafe`
-        insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq)
+        insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
+                                            action_id, image_ref, attempt, last_error)
         values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
-                ${entry.generation}, ${entry.seq})
+                ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
+                ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
         on conflict (deployment_id, seq) do nothing`);
       // delivered on commit: API processes stream it to SSE clients
       await tx.query(sql.unsafe`

@@ -24,6 +24,7 @@ import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
 import { toMachineActors, type BeforeEffect, type Effects } from './effects.ts';
 import { DeploymentGoneError, LostOwnershipError, writeJournal, type JournalEntry } from './journal.ts';
+import { stepContext } from './stepContext.ts';
 import { claim, heartbeat, registerInstance, release } from './leases.ts';
 import { RolloutSlots } from './semaphore.ts';
 
@@ -195,6 +196,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       completed,
       deployed: context.deployed,
       lastError: context.lastError,
+      step: transition ? stepContext(context) : undefined,
     };
     const notifiedAt = host.notifiedAt;
     const leavesRest = transition !== null && isAtRest(transition.from ?? 'idle') && !atRest;

@@ -1,14 +1,18 @@
 // The visualizer in real headless Chromium (Debian's /usr/bin/chromium through playwright-core)
-// against a running keelson with the simulated cluster: the list shows a deployment inserted by
+// against a running keelson with the simulated cluster: the fleet shows a deployment inserted by
 // SQL, its page follows a rollout live (syncing → applying → verifying → healthy without a
-// reload), every state and transition of GET /api/machine is drawn, and the page needs nothing
-// beyond localhost. Screenshots go to test-artifacts/ui/.
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+// reload), the default chart fits a 1400 px window and its compound states expand and collapse,
+// the full chart draws every state and transition of GET /api/machine, a rollout that crash-loops
+// leads the page with its error, pod and reason, time travel steps through the real journal from
+// first to last and a deep link opens at its step, and the page needs nothing beyond localhost.
+// Screenshots go to test-artifacts/ui/.
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createToken } from '../../src/api/tokens.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -31,6 +35,17 @@ const aborted: string[] = [];
 const pageErrors: string[] = [];
 
 const topOf = (state: string) => state.split('.')[0] ?? state;
+
+/** Merges figures into test-artifacts/ui/figures.json (the fleet test writes there too). */
+async function recordFigures(figures: Record<string, unknown>): Promise<void> {
+  let existing: Record<string, unknown> = {};
+  try {
+    existing = JSON.parse(await readFile(path.join(ARTIFACTS, 'figures.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    // first writer
+  }
+  await writeFile(path.join(ARTIFACTS, 'figures.json'), `${JSON.stringify({ ...existing, ...figures }, null, 2)}\n`);
+}
 
 beforeAll(async () => {
   t = await createTestDatabase();
@@ -171,7 +186,56 @@ describe('visualizer', () => {
     await page.setViewportSize({ width: 1600, height: 1000 });
   });
 
-  it('draws every state and transition of GET /api/machine', async () => {
+  it('fits its default chart in a 1400 px window; compound states expand and collapse', async () => {
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.reload();
+    await page.locator('body[data-deployment-ready="true"]').waitFor();
+    const fit = await page.evaluate(() => {
+      const box = document.getElementById('chart') as HTMLElement;
+      const svg = box.querySelector('svg') as SVGSVGElement;
+      const r = svg.getBoundingClientRect();
+      return {
+        right: r.right,
+        width: r.width,
+        naturalWidth: Number(svg.getAttribute('viewBox')?.split(' ')[2]),
+        boxOverflow: box.scrollWidth - box.clientWidth,
+        pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+        view: svg.dataset.view,
+      };
+    });
+    expect(fit.view).toBe('readable');
+    expect(fit.right).toBeLessThanOrEqual(1400);
+    expect(fit.boxOverflow).toBeLessThanOrEqual(0);
+    expect(fit.pageOverflow).toBeLessThanOrEqual(0);
+    console.log(`readable statechart: ${fit.naturalWidth} px wide at 100 %, drawn ${Math.round(fit.width)} px in a 1400 px window`);
+    await recordFigures({ readable_chart: { natural_width_px: fit.naturalWidth, drawn_width_px: Math.round(fit.width), window_px: 1400 } });
+    // the eight top-level states and the "any state" pseudo-state; compound ones collapsed
+    const drawn = await page.locator('svg.statechart [data-state-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state-id')));
+    expect(drawn.sort()).toEqual(['deployment', ...['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped'].map((k) => `deployment.${k}`)].sort());
+    expect(await page.locator('svg.statechart [data-collapsed="true"]').count()).toBe(6);
+    // guards on hover, not as labels
+    const labels = await page.locator('svg.statechart .edge-label text').allTextContents();
+    expect(labels.some((l) => l.includes('['))).toBe(false);
+    const hovers = await page.locator('svg.statechart .transition.bundle > title').allTextContents();
+    expect(hovers.some((h) => h.includes('isNewerGeneration'))).toBe(true);
+    await page.locator('svg.statechart').screenshot({ path: path.join(ARTIFACTS, 'statechart-readable.png') });
+
+    await page.locator('svg.statechart [data-state-id="deployment.syncing"]').click();
+    await page.locator('svg.statechart [data-state-id="deployment.syncing"][data-expanded="true"]').waitFor();
+    await page.locator('svg.statechart [data-state-id="deployment.syncing.fetching"][data-collapsed="true"]').waitFor();
+    await page.locator('svg.statechart [data-state-id="deployment.syncing.fetching"]').click();
+    await page.locator('svg.statechart [data-state-id="deployment.syncing.fetching.running"]').waitFor();
+    await page.locator('svg.statechart').screenshot({ path: path.join(ARTIFACTS, 'statechart-expanded.png') });
+    await page.locator('svg.statechart .toggle[data-collapse="deployment.syncing"]').click();
+    await page.locator('svg.statechart [data-state-id="deployment.syncing"][data-collapsed="true"]').waitFor();
+    expect(await page.locator('svg.statechart [data-state-id^="deployment.syncing."]').count()).toBe(0);
+    // still highlighted after the redraws
+    await expect(page.locator('svg.statechart .state.current').getAttribute('data-state-id')).resolves.toBe('deployment.healthy');
+  });
+
+  it('draws every state and transition of GET /api/machine in the full chart', async () => {
+    await page.locator('#chart-full').click();
+    await page.locator('svg.statechart[data-view="full"]').waitFor();
     const machine = await page.evaluate(async (bearer) => {
       const response = await fetch('/api/machine', { headers: { authorization: `Bearer ${bearer}` } });
       return (await response.json()) as { states: Array<{ id: string }>; transitions: Array<{ id: string }> };
@@ -184,6 +248,70 @@ describe('visualizer', () => {
     expect(drawnEdges.map((e) => e.id).sort()).toEqual(machine.transitions.map((tr) => tr.id).sort());
     // every edge has a routed path, not just an empty group
     expect(drawnEdges.filter((e) => e.paths === 0)).toEqual([]);
+    await page.locator('#chart-full').click();
+    await page.locator('svg.statechart[data-view="readable"]').waitFor();
+  });
+
+  it('leads a failed rollout\'s page with its error, the failed phase, the pod and the reason', async () => {
+    await server.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/shop:crashloop' where project = 'shop' and environment = 'staging'`);
+    await page.locator('body[data-failed="true"]').waitFor({ timeout: 90_000 });
+    const row = await server.db.one(sql.type(z.object({ last_error: z.string().nullable() }))`select last_error from deployments where project = 'shop' and environment = 'staging'`);
+    const lastError = String(row.last_error);
+    expect(lastError).toMatch(/CrashLoopBackOff/);
+    expect(await page.evaluate(() => (document.getElementById('view')?.firstElementChild as HTMLElement | null)?.id)).toBe('failure');
+    await sleepUntil(async () => (await page.locator('#failure-phase').count()) === 1 && (await page.locator('#failure-phase').getAttribute('data-phase')) === 'verify', { timeoutMs: 10_000, message: 'the failed phase was not shown' });
+    await expect(page.locator('#failure-error').textContent()).resolves.toBe(lastError);
+    await expect(page.locator('#failure-reason').textContent()).resolves.toContain('CrashLoopBackOff');
+    const pod = (await page.locator('#failure-pod').textContent()) ?? '';
+    expect(pod).not.toBe('');
+    expect(lastError).toContain(`pod ${pod}`);
+    const box = await page.locator('#failure-error').boundingBox();
+    expect(box?.y ?? 9999).toBeLessThan(200);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'deployment-failed.png'), fullPage: false });
+  });
+
+  it('steps through the whole journaled life, first to last, highlighting each step\'s state', async () => {
+    const Step = z.object({ seq: z.number(), to_state: z.string(), event: z.string(), action_id: z.string().nullable(), image_ref: z.string().nullable(), attempt: z.number().nullable(), last_error: z.string().nullable() });
+    const steps = await server.db.any(sql.type(Step)`
+      select t.seq, t.to_state, t.event, t.action_id, t.image_ref, t.attempt, t.last_error
+      from deployment_transitions t join deployments d on d.id = t.deployment_id
+      where d.project = 'shop' and d.environment = 'staging' order by t.seq`);
+    expect(steps.length).toBeGreaterThan(10);
+    // the journal recorded the context of every step taken by an action
+    const inAction = steps.filter((r) => !['idle', 'healthy', 'failed', 'stopped.idle'].includes(String(r.to_state)));
+    expect(inAction.every((r) => r.action_id !== null && r.image_ref !== null && r.attempt !== null)).toBe(true);
+    expect(steps.some((r) => r.image_ref === 'registry.example/shop:crashloop' && String(r.last_error ?? '').includes('CrashLoopBackOff'))).toBe(true);
+
+    await page.locator('#step-first').click();
+    for (const [i, row] of steps.entries()) {
+      if (i > 0) await page.locator('#step-next').click();
+      await sleepUntil(() => page.evaluate((seq) => document.body.dataset.stepSeq === String(seq), row.seq), { message: `step ${String(row.seq)} not shown` });
+      await expect(page.locator('svg.statechart .state.current').getAttribute('data-state-id')).resolves.toBe(`deployment.${topOf(String(row.to_state))}`);
+      await expect(page.locator('svg.statechart').getAttribute('data-current-state')).resolves.toBe(row.to_state);
+      await expect(page.locator('#step-event').textContent()).resolves.toBe(row.event);
+      await expect(page.locator('#step-context tr[data-field="image_ref"] td').first().textContent()).resolves.toBe(row.image_ref === null ? '–' : String(row.image_ref));
+      // the transition taken is found in the machine (and its edge marked unless it stays inside a collapsed box)
+      if (i > 0) expect(await page.locator('svg.statechart').getAttribute('data-last-transition'), `transition of step ${String(row.seq)}`).toBeTruthy();
+    }
+    expect(new URL(page.url()).searchParams.get('seq')).toBe(String(steps.at(-1)?.seq));
+
+    // a deep link to a step in the middle: the page opens there
+    const middle = steps.find((r) => String(r.to_state).startsWith('verifying') && r.image_ref === 'registry.example/shop:2.0.0') ?? steps[Math.floor(steps.length / 2)];
+    await page.goto(`${server.url}/ui/deployments/shop/staging?seq=${String(middle?.seq)}`);
+    await page.locator('body[data-deployment-ready="true"]').waitFor();
+    expect(await page.evaluate(() => document.body.dataset.stepSeq)).toBe(String(middle?.seq));
+    await expect(page.locator('svg.statechart .state.current').getAttribute('data-state-id')).resolves.toBe(`deployment.${topOf(String(middle?.to_state))}`);
+    await expect(page.locator('#step-slider').inputValue()).resolves.toBe(String(steps.indexOf(middle as (typeof steps)[number])));
+    await expect(page.locator('#step-label').textContent()).resolves.toContain(`seq ${String(middle?.seq)}`);
+    // its action's history row, with the phases
+    await page.locator('#step-history .bar-row').first().waitFor();
+    // the chart and the time travel panel together
+    await page.evaluate(() => document.getElementById('chart')?.closest('section')?.scrollIntoView());
+    await page.screenshot({ path: path.join(ARTIFACTS, 'time-travel.png'), fullPage: false });
+    // back to following the newest
+    await page.locator('#step-live').click();
+    expect(await page.evaluate(() => document.body.dataset.stepSeq)).toBe(String(steps.at(-1)?.seq));
+    expect(new URL(page.url()).search).toBe('');
   });
 
   it('needed nothing but localhost and logged no errors', async () => {
