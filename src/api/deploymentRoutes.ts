@@ -9,7 +9,7 @@ import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
 import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
 import type { EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
-import { redactLastError, redactSecrets } from './redact.ts';
+import { redactHistoryError, redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
   CreateDeploymentBody,
@@ -184,7 +184,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           select ${SUMMARY_COLUMNS} from deployments
           where (${scope}::text is null or project = ${scope}) and (${project}::text is null or project = ${project})
           order by project, environment`);
-        return { status: 200, body: { items } };
+        return { status: 200, body: { items: items.map(redactLastError) } };
       },
     }),
     jsonRoute({
@@ -203,7 +203,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         assertProjectVisible(principal, params.project);
         const items = await db.any(sql.type(DeploymentSummary)`
           select ${SUMMARY_COLUMNS} from deployments where project = ${params.project} order by environment`);
-        return { status: 200, body: { items } };
+        return { status: 200, body: { items: items.map(redactLastError) } };
       },
     }),
     jsonRoute({
@@ -272,7 +272,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           auto_rollback: row.auto_rollback,
           values_override: valuesSummary(body.values_override),
         });
-        return { status: 201, body: row, headers: { Location: deploymentPath(row.project, row.environment), ETag: etagOf(row) } };
+        return { status: 201, body: redactLastError(row), headers: { Location: deploymentPath(row.project, row.environment), ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -307,7 +307,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
               context: summarizeContext(snapshot.snapshot),
             }
           : null;
-        return { status: 200, body: { deployment: row, history, snapshot: snapshotSummary, live }, headers: { ETag: etagOf(row) } };
+        return { status: 200, body: { deployment: redactLastError(row), history: history.map(redactHistoryError), snapshot: snapshotSummary, live }, headers: { ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -356,7 +356,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           values_override: valuesSummary(body.values_override),
           generation: { from: before.generation, to: row.generation },
         });
-        return { status: 200, body: row, headers: { ETag: etagOf(row) } };
+        return { status: 200, body: redactLastError(row), headers: { ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -386,7 +386,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           target_image_ref: target.image_ref,
           generation: { from: before.generation, to: row.generation },
         });
-        return { status: 202, body: { deployment: row, target }, headers: { ETag: etagOf(row) } };
+        return { status: 202, body: { deployment: redactLastError(row), target }, headers: { ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -409,7 +409,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at
           from deployment_history where deployment_id = ${row.id} and ${pageFragment(query.before)}
           order by id desc limit ${limit + 1}`);
-        return { status: 200, body: paginate(rows, limit) };
+        return { status: 200, body: paginate(rows.map(redactHistoryError), limit) };
       },
     }),
     jsonRoute({

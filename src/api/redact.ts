@@ -22,7 +22,12 @@ export function redactSecrets(text: string): string {
     .replace(/kls_[A-Za-z0-9_-]{20,}/g, 'kls_***');
 }
 
-/** A row's `last_error` as served: redacted again, since a SQL writer may have stored anything. */
+/** A history row's error as served: redacted again, since a SQL writer may have stored anything. */
+export function redactHistoryError<T extends { error?: string | null | undefined }>(row: T): T {
+  return typeof row.error === 'string' ? { ...row, error: redactSecrets(row.error) } : row;
+}
+
+/** A row's `last_error` as served, for the same reason. */
 export function redactLastError<T extends { last_error?: string | null | undefined }>(row: T): T {
   return typeof row.last_error === 'string' ? { ...row, last_error: redactSecrets(row.last_error) } : row;
 }

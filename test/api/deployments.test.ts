@@ -151,6 +151,28 @@ describe('detail', () => {
     }
   });
 
+  it('redacts credentials in last_error and history errors, wherever the row is served', async () => {
+    const id = await h.insertDeployment('shop', 'leaky');
+    const leak = 'fetch https://bob:hunter3-git@git.example/x.git failed';
+    await h.pg.query('update deployments set last_error = $2 where id = $1', [id, leak]);
+    await h.pg.query(
+      `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation, error) values ($1, 'a1', 'deploy', 'failed', 'x:1', 1, $2)`,
+      [id, leak],
+    );
+    const responses = await Promise.all([
+      h.request('GET', '/api/projects/shop/deployments/leaky', { token: promote }),
+      h.request('GET', '/api/projects/shop/deployments', { token: promote }),
+      h.request('GET', '/api/deployments', { token: promote }),
+      h.request('GET', '/api/projects/shop/deployments/leaky/history', { token: promote }),
+    ]);
+    for (const response of responses) {
+      expect(response.status).toBe(200);
+      const text = JSON.stringify(response.body);
+      expect(text).not.toContain('hunter3-git');
+      expect(text).toContain('https://bob:***@git.example');
+    }
+  });
+
   it('answers 404 for an unknown environment', async () => {
     const response = await h.request('GET', '/api/projects/shop/deployments/nope', { token: promote });
     expect(response.status).toBe(404);
