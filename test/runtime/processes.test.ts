@@ -31,7 +31,7 @@ async function start(env: Record<string, string> = {}): Promise<RuntimeProcess> 
 
 const leaseHolders = async () =>
   await t.db.any(sql.type(z.object({ instance_id: z.string(), n: z.number() }))`
-    select instance_id::text, count(*)::int as n from deployment_leases group by instance_id order by instance_id`);
+    select instance_id::text, count(*)::int as n from deployment_leases where expires_at > now() group by instance_id order by instance_id`);
 
 describe('runtime processes', () => {
   it('resumes an actor killed with SIGKILL in verifying and finishes it with exactly one history row', async () => {
