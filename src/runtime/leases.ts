@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Db } from '../db/pool.ts';
-import { TerminalError } from '../errors.ts';
+import { TerminalError, TransientError } from '../errors.ts';
 
 /** Another live process runs with this instance id: the newer one refuses to run. */
 export class DuplicateInstanceError extends TerminalError {
@@ -53,6 +53,13 @@ export async function registerInstance(client: pg.Client, instanceId: string, in
       [instanceId],
     );
     const parsed = InstanceRow.safeParse(other.rows[0]);
+    if (parsed.success && parsed.data.incarnation === incarnation) {
+      // this process's own previous heartbeat session, not yet ended by the server (a frozen
+      // statement, a half-open connection): wait for it, the validity runs out meanwhile
+      throw new TransientError(`the previous heartbeat session of this process still holds the lock of instance id "${instanceId}"`, {
+        code: 'instance_lock_busy',
+      });
+    }
     const description = parsed.success
       ? `incarnation ${parsed.data.incarnation ?? 'unknown'} on host ${parsed.data.hostname}, pid ${parsed.data.pid}, last heartbeat ${Math.round(parsed.data.age_ms)} ms ago`
       : 'its session holds the instance lock';

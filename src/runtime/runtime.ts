@@ -37,7 +37,7 @@ import {
   writeQuarantine,
   type JournalEntry,
 } from './journal.ts';
-import { claim, release } from './leases.ts';
+import { claim, DuplicateInstanceError, release } from './leases.ts';
 import { createLeaseKeeper } from './ownership.ts';
 import { isAtRest, project, statePath } from './projection.ts';
 import { RolloutSlots } from './semaphore.ts';
@@ -339,7 +339,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   /** Fault isolation: this actor threw; its deployment fails, every other one carries on. */
   function quarantine(host: Host, error: unknown): void {
     if (host.stopped || host.quarantined) return;
-    const message = `keelson could not process this deployment: ${errorMessage(error)}; it stays failed until its row changes`;
+    const message = `keelson could not process this deployment: ${errorMessage(error).replace(/\s+/g, ' ')}; it stays failed until its row changes`;
     host.quarantined = { generation: host.generation, message };
     log.error({ deploymentId: host.id, generation: host.generation, err: errorMessage(error) }, 'actor failed; deployment quarantined until its row changes');
     host.fence.abort(new FencedError(host.id));
@@ -557,7 +557,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function runOwnershipCycle(): void {
     if (cycleRunning || closing || fatal) return;
     cycleRunning = ownershipCycle()
-      .catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'ownership cycle failed; retrying'))
+      .catch((error: unknown) => {
+        // another incarnation holds this instance id now: this process must not go on
+        if (error instanceof DuplicateInstanceError) die(new SupersededError(instanceId));
+        else log.warn({ err: errorMessage(error) }, 'ownership cycle failed; retrying');
+      })
       .finally(() => {
         cycleRunning = undefined;
       });

@@ -81,3 +81,61 @@ export async function spawnRuntime(
     },
   };
 }
+
+/**
+ * A TCP proxy in front of PostgreSQL the test can cut and heal: cut destroys every connection
+ * and refuses new ones (an outage as the runtime sees it), heal lets connections through again.
+ */
+export interface CutProxy {
+  readonly url: string;
+  cut(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
+  const { createServer, connect } = await import('node:net');
+  const target = new URL(databaseUrl);
+  const sockets = new Set<import('node:net').Socket>();
+  let open = true;
+  const server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as import('node:net').AddressInfo;
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(address.port);
+  return {
+    url: url.toString(),
+    cut: () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    heal: () => {
+      open = true;
+    },
+    close: async () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
