@@ -1,6 +1,7 @@
 // Helpers shared by the runtime tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { z } from 'zod';
@@ -94,9 +95,8 @@ export interface CutProxy {
 }
 
 export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
-  const { createServer, connect } = await import('node:net');
   const target = new URL(databaseUrl);
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   let open = true;
   const server = createServer((client) => {
     if (!open) {
@@ -118,7 +118,7 @@ export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as import('node:net').AddressInfo;
+  const address = server.address() as AddressInfo;
   const url = new URL(databaseUrl);
   url.hostname = '127.0.0.1';
   url.port = String(address.port);
