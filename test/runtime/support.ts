@@ -61,7 +61,7 @@ export async function spawnRuntime(
   env: Record<string, string> = {},
   script = path.join(import.meta.dirname, 'fixtures', 'runtimeProcess.ts'),
 ): Promise<RuntimeProcess> {
-  const instanceId = randomUUID();
+  const instanceId = env.INSTANCE_ID ?? randomUUID();
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, DATABASE_URL: databaseUrl, INSTANCE_ID: instanceId, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -71,7 +71,7 @@ export async function spawnRuntime(
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await sleepUntil(() => output.includes('"ready"') || child.exitCode !== null, { timeoutMs: 20_000, message: 'runtime process ready' });
-  if (child.exitCode !== null) throw new Error(`runtime process exited early:\n${output}`);
+  if (child.exitCode !== null) throw new Error(`runtime process exited early with status ${child.exitCode}:\n${output}`);
   return {
     instanceId,
     child,
