@@ -13,7 +13,7 @@ export function isAtRest(path: string): boolean {
   return path === 'idle' || path === 'failed' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
 }
 
-export function statePath(value: DeploymentSnapshot['value'] | unknown): string {
+export function statePath(value: StateValue | unknown): string {
   if (typeof value === 'string') return value;
   const [key, child] = Object.entries(value as Record<string, unknown>)[0] ?? ['idle', undefined];
   return child === undefined ? key : `${key}.${statePath(child)}`;
@@ -38,8 +38,11 @@ export interface ProjectedContext {
   readonly driftCheckAt?: number | null;
 }
 
+/** A state value as xstate gives it: `'idle'`, `{ syncing: { fetching: 'running' } }`, … */
+export type StateValue = string | { readonly [key: string]: StateValue };
+
 export interface ProjectedSnapshot {
-  readonly value: DeploymentSnapshot['value'];
+  readonly value: StateValue;
   readonly context: ProjectedContext;
 }
 
