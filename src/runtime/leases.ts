@@ -39,13 +39,32 @@ export function instanceLockKey(instanceId: string): string {
 
 const InstanceRow = z.object({ hostname: z.string(), pid: z.number(), incarnation: z.string().nullable(), age_ms: z.number() });
 
+/** The holder of the instance lock, as pg_locks shows a bigint advisory key (high and low 32 bits). */
+async function lockHolder(client: pg.Client, key: string): Promise<number | undefined> {
+  const value = BigInt.asUintN(64, BigInt(key));
+  const { rows } = await client.query<{ pid: number }>(
+    `select pid from pg_locks
+     where locktype = 'advisory' and granted and objsubid = 1 and classid = $1::oid and objid = $2::oid
+       and database = (select oid from pg_database where datname = current_database())`,
+    [(value >> 32n).toString(), (value & 0xffffffffn).toString()],
+  );
+  return rows[0]?.pid;
+}
+
 /**
  * Takes the instance id for this incarnation, on the heartbeat connection (plain pg: its
- * session holds the advisory lock). Throws DuplicateInstanceError when a live session has it.
+ * session holds the advisory lock). Throws DuplicateInstanceError when a live process has it.
+ *
+ * A session can outlive its process: a node that lost power sends no FIN, and PostgreSQL keeps
+ * the session (and the lock) until TCP keepalive gives up, hours by default. So the lock counts
+ * as held by a live process only while the instance row's heartbeat is younger than the TTL;
+ * an older holder is terminated (a process that has not heartbeated for a TTL has fenced
+ * itself). The same goes for this incarnation's own previous heartbeat session.
  */
-export async function registerInstance(client: pg.Client, instanceId: string, incarnation: string): Promise<void> {
-  const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [instanceLockKey(instanceId)]);
-  if (!rows[0]?.locked) {
+export async function registerInstance(client: pg.Client, instanceId: string, incarnation: string, ttlMs: number): Promise<void> {
+  const key = instanceLockKey(instanceId);
+  const tryLock = async () => (await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [key])).rows[0]?.locked === true;
+  if (!(await tryLock())) {
     const other = await client.query(
       `select hostname, pid, incarnation::text as incarnation,
               (extract(epoch from now() - heartbeat_at) * 1000)::float8 as age_ms
@@ -53,17 +72,22 @@ export async function registerInstance(client: pg.Client, instanceId: string, in
       [instanceId],
     );
     const parsed = InstanceRow.safeParse(other.rows[0]);
-    if (parsed.success && parsed.data.incarnation === incarnation) {
-      // this process's own previous heartbeat session, not yet ended by the server (a frozen
-      // statement, a half-open connection): wait for it, the validity runs out meanwhile
-      throw new TransientError(`the previous heartbeat session of this process still holds the lock of instance id "${instanceId}"`, {
-        code: 'instance_lock_busy',
-      });
+    const stale = !parsed.success || parsed.data.incarnation === incarnation || parsed.data.age_ms > ttlMs;
+    const holder = stale ? await lockHolder(client, key) : undefined;
+    if (holder !== undefined) {
+      await client.query('select pg_terminate_backend($1, $2)', [holder, Math.max(1000, Math.floor(ttlMs / 2))]);
     }
-    const description = parsed.success
-      ? `incarnation ${parsed.data.incarnation ?? 'unknown'} on host ${parsed.data.hostname}, pid ${parsed.data.pid}, last heartbeat ${Math.round(parsed.data.age_ms)} ms ago`
-      : 'its session holds the instance lock';
-    throw new DuplicateInstanceError(instanceId, description);
+    if (holder === undefined || !(await tryLock())) {
+      if (parsed.success && parsed.data.incarnation === incarnation) {
+        throw new TransientError(`the previous heartbeat session of this process still holds the lock of instance id "${instanceId}"`, {
+          code: 'instance_lock_busy',
+        });
+      }
+      const description = parsed.success
+        ? `incarnation ${parsed.data.incarnation ?? 'unknown'} on host ${parsed.data.hostname}, pid ${parsed.data.pid}, last heartbeat ${Math.round(parsed.data.age_ms)} ms ago`
+        : 'its session holds the instance lock';
+      throw new DuplicateInstanceError(instanceId, description);
+    }
   }
   await client.query(
     `insert into keelson_instances (id, hostname, pid, incarnation) values ($1, $2, $3, $4)

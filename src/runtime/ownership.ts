@@ -91,7 +91,7 @@ export function createLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
     try {
       await withDeadline(current.connect(), deadlineMs + 200, 'connecting for the heartbeat');
       // a new session: the instance lock of the previous one is gone, take it again
-      await withDeadline(registerInstance(current, options.instanceId, options.incarnation), deadlineMs, 'registering the instance');
+      await withDeadline(registerInstance(current, options.instanceId, options.incarnation, options.ttlMs), deadlineMs, 'registering the instance');
     } catch (error) {
       discard(current);
       throw error;

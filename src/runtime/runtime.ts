@@ -202,6 +202,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let fatal = false;
   let timers: NodeJS.Timeout[] = [];
   let cycleRunning: Promise<void> | undefined;
+  let heartbeatFailures = 0;
   let lastTickMs = 0;
   let queued = 0;
   let discarded = 0;
@@ -318,7 +319,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         }
         // the database is unreachable: keep the entry and retry in order; nothing is lost
         if (attempt === 1 || attempt % 10 === 0) log.warn({ deploymentId: host.id, attempt, err: errorMessage(error) }, 'journal write failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+        // at most a second apart: the entries commit within about a second of the database's return
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, 1000)));
       }
     }
   }
@@ -419,10 +421,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       if (closing || fatal || !keeper.isValid()) return;
       const ids = options.ids?.filter((id) => !hosts.has(id));
       if (ids && ids.length === 0) return;
+      // under the mutex no actor is being hosted meanwhile: given ids not hosted now need no exclusion list
       const claimed = await claim(db, instanceId, incarnation, leaseTtlMs, {
-        ...(ids ? { ids } : {}),
+        ...(ids ? { ids } : { exclude: [...hosts.keys()] }),
         ...(options.limit !== undefined ? { limit: options.limit } : {}),
-        exclude: [...hosts.keys()],
       });
       await adopt(claimed);
     });
@@ -532,7 +534,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const orphans = [...beat.owned.keys()].filter((id) => !hosts.has(id));
       if (orphans.length > 0 && keeper.isValid()) {
         log.info({ count: orphans.length }, 're-hosting deployments whose lease this process holds without an actor');
-        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans, exclude: [...hosts.keys()] }));
+        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans }));
       }
       const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
       if (hosts.size < share && keeper.isValid()) {
@@ -554,21 +556,32 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     });
   }
 
-  function runOwnershipCycle(): void {
-    if (cycleRunning || closing || fatal) return;
-    cycleRunning = ownershipCycle()
-      .catch((error: unknown) => {
-        // another incarnation holds this instance id now: this process must not go on
-        if (error instanceof DuplicateInstanceError) die(new SupersededError(instanceId));
-        else log.warn({ err: errorMessage(error) }, 'ownership cycle failed; retrying');
-      })
-      .finally(() => {
-        cycleRunning = undefined;
-      });
+  /** Heartbeats every heartbeatMs; after a failure every 500 ms at most, so a returning database is noticed at once. */
+  function scheduleOwnershipCycle(delayMs: number): void {
+    if (closing || fatal) return;
+    const timer = setTimeout(() => {
+      timers = timers.filter((t) => t !== timer);
+      let failed = false;
+      cycleRunning = ownershipCycle()
+        .catch((error: unknown) => {
+          failed = true;
+          // another incarnation holds this instance id now: this process must not go on
+          if (error instanceof DuplicateInstanceError) die(new SupersededError(instanceId));
+          else if (heartbeatFailures++ === 0 || heartbeatFailures % 20 === 0) {
+            log.warn({ err: errorMessage(error), failures: heartbeatFailures }, 'ownership cycle failed; retrying');
+          }
+        })
+        .finally(() => {
+          cycleRunning = undefined;
+          if (!failed) heartbeatFailures = 0;
+          scheduleOwnershipCycle(failed ? Math.min(heartbeatMs, 500) : heartbeatMs);
+        });
+    }, delayMs);
+    timers.push(timer);
   }
 
   function startListener(): Listener {
-    const subscriber = createListener(options.databaseUrl, ['keelson_deployments']);
+    const subscriber = createListener(options.databaseUrl, ['keelson_deployments'], { maxBackoffMs: 1000 });
     subscriber.events.on('connected', () => {
       log.debug('listening on keelson_deployments');
       // notifications sent while the connection was down are gone: look at every row
@@ -608,14 +621,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       await withDeadline(listener.ready(), 2000);
       // reclaims this instance id's leases of a previous incarnation at once (own leases first)
       await ownershipCycle();
-      timers.push(setInterval(tick, tickIntervalMs), setInterval(runOwnershipCycle, heartbeatMs));
+      timers.push(setInterval(tick, tickIntervalMs));
+      scheduleOwnershipCycle(heartbeatMs);
       log.info({ instanceId, incarnation, hosted: hosts.size, tickIntervalMs, leaseTtlMs }, 'runtime started');
     },
     async stop() {
       if (closing) return;
       closing = true;
       stopDeadline = performance.now() + stopTimeoutMs;
-      for (const timer of timers) clearInterval(timer);
+      for (const timer of timers) clearTimeout(timer);
       timers = [];
       await withDeadline(cycleRunning ?? Promise.resolve(), 2000);
       await listener?.close().catch(() => undefined);

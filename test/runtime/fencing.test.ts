@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { createDb, type Db } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/logger.ts';
 import { JournalConflictError, StaleEpochError, writeJournal, type JournalEntry } from '../../src/runtime/journal.ts';
-import { claim, DuplicateInstanceError } from '../../src/runtime/leases.ts';
+import { claim, DuplicateInstanceError, instanceLockKey } from '../../src/runtime/leases.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
 import { createGatedEffects, createGateTables, hold, unhold } from './fixtures/gatedEffects.ts';
@@ -213,6 +213,27 @@ describe('runtime fencing', () => {
     await second.stop();
     expect(refused).toBeInstanceOf(DuplicateInstanceError);
     expect((refused as Error).message).toMatch(new RegExp(`another keelson process is running with instance id "${id}"`));
+  });
+
+  it("takes over an instance id whose lock is held by a session that stopped heartbeating (a dead node's)", async () => {
+    const id = `pod-${randomUUID().slice(0, 8)}`;
+    // a session left behind by a process that died without closing its socket
+    const zombie = new pg.Client({ connectionString: t.url });
+    await zombie.connect();
+    zombie.on('error', () => undefined);
+    cleanups.push(async () => {
+      await zombie.end().catch(() => undefined);
+    });
+    await zombie.query('select pg_advisory_lock($1::bigint)', [instanceLockKey(id)]);
+    await zombie.query(
+      `insert into keelson_instances (id, hostname, pid, incarnation, heartbeat_at) values ($1, 'gone', 1, gen_random_uuid(), now() - interval '1 minute')`,
+      [id],
+    );
+    const runtime = await startRuntime({ instanceId: id });
+    const deployment = await insertDeployment(t.db, 'zombie');
+    await waitStatus(t.db, deployment, 'healthy');
+    expect(runtime.hosted()).toContain(deployment);
+    await expect(zombie.query('select 1')).rejects.toThrow();
   });
 
   it('re-hosts a lease this process holds without an actor (an orphan)', async () => {
