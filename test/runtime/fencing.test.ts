@@ -9,7 +9,7 @@ import { createDb, type Db } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/logger.ts';
 import { JournalConflictError, StaleEpochError, writeJournal, type JournalEntry } from '../../src/runtime/journal.ts';
 import { claim, DuplicateInstanceError, instanceLockKey } from '../../src/runtime/leases.ts';
-import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
+import { createRuntime, JournalBacklogError, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
 import { createGatedEffects, createGateTables, hold, unhold } from './fixtures/gatedEffects.ts';
 import { effectRuns, history, insertDeployment, row, startCutProxy, transitions, waitFor, waitStatus } from './support.ts';
@@ -301,6 +301,48 @@ describe('runtime fencing', () => {
       select deployment_id from deployment_leases where instance_id = ${instanceId} and expires_at > now()`);
     await sleepUntil(() => leased.every((l) => runtime.hosted().includes(l.deployment_id)), { message: 'every lease hosted' });
     console.log(`outage > TTL: first transition ${Math.round(firstTransitionMs)} ms after the database returned`);
+  });
+});
+
+describe('journal backlog', () => {
+  it('stops with a typed error rather than drop an entry when the backlog passes its bound', async () => {
+    const proxy = await startCutProxy(t.url);
+    cleanups.push(() => proxy.close());
+    const db = await createDb(proxy.url, { maxPoolSize: 3 });
+    cleanups.push(() => db.end());
+    const instanceId = randomUUID();
+    const fatal: Error[] = [];
+    const runtime = createRuntime({
+      db,
+      databaseUrl: proxy.url,
+      log,
+      instanceId,
+      // the effects reach the database directly: the actor moves on while its journal cannot
+      effects: createGatedEffects(t.db, instanceId),
+      tickIntervalMs: 100,
+      leaseTtlMs: 10_000,
+      maxQueuedEntries: 4,
+      onFatal: (error) => fatal.push(error),
+    });
+    running.push(runtime);
+    await runtime.start();
+    // three rollouts held in apply, one after the other, nothing left queued
+    const ids: string[] = [];
+    for (const name of ['backlog-a', 'backlog-b', 'backlog-c']) {
+      const id = await insertDeployment(t.db, name);
+      await hold(t.db, id, 'apply');
+      await waitFor(t.db, id, (r) => r.current_status === 'applying', `${name} applying`);
+      ids.push(id);
+    }
+    await sleepUntil(() => runtime.stats().queuedEntries === 0, { message: 'journal idle' });
+    expect(fatal).toEqual([]);
+    proxy.cut();
+    // each finishes apply and verify: six entries for a bound of four
+    for (const id of ids) await unhold(t.db, id, 'apply');
+    await sleepUntil(() => fatal.length > 0, { message: 'backlog over its bound' });
+    expect(fatal[0]).toBeInstanceOf(JournalBacklogError);
+    expect(fatal[0]?.message).toBe('4 journal entries are waiting for the database; stopping rather than dropping one');
+    expect(runtime.hosted()).toEqual([]);
   });
 });
 
