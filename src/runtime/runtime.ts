@@ -184,7 +184,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // the cheap local fence check: a dropped actor, or a process past its lease validity,
     // starts no effect (and the fence signal stops a running one before its next request)
     const record = hosts.get(id);
-    if (!record || record.stopped || !keeper.isValid()) throw new FencedError(id);
+    // the validity may have ended a moment before its timer fires: fence now, so the failure
+    // this throw causes is never journaled (the actor is stopped first)
+    if (!keeper.isValid()) selfFence();
+    if (!record || record.stopped) throw new FencedError(id);
     if (effect === 'findRollbackTarget') {
       // it reads deployment_history: the rows this actor has queued (an auto-rollback's failed
       // deploy, a success a moment ago) must be committed first. The snapshot that started this
@@ -220,6 +223,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   function onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void {
     if (host.stopped || snapshot === host.lastSnapshot) return;
+    if (!keeper.isValid()) {
+      selfFence();
+      return;
+    }
     host.lastSnapshot = snapshot;
     try {
       const projected = project(host.journaled, snapshot, eventType);
@@ -266,6 +273,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function journal(host: Host, entry: JournalEntry, notifiedAt: number | null): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      // past the lease validity nothing is written: the database may still think the lease
+      // valid (its expiry is later), but this process no longer knows it is
+      if (!host.stopped && !keeper.isValid()) selfFence();
       if (host.stopped) {
         // a dropped actor's queued entries are discarded: a newer actor (a newer epoch) owns
         // the deployment, or nobody does; committing them would move it backwards
