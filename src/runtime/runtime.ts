@@ -638,14 +638,19 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     async stop() {
       if (closing) return;
       closing = true;
-      stopDeadline = performance.now() + stopTimeoutMs;
+      // one budget for everything, the database answering or not: queued journal writes get
+      // all of it but the share kept for releasing the leases
+      const startedAt = performance.now();
+      const releaseBudgetMs = Math.min(2000, Math.floor(stopTimeoutMs / 4));
+      stopDeadline = startedAt + stopTimeoutMs - releaseBudgetMs;
+      const left = (until: number) => Math.max(100, until - performance.now());
       for (const timer of timers) clearTimeout(timer);
       timers = [];
-      await withDeadline(cycleRunning ?? Promise.resolve(), 2000);
-      await listener?.close().catch(() => undefined);
+      const listenerClosed = listener?.close().catch(() => undefined);
+      await withDeadline(cycleRunning ?? Promise.resolve(), Math.min(2000, left(stopDeadline)));
       // every change is journaled as it happens; wait for the queued writes (bounded), then stop
       const records = [...hosts.values()];
-      await withDeadline(Promise.all(records.map((r) => r.chain)), stopTimeoutMs + 1000);
+      await withDeadline(Promise.all(records.map((r) => r.chain)), left(stopDeadline));
       for (const record of records) drop(record, 'shutdown');
       const released = await withDeadline(
         release(db, instanceId, incarnation).then(
@@ -655,10 +660,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
             return false;
           },
         ),
-        3000,
+        left(startedAt + stopTimeoutMs),
       );
       if (released === undefined) log.warn('could not release leases in time; they expire on their own');
-      await keeper.close();
+      await Promise.all([listenerClosed, keeper.close()]);
       log.info({ instanceId, persisted: records.length, queued }, 'runtime stopped');
     },
   };

@@ -133,7 +133,7 @@ describe('runtime processes', () => {
     expect(refused).toContain(`another keelson process is running with instance id "${instanceId}"`);
   });
 
-  it('exits on SIGTERM within its stop timeout while the database is unreachable', async () => {
+  it.each(['cut', 'freeze'] as const)('exits on SIGTERM within its stop timeout while the database is unreachable (%s)', async (fault) => {
     const proxy = await startCutProxy(t.url);
     try {
       const p = await spawnRuntime(proxy.url, { STOP_TIMEOUT_MS: '3000', LOG_LEVEL: 'info' });
@@ -141,14 +141,15 @@ describe('runtime processes', () => {
       const id = await insertDeployment(t.db, 'sigterm');
       await hold(t.db, id, 'verify');
       await sleepUntil(async () => (await effectRuns(t.db, id, 'verify')).length === 1, { message: 'verify running' });
-      proxy.cut();
+      if (fault === 'cut') proxy.cut();
+      else proxy.freeze();
       const signalledAt = performance.now();
       p.child.kill('SIGTERM');
       await sleepUntil(() => p.child.exitCode !== null || p.child.signalCode !== null, { timeoutMs: 15_000, message: 'exited after SIGTERM' });
       const exitMs = performance.now() - signalledAt;
       expect(p.child.exitCode).toBe(0);
       expect(p.output()).toContain('runtime stopped');
-      console.log(`SIGTERM with the database unreachable: exited after ${Math.round(exitMs)} ms (stop timeout 3000 ms)`);
+      console.log(`SIGTERM with the database unreachable (${fault}): exited after ${Math.round(exitMs)} ms (stop timeout 3000 ms)`);
     } finally {
       await proxy.close();
     }

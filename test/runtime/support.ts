@@ -90,6 +90,8 @@ export async function spawnRuntime(
 export interface CutProxy {
   readonly url: string;
   cut(): void;
+  /** connections stay open but nothing passes (a frozen server, a silent partition) until heal() */
+  freeze(): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -98,6 +100,8 @@ export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
   const target = new URL(databaseUrl);
   const sockets = new Set<Socket>();
   let open = true;
+  let frozen = false;
+  const held: Array<() => void> = [];
   const server = createServer((client) => {
     if (!open) {
       client.destroy();
@@ -114,8 +118,13 @@ export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    const forward = (from: Socket, to: Socket) =>
+      from.on('data', (chunk: Buffer) => {
+        if (frozen) held.push(() => to.write(chunk));
+        else to.write(chunk);
+      });
+    forward(client, upstream);
+    forward(upstream, client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;
@@ -129,8 +138,13 @@ export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
       for (const socket of sockets) socket.destroy();
       sockets.clear();
     },
+    freeze: () => {
+      frozen = true;
+    },
     heal: () => {
       open = true;
+      frozen = false;
+      for (const write of held.splice(0)) write();
     },
     close: async () => {
       open = false;
