@@ -38,7 +38,7 @@ describe('self-fencing', () => {
       // a new image while fenced: an unfenced process would apply it at once
       await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/fenced:2' where id = ${id}`);
       await sleepUntil(() => Date.now() - fencedAt > 2000, { intervalMs: 100, message: 'two seconds fenced' });
-      expect(writes().filter((w) => w.at >= fencedAt)).toEqual([]);
+      expect(writes().filter((w) => w.at >= fencedAt).map((w) => `${w.verb} ${w.resource} ${w.name ?? ''} ${w.at - fencedAt}ms`)).toEqual([]);
       expect(simDeployment(e2e.sim, 'fenced-prod', 'fenced')?.image).toBe('registry.example/fenced:1');
     } finally {
       await locker.query('rollback').catch(() => undefined);

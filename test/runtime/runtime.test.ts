@@ -148,7 +148,8 @@ describe('runtime', () => {
     await t.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
     await sleepUntil(async () => (await effectRuns(t.db, id, 'scale')).length === 1, { message: 'scale running' });
     // current_status mirrors the top-level state (stopped) while the stop is still under way
-    const during = await row(t.db, id);
+    // (the effect may start a moment before its state's journal entry commits)
+    const during = await waitFor(t.db, id, (r) => r.current_status === 'stopped', 'stopping journaled');
     expect(during).toMatchObject({ current_status: 'stopped', generation: 2, observed_generation: 1 });
     await unhold(t.db, id, 'scale');
     const done = await waitFor(t.db, id, (r) => r.observed_generation === 2, 'stop finished');
