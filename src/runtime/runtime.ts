@@ -416,7 +416,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       try {
         record = host(row.id, epoch, snapshotById.get(row.id));
       } catch (error) {
-        log.error({ deploymentId: row.id, err: errorMessage(error) }, 'cannot start the actor');
+        // the record may exist already (it is registered before the actor starts): quarantine it
+        const started = hosts.get(row.id);
+        if (started) quarantine(started, error);
+        else log.error({ deploymentId: row.id, err: errorMessage(error) }, 'cannot start the actor');
         continue;
       }
       send(record, row);
