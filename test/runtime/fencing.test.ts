@@ -277,10 +277,11 @@ describe('runtime fencing', () => {
     for (const id of ids) await t.db.query(sql.unsafe`update deployments set image_ref = replace(image_ref, ':1', ':2') where id = ${id}`);
     await sleepUntil(async () => (await effectRuns(t.db, ids[0] as string, 'verify')).length === 2, { message: 'a verifying :2' });
 
+    const fencesBefore = runtime.stats().selfFences;
     proxy.cut();
     const cutAt = performance.now();
     await sleepUntil(() => !runtime.isListening(), { message: 'listener down' });
-    await sleepUntil(() => runtime.stats().selfFences >= 1, { message: 'self-fenced during the outage' });
+    await sleepUntil(() => runtime.stats().selfFences > fencesBefore, { message: 'self-fenced during the outage' });
     await sleepUntil(() => performance.now() - cutAt > 2500, { intervalMs: 100, message: 'outage longer than the TTL' });
     await unhold(t.db, ids[0] as string, 'verify');
     const before = await t.db.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from deployment_transitions`);
