@@ -101,6 +101,9 @@ const EnvSchema = z.object({
     .default('false'),
   KEELSON_CLUSTER: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
   KEELSON_SHUTDOWN_TIMEOUT: duration(1000, 600_000).default(20_000),
+  // How long a deployment's lease lives without a heartbeat: a process that cannot renew stops
+  // its actors (self-fences) before this, and others take over after it (docs/operations.md).
+  KEELSON_LEASE_TTL: duration(1000, 600_000).default(10_000),
   // A stable identity (the pod name) lets a restarted process reclaim its own leases at once.
   KEELSON_INSTANCE_ID: z
     .string()
@@ -142,6 +145,8 @@ export type Config = {
   readonly database: DatabaseKind;
   /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
   readonly shutdownTimeoutMs: number;
+  /** a lease's lifetime without renewal; heartbeats run every quarter of it */
+  readonly leaseTtlMs: number;
   /** undefined: a random id per process (no lease is recognised after a restart) */
   readonly instanceId: string | undefined;
   /** undefined: unset, which `serve` reads as "only for the zero-setup demo". */
@@ -174,6 +179,7 @@ export const FLAG_TO_ENV = {
   cluster: 'KEELSON_CLUSTER',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
   'instance-id': 'KEELSON_INSTANCE_ID',
+  'lease-ttl': 'KEELSON_LEASE_TTL',
   'allow-file-repos': 'KEELSON_ALLOW_FILE_REPOS',
   'sse-max-per-token': 'KEELSON_SSE_MAX_PER_TOKEN',
   'sse-max': 'KEELSON_SSE_MAX',
@@ -285,6 +291,7 @@ export function loadConfig(
     ...targets,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
     instanceId: e.KEELSON_INSTANCE_ID,
+    leaseTtlMs: e.KEELSON_LEASE_TTL,
     allowFileRepos: e.KEELSON_ALLOW_FILE_REPOS,
     sseMaxPerToken: e.KEELSON_SSE_MAX_PER_TOKEN,
     sseMax: e.KEELSON_SSE_MAX,

@@ -18,6 +18,7 @@ import { createDb, type Db } from './db/pool.ts';
 import { setUpDemo } from './demo.ts';
 import { createKubeClient } from './kube/kubeClient.ts';
 import type { Logger } from './logger.ts';
+import { forceBudgetMs } from './shutdown.ts';
 import { createMetrics } from './metrics.ts';
 import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
 import { createRenderer } from './render/renderer.ts';
@@ -36,6 +37,11 @@ export interface ServerOptions {
   readonly machineConfig?: Partial<MachineConfig>;
   /** in-cluster mode: where the service account files are (tests); see cluster.ts */
   readonly serviceAccountPrefix?: ClusterOptions['serviceAccountPrefix'];
+  /**
+   * The runtime cannot go on (another process took its instance id, its journal backlog is
+   * over its bound): `serve` shuts down with a non-zero status. Default: log it at fatal.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export interface RunningServer {
@@ -120,6 +126,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       instanceId,
       effects: createRolloutEffects({ db, kube, opsRepos, renderer, log }),
       tickIntervalMs: config.tickIntervalMs,
+      leaseTtlMs: config.leaseTtlMs,
+      // queued journal writes get what the shutdown bound leaves after the forced stop's
+      // share and a few seconds for releasing leases and closing the rest
+      stopTimeoutMs: Math.max(1000, config.shutdownTimeoutMs - forceBudgetMs(config.shutdownTimeoutMs) - 4000),
+      onFatal: options.onFatal ?? ((error) => log.fatal({ err: error.message }, 'the runtime cannot go on')),
       maxConcurrentRollouts: config.maxConcurrentRollouts,
       machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },
     });

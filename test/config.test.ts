@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       port: 8080,
       host: '127.0.0.1',
       kubeconfig: undefined,
+      leaseTtlMs: 10_000,
       logLevel: 'info',
       logFormat: 'json',
       tickIntervalMs: 10_000,

@@ -4,7 +4,7 @@
 // nothing, and a reconnect of the listener is followed by a rescan of every watched deployment.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { createListener, type Subscriber } from '../db/listen.ts';
+import { createListener, type Listener } from '../db/listen.ts';
 import { TransitionRow } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -43,7 +43,7 @@ export interface TransitionHub {
 export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl: string; log: Logger }): TransitionHub {
   const watched = new Map<string, Watched>();
   const allWatchers = new Set<(deploymentId: string | null) => void>();
-  let listener: Subscriber | undefined;
+  let listener: Listener | undefined;
   let starting: Promise<void> | undefined;
   let closed = false;
 
@@ -89,16 +89,18 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
   };
 
   async function start(): Promise<void> {
-    const subscriber = createListener(deps.databaseUrl);
-    subscriber.events.on('error', (error) => {
-      deps.log.error({ err: { message: redactSecrets(errorMessage(error)) } }, 'transition listener failed');
+    // the resilient listener of src/db/listen.ts: it re-creates its connection for as long as
+    // the hub lives, and says `connected` after every (re)connect, when hints may have been lost
+    const subscriber = createListener(deps.databaseUrl, [TRANSITIONS_CHANNEL]);
+    listener = subscriber;
+    subscriber.events.on('disconnected', (error, attempt) => {
+      deps.log.warn({ err: { message: redactSecrets(errorMessage(error)) }, attempt }, 'transition listener lost its connection; reconnecting');
     });
-    // after a reconnect, notifications sent meanwhile are gone: rescan
     subscriber.events.on('connected', deliverAll);
-    subscriber.notifications.on(TRANSITIONS_CHANNEL, (payload: unknown) => {
+    subscriber.events.on('notification', (_channel, payload) => {
       let parsed: z.infer<typeof Notification> | undefined;
       try {
-        parsed = Notification.parse(typeof payload === 'string' ? JSON.parse(payload) : payload);
+        parsed = Notification.parse(JSON.parse(payload));
       } catch {
         deps.log.warn({ channel: TRANSITIONS_CHANNEL }, 'ignoring a malformed transition notification');
         return;
@@ -106,20 +108,26 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
       void deliver(parsed.deployment_id);
       for (const hint of allWatchers) hint(parsed.deployment_id);
     });
-    await subscriber.connect();
-    await subscriber.listenTo(TRANSITIONS_CHANNEL);
-    listener = subscriber;
-    if (closed) await subscriber.close();
+    await subscriber.ready();
   }
 
   return {
     ready: async () => {
       if (closed) throw new Error('the event stream is shutting down');
-      starting ??= start().catch((error: unknown) => {
-        starting = undefined;
-        throw error;
-      });
-      await starting;
+      // the first connection is awaited, briefly: the listener keeps trying in the background,
+      // and the caller answers 503 meanwhile
+      starting ??= start();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          starting,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('cannot LISTEN for transitions yet')), 3000);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     subscribe: (deploymentId, lastSeq, handlers) => {
       const client: Client = { lastSeq, send: handlers.send, end: handlers.end };
@@ -145,12 +153,13 @@ export function createTransitionHub(deps: { db: CommonQueryMethods; databaseUrl:
       allWatchers.clear();
       for (const entry of watched.values()) for (const client of entry.clients) client.end();
       watched.clear();
-      await starting?.catch(() => undefined);
+      // closing the listener first settles a start still waiting for its first connection
       if (listener) {
         const l = listener;
         listener = undefined;
         await l.close().catch(() => undefined);
       }
+      await starting?.catch(() => undefined);
     },
   };
 }

@@ -42,7 +42,8 @@ export const serveCommand: Command = {
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--cluster kubeconfig|in-cluster|sim] [--kubeconfig <file>]\n' +
     '              [--data-dir ./.keelson] [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m]\n' +
-    '              [--trust-proxy false] [--shutdown-timeout 20s] [--kube-qps 50] [--kube-burst 100]\n' +
+    '              [--trust-proxy false] [--shutdown-timeout 20s] [--lease-ttl 10s] [--instance-id <pod name>]\n' +
+    '              [--kube-qps 50] [--kube-burst 100]\n' +
     '              [--allow-file-repos true|false] [--sse-max-per-token 10] [--sse-max 1000] [--git-fetch-timeout 5m]\n' +
     '              [--git-max-repo-bytes 1GiB] [--retain-transitions 30d] [--retain-audit 365d] [--idempotency-ttl 24h]\n' +
     '              [--render-timeout 10s] [--render-max-heap 128MiB] [--render-max-objects 1000] [--render-max-bytes 10MiB]\n' +
@@ -67,7 +68,16 @@ export const serveCommand: Command = {
       shutdown.request('uncaughtException', 1);
     });
 
-    const server = await startServer({ config, log, demo: noDemo ? false : undefined });
+    const server = await startServer({
+      config,
+      log,
+      demo: noDemo ? false : undefined,
+      // e.g. another live process with the same KEELSON_INSTANCE_ID: stop, with a non-zero status
+      onFatal: (error) => {
+        log.fatal({ err: error.message }, 'the runtime cannot go on: shutting down');
+        shutdown.request(error.message, 70);
+      },
+    });
     shutdown.handle(server.close, server.forceStop);
     if (!shutdown.requested) console.log(banner(server, config.databaseUrl));
     return await shutdown.done;

@@ -50,12 +50,20 @@ export function classifyFailure(error: unknown, startedAt: number): EffectFailur
   return { kind: 'terminal', code: 'unexpected', message, startedAt, at };
 }
 
-export function toMachineActors(effects: Effects, before: BeforeEffect) {
+/** The fence of a deployment's actor: aborted when the actor is dropped or its lease is no longer certainly held. */
+export type FenceOf = (deploymentId: string) => AbortSignal | undefined;
+
+export function toMachineActors(effects: Effects, before: BeforeEffect, fenceOf: FenceOf = () => undefined) {
   const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
-    fromPromise<EffectOutput<O>, I>(async ({ input, signal }) => {
+    fromPromise<EffectOutput<O>, I>(async ({ input, signal: own }) => {
+      // the effect stops when the machine leaves its state (own) or when the actor is fenced:
+      // every cluster request checks the signal first, so a fenced actor writes nothing more
+      const fence = fenceOf(input.deploymentId);
+      const signal = fence ? AbortSignal.any([own, fence]) : own;
       await before(name, input.deploymentId, signal);
       const startedAt = Date.now();
       try {
+        signal.throwIfAborted();
         const value = await run(input, signal);
         return { value, startedAt, finishedAt: Date.now() };
       } catch (error) {

@@ -1,9 +1,11 @@
 // The journal: every state change of an actor is committed in ONE transaction — the snapshot,
 // a transition row, the observed columns of `deployments`, and, when an action completed, its
 // history row (keyed by action id, so re-journaling after a restore never duplicates it).
-// The lease is checked inside the same transaction: a process that lost a deployment cannot
-// write for it any more (fencing).
-import { sql, type DatabaseTransactionConnection } from 'slonik';
+// Fencing: the lease row is locked and checked inside the same transaction — this instance,
+// this incarnation's epoch, not expired — so an actor that lost its lease, or was replaced by a
+// newer actor of the same process (a newer epoch), can never commit. The snapshot only moves
+// forward (conditional on seq) and a transition whose seq exists is an error, not a no-op.
+import { sql, UniqueIntegrityConstraintViolationError, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
@@ -17,6 +19,20 @@ export class LostOwnershipError extends TerminalError {
   }
 }
 
+/** The actor journals under an epoch that is no longer the lease's: a newer actor owns the deployment. */
+export class StaleEpochError extends TerminalError {
+  constructor(deploymentId: string, epoch: number, current: number) {
+    super(`journal write of deployment ${deploymentId} under epoch ${epoch} refused: the lease is at epoch ${current}`, { code: 'stale_epoch' });
+  }
+}
+
+/** The journal already holds this seq or a later one: the writer is behind, never the journal. */
+export class JournalConflictError extends TerminalError {
+  constructor(deploymentId: string, message: string) {
+    super(`journal write of deployment ${deploymentId} refused: ${message}`, { code: 'journal_conflict' });
+  }
+}
+
 export class DeploymentGoneError extends TerminalError {
   constructor(deploymentId: string) {
     super(`deployment ${deploymentId} was deleted`, { code: 'deployment_deleted' });
@@ -26,6 +42,8 @@ export class DeploymentGoneError extends TerminalError {
 export interface JournalEntry {
   readonly deploymentId: string;
   readonly instanceId: string;
+  /** the lease epoch the actor was started under (its fencing token) */
+  readonly epoch: number;
   readonly seq: number;
   readonly snapshot: unknown;
   readonly machineVersion: string;
@@ -48,30 +66,69 @@ export interface JournalResult {
   readonly writtenBackGeneration: number | null;
 }
 
-export async function writeJournal(db: Db, entry: JournalEntry): Promise<JournalResult> {
-  return await db.transaction(async (tx) => {
-    const owned = await tx.maybeOne(sql.type(z.object({ ok: z.number() }))`
-      select 1 as ok from deployment_leases
-      where deployment_id = ${entry.deploymentId} and instance_id = ${entry.instanceId} and expires_at > now()
-      for update`);
-    if (!owned) {
-      const exists = await tx.exists(sql.unsafe`select 1 from deployments where id = ${entry.deploymentId}`);
-      throw exists ? new LostOwnershipError(entry.deploymentId) : new DeploymentGoneError(entry.deploymentId);
-    }
+/**
+ * Fault isolation: an actor that threw (a guard, an action, serialising its snapshot) is gone;
+ * its deployment is marked failed with the error as last_error, under the same fence as a
+ * journal write, and stays so until its row changes. No snapshot or transition is written: the
+ * last good snapshot stays what a later actor restores.
+ */
+export async function writeQuarantine(
+  db: Db,
+  failure: { deploymentId: string; instanceId: string; epoch: number; generation: number; message: string },
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await checkLease(tx, failure.deploymentId, failure.instanceId, failure.epoch);
     await tx.query(sql.unsafe`
-      insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, updated_at)
-      values (${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, now())
+      update deployments set current_status = 'failed', last_error = ${failure.message},
+        observed_generation = greatest(observed_generation, least(generation, ${failure.generation}))
+      where id = ${failure.deploymentId}`);
+  });
+}
+
+const Lease = z.object({ instance_id: z.string(), epoch: z.number(), live: z.boolean() });
+
+export async function writeJournal(db: Db, entry: JournalEntry): Promise<JournalResult> {
+  try {
+    return await db.transaction(async (tx) => await write(tx, entry));
+  } catch (error) {
+    if (error instanceof UniqueIntegrityConstraintViolationError) {
+      throw new JournalConflictError(entry.deploymentId, `transition seq ${entry.seq} exists already`);
+    }
+    throw error;
+  }
+}
+
+async function checkLease(tx: DatabaseTransactionConnection, deploymentId: string, instanceId: string, epoch: number): Promise<void> {
+  const lease = await tx.maybeOne(sql.type(Lease)`
+    select instance_id, epoch, expires_at > now() as live from deployment_leases
+    where deployment_id = ${deploymentId}
+    for update`);
+  if (!lease || lease.instance_id !== instanceId || !lease.live) {
+    const exists = await tx.exists(sql.unsafe`select 1 from deployments where id = ${deploymentId}`);
+    throw exists ? new LostOwnershipError(deploymentId) : new DeploymentGoneError(deploymentId);
+  }
+  if (lease.epoch !== epoch) throw new StaleEpochError(deploymentId, epoch, lease.epoch);
+}
+
+async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Promise<JournalResult> {
+  {
+    await checkLease(tx, entry.deploymentId, entry.instanceId, entry.epoch);
+    const moved = await tx.maybeOne(sql.type(z.object({ seq: z.number() }))`
+      insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, epoch, updated_at)
+      values (${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, ${entry.epoch}, now())
       on conflict (deployment_id) do update set
         snapshot = excluded.snapshot, state = excluded.state, machine_version = excluded.machine_version,
-        seq = excluded.seq, updated_at = excluded.updated_at`);
+        seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
+      where deployment_snapshots.seq < excluded.seq
+      returning seq`);
+    if (!moved) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
     if (entry.transition) {
       await tx.query(sql.unsafe`
         insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
                                             action_id, image_ref, attempt, last_error)
         values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
                 ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
-                ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
-        on conflict (deployment_id, seq) do nothing`);
+                ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})`);
       // delivered on commit: API processes stream it to SSE clients
       await tx.query(sql.unsafe`
         select pg_notify('keelson_transitions', json_build_object('deployment_id', ${entry.deploymentId}::text, 'seq', ${entry.seq}::bigint)::text)`);
@@ -89,7 +146,7 @@ export async function writeJournal(db: Db, entry: JournalEntry): Promise<Journal
         observed_generation = greatest(observed_generation, ${observed})
       where id = ${entry.deploymentId}`);
     return { historyWritten: history, writtenBackGeneration: writtenBack };
-  });
+  }
 }
 
 async function writeHistory(tx: DatabaseTransactionConnection, deploymentId: string, completed: Completed): Promise<boolean> {

@@ -2,11 +2,15 @@
 // Wake-ups come from LISTEN keelson_deployments (a hint: the actor re-reads the row) and from
 // the tick, which also rescans for rows whose generation is ahead of observed_generation, so a
 // lost notification costs at most one tick. Every state change is journaled in one transaction
-// (journal.ts), strictly in order per actor.
-import { createHash, randomUUID } from 'node:crypto';
+// (journal.ts), strictly in order per actor, under the actor's lease epoch (its fencing token).
+//
+// The jobs live in their own files: projection.ts (snapshot → journal entry, pure), hosting.ts
+// (start/restore an actor), wakeups.ts (coalescing, the ownership mutex), leases.ts (the lease
+// SQL), ownership.ts (heartbeat on its own connection, self-fencing), ../db/listen.ts (LISTEN).
+// This file wires them and owns the journal queues.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { sql } from 'slonik';
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import { z } from 'zod';
 import {
   deploymentMachine,
@@ -15,18 +19,32 @@ import {
   type DeploymentSnapshot,
   type MachineConfig,
 } from '../../machines/deployment.machine.ts';
-import { createListener, type Subscriber } from '../db/listen.ts';
+import { backoffMs, createListener, type Listener } from '../db/listen.ts';
 import type { Db } from '../db/pool.ts';
-import { CURRENT_STATUSES, DeploymentRow, type CurrentStatus } from '../db/rows.ts';
-import { errorMessage } from '../errors.ts';
+import { CURRENT_STATUSES, DeploymentRow } from '../db/rows.ts';
+import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
 import { toMachineActors, type BeforeEffect, type Effects } from './effects.ts';
-import { DeploymentGoneError, LostOwnershipError, writeJournal, type JournalEntry } from './journal.ts';
+import { restorable, SnapshotRow, startHost, type Host } from './hosting.ts';
+import {
+  DeploymentGoneError,
+  JournalConflictError,
+  LostOwnershipError,
+  StaleEpochError,
+  writeJournal,
+  writeQuarantine,
+  type JournalEntry,
+} from './journal.ts';
+import { claim, DuplicateInstanceError, release } from './leases.ts';
+import { createLeaseKeeper } from './ownership.ts';
+import { isAtRest, project, statePath } from './projection.ts';
 import { stepContext } from './stepContext.ts';
-import { claim, heartbeat, registerInstance, release } from './leases.ts';
 import { RolloutSlots } from './semaphore.ts';
+import { Coalescer, Mutex } from './wakeups.ts';
+
+export { isAtRest, statePath } from './projection.ts';
 
 export interface RuntimeOptions {
   readonly db: Db;
@@ -37,10 +55,23 @@ export interface RuntimeOptions {
   readonly tickIntervalMs?: number;
   readonly maxConcurrentRollouts?: number;
   readonly machineConfig?: Partial<MachineConfig>;
-  /** how long a lease lives without renewal; takeover happens within ttl + heartbeat */
+  /** how long a lease lives without renewal (KEELSON_LEASE_TTL); takeover happens after it expired */
   readonly leaseTtlMs?: number;
+  /** default: a quarter of the TTL */
   readonly heartbeatMs?: number;
+  /** the lease is taken as lost this long before it expires by the database's clock (default: a fifth of the TTL) */
+  readonly leaseMarginMs?: number;
+  /** KEELSON_INSTANCE_ID: a restarted process with the same id reclaims its own leases at once */
   readonly instanceId?: string;
+  /** journal entries waiting for the database, over all actors; past it the process stops rather than drop one */
+  readonly maxQueuedEntries?: number;
+  /** how long stop() waits for queued journal writes (the database may be away) */
+  readonly stopTimeoutMs?: number;
+  /**
+   * Called when this process must not go on (another incarnation took its instance id, the
+   * journal backlog is over its bound). Default: log at fatal and exit with status 70.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export interface TransitionNotice {
@@ -54,56 +85,46 @@ export interface TransitionNotice {
   readonly committedAt: number;
 }
 
+export interface RuntimeStats {
+  readonly hosted: number;
+  readonly activeRollouts: number;
+  readonly lastTickMs: number;
+  /** journal entries waiting to be written */
+  readonly queuedEntries: number;
+  /** entries of dropped actors, discarded rather than committed */
+  readonly discardedEntries: number;
+  /** times the lease validity ran out and every actor was dropped */
+  readonly selfFences: number;
+}
+
 export interface Runtime {
   readonly instanceId: string;
+  /** a uuid per process start */
+  readonly incarnation: string;
   readonly events: EventEmitter<{ transition: [TransitionNotice] }>;
   start(): Promise<void>;
   /** Journals every actor, stops them and hands their leases back. */
   stop(): Promise<void>;
   isListening(): boolean;
   hosted(): string[];
-  stats(): { hosted: number; activeRollouts: number; lastTickMs: number };
+  /** the lease epoch of a hosted deployment's actor */
+  epochOf(deploymentId: string): number | undefined;
+  stats(): RuntimeStats;
 }
 
-/**
- * At rest: no action in flight. `stopped.scaling` is not (the stop is under way), although its
- * top-level state, which current_status mirrors, is `stopped`.
- */
-export function isAtRest(path: string): boolean {
-  return path === 'idle' || path === 'failed' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
+/** The journal backlog is over its bound: the process exits rather than drop a completed change. */
+export class JournalBacklogError extends TerminalError {
+  constructor(limit: number) {
+    super(`${limit} journal entries are waiting for the database; stopping rather than dropping one`, { code: 'journal_backlog' });
+  }
 }
 
-type DeploymentActor = Actor<ReturnType<typeof deploymentMachine.provide>>;
-
-interface Host {
-  readonly id: string;
-  readonly actor: DeploymentActor;
-  seq: number;
-  /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
-  lastSnapshot: DeploymentSnapshot | undefined;
-  /** the last journaled change, normalised (see changeKey) */
-  lastKey: string;
-  lastState: string | null;
-  lastCompletedId: string | null;
-  chain: Promise<void>;
-  waking: boolean;
-  again: boolean;
-  notifiedAt: number | null;
-  stopped: boolean;
+/** Another incarnation with the same instance id took over (it found this one's session gone). */
+export class SupersededError extends TerminalError {
+  constructor(instanceId: string) {
+    super(`another keelson process took over instance id "${instanceId}"; this one stops`, { code: 'instance_superseded' });
+  }
 }
-
-const PersistedSnapshot = z.looseObject({
-  status: z.literal('active'),
-  value: z.union([z.string(), z.record(z.string(), z.unknown())]),
-  context: z.looseObject({ deploymentId: z.string(), observedGeneration: z.number(), config: z.looseObject({}) }),
-});
-
-const SnapshotRow = z.object({
-  deployment_id: z.string(),
-  snapshot: z.unknown(),
-  machine_version: z.string(),
-  seq: z.number(),
-});
 
 async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted();
@@ -114,98 +135,156 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T
   });
 }
 
-export function statePath(value: DeploymentSnapshot['value'] | unknown): string {
-  if (typeof value === 'string') return value;
-  const [key, child] = Object.entries(value as Record<string, unknown>)[0] ?? ['idle', undefined];
-  return child === undefined ? key : `${key}.${statePath(child)}`;
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-/**
- * Healthy deployments move between `healthy.idle` and `healthy.checking` (drift checks) all
- * the time; those moves are not journaled: restoring into `healthy.idle` re-runs a due check.
- */
-function journaledState(path: string): string {
-  return path.startsWith('healthy') ? 'healthy' : path;
-}
-
-/** A digest, not the JSON itself: 10,000 hosted actors would otherwise keep 10,000 copies. */
-function changeKey(snapshot: DeploymentSnapshot): string {
-  const json = JSON.stringify({ s: journaledState(statePath(snapshot.value)), c: { ...snapshot.context, driftCheckAt: null } });
-  return createHash('sha1').update(json).digest('base64');
+class FencedError extends TerminalError {
+  constructor(deploymentId: string) {
+    super(`the actor of deployment ${deploymentId} was fenced (its lease is no longer certainly held)`, { code: 'fenced' });
+  }
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {
   const { db, log } = options;
   const instanceId = options.instanceId ?? randomUUID();
+  const incarnation = randomUUID();
   const tickIntervalMs = options.tickIntervalMs ?? 10_000;
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
-  const heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseTtlMs / 3));
+  const heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(leaseTtlMs / 4));
+  const leaseMarginMs = options.leaseMarginMs ?? Math.floor(leaseTtlMs / 5);
+  const maxQueued = options.maxQueuedEntries ?? 10_000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 15_000;
   const machineConfig = options.machineConfig ?? {};
+  const onFatal =
+    options.onFatal ??
+    ((error: Error) => {
+      log.fatal({ err: error.message }, 'keelson cannot go on');
+      process.exit(70);
+    });
   const slots = new RolloutSlots(options.maxConcurrentRollouts ?? 32);
   const hosts = new Map<string, Host>();
+  const wakeups = new Coalescer();
+  const ownership = new Mutex();
+  const keeper = createLeaseKeeper({
+    databaseUrl: options.databaseUrl,
+    instanceId,
+    incarnation,
+    ttlMs: leaseTtlMs,
+    heartbeatMs,
+    marginMs: leaseMarginMs,
+    log,
+  });
+
   const before: BeforeEffect = async (effect, id, signal) => {
+    // the cheap local fence check: a dropped actor, or a process past its lease validity,
+    // starts no effect (and the fence signal stops a running one before its next request)
+    const record = hosts.get(id);
+    // the validity may have ended a moment before its timer fires: fence now, so the failure
+    // this throw causes is never journaled (the actor is stopped first)
+    if (!keeper.isValid()) selfFence();
+    if (!record || record.stopped) throw new FencedError(id);
     if (effect === 'findRollbackTarget') {
       // it reads deployment_history: the rows this actor has queued (an auto-rollback's failed
       // deploy, a success a moment ago) must be committed first. The snapshot that started this
       // effect is enqueued in the same macrotask, after the effect started.
       await new Promise((resolve) => setImmediate(resolve));
-      const chain = hosts.get(id)?.chain;
-      if (chain) await abortable(chain, signal);
+      await abortable(record.chain, signal);
     }
     if (effect !== 'checkDrift') await slots.enter(id, signal);
   };
-  const machine = deploymentMachine.provide({ actors: toMachineActors(options.effects, before) });
+  const fenceOf = (id: string): AbortSignal | undefined => hosts.get(id)?.fence.signal;
+  const machine = deploymentMachine.provide({ actors: toMachineActors(options.effects, before, fenceOf) });
   const events = new EventEmitter<{ transition: [TransitionNotice] }>();
-  let listener: Subscriber | undefined;
-  let listening = false;
+  let listener: Listener | undefined;
   let closing = false;
+  let fatal = false;
   let timers: NodeJS.Timeout[] = [];
-  let heartbeatRunning: Promise<void> | undefined;
+  let cycleRunning: Promise<void> | undefined;
+  let heartbeatFailures = 0;
   let lastTickMs = 0;
+  let queued = 0;
+  let discarded = 0;
+  let selfFences = 0;
+  let stopDeadline = Number.POSITIVE_INFINITY;
+
+  function die(error: Error): void {
+    if (fatal) return;
+    fatal = true;
+    for (const record of [...hosts.values()]) drop(record, error.message);
+    onFatal(error);
+  }
 
   // ---- journal ----
 
   function onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void {
     if (host.stopped || snapshot === host.lastSnapshot) return;
+    if (!keeper.isValid()) {
+      selfFence();
+      return;
+    }
     host.lastSnapshot = snapshot;
-    const path = statePath(snapshot.value);
-    const atRest = isAtRest(path);
-    if (atRest) slots.leave(host.id);
-    const key = changeKey(snapshot);
-    if (key === host.lastKey) return;
-    host.lastKey = key;
-    const state = journaledState(path);
-    const transition = state !== host.lastState ? { from: host.lastState, to: state, event: eventType } : null;
-    host.lastState = state;
-    const { context } = snapshot;
-    const completed = context.completed && context.completed.actionId !== host.lastCompletedId ? context.completed : null;
-    if (completed) host.lastCompletedId = completed.actionId;
-    const entry: JournalEntry = {
-      deploymentId: host.id,
-      instanceId,
-      seq: ++host.seq,
-      snapshot: machine.getPersistedSnapshot(snapshot),
-      machineVersion: MACHINE_VERSION,
-      state: path,
-      status: topLevelState(snapshot.value) as CurrentStatus,
-      transition,
-      generation: context.work?.generation ?? context.desired?.generation ?? context.observedGeneration,
-      // observed_generation = generation tells pipelines the newest desired state is fully acted
-      // on (succeeded or failed): it moves only when the actor comes to rest
-      observedGeneration: atRest ? context.observedGeneration : 0,
-      completed,
-      deployed: context.deployed,
-      lastError: context.lastError,
-      step: transition ? stepContext(context) : undefined,
-    };
-    const notifiedAt = host.notifiedAt;
-    const leavesRest = transition !== null && isAtRest(transition.from ?? 'idle') && !atRest;
-    if (leavesRest) host.notifiedAt = null;
-    host.chain = host.chain.then(() => journal(host, entry, leavesRest ? notifiedAt : null));
+    try {
+      const projected = project(host.journaled, snapshot, eventType);
+      if (projected.atRest) slots.leave(host.id);
+      const entry = projected.entry;
+      if (!entry) return;
+      host.journaled = projected.journaled;
+      const full: JournalEntry = {
+        deploymentId: host.id,
+        instanceId,
+        epoch: host.epoch,
+        seq: entry.seq,
+        snapshot: machine.getPersistedSnapshot(snapshot),
+        machineVersion: MACHINE_VERSION,
+        state: entry.state,
+        status: entry.status,
+        transition: entry.transition,
+        generation: entry.generation,
+        observedGeneration: entry.observedGeneration,
+        completed: entry.completed,
+        deployed: entry.deployed,
+        lastError: entry.lastError,
+        // what the visualizer's time travel shows of this step (the context after it)
+        step: entry.transition ? stepContext(snapshot.context) : undefined,
+      };
+      // a snapshot that cannot be serialised fails here, in this actor, not in the journal
+      JSON.stringify(full.snapshot);
+      const notifiedAt = host.notifiedAt;
+      if (entry.leavesRest) host.notifiedAt = null;
+      enqueue(host, full, entry.leavesRest ? notifiedAt : null);
+    } catch (error) {
+      quarantine(host, error);
+    }
+  }
+
+  function enqueue(host: Host, entry: JournalEntry, notifiedAt: number | null): void {
+    if (queued >= maxQueued) {
+      die(new JournalBacklogError(maxQueued));
+      return;
+    }
+    queued += 1;
+    host.chain = host.chain.then(() => journal(host, entry, notifiedAt)).finally(() => {
+      queued -= 1;
+    });
   }
 
   async function journal(host: Host, entry: JournalEntry, notifiedAt: number | null): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      // past the lease validity nothing is written: the database may still think the lease
+      // valid (its expiry is later), but this process no longer knows it is
+      if (!host.stopped && !keeper.isValid()) selfFence();
+      if (host.stopped) {
+        // a dropped actor's queued entries are discarded: a newer actor (a newer epoch) owns
+        // the deployment, or nobody does; committing them would move it backwards
+        discarded += 1;
+        return;
+      }
       try {
         const result = await writeJournal(db, entry);
         const committedAt = Date.now();
@@ -236,138 +315,165 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         }
         return;
       } catch (error) {
-        if (error instanceof LostOwnershipError || error instanceof DeploymentGoneError) {
-          log.warn({ deploymentId: host.id, reason: error.message }, 'dropping actor');
-          drop(host);
+        if (
+          error instanceof LostOwnershipError ||
+          error instanceof DeploymentGoneError ||
+          error instanceof StaleEpochError ||
+          error instanceof JournalConflictError
+        ) {
+          log.warn({ deploymentId: host.id, epoch: host.epoch, reason: error.message }, 'journal write refused; dropping the actor');
+          discarded += 1;
+          drop(host, error.message);
           return;
         }
-        if (closing && attempt > 3) {
-          log.error({ deploymentId: host.id, err: errorMessage(error) }, 'journal write lost at shutdown; the actor resumes from its previous snapshot');
+        if (closing && performance.now() > stopDeadline) {
+          log.error({ deploymentId: host.id, err: errorMessage(error) }, 'journal write not made before the shutdown timeout; the actor resumes from its previous snapshot');
           return;
         }
         // the database is unreachable: keep the entry and retry in order; nothing is lost
-        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
-        log.warn({ deploymentId: host.id, attempt, err: errorMessage(error) }, 'journal write failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (attempt === 1 || attempt % 10 === 0) log.warn({ deploymentId: host.id, attempt, err: errorMessage(error) }, 'journal write failed; retrying');
+        // at most a second apart: the entries commit within about a second of the database's return
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, 1000)));
       }
     }
   }
 
   // ---- hosting ----
 
-  function drop(host: Host): void {
+  function drop(host: Host, reason: string): void {
     if (host.stopped) return;
+    // stopped first: the aborted effects' rejections and the actor's last snapshots are ignored
     host.stopped = true;
-    host.actor.stop();
+    host.fence.abort(new FencedError(host.id));
+    if (host.quarantined === null) host.actor.stop();
     slots.leave(host.id);
     if (hosts.get(host.id) === host) hosts.delete(host.id);
+    log.debug({ deploymentId: host.id, epoch: host.epoch, reason }, 'actor dropped');
   }
 
-  function host(id: string, snapshotRow: z.infer<typeof SnapshotRow> | undefined): Host {
-    let restored: DeploymentSnapshot | undefined;
-    if (snapshotRow) {
-      const parsed = PersistedSnapshot.safeParse(snapshotRow.snapshot);
-      if (parsed.success && snapshotRow.machine_version === MACHINE_VERSION) {
-        // configuration comes from this process, not from the process that persisted it
-        const snapshot = parsed.data as unknown as { context: { config: MachineConfig; driftCheckAt: number | null } };
-        snapshot.context.config = { ...snapshot.context.config, ...machineConfig };
-        // nobody watched the cluster while no process hosted this actor: check it soon, spread
-        // over a few ticks so thousands of restored actors do not hit the API server at once
-        const spread = Math.min(snapshot.context.config.driftIntervalMs, 10 * tickIntervalMs);
-        snapshot.context.driftCheckAt = Date.now() + Math.floor(Math.random() * spread);
-        restored = snapshot as unknown as DeploymentSnapshot;
-      } else {
-        log.warn(
-          { deploymentId: id, version: snapshotRow.machine_version, issue: parsed.success ? undefined : parsed.error.message },
-          'persisted snapshot is unusable; starting the actor afresh',
-        );
-      }
+  /** Fault isolation: this actor threw; its deployment fails, every other one carries on. */
+  function quarantine(host: Host, error: unknown): void {
+    if (host.stopped || host.quarantined) return;
+    const message = `keelson could not process this deployment: ${errorMessage(error).replace(/\s+/g, ' ')}; it stays failed until its row changes`;
+    host.quarantined = { generation: host.generation, message };
+    log.error({ deploymentId: host.id, generation: host.generation, err: errorMessage(error) }, 'actor failed; deployment quarantined until its row changes');
+    host.fence.abort(new FencedError(host.id));
+    slots.leave(host.id);
+    try {
+      host.actor.stop();
+    } catch {
+      // already in error status
     }
-    const record: Host = {
-      id,
-      actor: undefined as unknown as DeploymentActor,
-      seq: snapshotRow?.seq ?? 0,
-      lastSnapshot: undefined,
-      lastKey: '',
-      lastState: null,
-      lastCompletedId: null,
-      chain: Promise.resolve(),
-      waking: false,
-      again: false,
-      notifiedAt: null,
-      stopped: false,
-    };
-    // the inspector may be called while createActor() runs, before the ref exists
-    const ref: { current?: DeploymentActor } = {};
-    const inspect = (event: InspectionEvent) => {
-      if (event.type === '@xstate.snapshot' && ref.current && event.actorRef === ref.current) {
-        onSnapshot(record, event.snapshot as DeploymentSnapshot, event.event.type);
+    const failure = { deploymentId: host.id, instanceId, epoch: host.epoch, generation: host.generation, message };
+    host.chain = host.chain.then(async () => {
+      for (let attempt = 1; !host.stopped; attempt++) {
+        try {
+          await writeQuarantine(db, failure);
+          return;
+        } catch (writeError) {
+          if (writeError instanceof TerminalError || (closing && performance.now() > stopDeadline)) {
+            drop(host, errorMessage(writeError));
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+        }
       }
-    };
-    const actorRef = createActor(machine, {
-      id: `deployment:${id}`,
-      input: { deploymentId: id, config: machineConfig },
-      ...(restored ? { snapshot: restored } : {}),
-      inspect,
     });
-    ref.current = actorRef;
-    (record as { actor: DeploymentActor }).actor = actorRef;
-    if (restored) {
-      // what was journaled already: only later changes are written
-      record.lastKey = changeKey(restored);
-      record.lastState = journaledState(statePath(restored.value));
-      record.lastCompletedId = restored.context.completed?.actionId ?? null;
+  }
+
+  function send(host: Host, row: DeploymentRow): void {
+    try {
+      host.generation = row.generation;
+      host.actor.send({ type: 'DESIRED_CHANGED', desired: rowToDesired(row) });
+    } catch (error) {
+      quarantine(host, error);
     }
-    hosts.set(id, record);
-    actorRef.start();
+  }
+
+  function host(id: string, epoch: number, snapshotRow: SnapshotRow | undefined): Host {
+    const restored = snapshotRow ? restorable(snapshotRow, machineConfig, 10 * tickIntervalMs, log) : undefined;
+    const record = startHost(machine, id, epoch, restored, snapshotRow?.seq ?? 0, machineConfig, {
+      onSnapshot,
+      onError: (h, error) => quarantine(h, error),
+      onCreated: (h) => hosts.set(id, h),
+    });
     return record;
   }
 
-  async function adopt(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    const array = sql.array(ids, 'uuid');
+  /** Hosts freshly claimed deployments (under the ownership mutex). */
+  async function adopt(claimed: Map<string, number>): Promise<void> {
+    if (claimed.size === 0) return;
+    const array = sql.array([...claimed.keys()], 'uuid');
     const [rows, snapshots] = await Promise.all([
       db.any(sql.type(DeploymentRow)`select * from deployments where id = any(${array})`),
       db.any(sql.type(SnapshotRow)`select deployment_id, snapshot, machine_version, seq from deployment_snapshots where deployment_id = any(${array})`),
     ]);
     const snapshotById = new Map(snapshots.map((row) => [row.deployment_id, row]));
     for (const row of rows) {
-      if (closing || hosts.has(row.id)) continue;
-      const record = host(row.id, snapshotById.get(row.id));
-      record.actor.send({ type: 'DESIRED_CHANGED', desired: rowToDesired(row) });
+      const epoch = claimed.get(row.id);
+      if (closing || fatal || epoch === undefined) continue;
+      const previous = hosts.get(row.id);
+      // claims exclude hosted deployments; a record still here is stale
+      if (previous) drop(previous, 'replaced by a newer epoch');
+      let record: Host;
+      try {
+        record = host(row.id, epoch, snapshotById.get(row.id));
+      } catch (error) {
+        // the record may exist already (it is registered before the actor starts): quarantine it
+        const started = hosts.get(row.id);
+        if (started) quarantine(started, error);
+        else log.error({ deploymentId: row.id, err: errorMessage(error) }, 'cannot start the actor');
+        continue;
+      }
+      send(record, row);
     }
     log.debug({ count: rows.length }, 'adopted deployments');
   }
 
+  async function claimAndAdopt(options: { limit?: number; ids?: string[] }): Promise<void> {
+    await ownership.run(async () => {
+      // never claim without certainly holding the instance's leases: a fenced process waits
+      // for its heartbeat
+      if (closing || fatal || !keeper.isValid()) return;
+      const ids = options.ids?.filter((id) => !hosts.has(id));
+      if (ids && ids.length === 0) return;
+      // under the mutex no actor is being hosted meanwhile: given ids not hosted now need no exclusion list
+      const claimed = await claim(db, instanceId, incarnation, leaseTtlMs, {
+        ...(ids ? { ids } : { exclude: [...hosts.keys()] }),
+        ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      });
+      await adopt(claimed);
+    });
+  }
+
   /** Re-reads the row and tells the actor; coalesces wake-ups that arrive while one runs. */
   async function wake(id: string): Promise<void> {
-    const record = hosts.get(id);
-    if (!record) {
-      if (closing) return;
-      const claimed = await claim(db, instanceId, leaseTtlMs, { ids: [id] });
-      await adopt(claimed);
+    if (closing || fatal) return;
+    if (!hosts.has(id)) {
+      await claimAndAdopt({ ids: [id] });
       return;
     }
-    if (record.waking) {
-      record.again = true;
-      return;
-    }
-    record.waking = true;
-    try {
-      do {
-        record.again = false;
-        const row = await db.maybeOne(sql.type(DeploymentRow)`select * from deployments where id = ${id}`);
-        if (record.stopped) return;
-        if (!row) {
-          log.info({ deploymentId: id }, 'deployment deleted; stopping its actor');
-          drop(record);
-          return;
-        }
-        record.actor.send({ type: 'DESIRED_CHANGED', desired: rowToDesired(row) });
-      } while (record.again && !record.stopped);
-    } finally {
-      record.waking = false;
-    }
+    await wakeups.run(id, async () => {
+      const record = hosts.get(id);
+      if (!record || record.stopped) return false;
+      const row = await db.maybeOne(sql.type(DeploymentRow)`select * from deployments where id = ${id}`);
+      if (record.stopped) return false;
+      if (!row) {
+        log.info({ deploymentId: id }, 'deployment deleted; stopping its actor');
+        drop(record, 'deleted');
+        return false;
+      }
+      if (record.quarantined) {
+        if (row.generation <= record.quarantined.generation) return false;
+        // the row changed: a fresh actor (a new epoch) from the last good snapshot
+        await record.chain;
+        drop(record, 'quarantine lifted by a row change');
+        await claimAndAdopt({ ids: [id] });
+        return false;
+      }
+      send(record, row);
+      return true;
+    });
   }
 
   function wakeSafely(id: string): void {
@@ -389,125 +495,182 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const now = Date.now();
     const counts = new Map<string, number>(CURRENT_STATUSES.map((s) => [s, 0]));
     for (const record of hosts.values()) {
-      record.actor.send({ type: 'TICK', now });
-      const state = topLevelState(record.actor.getSnapshot().value);
-      counts.set(state, (counts.get(state) ?? 0) + 1);
+      if (record.quarantined) {
+        counts.set('failed', (counts.get('failed') ?? 0) + 1);
+        continue;
+      }
+      try {
+        record.actor.send({ type: 'TICK', now });
+        const state = topLevelState(record.actor.getSnapshot().value);
+        counts.set(state, (counts.get(state) ?? 0) + 1);
+      } catch (error) {
+        quarantine(record, error);
+      }
     }
     for (const [state, count] of counts) options.metrics?.deploymentsByState.set({ state }, count);
     lastTickMs = performance.now() - started;
     rescan().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'rescan failed; retrying at the next tick'));
   }
 
+  // ---- ownership ----
+
+  /** The lease validity ran out: abort every effect and drop every actor before any further cluster write. */
+  function selfFence(): void {
+    if (hosts.size === 0) return;
+    selfFences += 1;
+    log.error(
+      { hosted: hosts.size, leaseTtlMs },
+      'no successful lease heartbeat within the lease TTL minus the safety margin: self-fenced, every effect aborted and every actor dropped; they are restored when the heartbeat succeeds again',
+    );
+    for (const record of [...hosts.values()]) drop(record, 'self-fenced');
+  }
+  keeper.events.on('expired', selfFence);
+
   async function ownershipCycle(): Promise<void> {
-    const beat = await heartbeat(db, instanceId, leaseTtlMs);
-    for (const record of [...hosts.values()]) {
-      if (!beat.owned.has(record.id)) {
-        log.warn({ deploymentId: record.id }, 'lease lost; another process hosts this deployment now');
-        drop(record);
-      }
+    const beatStarted = performance.now();
+    const beat = await keeper.beat();
+    if (!beat.registered) {
+      keeper.invalidate();
+      die(new SupersededError(instanceId));
+      return;
     }
-    const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
-    if (hosts.size < share) {
-      await adopt(await claim(db, instanceId, leaseTtlMs, { limit: share - hosts.size }));
-    } else if (hosts.size > share + 1) {
-      // another instance joined: hand over resting deployments until the split is fair
-      const excess = [...hosts.values()]
-        .filter((r) => isAtRest(statePath(r.actor.getSnapshot().value)) && !r.waking)
-        .slice(0, hosts.size - share);
-      for (const record of excess) {
-        await record.chain;
-        drop(record);
+    await ownership.run(async () => {
+      if (closing || fatal) return;
+      for (const record of [...hosts.values()]) {
+        // hosted after the heartbeat was sent: the heartbeat cannot speak for it
+        if (record.hostedAt > beatStarted) continue;
+        const epoch = beat.owned.get(record.id);
+        if (epoch !== record.epoch) {
+          log.warn({ deploymentId: record.id, epoch: record.epoch, lease: epoch ?? null }, 'lease lost; another actor hosts this deployment now');
+          drop(record, 'lease lost');
+        }
       }
-      if (excess.length > 0) {
-        await release(db, instanceId, excess.map((r) => r.id));
-        log.info({ released: excess.length, share }, 'rebalanced deployments to other instances');
+      // orphans: leases this incarnation holds with no actor here (an actor dropped by a
+      // refused write, a self-fence, a quarantine lifted): host them again, under a new epoch
+      const orphans = [...beat.owned.keys()].filter((id) => !hosts.has(id));
+      if (orphans.length > 0 && keeper.isValid()) {
+        log.info({ count: orphans.length }, 're-hosting deployments whose lease this process holds without an actor');
+        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans }));
       }
-    }
+      const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
+      if (hosts.size < share && keeper.isValid()) {
+        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { limit: share - hosts.size, exclude: [...hosts.keys()] }));
+      } else if (hosts.size > share + 1) {
+        // another instance joined: hand over resting deployments until the split is fair
+        const excess = [...hosts.values()]
+          .filter((r) => !r.quarantined && isAtRest(statePath(r.actor.getSnapshot().value)) && !wakeups.isRunning(r.id))
+          .slice(0, hosts.size - share);
+        for (const record of excess) {
+          await record.chain;
+          drop(record, 'rebalanced');
+        }
+        if (excess.length > 0) {
+          await release(db, instanceId, incarnation, excess.map((r) => r.id));
+          log.info({ released: excess.length, share }, 'rebalanced deployments to other instances');
+        }
+      }
+    });
   }
 
-  function runOwnershipCycle(): void {
-    if (heartbeatRunning || closing) return;
-    heartbeatRunning = ownershipCycle()
-      .catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'lease heartbeat failed; retrying'))
-      .finally(() => {
-        heartbeatRunning = undefined;
-      });
+  /** Heartbeats every heartbeatMs; after a failure every 500 ms at most, so a returning database is noticed at once. */
+  function scheduleOwnershipCycle(delayMs: number): void {
+    if (closing || fatal) return;
+    const timer = setTimeout(() => {
+      timers = timers.filter((t) => t !== timer);
+      let failed = false;
+      cycleRunning = ownershipCycle()
+        .catch((error: unknown) => {
+          failed = true;
+          // another incarnation holds this instance id now: this process must not go on
+          if (error instanceof DuplicateInstanceError) die(new SupersededError(instanceId));
+          else if (heartbeatFailures++ === 0 || heartbeatFailures % 20 === 0) {
+            log.warn({ err: errorMessage(error), failures: heartbeatFailures }, 'ownership cycle failed; retrying');
+          }
+        })
+        .finally(() => {
+          cycleRunning = undefined;
+          if (!failed) heartbeatFailures = 0;
+          scheduleOwnershipCycle(failed ? Math.min(heartbeatMs, 500) : heartbeatMs);
+        });
+    }, delayMs);
+    timers.push(timer);
   }
 
-  async function startListener(attempt = 0): Promise<void> {
-    if (closing) return;
-    const subscriber = createListener(options.databaseUrl);
-    listener = subscriber;
+  function startListener(): Listener {
+    const subscriber = createListener(options.databaseUrl, ['keelson_deployments'], { maxBackoffMs: 1000 });
     subscriber.events.on('connected', () => {
-      listening = true;
       log.debug('listening on keelson_deployments');
       // notifications sent while the connection was down are gone: look at every row
       rescan().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'rescan after reconnect failed'));
     });
-    subscriber.events.on('reconnect', (n) => {
-      listening = false;
-      log.warn({ attempt: n }, 'LISTEN connection lost; reconnecting');
+    subscriber.events.on('disconnected', (error, attempt) => {
+      if (attempt === 1 || attempt % 10 === 0) log.warn({ attempt, err: error.message }, 'LISTEN connection lost; reconnecting (the tick covers wake-ups meanwhile)');
     });
-    subscriber.events.on('error', (error) => {
-      listening = false;
-      log.warn({ err: error.message }, 'LISTEN connection failed; replacing it');
-      // pg-listen gives up after a failed re-initialisation: start a new subscriber
-      void subscriber.close().catch(() => undefined);
-      if (listener === subscriber) scheduleListenerRestart(1);
+    subscriber.events.on('notification', (_channel, payload) => {
+      const record = hosts.get(payload);
+      if (record && !record.quarantined && isAtRest(statePath(record.actor.getSnapshot().value))) record.notifiedAt ??= performance.now();
+      wakeSafely(payload);
     });
-    subscriber.notifications.on('keelson_deployments', (payload: unknown) => {
-      const id = String(payload);
-      const record = hosts.get(id);
-      if (record && isAtRest(statePath(record.actor.getSnapshot().value))) record.notifiedAt ??= performance.now();
-      wakeSafely(id);
-    });
-    try {
-      await subscriber.connect();
-      await subscriber.listenTo('keelson_deployments');
-    } catch (error) {
-      listening = false;
-      log.warn({ err: errorMessage(error), attempt }, 'cannot LISTEN yet; retrying (the tick covers wake-ups meanwhile)');
-      void subscriber.close().catch(() => undefined);
-      if (listener === subscriber) scheduleListenerRestart(attempt + 1);
-    }
-  }
-
-  function scheduleListenerRestart(attempt: number): void {
-    if (closing) return;
-    const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
-    const timer = setTimeout(() => void startListener(attempt), delay);
-    timers.push(timer);
+    return subscriber;
   }
 
   return {
     instanceId,
+    incarnation,
     events,
-    isListening: () => listening,
+    isListening: () => listener?.isConnected() ?? false,
     hosted: () => [...hosts.keys()],
-    stats: () => ({ hosted: hosts.size, activeRollouts: slots.active, lastTickMs }),
+    epochOf: (id) => hosts.get(id)?.epoch,
+    stats: () => ({
+      hosted: hosts.size,
+      activeRollouts: slots.active,
+      lastTickMs,
+      queuedEntries: queued,
+      discardedEntries: discarded,
+      selfFences,
+    }),
     async start() {
-      await registerInstance(db, instanceId);
-      await startListener();
+      // refuses to run (DuplicateInstanceError) when a live process has this instance id
+      await keeper.register();
+      listener = startListener();
+      // first wait briefly for LISTEN (it keeps trying in the background)
+      await withDeadline(listener.ready(), 2000);
+      // reclaims this instance id's leases of a previous incarnation at once (own leases first)
       await ownershipCycle();
-      timers.push(setInterval(tick, tickIntervalMs), setInterval(runOwnershipCycle, heartbeatMs));
-      log.info({ instanceId, hosted: hosts.size, tickIntervalMs, leaseTtlMs }, 'runtime started');
+      timers.push(setInterval(tick, tickIntervalMs));
+      scheduleOwnershipCycle(heartbeatMs);
+      log.info({ instanceId, incarnation, hosted: hosts.size, tickIntervalMs, leaseTtlMs }, 'runtime started');
     },
     async stop() {
       if (closing) return;
       closing = true;
-      for (const timer of timers) clearInterval(timer);
+      // one budget for everything, the database answering or not: queued journal writes get
+      // all of it but the share kept for releasing the leases
+      const startedAt = performance.now();
+      const releaseBudgetMs = Math.min(2000, Math.floor(stopTimeoutMs / 4));
+      stopDeadline = startedAt + stopTimeoutMs - releaseBudgetMs;
+      const left = (until: number) => Math.max(100, until - performance.now());
+      for (const timer of timers) clearTimeout(timer);
       timers = [];
-      await heartbeatRunning;
-      await listener?.close().catch(() => undefined);
-      listening = false;
-      // every change is journaled as it happens; wait for the queued writes, then stop
+      const listenerClosed = listener?.close().catch(() => undefined);
+      await withDeadline(cycleRunning ?? Promise.resolve(), Math.min(2000, left(stopDeadline)));
+      // every change is journaled as it happens; wait for the queued writes (bounded), then stop
       const records = [...hosts.values()];
-      await Promise.all(records.map((r) => r.chain));
-      for (const record of records) drop(record);
-      await release(db, instanceId).catch((error: unknown) =>
-        log.warn({ err: errorMessage(error) }, 'could not release leases; they expire on their own'),
+      await withDeadline(Promise.all(records.map((r) => r.chain)), left(stopDeadline));
+      for (const record of records) drop(record, 'shutdown');
+      const released = await withDeadline(
+        release(db, instanceId, incarnation).then(
+          () => true,
+          (error: unknown) => {
+            log.warn({ err: errorMessage(error) }, 'could not release leases; they expire on their own');
+            return false;
+          },
+        ),
+        left(startedAt + stopTimeoutMs),
       );
-      log.info({ instanceId, persisted: records.length }, 'runtime stopped');
+      if (released === undefined) log.warn('could not release leases in time; they expire on their own');
+      await Promise.all([listenerClosed, keeper.close()]);
+      log.info({ instanceId, persisted: records.length, queued }, 'runtime stopped');
     },
   };
 }

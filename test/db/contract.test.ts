@@ -82,10 +82,9 @@ describe('generation and notifications', () => {
   it('bumps generation by one and notifies once with the row id on a desired-state change only', async () => {
     const row = await insert('notify', 'prod');
     const received: string[] = [];
-    const subscriber = createListener(t.url);
-    subscriber.notifications.on('keelson_deployments', (payload: unknown) => received.push(String(payload)));
-    await subscriber.connect();
-    await subscriber.listenTo('keelson_deployments');
+    const subscriber = createListener(t.url, ['keelson_deployments']);
+    subscriber.events.on('notification', (_channel, payload) => received.push(payload));
+    await subscriber.ready();
     try {
       await client.query(`update deployments set image_ref = 'registry.example/shop:2.0.0' where id = $1`, [row.id]);
       await sleepUntil(() => received.length >= 1, { message: 'notification for image_ref update' });
@@ -121,10 +120,9 @@ describe('generation and notifications', () => {
 
   it('notifies on insert', async () => {
     const received: string[] = [];
-    const subscriber = createListener(t.url);
-    subscriber.notifications.on('keelson_deployments', (payload: unknown) => received.push(String(payload)));
-    await subscriber.connect();
-    await subscriber.listenTo('keelson_deployments');
+    const subscriber = createListener(t.url, ['keelson_deployments']);
+    subscriber.events.on('notification', (_channel, payload) => received.push(payload));
+    await subscriber.ready();
     try {
       const row = await insert('fresh', 'prod');
       await sleepUntil(() => received.includes(String(row.id)), { message: 'notification for insert' });

@@ -73,4 +73,34 @@ describe('migrate', () => {
       await other.drop();
     }
   });
+
+  it('applies a migration numbered below one already applied (an old database with 0001 and 0003 gets 0002)', async () => {
+    const other = await createTestDatabase({ migrate: false });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-migrations-'));
+    try {
+      const all = await loadMigrations();
+      const copy = async (keep: (version: number) => boolean) => {
+        for (const m of all.filter((x) => keep(x.version))) {
+          const file = `${String(m.version).padStart(4, '0')}_${m.name}.sql`;
+          await copyFile(path.join(MIGRATIONS_DIR, file), path.join(dir, file));
+        }
+      };
+      // the code of before issue #12: 0001 and 0003, no 0002
+      await copy((v) => v !== 2);
+      const old = await migrate(other.url, { dir });
+      expect(old.applied.map((m) => m.version)).toEqual(all.filter((m) => m.version !== 2).map((m) => m.version));
+      await copy((v) => v === 2);
+      const upgraded = await migrate(other.url, { dir });
+      expect(upgraded.applied.map((m) => m.version)).toEqual([2]);
+      const client = new pg.Client({ connectionString: other.url });
+      await client.connect();
+      const { rows } = await client.query(`
+        select column_name from information_schema.columns
+        where table_name = 'deployment_leases' and column_name in ('epoch', 'incarnation') order by column_name`);
+      await client.end();
+      expect(rows.map((r: { column_name: string }) => r.column_name)).toEqual(['epoch', 'incarnation']);
+    } finally {
+      await other.drop();
+    }
+  });
 });

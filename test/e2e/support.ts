@@ -75,12 +75,15 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
       kube?.close();
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(sim.kubeconfigYaml());
-      kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100 });
+      // one identity for the leases and the cluster requests, as serve wires it (X-Keelson-Client)
+      const instanceId = randomUUID();
+      kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100, clientId: instanceId });
       const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log, allowFileRepos: true });
       runtime = createRuntime({
         db: t.db,
         databaseUrl: t.url,
         log,
+        instanceId,
         effects: createRolloutEffects({ db: t.db, kube, opsRepos, renderer, log, failFastGraceMs: wiring.failFastGraceMs }),
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,

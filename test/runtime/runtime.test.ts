@@ -148,7 +148,8 @@ describe('runtime', () => {
     await t.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
     await sleepUntil(async () => (await effectRuns(t.db, id, 'scale')).length === 1, { message: 'scale running' });
     // current_status mirrors the top-level state (stopped) while the stop is still under way
-    const during = await row(t.db, id);
+    // (the effect may start a moment before its state's journal entry commits)
+    const during = await waitFor(t.db, id, (r) => r.current_status === 'stopped', 'stopping journaled');
     expect(during).toMatchObject({ current_status: 'stopped', generation: 2, observed_generation: 1 });
     await unhold(t.db, id, 'scale');
     const done = await waitFor(t.db, id, (r) => r.observed_generation === 2, 'stop finished');
@@ -182,7 +183,7 @@ describe('runtime', () => {
     await hold(t.db, id, 'verify');
     await waitFor(t.db, id, (r) => r.current_status === 'verifying', 'verifying');
     await first.stop();
-    expect(await t.db.oneFirst(sql.unsafe`select count(*)::int from deployment_leases`)).toBe(0);
+    expect(await t.db.oneFirst(sql.unsafe`select count(*)::int from deployment_leases where expires_at > now()`)).toBe(0);
     await startRuntime();
     await sleepUntil(async () => (await effectRuns(t.db, id, 'verify')).length === 2, { message: 'verify re-run after restore' });
     await unhold(t.db, id, 'verify');

@@ -1,6 +1,7 @@
 // Helpers shared by the runtime tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { z } from 'zod';
@@ -60,7 +61,7 @@ export async function spawnRuntime(
   env: Record<string, string> = {},
   script = path.join(import.meta.dirname, 'fixtures', 'runtimeProcess.ts'),
 ): Promise<RuntimeProcess> {
-  const instanceId = randomUUID();
+  const instanceId = env.INSTANCE_ID ?? randomUUID();
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, DATABASE_URL: databaseUrl, INSTANCE_ID: instanceId, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +71,7 @@ export async function spawnRuntime(
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await sleepUntil(() => output.includes('"ready"') || child.exitCode !== null, { timeoutMs: 20_000, message: 'runtime process ready' });
-  if (child.exitCode !== null) throw new Error(`runtime process exited early:\n${output}`);
+  if (child.exitCode !== null) throw new Error(`runtime process exited early with status ${child.exitCode}:\n${output}`);
   return {
     instanceId,
     child,
@@ -78,6 +79,77 @@ export async function spawnRuntime(
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;
+    },
+  };
+}
+
+/**
+ * A TCP proxy in front of PostgreSQL the test can cut and heal: cut destroys every connection
+ * and refuses new ones (an outage as the runtime sees it), heal lets connections through again.
+ */
+export interface CutProxy {
+  readonly url: string;
+  cut(): void;
+  /** connections stay open but nothing passes (a frozen server, a silent partition) until heal() */
+  freeze(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
+  const target = new URL(databaseUrl);
+  const sockets = new Set<Socket>();
+  let open = true;
+  let frozen = false;
+  const held: Array<() => void> = [];
+  const server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    const forward = (from: Socket, to: Socket) =>
+      from.on('data', (chunk: Buffer) => {
+        if (frozen) held.push(() => to.write(chunk));
+        else to.write(chunk);
+      });
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as AddressInfo;
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(address.port);
+  return {
+    url: url.toString(),
+    cut: () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    freeze: () => {
+      frozen = true;
+    },
+    heal: () => {
+      open = true;
+      frozen = false;
+      for (const write of held.splice(0)) write();
+    },
+    close: async () => {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -1,0 +1,128 @@
+// Hosting: starting a deployment's actor, restored from its persisted snapshot when there is a
+// usable one, and the per-actor record the runtime keeps (its fencing epoch, its journal queue,
+// its fence). Stopping is `drop` in runtime.ts: it must also discard the queue.
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import { z } from 'zod';
+import { MACHINE_VERSION, type deploymentMachine, type DeploymentSnapshot, type MachineConfig } from '../../machines/deployment.machine.ts';
+import type { Logger } from '../logger.ts';
+import { journaledFrom, type Journaled } from './projection.ts';
+
+export type DeploymentActor = Actor<ReturnType<typeof deploymentMachine.provide>>;
+type ProvidedMachine = ReturnType<typeof deploymentMachine.provide>;
+
+export interface Host {
+  readonly id: string;
+  /** the lease epoch this actor was started under: every journal write carries it */
+  readonly epoch: number;
+  readonly actor: DeploymentActor;
+  /** aborted when the actor is dropped: its effects stop before their next cluster write */
+  readonly fence: AbortController;
+  /** performance.now() when hosted (a heartbeat sent before it cannot speak for it) */
+  readonly hostedAt: number;
+  journaled: Journaled;
+  /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
+  lastSnapshot: DeploymentSnapshot | undefined;
+  /** the generation last sent to the actor (quarantine lasts until the row's is newer) */
+  generation: number;
+  chain: Promise<void>;
+  notifiedAt: number | null;
+  stopped: boolean;
+  /** set when the actor threw: it is stopped, the record stays so the lease keeps a holder */
+  quarantined: { readonly generation: number; readonly message: string } | null;
+}
+
+const PersistedSnapshot = z.looseObject({
+  status: z.literal('active'),
+  value: z.union([z.string(), z.record(z.string(), z.unknown())]),
+  context: z.looseObject({ deploymentId: z.string(), observedGeneration: z.number(), config: z.looseObject({}) }),
+});
+
+export const SnapshotRow = z.object({
+  deployment_id: z.string(),
+  snapshot: z.unknown(),
+  machine_version: z.string(),
+  seq: z.number(),
+});
+export type SnapshotRow = z.infer<typeof SnapshotRow>;
+
+/** The persisted snapshot as this process restores it, or undefined (start afresh). */
+export function restorable(
+  row: SnapshotRow,
+  machineConfig: Partial<MachineConfig>,
+  driftSpreadMs: number,
+  log: Logger,
+): DeploymentSnapshot | undefined {
+  const parsed = PersistedSnapshot.safeParse(row.snapshot);
+  if (parsed.success && row.machine_version === MACHINE_VERSION) {
+    // configuration comes from this process, not from the process that persisted it
+    const snapshot = parsed.data as unknown as { context: { config: MachineConfig; driftCheckAt: number | null } };
+    snapshot.context.config = { ...snapshot.context.config, ...machineConfig };
+    // nobody watched the cluster while no process hosted this actor: check it soon, spread
+    // over a few ticks so thousands of restored actors do not hit the API server at once
+    const spread = Math.min(snapshot.context.config.driftIntervalMs, driftSpreadMs);
+    snapshot.context.driftCheckAt = Date.now() + Math.floor(Math.random() * spread);
+    return snapshot as unknown as DeploymentSnapshot;
+  }
+  log.warn(
+    { deploymentId: row.deployment_id, version: row.machine_version, issue: parsed.success ? undefined : parsed.error.message },
+    'persisted snapshot is unusable; starting the actor afresh',
+  );
+  return undefined;
+}
+
+export interface HostCallbacks {
+  onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void;
+  /** the actor threw (guard, action): it is in error status and does nothing more */
+  onError(host: Host, error: unknown): void;
+  /** before the actor starts: a restored actor re-runs its in-flight effect at once, which looks the record up */
+  onCreated(host: Host): void;
+}
+
+export function startHost(
+  machine: ProvidedMachine,
+  id: string,
+  epoch: number,
+  restored: DeploymentSnapshot | undefined,
+  seq: number,
+  machineConfig: Partial<MachineConfig>,
+  callbacks: HostCallbacks,
+): Host {
+  const record: Host = {
+    id,
+    epoch,
+    actor: undefined as unknown as DeploymentActor,
+    fence: new AbortController(),
+    hostedAt: performance.now(),
+    // what was journaled already: only later changes are written
+    journaled: journaledFrom(restored, seq),
+    lastSnapshot: undefined,
+    generation: restored?.context.observedGeneration ?? 0,
+    chain: Promise.resolve(),
+    notifiedAt: null,
+    stopped: false,
+    quarantined: null,
+  };
+  // the inspector may be called while createActor() runs, before the ref exists
+  const ref: { current?: DeploymentActor } = {};
+  const inspect = (event: InspectionEvent) => {
+    if (event.type === '@xstate.snapshot' && ref.current && event.actorRef === ref.current) {
+      const snapshot = event.snapshot as DeploymentSnapshot;
+      if (snapshot.status === 'error') return;
+      callbacks.onSnapshot(record, snapshot, event.event.type);
+    }
+  };
+  const actorRef = createActor(machine, {
+    id: `deployment:${id}`,
+    input: { deploymentId: id, config: machineConfig },
+    ...(restored ? { snapshot: restored } : {}),
+    inspect,
+  });
+  ref.current = actorRef;
+  (record as { actor: DeploymentActor }).actor = actorRef;
+  // an error observer: without one xstate rethrows the actor's error outside, and it would take
+  // the whole process (every other deployment) down
+  actorRef.subscribe({ error: (error: unknown) => callbacks.onError(record, error) });
+  callbacks.onCreated(record);
+  actorRef.start();
+  return record;
+}

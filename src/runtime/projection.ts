@@ -1,0 +1,119 @@
+// Projection: what an actor's new snapshot means for the journal. Pure — no I/O, no clock — so
+// every rule (which changes are journaled, what counts as a transition, when observed_generation
+// moves, when a completed action is recorded) is unit-tested on its own (test/runtime/projection.test.ts).
+import { createHash } from 'node:crypto';
+import { topLevelState, type Completed, type Deployed, type DeploymentSnapshot } from '../../machines/deployment.machine.ts';
+import type { CurrentStatus } from '../db/rows.ts';
+
+/**
+ * At rest: no action in flight. `stopped.scaling` is not (the stop is under way), although its
+ * top-level state, which current_status mirrors, is `stopped`.
+ */
+export function isAtRest(path: string): boolean {
+  return path === 'idle' || path === 'failed' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
+}
+
+export function statePath(value: StateValue | unknown): string {
+  if (typeof value === 'string') return value;
+  const [key, child] = Object.entries(value as Record<string, unknown>)[0] ?? ['idle', undefined];
+  return child === undefined ? key : `${key}.${statePath(child)}`;
+}
+
+/**
+ * Healthy deployments move between `healthy.idle` and `healthy.checking` (drift checks) all
+ * the time; those moves are not journaled: restoring into `healthy.idle` re-runs a due check.
+ */
+export function journaledState(path: string): string {
+  return path.startsWith('healthy') ? 'healthy' : path;
+}
+
+/** What a snapshot's context must offer for the projection (a subset of the machine's context). */
+export interface ProjectedContext {
+  readonly work?: { readonly generation: number } | null;
+  readonly desired?: { readonly generation: number } | null;
+  readonly observedGeneration: number;
+  readonly completed?: Completed | null;
+  readonly deployed: Deployed | null;
+  readonly lastError: string | null;
+  readonly driftCheckAt?: number | null;
+}
+
+/** A state value as xstate gives it: `'idle'`, `{ syncing: { fetching: 'running' } }`, … */
+export type StateValue = string | { readonly [key: string]: StateValue };
+
+export interface ProjectedSnapshot {
+  readonly value: StateValue;
+  readonly context: ProjectedContext;
+}
+
+/** A digest, not the JSON itself: 10,000 hosted actors would otherwise keep 10,000 copies. */
+export function changeKey(snapshot: ProjectedSnapshot): string {
+  const json = JSON.stringify({ s: journaledState(statePath(snapshot.value)), c: { ...snapshot.context, driftCheckAt: null } });
+  return createHash('sha1').update(json).digest('base64');
+}
+
+/** What the journal already holds for one actor (what the next entry is compared with). */
+export interface Journaled {
+  readonly seq: number;
+  readonly key: string;
+  readonly state: string | null;
+  readonly completedId: string | null;
+}
+
+export function journaledFrom(snapshot: ProjectedSnapshot | undefined, seq: number): Journaled {
+  if (!snapshot) return { seq, key: '', state: null, completedId: null };
+  return {
+    seq,
+    key: changeKey(snapshot),
+    state: journaledState(statePath(snapshot.value)),
+    completedId: snapshot.context.completed?.actionId ?? null,
+  };
+}
+
+/** The part of a journal entry the projection decides (the runtime adds identity, epoch and the persisted snapshot). */
+export interface Projection {
+  readonly seq: number;
+  readonly state: string;
+  readonly status: CurrentStatus;
+  readonly transition: { readonly from: string | null; readonly to: string; readonly event: string } | null;
+  readonly generation: number;
+  readonly observedGeneration: number;
+  readonly completed: Completed | null;
+  readonly deployed: Deployed | null;
+  readonly lastError: string | null;
+  /** the actor left rest with this change (a wake-up's latency ends here) */
+  readonly leavesRest: boolean;
+  readonly atRest: boolean;
+}
+
+/**
+ * Projects a new snapshot against what is journaled. `entry` is null when nothing worth
+ * journaling changed (a TICK, a drift check); `journaled` is what the journal holds afterwards.
+ */
+export function project(journaled: Journaled, snapshot: ProjectedSnapshot, eventType: string): { entry: Projection | null; journaled: Journaled; atRest: boolean } {
+  const path = statePath(snapshot.value);
+  const atRest = isAtRest(path);
+  const key = changeKey(snapshot);
+  if (key === journaled.key) return { entry: null, journaled, atRest };
+  const state = journaledState(path);
+  const transition = state !== journaled.state ? { from: journaled.state, to: state, event: eventType } : null;
+  const { context } = snapshot;
+  const completed = context.completed && context.completed.actionId !== journaled.completedId ? context.completed : null;
+  const seq = journaled.seq + 1;
+  const entry: Projection = {
+    seq,
+    state: path,
+    status: topLevelState(snapshot.value as DeploymentSnapshot['value']) as CurrentStatus,
+    transition,
+    generation: context.work?.generation ?? context.desired?.generation ?? context.observedGeneration,
+    // observed_generation = generation tells pipelines the newest desired state is fully acted
+    // on (succeeded or failed): it moves only when the actor comes to rest
+    observedGeneration: atRest ? context.observedGeneration : 0,
+    completed,
+    deployed: context.deployed,
+    lastError: context.lastError,
+    leavesRest: transition !== null && isAtRest(transition.from ?? 'idle') && !atRest,
+    atRest,
+  };
+  return { entry, journaled: { seq, key, state, completedId: completed?.actionId ?? journaled.completedId }, atRest };
+}
