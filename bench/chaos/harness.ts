@@ -143,6 +143,12 @@ export interface WorldOptions {
   /** simulated ms from pod creation to Ready (time scale 1): how long a verify lasts */
   readonly podStartupDelayMs?: number;
   readonly tickInterval?: string;
+  /**
+   * `repo` (default): templates from the git ops repo, rendered in keelson's confined render
+   * processes; `builtin`: the built-in template, rendered in process (for checkouts whose
+   * node_modules is a symlink, which the render processes' permission model cannot read through).
+   */
+  readonly template?: 'repo' | 'builtin';
 }
 
 export interface World {
@@ -252,7 +258,7 @@ export async function createWorld(options: WorldOptions): Promise<World> {
         const { rows } = await pool.query<{ id: string }>(
           `insert into deployments (project, environment, image_ref, ops_repo_id, auto_rollback)
            values ($1, 'prod', $2, $3, true) returning id`,
-          [project, `${imagePrefix}/${project}:1`, opsRepoId],
+          [project, `${imagePrefix}/${project}:1`, options.template === 'builtin' ? null : opsRepoId],
         );
         const d = { id: rows[0]!.id, project, name: `${project}/prod`, namespace: `${project}-prod` };
         deployments.push(d);

@@ -1,5 +1,5 @@
 // `npm run chaos [-- kill9 pg-restart partition api-faults replicas] [--profile short|full]
-//   [--deployments N] [--kills N] [--seed N] [--identity stable|fresh]`
+//   [--deployments N] [--kills N] [--seed N] [--identity stable|fresh] [--template repo|builtin]`
 // Real keelson processes, a real PostgreSQL, the simulated cluster over HTTP and a git ops repo;
 // each scenario disturbs them, checks the invariants of docs/operations.md ("Chaos suite") and
 // prints its figures. Writes bench/results/chaos.json (logs under bench/results/chaos-logs/);
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runScenario, SCENARIOS, type Profile, type ScenarioName, type ScenarioResult } from './scenarios.ts';
 
-const USAGE = `usage: npm run chaos -- [${SCENARIOS.join('|')} ...] [--profile short|full] [--deployments N] [--kills N] [--seed N] [--identity stable|fresh]`;
+const USAGE = `usage: npm run chaos -- [${SCENARIOS.join('|')} ...] [--profile short|full] [--deployments N] [--kills N] [--seed N] [--identity stable|fresh] [--template repo|builtin]`;
 
 function fail(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -25,6 +25,7 @@ const { values, positionals } = parseArgs({
     kills: { type: 'string' },
     seed: { type: 'string' },
     identity: { type: 'string', default: 'stable' },
+    template: { type: 'string', default: process.env.KEELSON_CHAOS_TEMPLATE ?? 'repo' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -40,6 +41,7 @@ const positiveInt = (name: string, text: string | undefined): number | undefined
 const unknown = positionals.filter((p) => !(SCENARIOS as readonly string[]).includes(p));
 if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}; the scenarios are ${SCENARIOS.join(', ')}`);
 if (values.profile !== 'short' && values.profile !== 'full') fail(`--profile expects short or full; got "${values.profile}"`);
+if (values.template !== 'repo' && values.template !== 'builtin') fail(`--template expects repo or builtin; got "${values.template}"`);
 if (values.identity !== 'stable' && values.identity !== 'fresh') fail(`--identity expects stable or fresh; got "${values.identity}"`);
 const scenarios = (positionals.length > 0 ? positionals : [...SCENARIOS]) as ScenarioName[];
 const profile = values.profile as Profile;
@@ -56,7 +58,7 @@ process.on('SIGTERM', () => process.exit(143));
 
 const started = new Date();
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-console.error(`keelson chaos — profile ${profile}, seed ${seed}, identity ${values.identity}; ${machine}`);
+console.error(`keelson chaos — profile ${profile}, seed ${seed}, identity ${values.identity}, template ${values.template}; ${machine}`);
 const results: ScenarioResult[] = [];
 for (const name of scenarios) {
   const t0 = Date.now();
@@ -68,6 +70,7 @@ for (const name of scenarios) {
         kills: positiveInt('kills', values.kills),
         seed,
         identity: values.identity as 'stable' | 'fresh',
+        template: values.template as 'repo' | 'builtin',
         logDir,
         progress: (line) => console.error(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`),
       }),

@@ -25,6 +25,8 @@ export interface ScenarioOptions {
   readonly seed: number;
   /** `stable`: a restarted process keeps its KEELSON_INSTANCE_ID (a pod name); `fresh`: a new one */
   readonly identity: 'stable' | 'fresh';
+  /** where manifests come from: the git ops repo (default) or the built-in template */
+  readonly template?: 'repo' | 'builtin';
   readonly logDir: string;
   readonly progress: (line: string) => void;
 }
@@ -53,7 +55,7 @@ function spread(values: readonly number[], prefix: string): Record<string, Figur
 
 async function openWorld(name: ScenarioName, options: ScenarioOptions): Promise<World> {
   options.progress(`${name}: starting PostgreSQL, the simulator and an ops repo`);
-  return await createWorld({ logDir: path.join(options.logDir, name), progress: options.progress, tickInterval: `${TICK_MS / 1000}s` });
+  return await createWorld({ logDir: path.join(options.logDir, name), progress: options.progress, tickInterval: `${TICK_MS / 1000}s`, template: options.template });
 }
 
 async function start(world: World, name: string, options: ScenarioOptions, dbPort?: number): Promise<KeelsonProcess> {
