@@ -43,7 +43,7 @@ export interface ScenarioResult {
 }
 
 const TICK_MS = 10_000;
-const SETTLE_TIMEOUT = { short: 180_000, full: 300_000 };
+const SETTLE_TIMEOUT = { short: 120_000, full: 300_000 };
 
 const round = (n: number | null, digits = 0): number | null => (n === null ? null : Math.round(n * 10 ** digits) / 10 ** digits);
 const seconds = (ms: number | null): number | null => round(ms === null ? null : ms / 1000, 2);
@@ -165,8 +165,13 @@ async function kill9(world: World, options: ScenarioOptions, started: number): P
         });
       });
     } else {
+      // a row this incarnation took into verifying (not one a dead predecessor left there)
       hit = !!(await waitFor(async () => {
-        const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where current_status = 'verifying'`);
+        const { rows } = await world.pool.query<{ n: number }>(
+          `select count(*)::int as n from deployments d where d.current_status = 'verifying'
+             and exists (select 1 from deployment_transitions t where t.deployment_id = d.id and t.to_state like 'verifying%' and t.at >= $1)`,
+          [new Date(victim.spawnedAt)],
+        );
         return (rows[0]?.n ?? 0) > 0;
       }, 20_000, 50));
     }
