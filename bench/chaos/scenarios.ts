@@ -228,9 +228,14 @@ async function pgRestart(world: World, options: ScenarioOptions, started: number
   const figures: Record<string, Figure> = { deployments: n };
   let version = 100;
   for (const outage of outages) {
-    // rollouts in flight when the database goes: every row gets a new image
+    // rollouts in flight when the database goes: every row gets a new image, every other one a
+    // crash-looping one (its verification fails after the fail-fast grace, then auto-rollback
+    // applies the previous image: cluster writes well after the outage began)
     version++;
-    await world.pool.query(`update deployments set image_ref = 'registry.example/' || project || ':' || $1::text`, [String(version)]);
+    await world.pool.query(
+      `update deployments set image_ref = 'registry.example/' || project || ':' || case when right(project, 1)::int % 2 = 0 then 'crashloop-' else '' end || $1::text`,
+      [String(version)],
+    );
     await waitFor(async () => {
       const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where current_status in ('applying', 'verifying')`);
       return (rows[0]?.n ?? 0) > 0;
@@ -266,7 +271,7 @@ async function pgRestart(world: World, options: ScenarioOptions, started: number
 async function partition(world: World, options: ScenarioOptions, started: number): Promise<ScenarioResult> {
   const random = rng(options.seed);
   const n = options.deployments ?? (options.profile === 'full' ? 20 : 6);
-  const cutMs = options.profile === 'full' ? 40_000 : 25_000;
+  const cutMs = options.profile === 'full' ? 45_000 : 30_000;
   await world.createDeployments(n);
   const proxyA = await world.proxy();
   const proxyB = await world.proxy();
@@ -279,7 +284,15 @@ async function partition(world: World, options: ScenarioOptions, started: number
   await sleep(3000);
   const before = await liveLeases(world);
   const heldByA = before.filter((l) => l.instanceId === a.instanceId).map((l) => l.deploymentId);
-  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases)`);
+  // the rows a holds get a crash-looping image just before the cut: their verification fails
+  // only after the fail-fast grace, and auto-rollback then applies the previous image — a
+  // replica that does not fence itself writes to the cluster long after its lease expired
+  await world.pool.query(`update deployments set image_ref = 'registry.example/' || project || ':crashloop-cut' where id = any($1::uuid[])`, [heldByA]);
+  await waitFor(async () => {
+    const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where id = any($1::uuid[]) and current_status = 'verifying'`, [heldByA]);
+    return (rows[0]?.n ?? 0) > 0;
+  }, 20_000, 50);
+  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases, verifying crash-looping images)`);
   const cutAt = Date.now();
   proxyA.cut();
   const takeover = await waitFor(async () => {
