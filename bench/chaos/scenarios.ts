@@ -86,7 +86,7 @@ async function finish(
   options: ScenarioOptions,
   started: number,
   figures: Record<string, Figure>,
-  extra: { fenceWindows?: FenceWindow[]; sampler: ReturnType<typeof startSeqSampler> },
+  extra: { fenceWindows?: FenceWindow[]; sampler: ReturnType<typeof startSeqSampler>; violations?: Violations },
 ): Promise<ScenarioResult> {
   options.progress(`${scenario}: waiting for every row to settle`);
   const settleMs = await waitSettled(world, SETTLE_TIMEOUT[options.profile], options.progress);
@@ -96,7 +96,7 @@ async function finish(
   const check = await checkInvariants(world, { fenceWindows: extra.fenceWindows, seqSamples, tickIntervalMs: TICK_MS });
   options.progress(`${scenario}: SIGTERM to every process`);
   const { exits, violations: slow } = await terminateAll(world);
-  const violations: Violations = { ...check.violations, 'SIGTERM exit within 20 s': slow };
+  const violations: Violations = { ...check.violations, 'SIGTERM exit within 20 s': slow, ...extra.violations };
   // fatal lines written while shutting down count too
   violations['no fatal log lines'] = world.processes.flatMap((p) => p.fatal.map((l) => `${p.name} (pid ${p.pid}) logged fatal: ${String(l.msg)}`));
   const exitMs = exits.map((e) => e.ms).filter((ms): ms is number => ms !== null);
@@ -315,7 +315,15 @@ async function partition(world: World, options: ScenarioOptions, started: number
     takeover_bound_s: (LEASE_TTL_MS + 3000) / 1000,
     cut_replica_writes_during_cut: writesByA.length,
     cut_replica_writes_after_ttl: writesByA.filter((r) => r.at > cutAt + LEASE_TTL_MS).length,
-  }, { sampler, fenceWindows: [{ client: a.instanceId, from: cutAt, until: healAt }] });
+  }, {
+    sampler,
+    fenceWindows: [{ client: a.instanceId, from: cutAt, until: healAt }],
+    // liveness, not a timing: the survivor must take the cut replica's deployments over while
+    // the cut lasts (its target, TTL + 3 s, is reported as a figure)
+    violations: {
+      'survivor takes over': takeover === undefined ? [`b did not take over a's ${heldByA.length} deployments during the ${cutMs / 1000} s cut`] : [],
+    },
+  });
 }
 
 // ---- api-faults ----
@@ -393,7 +401,7 @@ async function replicas(world: World, options: ScenarioOptions, started: number)
     leases_a_b_before_kill: split,
     ...driverFigures(driver.stats),
     takeover_s: seconds(takeover === undefined ? null : takeover - killedAt),
-  }, { sampler });
+  }, { sampler, violations: { 'survivor takes over': takeover === undefined ? ['b did not hold every lease within 60 s of a\'s death'] : [] } });
 }
 
 const RUNNERS: Record<ScenarioName, (world: World, options: ScenarioOptions, started: number) => Promise<ScenarioResult>> = {
