@@ -284,22 +284,26 @@ async function partition(world: World, options: ScenarioOptions, started: number
   await sleep(3000);
   const before = await liveLeases(world);
   const heldByA = before.filter((l) => l.instanceId === a.instanceId).map((l) => l.deploymentId);
-  // the rows a holds get a crash-looping image just before the cut: their verification fails
-  // only after the fail-fast grace, and auto-rollback then applies the previous image — a
-  // replica that does not fence itself writes to the cluster long after its lease expired
-  await world.pool.query(`update deployments set image_ref = 'registry.example/' || project || ':crashloop-cut' where id = any($1::uuid[])`, [heldByA]);
+  // The cut lands while a is applying: the API server answers slowly (2.5 s a request) and
+  // the rows a holds get a new image. An apply is several requests, so a replica that does
+  // not fence itself goes on writing to the cluster well after its lease expired.
+  world.sim.faults.setLatency(2_500);
+  await world.pool.query(`update deployments set image_ref = 'registry.example/' || project || ':cut' where id = any($1::uuid[])`, [heldByA]);
   await waitFor(async () => {
-    const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where id = any($1::uuid[]) and current_status = 'verifying'`, [heldByA]);
+    const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where id = any($1::uuid[]) and current_status = 'applying'`, [heldByA]);
     return (rows[0]?.n ?? 0) > 0;
   }, 20_000, 50);
-  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases, verifying crash-looping images)`);
+  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases and is applying; API latency 2.5 s)`);
   const cutAt = Date.now();
   proxyA.cut();
+  const slowUntil = setTimeout(() => world.sim.faults.setLatency(0), 20_000);
   const takeover = await waitFor(async () => {
     const leases = await liveLeases(world);
     return heldByA.every((id) => leases.some((l) => l.deploymentId === id && l.instanceId === b.instanceId)) ? Date.now() : undefined;
   }, cutMs, 100);
   await sleep(Math.max(0, cutMs - (Date.now() - cutAt)));
+  clearTimeout(slowUntil);
+  world.sim.faults.setLatency(0);
   const healAt = Date.now();
   proxyA.heal();
   options.progress(`  healed after ${((healAt - cutAt) / 1000).toFixed(1)} s`);
