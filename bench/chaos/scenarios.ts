@@ -284,25 +284,34 @@ async function partition(world: World, options: ScenarioOptions, started: number
   await sleep(3000);
   const before = await liveLeases(world);
   const heldByA = before.filter((l) => l.instanceId === a.instanceId).map((l) => l.deploymentId);
-  // The cut lands while a is applying: the API server answers slowly (2.5 s a request) and
+  // The cut lands while a is applying: the API server answers slowly (5 s a request) and
   // the rows a holds get a new image. An apply is several requests, so a replica that does
   // not fence itself goes on writing to the cluster well after its lease expired.
-  world.sim.faults.setLatency(2_500);
+  world.sim.faults.setLatency(5_000);
   await world.pool.query(`update deployments set image_ref = 'registry.example/' || project || ':cut' where id = any($1::uuid[])`, [heldByA]);
   await waitFor(async () => {
     const { rows } = await world.pool.query<{ n: number }>(`select count(*)::int as n from deployments where id = any($1::uuid[]) and current_status = 'applying'`, [heldByA]);
     return (rows[0]?.n ?? 0) > 0;
   }, 20_000, 50);
-  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases and is applying; API latency 2.5 s)`);
+  options.progress(`  cutting a from PostgreSQL for ${cutMs / 1000} s (a holds ${heldByA.length} of ${n} leases and is applying; API latency 5 s)`);
   const cutAt = Date.now();
   proxyA.cut();
   const slowUntil = setTimeout(() => world.sim.faults.setLatency(0), 20_000);
+  // a diagnostic: sessions waiting on a lock halfway through the cut (the cut replica's open
+  // transactions keep theirs until the heal resets its connections)
+  let lockWaits: number | null = null;
+  const probe = setTimeout(() => {
+    world.pool
+      .query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)
+      .then((r) => (lockWaits = r.rows[0]?.n ?? 0), () => undefined);
+  }, cutMs / 2);
   const takeover = await waitFor(async () => {
     const leases = await liveLeases(world);
     return heldByA.every((id) => leases.some((l) => l.deploymentId === id && l.instanceId === b.instanceId)) ? Date.now() : undefined;
   }, cutMs, 100);
   await sleep(Math.max(0, cutMs - (Date.now() - cutAt)));
   clearTimeout(slowUntil);
+  clearTimeout(probe);
   world.sim.faults.setLatency(0);
   const healAt = Date.now();
   proxyA.heal();
@@ -319,6 +328,7 @@ async function partition(world: World, options: ScenarioOptions, started: number
     takeover_bound_s: (LEASE_TTL_MS + 3000) / 1000,
     cut_replica_writes_during_cut: writesByA.length,
     cut_replica_writes_after_ttl: writesByA.filter((r) => r.at > cutAt + LEASE_TTL_MS).length,
+    sessions_waiting_on_locks_mid_cut: lockWaits,
   }, {
     sampler,
     fenceWindows: [{ client: a.instanceId, from: cutAt, until: healAt }],
