@@ -170,11 +170,18 @@ export async function checkInvariants(world: World, input: CheckInput = {}): Pro
   );
   const history: HistoryFacts[] = historyRows.map((h) => ({ deploymentId: h.deployment_id, generation: Number(h.generation), action: h.action, status: h.status }));
   const seqs = await snapshotSeqs(world);
-  // the hosted-actor gauge is refreshed on every tick: read it after one more tick, with the
-  // leases of that same moment
-  await sleep((input.tickIntervalMs ?? 10_000) + 1_000);
-  const hosted = await world.hostedActors();
-  const leases = await liveLeases(world);
+  // The hosted-actor gauge is refreshed on every tick: read it a tick after the leases, and
+  // only when no lease changed hands meanwhile (a rebalance in that tick would look like an
+  // orphan); a few tries, then judge what there is.
+  let hosted = new Map<string, number>();
+  let leases = await liveLeases(world);
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const before = leaseKey(leases);
+    await sleep((input.tickIntervalMs ?? 10_000) + 1_000);
+    hosted = await world.hostedActors();
+    leases = await liveLeases(world);
+    if (leaseKey(leases) === before) break;
+  }
 
   const settled = unsettledRows(rows);
   const mismatches = imageMismatches(rows, workloads(world));
@@ -210,6 +217,10 @@ export async function checkInvariants(world: World, input: CheckInput = {}): Pro
       failed_rows: rows.filter((r) => r.currentStatus === 'failed').length,
     },
   };
+}
+
+function leaseKey(leases: readonly { deploymentId: string; instanceId: string }[]): string {
+  return leases.map((l) => `${l.deploymentId}:${l.instanceId}`).sort().join(',');
 }
 
 /** SIGTERM to every live process at once; the exit bound invariant over their exit times. */
