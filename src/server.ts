@@ -80,7 +80,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     closers.push(database.close);
     const applied = await migrate(database.url);
     log.info({ database: redactUrl(database.url), embedded: database.embedded, applied: applied.applied.length, version: applied.current }, 'database ready');
-    const db = await createDb(database.url, { maxPoolSize: 20 });
+    // a cut replica's journal transaction must not hold lease rows past its lease: half the TTL
+    const db = await createDb(database.url, { maxPoolSize: 20, idleInTransactionTimeoutMs: Math.max(1000, Math.floor(config.leaseTtlMs / 2)) });
     closers.push(() => db.end());
     const postgresVersion = await db.oneFirst(sql.type(z.object({ v: z.string() }))`select split_part(current_setting('server_version'), '.', 1) as v`);
     // The API reads on a pool of its own: a thousand SSE clients or a slow report can exhaust it,

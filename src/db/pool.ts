@@ -26,11 +26,15 @@ const validateRows: Interceptor = {
 
 export async function createDb(
   url: string,
-  options: { maxPoolSize?: number; statementTimeoutMs?: number } = {},
+  options: { maxPoolSize?: number; statementTimeoutMs?: number; idleInTransactionTimeoutMs?: number } = {},
 ): Promise<Db> {
   return await createPool(url, {
     maximumPoolSize: options.maxPoolSize ?? 10,
     statementTimeout: options.statementTimeoutMs ?? 60_000,
+    // A process cut from the database mid-transaction (a partition) leaves its row locks held
+    // until PostgreSQL ends that session; keelson's transactions never wait on anything but the
+    // database, so a short limit frees lease rows for the other replicas soon after a cut.
+    idleInTransactionSessionTimeout: options.idleInTransactionTimeoutMs ?? 10_000,
     idleTimeout: 10_000,
     connectionTimeout: 10_000,
     captureStackTrace: false,
