@@ -72,6 +72,23 @@ const positiveNumber = (max: number) =>
     return value;
   });
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** "shop-staging, shop-prod" → the namespaces, each a DNS-1123 label, deduplicated, in order. */
+const namespaceList = () =>
+  z.string().transform((text, ctx) => {
+    const names = text.split(',').map((part) => part.trim());
+    const bad = names.filter((name) => !DNS_LABEL.test(name));
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a comma-separated list of namespace names (DNS labels: a-z, 0-9 and "-", at most 63, starting and ending with a letter or digit); ${bad.map((name) => `"${name}"`).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(names)];
+  });
+
 const EnvSchema = z.object({
   DATABASE_URL: z
     .string()
@@ -100,6 +117,8 @@ const EnvSchema = z.object({
     )
     .default('false'),
   KEELSON_CLUSTER: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
+  // namespaced mode: keelson's rights are bound in these namespaces only (deploy/kustomize/components/namespaced)
+  KEELSON_NAMESPACES: namespaceList().optional(),
   KEELSON_SHUTDOWN_TIMEOUT: duration(1000, 600_000).default(20_000),
   // A stable identity (the pod name) lets a restarted process reclaim its own leases at once.
   KEELSON_INSTANCE_ID: z
@@ -140,6 +159,8 @@ export type Config = {
   readonly trustProxy: boolean | number | string;
   readonly cluster: ClusterKind;
   readonly database: DatabaseKind;
+  /** Namespaced mode: the only namespaces keelson watches and deploys into; undefined: the whole cluster. */
+  readonly namespaces: readonly string[] | undefined;
   /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
   readonly shutdownTimeoutMs: number;
   /** undefined: a random id per process (no lease is recognised after a restart) */
@@ -172,6 +193,7 @@ export const FLAG_TO_ENV = {
   'kube-burst': 'KEELSON_KUBE_BURST',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
   cluster: 'KEELSON_CLUSTER',
+  namespaces: 'KEELSON_NAMESPACES',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
   'instance-id': 'KEELSON_INSTANCE_ID',
   'allow-file-repos': 'KEELSON_ALLOW_FILE_REPOS',
@@ -283,6 +305,7 @@ export function loadConfig(
     kubeBurst: e.KEELSON_KUBE_BURST,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
     ...targets,
+    namespaces: e.KEELSON_NAMESPACES,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
     instanceId: e.KEELSON_INSTANCE_ID,
     allowFileRepos: e.KEELSON_ALLOW_FILE_REPOS,

@@ -94,6 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       metrics,
       clientId: instanceId,
       rateLimit: { qps: config.kubeQps, burst: config.kubeBurst },
+      namespaces: config.namespaces,
     });
     closers.push(async () => kube.close());
     const demo = options.demo ?? (database.embedded && config.cluster === 'sim');
