@@ -507,8 +507,15 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       const refusals = namespaceRefusals(plans.map((plan) => plan.ref), scoped);
       if (refusals.length > 0) throw new TerminalError(namespaceRefusalMessage(refusals), { code: 'namespace_not_allowed' });
       for (const ns of new Set(plans.map((plan) => plan.ref.namespace ?? ''))) {
-        // A RoleBinding in a namespace lets keelson GET that Namespace (and nothing cluster-wide).
-        const live = await getObject('v1', 'Namespace', { name: 'namespaces', namespaced: false }, ns, undefined, signal);
+        // keelson's RoleBinding in a namespace lets it GET that Namespace (RBAC reads
+        // GET /api/v1/namespaces/N as a request in N). Without the namespace there is no
+        // RoleBinding either, so the API server answers 403 before it could answer 404.
+        let live: KubeObject | undefined;
+        try {
+          live = await getObject('v1', 'Namespace', { name: 'namespaces', namespaced: false }, ns, undefined, signal);
+        } catch (error) {
+          if (!(error instanceof TerminalError && httpStatus(error.cause) === 403)) throw error;
+        }
         if (!live) throw new TerminalError(namespaceMissingMessage(ns), { code: 'namespace_missing' });
       }
     }

@@ -32,7 +32,7 @@ export function namespaceRefusalMessage(refusals: readonly string[]): string {
 /** The namespace_missing sentence. */
 export function namespaceMissingMessage(namespace: string): string {
   return (
-    `Namespace ${namespace} does not exist, and keelson, limited to the namespaces ${NAMESPACES_SETTING} lists, cannot create namespaces: ` +
-    `create it (kubectl create namespace ${namespace}) with keelson's RoleBinding in it, then deploy again. Nothing was applied.`
+    `Namespace ${namespace} does not exist or holds no RoleBinding for keelson, and keelson, limited to the namespaces ${NAMESPACES_SETTING} lists, ` +
+    `cannot create namespaces: create it (kubectl create namespace ${namespace}) with keelson's RoleBinding in it, then deploy again. Nothing was applied.`
   );
 }
