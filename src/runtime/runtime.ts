@@ -11,6 +11,7 @@ import { z } from 'zod';
 import {
   deploymentMachine,
   MACHINE_VERSION,
+  migratePersistedSnapshot,
   topLevelState,
   type DeploymentSnapshot,
   type MachineConfig,
@@ -264,8 +265,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function host(id: string, snapshotRow: z.infer<typeof SnapshotRow> | undefined): Host {
     let restored: DeploymentSnapshot | undefined;
     if (snapshotRow) {
-      const parsed = PersistedSnapshot.safeParse(snapshotRow.snapshot);
-      if (parsed.success && snapshotRow.machine_version === MACHINE_VERSION) {
+      // an older machine version's snapshot is brought up to date first (it may hold rendered objects)
+      const parsed = PersistedSnapshot.safeParse(migratePersistedSnapshot(snapshotRow.snapshot, snapshotRow.machine_version));
+      if (parsed.success) {
         // configuration comes from this process, not from the process that persisted it
         const snapshot = parsed.data as unknown as { context: { config: MachineConfig; driftCheckAt: number | null } };
         snapshot.context.config = { ...snapshot.context.config, ...machineConfig };
