@@ -9,6 +9,8 @@ import type { Db } from '../db/pool.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
+import { sql } from 'slonik';
+import { z } from 'zod';
 import { KeelsonError } from '../errors.ts';
 import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts';
 import { scrubText, secretValues } from '../plans/secrets.ts';
@@ -64,6 +66,21 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     return result;
   }
 
+  /** `keelson deployment <id>` → `keelson deployment shop/prod (<id>)`: who to talk to, not just a uuid. */
+  async function nameOwners(message: string): Promise<string> {
+    const ids = [...new Set([...message.matchAll(/keelson deployment ([0-9a-f-]{36})\b(?! \()/g)].map((m) => m[1] as string))];
+    if (ids.length === 0) return message;
+    try {
+      const rows = await db.any(sql.type(z.object({ id: z.string(), name: z.string() }))`
+        select id::text, project || '/' || environment as name from deployments where id = any(${sql.array(ids, 'uuid')})`);
+      let out = message;
+      for (const row of rows) out = out.split(`keelson deployment ${row.id}`).join(`keelson deployment ${row.name} (${row.id})`);
+      return out;
+    } catch {
+      return message; // the ids alone still say it
+    }
+  }
+
   return {
     async sync(input, signal) {
       if (!input.opsRepoId) return { sha: null };
@@ -103,6 +120,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       } catch (error) {
         // An API server refusing an object may quote it: the message becomes a last_error.
         if (error instanceof Error) error.message = scrubText(error.message, secretValues(objects));
+        if (error instanceof KeelsonError && error.code === 'owned_by_other') error.message = await nameOwners(error.message);
         if (error instanceof KeelsonError) delete (error as { cause?: unknown }).cause;
         throw error;
       }
