@@ -7,6 +7,7 @@
 // cluster-scoped object, is refused before anything is applied.
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createToken } from '../../src/api/tokens.ts';
 import { typeOf } from '../../src/sim/resources.ts';
 import { createOpsRepo, history, insertRow, simDeployment, simObject, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from '../e2e/support.ts';
 import { sleepUntil } from '../helpers.ts';
@@ -88,6 +89,17 @@ describe('in-cluster keelson with the namespaced component', () => {
     // someone runs `kubectl delete deployment shop`
     e2e.sim.store.remove(typeOf('Deployment'), 'shop-prod', 'shop');
     await sleepUntil(() => simDeployment(e2e.sim, 'shop-prod', 'shop')?.readyReplicas === 2, { timeoutMs: 90_000, message: 'Deployment re-created' });
+    expect(clusterWideReads()).toEqual([]);
+    expect(refused()).toEqual([]);
+  });
+
+  it("the API's live status comes from the per-namespace cache", async () => {
+    const { token } = await createToken(e2e.db, { name: 'reader', permissions: ['deploy:read'] });
+    const response = await fetch(`${cluster.server.url}/api/projects/shop/deployments/prod`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { live: { available: boolean; resources?: Array<{ kind: string; name: string; status: string }> } };
+    expect(body.live.available).toBe(true);
+    expect(body.live.resources?.map((r) => `${r.kind}/${r.name}:${r.status}`).sort()).toEqual(['Deployment/shop:Current', 'Service/shop:Current']);
     expect(clusterWideReads()).toEqual([]);
     expect(refused()).toEqual([]);
   });
