@@ -7,10 +7,10 @@ import { MACHINE_VERSION, deploymentMachine } from '../../machines/deployment.ma
 import { TransitionRow } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { redactSecretObjects } from '../plans/secrets.ts';
 import { machineGraph, type MachineGraph as Graph } from '../ui/machineGraph.ts';
 import type { EventStream, EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
-import { redactSecretObjects } from '../plans/secrets.ts';
 import { redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import { DeploymentParams } from './schemas.ts';
