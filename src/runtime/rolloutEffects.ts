@@ -2,6 +2,9 @@
 // Each is safe to re-run: a restored actor calls its in-flight effect again with the same input.
 // Rendered objects travel from render to apply through the plan cache (src/plans/), by handle:
 // Secret data never enters the actor's context, hence never a snapshot or transition.
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { RenderInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
@@ -9,12 +12,9 @@ import type { Db } from '../db/pool.ts';
 import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
 import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { KeelsonError } from '../errors.ts';
 import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts';
 import { scrubText, secretValues } from '../plans/secrets.ts';
-import type { RenderInput } from '../../machines/deployment.machine.ts';
 import type { Renderer } from '../render/renderer.ts';
 import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import type { Effects } from './effects.ts';
@@ -124,7 +124,6 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         if (error instanceof KeelsonError) delete (error as { cause?: unknown }).cause;
         throw error;
       }
-      plans.delete(input.plan);
       const { inventory, changes } = result;
       const changed = changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${describeRef(c.ref)}`);
       if (changed.length > 0) log.info({ deploymentId: input.deploymentId, changed }, 'applied changes');
@@ -132,6 +131,8 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         const pruned = await kube.prune(input.deploymentId, staleRefs(input.previous, inventory), { signal });
         if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map(describeRef) }, 'pruned objects no longer rendered');
       }
+      // done with (a failed prune retries the apply, which then takes the plan from here again)
+      plans.delete(input.plan);
       return { applied: inventory };
     },
 
