@@ -41,12 +41,12 @@ export const serveCommand: Command = {
   summary: 'Run keelson: migrations, the actor runtime and the REST API (embedded PostgreSQL and cluster by default).',
   usage:
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--cluster kubeconfig|in-cluster|sim] [--kubeconfig <file>]\n' +
-    '              [--namespaces ns1,ns2] [--data-dir ./.keelson] [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m]\n' +
+    '              [--data-dir ./.keelson] [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m]\n' +
     '              [--trust-proxy false] [--shutdown-timeout 20s] [--instance-id <pod name>] [--kube-qps 50] [--kube-burst 100]\n' +
     '              [--allow-file-repos true|false] [--sse-max-per-token 10] [--sse-max 1000] [--git-fetch-timeout 5m]\n' +
     '              [--git-max-repo-bytes 1GiB] [--retain-transitions 30d] [--retain-audit 365d] [--idempotency-ttl 24h]\n' +
     '              [--render-timeout 10s] [--render-max-heap 128MiB] [--render-max-objects 1000] [--render-max-bytes 10MiB]\n' +
-    '              [--log-level info] [--log-format json|pretty] [--no-demo]',
+    '              [--namespaces ns1,ns2] [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));
     const { values } = parseArgs({ args: argv, options: { ...options, 'no-demo': { type: 'boolean' } }, strict: true });
