@@ -93,8 +93,8 @@ const SOURCE_DIR = fileURLToPath(new URL('../', import.meta.url));
 const PACKAGE_JSON = path.join(path.dirname(SOURCE_DIR), 'package.json');
 /** The node_modules that holds nunjucks (and yaml): keelson's dependencies, no secrets. */
 const MODULES_DIR = path.dirname(path.dirname(createRequire(import.meta.url).resolve('nunjucks/package.json')));
-/** The same folder as the checkout names it: a symlink (a git worktree sharing node_modules) is checked by the path it is opened through. */
-const LINKED_MODULES_DIR = path.join(path.dirname(SOURCE_DIR), 'node_modules');
+/** The same folder by the path imports use: it differs from MODULES_DIR when node_modules is a symlink. */
+const PROJECT_MODULES_DIR = path.join(path.dirname(SOURCE_DIR), 'node_modules');
 
 /**
  * How a render process is started: no environment (no DATABASE_URL, no KUBECONFIG, and no
@@ -106,7 +106,7 @@ export function renderProcessOptions(limits: Pick<RenderLimits, 'maxHeapBytes'>,
     env: {},
     execArgv: [
       '--permission',
-      ...[...new Set([SOURCE_DIR, MODULES_DIR, LINKED_MODULES_DIR, PACKAGE_JSON, ...extraReadable])].map((dir) => `--allow-fs-read=${dir}`),
+      ...[...new Set([SOURCE_DIR, MODULES_DIR, PROJECT_MODULES_DIR, PACKAGE_JSON, ...extraReadable])].map((dir) => `--allow-fs-read=${dir}`),
       `--max-old-space-size=${Math.max(16, Math.round(limits.maxHeapBytes / MiB))}`,
     ],
   };
