@@ -220,6 +220,12 @@ describe('a Secret with a canary value', () => {
     expect(secretInCluster()).toEqual({ password: CANARY, token: CANARY_DATA });
     const version = await e2e.db.oneFirst(sql.type(z.object({ machine_version: z.string() }))`select machine_version from deployment_snapshots where deployment_id = ${id}`);
     expect(version).toBe('2');
+    // resumed from the converted snapshot, not started afresh: the action's sync ran once
+    expect(logLines.join('\n')).not.toContain('persisted snapshot is unusable');
+    const generation = await e2e.db.oneFirst(sql.type(z.object({ generation: z.number() }))`select generation::int from deployments where id = ${id}`);
+    const syncs = await e2e.db.anyFirst(sql.type(z.object({ to_state: z.string() }))`
+      select to_state from deployment_transitions where deployment_id = ${id} and generation = ${generation} and to_state like 'syncing.fetching%'`);
+    expect(syncs).toHaveLength(1);
     expect((await history(e2e.db, id)).map((h) => `${h.action}:${h.status}:${h.image_ref}`)).toEqual([
       'deploy:succeeded:registry.example/vault:1',
       'deploy:succeeded:registry.example/vault:2',
