@@ -31,7 +31,7 @@ const log = createLogger({ level: 'warn', format: 'json' });
 
 const instantEffects: Effects = {
   sync: async () => ({ sha: null }),
-  render: async (input) => ({ objects: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: input.desired.project } }], files: [] }),
+  render: async (input) => ({ plan: { id: input.deploymentId, hash: '', refs: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: input.desired.project }], count: 1 }, files: [] }),
   apply: async (input) => ({ applied: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'app', namespace: input.namespace }] }),
   verify: async () => ({ message: 'current' }),
   scale: async () => ({ message: 'scaled' }),

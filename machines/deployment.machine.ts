@@ -9,8 +9,12 @@
 // survive a restore (statelyai/xstate#5331).
 import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 
-/** Bump when the shape of states or context changes; stored with every snapshot. */
-export const MACHINE_VERSION = '1';
+/**
+ * Bump when the shape of states or context changes; stored with every snapshot. A snapshot of
+ * an older version is brought up to date by `migratePersistedSnapshot` on restore.
+ * 2: `work.plan` (an opaque handle) replaced `work.rendered` (the rendered objects, Secrets included).
+ */
+export const MACHINE_VERSION = '2';
 
 export type DesiredStatus = 'active' | 'stopped' | 'rollback';
 export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback';
@@ -62,6 +66,20 @@ export interface Phase {
   readonly error: string | null;
 }
 
+/**
+ * What the render step produced, by reference: the objects themselves (Secrets included) stay in
+ * the process's plan cache (src/plans/) and never enter context, snapshots or transitions. Apply
+ * takes them from there, or renders again from the same inputs when this process does not hold
+ * them (restored after a crash, taken over from another process).
+ */
+export interface PlanHandle {
+  readonly id: string;
+  /** sha256 of the rendered content: the same inputs render the same plan */
+  readonly hash: string;
+  readonly refs: readonly ObjectRef[];
+  readonly count: number;
+}
+
 /** The action in flight: what the machine is currently making true. */
 export interface Work {
   readonly actionId: string;
@@ -71,7 +89,8 @@ export interface Work {
   readonly imageRef: string;
   readonly triggeredBy: string;
   readonly sha: string | null;
-  readonly rendered: readonly unknown[] | null;
+  /** rendered, not yet applied (null before render and once applied) */
+  readonly plan: PlanHandle | null;
   readonly prune: boolean;
   readonly applied: readonly ObjectRef[];
   readonly phases: readonly Phase[];
@@ -147,8 +166,9 @@ export type DeploymentEvent =
 export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean }
 export interface SyncResult { sha: string | null }
 export interface RenderInput { deploymentId: string; desired: Desired; imageRef: string; sha: string | null }
-export interface RenderResult { objects: unknown[]; files: string[]; /** opt-in: delete labelled objects no longer rendered */ prune?: boolean }
-export interface ApplyInput { deploymentId: string; namespace: string; objects: readonly unknown[]; previous: readonly ObjectRef[]; prune: boolean }
+export interface RenderResult { plan: PlanHandle; files: string[]; /** opt-in: delete labelled objects no longer rendered */ prune?: boolean }
+/** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
+export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean }
 export interface ApplyResult { applied: ObjectRef[] }
 export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
 export interface VerifyResult { message: string }
@@ -246,7 +266,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       imageRef: action === 'rollback' || action === 'auto-rollback' ? '' : desired.imageRef,
       triggeredBy,
       sha: null,
-      rendered: null,
+      plan: null,
       prune: false,
       applied: context.deployed?.applied ?? [],
       phases: [],
@@ -365,11 +385,11 @@ export const deploymentMachine = setup({
     recordRender: assign(({ context, event }) => {
       const output = (event as unknown as DoneEvent<RenderResult>).output;
       if (!context.work) return {};
-      const detail = `${output.value.objects.length} object(s) from ${output.value.files.length || 'built-in'} file(s)`;
+      const detail = `${output.value.plan.count} object(s) from ${output.value.files.length || 'built-in'} file(s)`;
       return {
         work: {
           ...context.work,
-          rendered: output.value.objects,
+          plan: output.value.plan,
           prune: output.value.prune === true,
           attempt: 0,
           retryAt: null,
@@ -384,8 +404,8 @@ export const deploymentMachine = setup({
         work: {
           ...context.work,
           applied: output.value.applied,
-          // the rendered objects are applied: drop them so snapshots stay small
-          rendered: null,
+          // applied: the plan is done with
+          plan: null,
           attempt: 0,
           retryAt: null,
           verifyDeadline: output.finishedAt + context.config.verifyTimeoutMs,
@@ -593,7 +613,7 @@ function complete(work: Work, status: 'succeeded' | 'failed', phases: readonly P
 function failedPhaseName(work: Work): string {
   if (work.action === 'stop') return 'scale';
   if (work.verifyDeadline !== null) return 'verify';
-  if (work.rendered !== null) return 'apply';
+  if (work.plan !== null) return 'apply';
   if (work.phases.some((p) => p.name === 'sync')) return 'render';
   if ((work.action === 'rollback' || work.action === 'auto-rollback') && !work.imageRef) return 'find-target';
   return 'sync';
@@ -655,7 +675,8 @@ function effectInput(effect: Effect, context: Ctx): unknown {
       return {
         deploymentId: context.deploymentId,
         namespace: desired.namespace,
-        objects: work.rendered ?? [],
+        plan: work.plan,
+        render: { deploymentId: context.deploymentId, desired, imageRef: work.imageRef, sha: work.sha },
         previous: context.deployed?.applied ?? [],
         prune: work.prune,
       } satisfies ApplyInput;
@@ -675,4 +696,51 @@ export type DeploymentSnapshot = SnapshotFrom<DeploymentMachine>;
 /** The top-level state, which `deployments.current_status` mirrors. */
 export function topLevelState(value: DeploymentSnapshot['value']): string {
   return typeof value === 'string' ? value : (Object.keys(value)[0] ?? 'idle');
+}
+
+// ---- restoring older snapshots ----
+
+type Json = Record<string, unknown>;
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Brings a persisted snapshot of an older MACHINE_VERSION up to this one, or returns undefined
+ * when it cannot (the actor then starts afresh). Pure; the runtime calls it on restore.
+ *
+ * 1 → 2: version 1 kept the rendered objects — Secret data included — in `work.rendered` and in
+ * the input of an in-flight `apply`. Both are dropped: the work gets `plan: null`, and a
+ * restored `apply` finds no plan in this process and renders again from the same inputs (the
+ * desired state, image and commit in context), so no Secret data needs to survive the restore.
+ */
+export function migratePersistedSnapshot(snapshot: unknown, version: string): unknown {
+  if (version === MACHINE_VERSION) return snapshot;
+  if (version !== '1' || !isObject(snapshot) || !isObject(snapshot.context)) return undefined;
+  const context = snapshot.context;
+  const migrated: Json = { ...snapshot, context };
+  if (isObject(context.work)) {
+    const { rendered: _rendered, ...work } = context.work;
+    context.work = { ...work, plan: null };
+  }
+  if (isObject(snapshot.children)) {
+    const children: Json = { ...snapshot.children };
+    const apply = children.apply;
+    if (isObject(apply) && isObject(apply.snapshot) && isObject(apply.snapshot.input)) {
+      const work = context.work as Work | null;
+      const desired = context.desired as Desired | null;
+      const { objects: _objects, ...input } = apply.snapshot.input;
+      children.apply = {
+        ...apply,
+        snapshot: {
+          ...apply.snapshot,
+          input: {
+            ...input,
+            plan: null,
+            render: { deploymentId: context.deploymentId, desired, imageRef: work?.imageRef ?? '', sha: work?.sha ?? null },
+          },
+        },
+      };
+    }
+    migrated.children = children;
+  }
+  return migrated;
 }

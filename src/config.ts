@@ -72,6 +72,23 @@ const positiveNumber = (max: number) =>
     return value;
   });
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** "shop-staging, shop-prod" → the namespaces, each a DNS-1123 label, deduplicated, in order. */
+const namespaceList = () =>
+  z.string().transform((text, ctx) => {
+    const names = text.split(',').map((part) => part.trim());
+    const bad = names.filter((name) => !DNS_LABEL.test(name));
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a comma-separated list of namespace names (DNS labels: a-z, 0-9 and "-", at most 63, starting and ending with a letter or digit); ${bad.map((name) => `"${name}"`).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(names)];
+  });
+
 const EnvSchema = z.object({
   DATABASE_URL: z
     .string()
@@ -100,6 +117,8 @@ const EnvSchema = z.object({
     )
     .default('false'),
   KEELSON_CLUSTER: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
+  // namespaced mode: keelson's rights are bound in these namespaces only (deploy/kustomize/components/namespaced)
+  KEELSON_NAMESPACES: namespaceList().optional(),
   KEELSON_SHUTDOWN_TIMEOUT: duration(1000, 600_000).default(20_000),
   // How long a deployment's lease lives without a heartbeat: a process that cannot renew stops
   // its actors (self-fences) before this, and others take over after it (docs/operations.md).
@@ -143,6 +162,8 @@ export type Config = {
   readonly trustProxy: boolean | number | string;
   readonly cluster: ClusterKind;
   readonly database: DatabaseKind;
+  /** Namespaced mode: the only namespaces keelson watches and deploys into; undefined: the whole cluster. */
+  readonly namespaces: readonly string[] | undefined;
   /** SIGTERM/SIGINT → exit within this, even with the database or the cluster unreachable */
   readonly shutdownTimeoutMs: number;
   /** a lease's lifetime without renewal; heartbeats run every quarter of it */
@@ -177,6 +198,7 @@ export const FLAG_TO_ENV = {
   'kube-burst': 'KEELSON_KUBE_BURST',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
   cluster: 'KEELSON_CLUSTER',
+  namespaces: 'KEELSON_NAMESPACES',
   'shutdown-timeout': 'KEELSON_SHUTDOWN_TIMEOUT',
   'instance-id': 'KEELSON_INSTANCE_ID',
   'lease-ttl': 'KEELSON_LEASE_TTL',
@@ -289,6 +311,7 @@ export function loadConfig(
     kubeBurst: e.KEELSON_KUBE_BURST,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),
     ...targets,
+    namespaces: e.KEELSON_NAMESPACES,
     shutdownTimeoutMs: e.KEELSON_SHUTDOWN_TIMEOUT,
     instanceId: e.KEELSON_INSTANCE_ID,
     leaseTtlMs: e.KEELSON_LEASE_TTL,

@@ -101,7 +101,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       metrics,
       clientId: instanceId,
       rateLimit: { qps: config.kubeQps, burst: config.kubeBurst },
+      namespaces: config.namespaces,
     });
+    if (config.namespaces) log.info({ namespaces: config.namespaces }, 'namespaced mode: watching and deploying into these namespaces only (KEELSON_NAMESPACES)');
     closers.push(async () => kube.close());
     const demo = options.demo ?? (database.embedded && config.cluster === 'sim');
     // file:// repos reach any path of this host: off unless the operator says so, or for the

@@ -7,6 +7,7 @@ import { MACHINE_VERSION, deploymentMachine } from '../../machines/deployment.ma
 import { TransitionRow } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { redactSecretObjects } from '../plans/secrets.ts';
 import { machineGraph, type MachineGraph as Graph } from '../ui/machineGraph.ts';
 import type { EventStream, EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
@@ -111,7 +112,9 @@ export function visualizerRoutes(deps: VisualizerRouteDeps): AnyRoute[] {
           from deployments d left join deployment_snapshots s on s.deployment_id = d.id
           where d.project = ${params.project} and d.environment = ${params.env}`);
         if (!row) throw notFound(`No deployment ${params.project}/${params.env}.`);
-        const snapshot = row.snapshot == null ? null : JSON.parse(redactSecrets(JSON.stringify(row.snapshot)));
+        // Snapshots hold no rendered objects since machine version 2; one written before (not yet
+        // restored) may still: Secret values are shown as content hashes.
+        const snapshot = row.snapshot == null ? null : JSON.parse(redactSecrets(JSON.stringify(redactSecretObjects(row.snapshot))));
         return { status: 200, body: { ...row, snapshot } };
       },
     }),

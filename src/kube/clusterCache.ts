@@ -18,6 +18,10 @@
 //   in a row its waiters are told (they give up with the error), and `ensure` rejects.
 // - A kind whose collection answers 404 (its CRD was deleted) is dropped: its objects are
 //   reported deleted, and it is discovered again the next time a verb needs it.
+// - Namespaced mode (`namespaces`, KEELSON_NAMESPACES): an identity bound by RoleBindings may
+//   not LIST or WATCH across namespaces, so each namespaced kind gets one mirror per listed
+//   namespace, and cluster-scoped kinds (Namespaces included) are not mirrored at all: they
+//   read as "not served", and the verbs never need them there (apply refuses them first).
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { TransientError } from '../errors.ts';
@@ -47,6 +51,8 @@ export interface ClusterCacheOptions {
   reportFailuresAfter?: number;
   /** First retry delay of a failed watch, doubled each time; 200 ms by default. */
   backoffBaseMs?: number;
+  /** Namespaced mode: mirror only these namespaces, one watch per kind and namespace. */
+  namespaces?: readonly string[];
 }
 
 interface KindEntry {
@@ -54,7 +60,11 @@ interface KindEntry {
   readonly apiVersion: string;
   readonly kind: string;
   readonly resource: ServedResource;
-  readonly handle: ResourceWatchHandle;
+  /** One mirror per watched namespace, or one under "" for the whole cluster. */
+  readonly handles: Map<string, ResourceWatchHandle>;
+  /** The mirrors (by namespace key) that completed a LIST, and failures in a row of each. */
+  readonly syncedIn: Set<string>;
+  readonly failuresIn: Map<string, number>;
   synced: boolean;
   failures: number;
   lastError?: Error;
@@ -106,9 +116,27 @@ function topicsOf(object: KubeObject | undefined): string[] {
 
 export type ClusterCache = ReturnType<typeof createClusterCache>;
 
+function itemCount(entry: KindEntry): number {
+  let total = 0;
+  for (const handle of entry.handles.values()) total += handle.items.size;
+  return total;
+}
+
 export function createClusterCache(options: ClusterCacheOptions) {
   const { transport, log, metrics } = options;
   const reportAfter = options.reportFailuresAfter ?? 5;
+  const scoped = options.namespaces ? [...new Set(options.namespaces)] : undefined;
+
+  /** The mirror that holds objects of `namespace` (cluster-wide: the only one). */
+  function handleFor(entry: KindEntry, namespace: string | undefined): ResourceWatchHandle | undefined {
+    return entry.handles.get(scoped ? (namespace ?? '') : '');
+  }
+
+  /** The cached object under its mirror key (`ns/name` or `name`). */
+  function itemOf(entry: KindEntry, key: string): KubeObject | undefined {
+    const slash = key.indexOf('/');
+    return handleFor(entry, slash < 0 ? undefined : key.slice(0, slash))?.items.get(key);
+  }
   const kinds = new Map<string, KindEntry>();
   /** Kinds being started: concurrent `ensure` calls share one discovery and one watch. */
   const starting = new Map<string, Promise<KindEntry | undefined>>();
@@ -161,13 +189,15 @@ export function createClusterCache(options: ClusterCacheOptions) {
 
   /** Drops a kind whose collection is gone: its objects are reported deleted. */
   function drop(entry: KindEntry): void {
-    entry.handle.stop();
+    for (const handle of entry.handles.values()) handle.stop();
     kinds.delete(entry.key);
     transport.forget(entry.apiVersion);
-    for (const object of entry.handle.items.values()) {
-      const change: CacheChange = { type: 'DELETED', object, previous: object, kindKey: entry.key };
-      index(entry.key, change);
-      dispatch(change);
+    for (const handle of entry.handles.values()) {
+      for (const object of handle.items.values()) {
+        const change: CacheChange = { type: 'DELETED', object, previous: object, kindKey: entry.key };
+        index(entry.key, change);
+        dispatch(change);
+      }
     }
     metrics?.kubeCacheObjects.set({ kind: entry.kind }, 0);
     settleWaiters(entry);
@@ -181,54 +211,78 @@ export function createClusterCache(options: ClusterCacheOptions) {
     const resource = await transport.served(kind.apiVersion, kind.kind, what, signal);
     if (!resource || closed) return undefined;
     const key = kindKey(kind);
+    if (scoped && !resource.namespaced) {
+      // Namespaced mode: listing a cluster-scoped kind would be refused (403); nothing of it is
+      // keelson's to know about here.
+      log.debug({ kind: kind.kind }, 'cluster-scoped kind not mirrored in namespaced mode');
+      return undefined;
+    }
     const labelSelector = kind.kind === 'Namespace' ? undefined : `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
-    // The entry is referenced by the watch callbacks below, which only run after this returns.
-    // eslint-disable-next-line prefer-const
-    let entry: KindEntry;
-    const handle = startResourceWatch({
-      path: transport.collectionPath(kind.apiVersion, resource),
-      what,
+    const entry: KindEntry = {
+      key,
       apiVersion: kind.apiVersion,
       kind: kind.kind,
-      labelSelector,
-      watch: transport.watch,
-      log,
-      backoffBaseMs: options.backoffBaseMs,
-      trim: trimObject,
-      beforeWatch: (watchSignal) => transport.throttle('watch', watchSignal),
-      list: (listSignal) => transport.list(kind.apiVersion, kind.kind, resource, { labelSelector, what, signal: listSignal }),
-      onChanges: (changes) => {
-        for (const change of changes) {
-          const cacheChange: CacheChange = { ...change, kindKey: key };
-          index(key, cacheChange);
-          dispatch(cacheChange);
-        }
-        metrics?.kubeCacheObjects.set({ kind: kind.kind }, handle.items.size);
-      },
-      onSynced: () => {
-        entry.synced = true;
-        entry.failures = 0;
-        entry.lastError = undefined;
-        settleWaiters(entry);
-      },
-      onFailure: (error, failures) => {
-        if (httpStatus(error.cause) === 404) {
-          drop(entry);
-          return;
-        }
-        entry.failures = failures;
-        entry.lastError = error;
-        if (failures >= reportAfter) {
-          settleWaiters(entry, error);
-          for (const listener of failureListeners) listener(key, error);
-        }
-      },
-      onWatchRequest: (outcome) => metrics?.kubeRequests.inc({ verb: 'watch', kind: kind.kind, outcome }),
-      onRestart: (reason) => metrics?.kubeWatchRestarts.inc({ kind: kind.kind, reason }),
-    });
-    entry = { key, apiVersion: kind.apiVersion, kind: kind.kind, resource, handle, synced: false, failures: 0, waiters: new Set() };
+      resource,
+      handles: new Map(),
+      syncedIn: new Set(),
+      failuresIn: new Map(),
+      synced: false,
+      failures: 0,
+      waiters: new Set(),
+    };
+    for (const namespace of scoped ?? ['']) {
+      const where = namespace ? `${what} in namespace ${namespace}` : what;
+      const handle = startResourceWatch({
+        path: transport.collectionPath(kind.apiVersion, resource, namespace || undefined),
+        what: where,
+        apiVersion: kind.apiVersion,
+        kind: kind.kind,
+        labelSelector,
+        watch: transport.watch,
+        log,
+        backoffBaseMs: options.backoffBaseMs,
+        trim: trimObject,
+        beforeWatch: (watchSignal) => transport.throttle('watch', watchSignal),
+        list: (listSignal) =>
+          transport.list(kind.apiVersion, kind.kind, resource, { namespace: namespace || undefined, labelSelector, what: where, signal: listSignal }),
+        onChanges: (changes) => {
+          for (const change of changes) {
+            const cacheChange: CacheChange = { ...change, kindKey: key };
+            index(key, cacheChange);
+            dispatch(cacheChange);
+          }
+          metrics?.kubeCacheObjects.set({ kind: kind.kind }, itemCount(entry));
+        },
+        onSynced: () => {
+          entry.syncedIn.add(namespace);
+          entry.failuresIn.delete(namespace);
+          entry.failures = Math.max(0, ...entry.failuresIn.values());
+          if (entry.failures === 0) entry.lastError = undefined;
+          // Complete only when every namespace's mirror is.
+          if (entry.syncedIn.size < entry.handles.size) return;
+          entry.synced = true;
+          settleWaiters(entry);
+        },
+        onFailure: (error, failures) => {
+          if (httpStatus(error.cause) === 404) {
+            drop(entry);
+            return;
+          }
+          entry.failuresIn.set(namespace, failures);
+          entry.failures = Math.max(...entry.failuresIn.values());
+          entry.lastError = error;
+          if (failures >= reportAfter) {
+            settleWaiters(entry, error);
+            for (const listener of failureListeners) listener(key, error);
+          }
+        },
+        onWatchRequest: (outcome) => metrics?.kubeRequests.inc({ verb: 'watch', kind: kind.kind, outcome }),
+        onRestart: (reason) => metrics?.kubeWatchRestarts.inc({ kind: kind.kind, reason }),
+      });
+      entry.handles.set(namespace, handle);
+    }
     kinds.set(key, entry);
-    log.debug({ kind: kind.kind, apiVersion: kind.apiVersion }, 'cluster cache watches a new kind');
+    log.debug({ kind: kind.kind, apiVersion: kind.apiVersion, namespaces: scoped }, 'cluster cache watches a new kind');
     return entry;
   }
 
@@ -293,7 +347,8 @@ export function createClusterCache(options: ClusterCacheOptions) {
     /** The cached object, or undefined (absent, or not labelled managed-by keelson). */
     get(ref: { apiVersion: string; kind: string; name: string; namespace?: string }): KubeObject | undefined {
       const key = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
-      return entryFor(ref)?.handle.items.get(key);
+      const entry = entryFor(ref);
+      return entry ? handleFor(entry, ref.namespace)?.items.get(key) : undefined;
     },
 
     /** Every cached object labelled for the deployment (ReplicaSets and Pods included). */
@@ -303,7 +358,7 @@ export function createClusterCache(options: ClusterCacheOptions) {
         const bar = key.indexOf('|');
         const entry = kinds.get(key.slice(0, bar));
         if (!entry || (kind !== undefined && entry.kind !== kind)) continue;
-        const object = entry.handle.items.get(key.slice(bar + 1));
+        const object = itemOf(entry, key.slice(bar + 1));
         if (object) out.push(object);
       }
       return out;
@@ -338,16 +393,19 @@ export function createClusterCache(options: ClusterCacheOptions) {
       return entry && entry.failures >= reportAfter ? entry.lastError : undefined;
     },
 
+    /** Namespaced mode: the namespaces mirrored; undefined when the whole cluster is. */
+    namespaces: scoped as readonly string[] | undefined,
+
     size(): number {
       let total = 0;
-      for (const entry of kinds.values()) total += entry.handle.items.size;
+      for (const entry of kinds.values()) total += itemCount(entry);
       return total;
     },
 
     close(): void {
       closed = true;
       for (const entry of kinds.values()) {
-        entry.handle.stop();
+        for (const handle of entry.handles.values()) handle.stop();
         settleWaiters(entry, new TransientError('The cluster cache closed: keelson is shutting down.', { code: 'kube_unavailable' }));
       }
       kinds.clear();

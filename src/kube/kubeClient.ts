@@ -36,6 +36,7 @@ import { assessDrift } from './drift.ts';
 import { assessHealth } from './health.ts';
 import { abortError, httpStatus, ROLLOUT_FAILED } from './kubeErrors.ts';
 import { observeInventory, type InventoryEntry, type Observation } from './observe.ts';
+import { namespaceMissingMessage, namespaceRefusalMessage, namespaceRefusals } from './namespaceScope.ts';
 import { decideOwnership, ownerOf, refusalMessage, stampLabels } from './ownership.ts';
 import type { RateLimit } from './rateLimiter.ts';
 import { POD_OWNER_KINDS, ProblemTracker, VERIFIED_KINDS, isNewRevisionPod, matchesSelector, podProblem } from './rollout.ts';
@@ -135,6 +136,12 @@ export interface KubeClientDeps {
   watchBackoffMs?: number;
   /** How long `scaleToZero` waits for 0 ready replicas unless told; 5 minutes by default. */
   stopTimeoutMs?: number;
+  /**
+   * Namespaced mode (KEELSON_NAMESPACES): keelson's rights cover only these namespaces. The cache
+   * watches each of them instead of the cluster; apply refuses objects elsewhere and
+   * cluster-scoped ones, and never creates or deletes a namespace. Unset: the whole cluster.
+   */
+  namespaces?: readonly string[];
 }
 
 /** Fail-fast grace period for pods of a new revision stuck in a failing state. */
@@ -242,7 +249,11 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     metrics,
     reportFailuresAfter: deps.watchMaxFailures,
     backoffBaseMs: deps.watchBackoffMs,
+    namespaces: deps.namespaces,
   });
+  const scoped = deps.namespaces;
+  /** Namespaced mode: whether keelson's rights cover the ref at all. */
+  const inScope = (ref: ObjectRef): boolean => !scoped || (ref.namespace !== undefined && scoped.includes(ref.namespace));
   const known = new Map<string, Known>();
 
   function remember(ref: ObjectRef, update: Known): void {
@@ -491,6 +502,24 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       plans.push({ object, ref: refOf(object), resource, live: undefined });
     }
 
+    // Namespaced mode: refuse what keelson's rights do not cover before any request about it.
+    if (scoped) {
+      const refusals = namespaceRefusals(plans.map((plan) => plan.ref), scoped);
+      if (refusals.length > 0) throw new TerminalError(namespaceRefusalMessage(refusals), { code: 'namespace_not_allowed' });
+      for (const ns of new Set(plans.map((plan) => plan.ref.namespace ?? ''))) {
+        // keelson's RoleBinding in a namespace lets it GET that Namespace (RBAC reads
+        // GET /api/v1/namespaces/N as a request in N). Without the namespace there is no
+        // RoleBinding either, so the API server answers 403 before it could answer 404.
+        let live: KubeObject | undefined;
+        try {
+          live = await getObject('v1', 'Namespace', { name: 'namespaces', namespaced: false }, ns, undefined, signal);
+        } catch (error) {
+          if (!(error instanceof TerminalError && httpStatus(error.cause) === 403)) throw error;
+        }
+        if (!live) throw new TerminalError(namespaceMissingMessage(ns), { code: 'namespace_missing' });
+      }
+    }
+
     // Ownership, from the cache or (for objects it does not hold) a GET. Nothing is written yet.
     await cache.ensure([NAMESPACE_KIND, ...[...served.keys()].map((key) => { const [apiVersion = '', kind = ''] = key.split(' '); return { apiVersion, kind }; })], signal);
     const refused: Array<{ what: string; owner: string }> = [];
@@ -506,7 +535,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     const inBatch = new Set(plans.filter((p) => p.ref.kind === 'Namespace').map((p) => p.ref.name));
     const needed = new Set(plans.map((p) => p.ref.namespace).filter((ns): ns is string => !!ns && !inBatch.has(ns)));
     for (const ns of needed) {
-      if (cache.get({ ...NAMESPACE_KIND, name: ns })) continue;
+      if (scoped || cache.get({ ...NAMESPACE_KIND, name: ns })) continue; // namespaced mode: checked above
       // Create, never apply: labelling someone else's namespace as keelson's would make it
       // keelson's to delete at teardown.
       try {
@@ -587,7 +616,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       if (!resource || resource.namespaced) object.metadata.namespace ??= namespace;
       else delete object.metadata.namespace;
       const ref = refOf(object);
-      const cached = resource ? await liveOf(ref, resource, signal) : undefined;
+      const cached = resource && inScope(ref) ? await liveOf(ref, resource, signal) : undefined;
       if (!resource || !cached || cached.metadata.labels?.[DEPLOYMENT_LABEL] !== deploymentId) {
         drifted.push({ ref, reason: 'missing', paths: [] });
         continue;
@@ -676,8 +705,13 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     return await deleteUnlessKept(ref, live, resource, notOursToDelete, 'Background', signal);
   }
 
-  async function prune(deploymentId: string, stale: readonly ObjectRef[], options: { signal: AbortSignal }): Promise<ObjectRef[]> {
+  async function prune(deploymentId: string, given: readonly ObjectRef[], options: { signal: AbortSignal }): Promise<ObjectRef[]> {
     const { signal } = options;
+    const outside = given.filter((ref) => !inScope(ref));
+    // Namespaced mode: what lies outside the listed namespaces is beyond keelson's rights (the
+    // list changed since it was applied): left in place, and said so.
+    if (outside.length > 0) log.info({ deploymentId, kept: outside.map(describeRef), reason: 'outside KEELSON_NAMESPACES' }, 'stale objects kept');
+    const stale = given.filter(inScope);
     if (stale.length === 0) return [];
     const served = await servedKinds(stale, signal);
     await cache.ensure([NAMESPACE_KIND, ...stale.filter((ref) => served.has(`${ref.apiVersion} ${ref.kind}`)).map(cacheKindOf)], signal);
@@ -706,11 +740,12 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   async function teardown(deploymentId: string, inventory: readonly ObjectRef[], options: { signal: AbortSignal; timeoutMs?: number }): Promise<TeardownResult> {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? deps.stopTimeoutMs ?? 300_000;
-    const unique = [...new Map(inventory.map((ref) => [refKey(ref), ref] as const)).values()];
+    const all = [...new Map(inventory.map((ref) => [refKey(ref), ref] as const)).values()];
+    const unique = all.filter(inScope);
+    const kept: TeardownResult['kept'] = all.filter((ref) => !inScope(ref)).map((ref) => ({ ref, reason: 'it is outside the namespaces KEELSON_NAMESPACES lists' }));
     const served = await servedKinds(unique, signal);
     await cache.ensure([NAMESPACE_KIND, ...unique.filter((ref) => served.has(`${ref.apiVersion} ${ref.kind}`)).map(cacheKindOf)], signal);
     const deleted: ObjectRef[] = [];
-    const kept: TeardownResult['kept'] = [];
     const objects = unique.filter((ref) => ref.kind !== 'Namespace');
     for (const ref of sortForDelete(objects)) {
       const resource = served.get(`${ref.apiVersion} ${ref.kind}`);
@@ -733,7 +768,10 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     };
     await waitForCache({ namespaces: namespacesOf(deleted), kinds: deleted.map(cacheKindOf), check: () => gone(deleted), timeoutMs, onTimeout: () => still(deleted), signal });
 
-    const namespaces = new Set([...unique.filter((ref) => ref.kind === 'Namespace').map((ref) => ref.name), ...objects.map((ref) => ref.namespace).filter((ns): ns is string => !!ns)]);
+    // Namespaced mode: keelson created no namespace, and may not delete one.
+    const namespaces = scoped
+      ? new Set<string>()
+      : new Set([...unique.filter((ref) => ref.kind === 'Namespace').map((ref) => ref.name), ...objects.map((ref) => ref.namespace).filter((ns): ns is string => !!ns)]);
     const deletedNamespaces: ObjectRef[] = [];
     for (const name of namespaces) {
       const ref: ObjectRef = { ...NAMESPACE_KIND, name };

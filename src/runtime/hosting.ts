@@ -3,7 +3,7 @@
 // its fence). Stopping is `drop` in runtime.ts: it must also discard the queue.
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import { z } from 'zod';
-import { MACHINE_VERSION, type deploymentMachine, type DeploymentSnapshot, type MachineConfig } from '../../machines/deployment.machine.ts';
+import { migratePersistedSnapshot, type deploymentMachine, type DeploymentSnapshot, type MachineConfig } from '../../machines/deployment.machine.ts';
 import type { Logger } from '../logger.ts';
 import { journaledFrom, type Journaled } from './projection.ts';
 
@@ -52,8 +52,9 @@ export function restorable(
   driftSpreadMs: number,
   log: Logger,
 ): DeploymentSnapshot | undefined {
-  const parsed = PersistedSnapshot.safeParse(row.snapshot);
-  if (parsed.success && row.machine_version === MACHINE_VERSION) {
+  // an older machine version's snapshot is brought up to date first (it may hold rendered objects)
+  const parsed = PersistedSnapshot.safeParse(migratePersistedSnapshot(row.snapshot, row.machine_version));
+  if (parsed.success) {
     // configuration comes from this process, not from the process that persisted it
     const snapshot = parsed.data as unknown as { context: { config: MachineConfig; driftCheckAt: number | null } };
     snapshot.context.config = { ...snapshot.context.config, ...machineConfig };

@@ -1,8 +1,9 @@
 // End to end on the simulator: one keelson, two teams. shop's deployment runs; evil tries to take
 // it over through the API (refused, 403), and by SQL as a pipeline would: rendering shop's
 // manifests into shop-prod, a cluster-scoped object, an object in kube-system and a row aimed at
-// kube-system. The actor refuses each after rendering and before applying anything: every
-// object's resourceVersion in the cluster is the same afterwards.
+// kube-system; and, within a policy, a second deployment over the first one's objects
+// (owned_by_other). The actor refuses each before applying anything: every object's
+// resourceVersion in the cluster is the same afterwards.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { once } from 'node:events';
@@ -152,6 +153,29 @@ describe('tenancy on the simulator', () => {
     expect(simObjectsOf(e2e.sim, id)).toEqual([]);
     expect(simList(e2e.sim, 'Namespace').map((ns) => ns.metadata.name)).not.toContain('evil-prod');
     expect(clusterState()).toEqual(before);
+  });
+
+  it("by SQL, a deployment whose manifests name another deployment's objects is refused with owned_by_other naming the owner; nothing changes", async () => {
+    const before = clusterState();
+    const writes: RequestRecord[] = [];
+    const unsubscribe = e2e.sim.requests.on('request', (record) => {
+      if (isWrite(record)) writes.push(record);
+    });
+    // within shop's own policy (shop-* namespaces, its own folder), but over shop/prod's objects
+    const id = await e2e.db.oneFirst(sql.type(z.object({ id: z.string() }))`
+      insert into deployments (project, environment, image_ref, ops_repo_id, namespace)
+      values ('shop', 'copy', 'registry.example/shop:evil', ${repo.id}, 'shop-prod') returning id`);
+    const failed = await waitStatus(e2e.db, id, 'failed', 30_000);
+    unsubscribe();
+    expect(writes).toEqual([]);
+    expect(failed.last_error).toContain(`keelson applies only over objects it owns for deployment ${id}, and nothing was applied`);
+    expect(failed.last_error).toContain(`Deployment shop-prod/shop belongs to keelson deployment shop/prod (${shopId})`);
+    expect(failed.last_error).toContain(`Service shop-prod/shop belongs to keelson deployment shop/prod (${shopId})`);
+    const records = await history(e2e.db, id);
+    expect(records.map((r) => [r.action, r.status])).toEqual([['deploy', 'failed']]);
+    expect(records[0]?.phases.map((p) => [p.name, p.error ? 'error' : 'ok']).at(-1)).toEqual(['apply', 'error']);
+    expect(clusterState()).toEqual(before);
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop')?.image).toBe('registry.example/shop:1');
   });
 
   it('within its policy, the same project deploys into its own namespace', async () => {

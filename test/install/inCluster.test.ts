@@ -4,68 +4,25 @@
 // reading them (KUBERNETES_SERVICE_HOST/PORT, token, ca.crt). Deploy, update, rollback, stop,
 // resume, prune and drift repair all succeed on those rights; without one rule, the action it
 // serves fails with a last_error naming the verb and resource the API server refused.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { sql } from 'slonik';
-import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
 import { typeOf } from '../../src/sim/resources.ts';
-import { createOpsRepo, history, insertRow, simDeployment, simObject, startE2e, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from '../e2e/support.ts';
+import { createOpsRepo, history, insertRow, simDeployment, simObject, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from '../e2e/support.ts';
 import { sleepUntil } from '../helpers.ts';
-import { REPO_ROOT } from './support.ts';
+import { kustomize, rbacYaml, SA_USER, startInCluster, type InCluster, type KustomizedObject, type Rule } from './inClusterSupport.ts';
 
-const exec = promisify(execFile);
-const SA_USER = 'system:serviceaccount:keelson:keelson';
+let cluster: InCluster;
 let e2e: E2e;
-let server: RunningServer;
 let repo: OpsRepo;
-let kubeconfig: string;
-const savedEnv = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
-
-/** kubectl as the simulator's admin (async: the simulator answers from this process). */
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const child = exec('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', path.join(e2e.dir, 'kube-cache'), ...args]);
-  if (input !== undefined) {
-    child.child.stdin?.end(input);
-  }
-  return (await child).stdout;
-}
+let base: KustomizedObject[];
 
 /** The base's RBAC objects as kustomize builds them, optionally with one ClusterRole rule changed. */
-async function shippedRbac(edit?: (rules: Array<{ resources: string[]; verbs: string[] }>) => void): Promise<string> {
-  const { stdout } = await exec('kubectl', ['kustomize', path.join(REPO_ROOT, 'deploy', 'kustomize', 'base')]);
-  const objects = parseAllDocuments(stdout)
-    .map((doc) => doc.toJS() as { kind: string; rules?: Array<{ resources: string[]; verbs: string[] }> })
-    .filter((o) => ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind));
-  const role = objects.find((o) => o.kind === 'ClusterRole');
-  if (edit && role?.rules) edit(role.rules);
-  return objects.map((o) => stringify(o)).join('---\n');
-}
+const shippedRbac = (edit?: (rules: Rule[]) => void) => rbacYaml(base, edit);
 
 beforeAll(async () => {
-  e2e = await startE2e({ sim: { rbac: true, tls: true } });
-  kubeconfig = path.join(e2e.dir, 'admin.kubeconfig');
-  await e2e.sim.writeKubeconfig(kubeconfig);
-  await kubectl(['apply', '--server-side', '-f', '-'], await shippedRbac());
-  const files = await e2e.sim.writeServiceAccountFiles(e2e.dir, 'keelson', 'keelson');
-  // as in a pod: client-node's loadFromCluster reads these from the environment
-  Object.assign(process.env, files.env);
-  const config = loadConfig(
-    { ...files.env, KEELSON_ALLOW_FILE_REPOS: 'true', DATABASE_URL: e2e.t.url, KEELSON_DATA_DIR: path.join(e2e.dir, 'data'), PORT: '0', KEELSON_TICK_INTERVAL: '200ms', KEELSON_LOG_FORMAT: 'json' },
-    {},
-    false,
-  );
-  expect(config.cluster).toBe('in-cluster');
-  server = await startServer({
-    config,
-    log: createLogger({ level: 'silent', format: 'json' }),
-    serviceAccountPrefix: e2e.dir,
-    machineConfig: { driftIntervalMs: 1000, retryBaseMs: 200, retryMaxMs: 2000 },
-  });
+  base = await kustomize('base');
+  cluster = await startInCluster({ rbac: shippedRbac() });
+  e2e = cluster.e2e;
   repo = await createOpsRepo(e2e, 'shop-ops', {
     'web/deployment.yaml': WEB_TEMPLATE,
     'web/values.yaml': 'replicas: 2\nkeelson:\n  prune: true\n',
@@ -74,12 +31,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await server?.close();
-  await e2e?.stop();
-  for (const [key, value] of [['KUBERNETES_SERVICE_HOST', savedEnv.host], ['KUBERNETES_SERVICE_PORT', savedEnv.port]] as const) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
+  await cluster?.stop();
 });
 
 describe('in-cluster keelson with the shipped RBAC', () => {
@@ -122,7 +74,7 @@ describe('in-cluster keelson with the shipped RBAC', () => {
   });
 
   it('without the rule for deployments/scale, stopping fails naming the refused verb and resource', async () => {
-    await kubectl(['apply', '--server-side', '-f', '-'], await shippedRbac((rules) => {
+    await cluster.kubectl(['apply', '--server-side', '-f', '-'], shippedRbac((rules) => {
       const index = rules.findIndex((rule) => rule.resources.includes('deployments/scale'));
       rules.splice(index, 1);
     }));

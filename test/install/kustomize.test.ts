@@ -2,10 +2,12 @@
 // its example overlay), the quickstart overlay and the migrate Job; the Deployment's probes,
 // security context and configuration; and RBAC that covers what src/kube asks the API server for.
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { STATUS_KINDS, WORKLOAD_KINDS } from '../../src/kube/kubeClient.ts';
 import { REPO_ROOT } from './support.ts';
 
@@ -155,6 +157,32 @@ describe('deploy/kustomize', () => {
     const clusterScoped = /^(\/namespaces|apiextensions\.k8s\.io\/customresourcedefinitions|rbac\.authorization\.k8s\.io\/clusterrole(binding)?s):/;
     const expected = [...base].filter((g) => !clusterScoped.test(g)).concat('/namespaces:get').sort();
     expect([...namespaced].sort()).toEqual(expected);
+  });
+
+  it('namespaced component: keelson is told the same namespaces the RoleBindings list (KEELSON_NAMESPACES from a ConfigMap)', () => {
+    const objects = built['overlays/namespaced-example'] as Obj[];
+    const configMap = find(objects, 'ConfigMap', 'keelson-namespaces') as Obj & { data: { namespaces: string } };
+    expect(configMap.metadata).toMatchObject({ name: 'keelson-namespaces', namespace: 'keelson' });
+    const deployment = find(objects, 'Deployment', 'keelson') as Obj & {
+      spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; valueFrom?: unknown }> }> } } };
+    };
+    const env = deployment.spec.template.spec.containers[0]?.env.find((e) => e.name === 'KEELSON_NAMESPACES');
+    expect(env?.valueFrom).toEqual({ configMapKeyRef: { name: configMap.metadata.name, key: 'namespaces' } });
+    // what keelson parses is exactly the RoleBindings' namespaces
+    const config = loadConfig({ KEELSON_NAMESPACES: configMap.data.namespaces }, {}, false);
+    const bound = objects.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.namespace);
+    expect([...(config.namespaces ?? [])].sort()).toEqual(bound.sort());
+    // the base stays cluster-wide
+    expect(JSON.stringify(find(built.base as Obj[], 'Deployment', 'keelson'))).not.toContain('KEELSON_NAMESPACES');
+  });
+
+  it('namespaced component: an overlay that lists no namespaces gets a keelson that refuses to start, naming the setting', async () => {
+    const { stdout } = await exec('kubectl', ['kustomize', path.join(REPO_ROOT, 'deploy', 'kustomize', 'components', 'namespaced', '..', '..', 'overlays', 'namespaced-example')]);
+    expect(stdout).not.toContain('LIST-YOUR-NAMESPACES');
+    const component = await readFile(path.join(REPO_ROOT, 'deploy', 'kustomize', 'components', 'namespaced', 'kustomization.yaml'), 'utf8');
+    const placeholder = /namespaces=(\S+)/.exec(component)?.[1] ?? '';
+    expect(placeholder).not.toBe('');
+    expect(() => loadConfig({ KEELSON_NAMESPACES: placeholder }, {}, false)).toThrow(/KEELSON_NAMESPACES \/ --namespaces: expected a comma-separated list of namespace names/);
   });
 
   it('migrate: a Job running `keelson migrate` with the database Secret and the same lock-down', () => {

@@ -1,15 +1,18 @@
 // The statechart without I/O: table-driven transitions with the pure `transition()`, and a walk
 // of the whole machine that fails when a transition exists that no test reaches.
 import { describe, expect, it } from 'vitest';
-import { initialTransition, transition, type AnyEventObject, type TransitionDefinition } from 'xstate';
+import { createActor, fromPromise, initialTransition, transition, type AnyEventObject, type TransitionDefinition } from 'xstate';
 import { getAdjacencyMap } from 'xstate/graph';
 import {
   backoffMs,
   DEFAULT_MACHINE_CONFIG,
   deploymentMachine,
+  MACHINE_VERSION,
+  migratePersistedSnapshot,
   specKey,
   topLevelState,
   type DeploymentEvent,
+  type ApplyInput,
   type DeploymentSnapshot,
   type Desired,
 } from '../../machines/deployment.machine.ts';
@@ -55,12 +58,12 @@ function run(events: AnyEvent[], from?: DeploymentSnapshot): DeploymentSnapshot 
   return snapshot;
 }
 
-const objects = [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'shop' } }];
+const plan = { id: 'plan-1', hash: 'a'.repeat(64), refs: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop' }], count: 1 };
 const applied = [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop', namespace: 'shop-prod' }];
 const toHealthy = (generation = 1, extra: Partial<Desired> = {}): AnyEvent[] => [
   changed(desired(generation, extra)),
   done('sync', { sha: 'abc123' }),
-  done('render', { objects, files: ['shop/deployment.yaml'] }),
+  done('render', { plan, files: ['shop/deployment.yaml'] }),
   done('apply', { applied }),
   done('verify', { message: 'all 1 workload(s) are current' }),
 ];
@@ -70,7 +73,7 @@ describe('deployment machine: transitions', () => {
   it.each([
     ['a new active row starts syncing', [changed(desired(1))], { syncing: { fetching: 'running' } }],
     ['sync done renders', [changed(desired(1)), done('sync', { sha: 'abc' })], { syncing: { rendering: 'running' } }],
-    ['render done applies', [changed(desired(1)), done('sync', { sha: 'a' }), done('render', { objects, files: [] })], { applying: 'running' }],
+    ['render done applies', [changed(desired(1)), done('sync', { sha: 'a' }), done('render', { plan, files: [] })], { applying: 'running' }],
     ['apply done verifies', toHealthy().slice(0, 4), { verifying: 'running' }],
     ['verify done is healthy', toHealthy(), { healthy: 'idle' }],
     ['a stopped row scales to zero', [changed(desired(1, { desiredStatus: 'stopped' }))], { stopped: { scaling: 'running' } }],
@@ -160,7 +163,7 @@ describe('deployment machine: transitions', () => {
       [
         done('findRollbackTarget', { imageRef: 'shop:1', sha: 'abc123' }),
         done('sync', { sha: 'abc123' }),
-        done('render', { objects, files: [] }),
+        done('render', { plan, files: [] }),
         done('apply', { applied }),
         done('verify', { message: 'ok' }),
       ],
@@ -190,7 +193,7 @@ describe('deployment machine: transitions', () => {
         changed(desired(3, { desiredStatus: 'rollback' })),
         done('findRollbackTarget', { imageRef: 'shop:1', sha: 'abc123' }),
         done('sync', { sha: 'abc123' }),
-        done('render', { objects, files: [] }),
+        done('render', { plan, files: [] }),
         done('apply', { applied }),
         done('verify', { message: 'ok' }),
       ],
@@ -274,7 +277,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
   for (const id of Object.keys(snapshot.children)) {
     events.push(fail(id, 'transient'), fail(id, 'terminal'));
     if (id === 'sync') events.push(done(id, { sha: 'abc' }));
-    if (id === 'render') events.push(done(id, { objects, files: [] }));
+    if (id === 'render') events.push(done(id, { plan, files: [] }));
     if (id === 'apply') events.push(done(id, { applied }));
     if (id === 'verify' || id === 'scale') events.push(done(id, { message: 'ok' }));
     if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
@@ -282,6 +285,110 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
   }
   return events;
 }
+
+describe('deployment machine: plans, and restoring version 1 snapshots', () => {
+  const SECRET = 'canary-s3cr3t-value';
+  const secretObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: SECRET } };
+
+  it('holds the render\'s plan handle until apply, then drops it', () => {
+    const rendered = run(toHealthy().slice(0, 3));
+    expect(rendered.context.work?.plan).toEqual(plan);
+    expect(run(toHealthy().slice(0, 4)).context.work?.plan).toBeNull();
+  });
+
+  /** What these tests read of a persisted snapshot. */
+  interface Persisted {
+    context: { work: Record<string, unknown> };
+    children: { apply: { snapshot: { input: Record<string, unknown> } } };
+  }
+
+  /** A persisted snapshot in applying.running, whose apply never resolves, by a real actor. */
+  async function applyingSnapshot(): Promise<Persisted> {
+    const machine = deploymentMachine.provide({
+      actors: {
+        sync: fromPromise(async () => ({ value: { sha: 'abc123' }, startedAt: T0, finishedAt: T0 + 1 })),
+        render: fromPromise(async () => ({ value: { plan, files: [] }, startedAt: T0, finishedAt: T0 + 1 })),
+        apply: fromPromise(() => new Promise<never>(() => {})),
+      } as never,
+    });
+    const actor = createActor(machine, { input: { deploymentId: ID } }).start();
+    actor.send(changed(desired(1)) as DeploymentEvent);
+    await new Promise<void>((resolve) => {
+      const sub = actor.subscribe((snapshot) => {
+        if (JSON.stringify(snapshot.value) === JSON.stringify({ applying: 'running' })) {
+          sub.unsubscribe();
+          resolve();
+        }
+      });
+    });
+    const persisted = structuredClone(actor.getPersistedSnapshot()) as unknown as Persisted;
+    actor.stop();
+    return persisted;
+  }
+
+  it('migrates a version 1 snapshot mid-apply: no rendered objects left, and the restored apply renders again from the same inputs', async () => {
+    const current = await applyingSnapshot();
+    expect(current.children.apply.snapshot.input).toMatchObject({ plan, render: { imageRef: 'shop:1', sha: 'abc123', desired: desired(1) } });
+    // what version 1 persisted: the objects in context and in apply's input
+    const v1 = structuredClone(current);
+    delete v1.context.work.plan;
+    v1.context.work.rendered = [secretObject];
+    const { plan: _plan, render: _render, ...inputRest } = v1.children.apply.snapshot.input;
+    v1.children.apply.snapshot.input = { ...inputRest, objects: [secretObject] };
+    expect(JSON.stringify(v1)).toContain(SECRET);
+
+    const migrated = migratePersistedSnapshot(v1, '1') as Persisted;
+    expect(JSON.stringify(migrated)).not.toContain(SECRET);
+    expect(migrated.context.work.plan).toBeNull();
+    expect('rendered' in migrated.context.work).toBe(false);
+
+    // restored as the runtime restores it: the in-flight apply runs again with the migrated input
+    let input: ApplyInput | undefined;
+    const machine = deploymentMachine.provide({
+      actors: {
+        apply: fromPromise(async ({ input: given }: { input: ApplyInput }) => {
+          input = given;
+          return { value: { applied }, startedAt: T0, finishedAt: T0 + 1 };
+        }),
+        verify: fromPromise(() => new Promise<never>(() => {})),
+      } as never,
+    });
+    const actor = createActor(machine, { snapshot: migrated as never, input: { deploymentId: ID } }).start();
+    await new Promise<void>((resolve) => {
+      const sub = actor.subscribe((snapshot) => {
+        if (topLevelState(snapshot.value) === 'verifying') {
+          sub.unsubscribe();
+          resolve();
+        }
+      });
+    });
+    actor.stop();
+    expect(input).toEqual({
+      deploymentId: ID,
+      namespace: 'shop-prod',
+      plan: null,
+      render: { deploymentId: ID, desired: desired(1), imageRef: 'shop:1', sha: 'abc123' },
+      previous: [],
+      prune: false,
+    });
+  });
+
+  it.each([
+    ['the current version', MACHINE_VERSION, 'same'],
+    ['an unknown version', '0', undefined],
+    ['not a snapshot', '1', undefined],
+  ] as const)('%s', (name, version, expected) => {
+    const snapshot = name === 'not a snapshot' ? 'garbage' : { status: 'active', value: 'idle', context: { deploymentId: ID, work: null } };
+    const result = migratePersistedSnapshot(snapshot, version);
+    if (expected === 'same') expect(result).toBe(snapshot);
+    else expect(result).toBe(expected);
+  });
+
+  it('migrates a version 1 snapshot at rest (no work, no children in flight) unchanged but for its shape', () => {
+    const atRest = { status: 'active', value: { healthy: 'idle' }, context: { deploymentId: ID, work: null }, children: {} };
+    expect(migratePersistedSnapshot(atRest, '1')).toEqual(atRest);
+  });
+});
 
 describe('deployment machine: coverage', () => {
   it('walks every transition of the machine', () => {

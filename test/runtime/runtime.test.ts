@@ -71,7 +71,7 @@ describe('runtime', () => {
     expect(record?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
     expect(record?.phases.every((p) => typeof p.duration_ms === 'number' && p.duration_ms >= 0)).toBe(true);
     const snapshot = await t.db.one(sql.unsafe`select state, seq, machine_version from deployment_snapshots where deployment_id = ${id}`);
-    expect(snapshot).toMatchObject({ state: 'healthy.idle', seq: 6, machine_version: '1' });
+    expect(snapshot).toMatchObject({ state: 'healthy.idle', seq: 6, machine_version: '2' });
   });
 
   it('supersedes an apply in flight when a newer generation arrives, aborting the old effect', async () => {
