@@ -220,7 +220,12 @@ describe('runtime fencing', () => {
       const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);
       return { status: response.status, body: (await response.json()) as unknown };
     };
-    expect(await readyz()).toEqual({ status: 200, body: { status: 'ready', checks: { database: 'up', runtime: 'up' } } });
+    // LISTEN may still be connecting on a loaded machine
+    const ready = await sleepUntil(async () => {
+      const r = await readyz();
+      return r.status === 200 ? r : undefined;
+    }, { message: 'ready' });
+    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', runtime: 'up' } });
     expect(runtime.holdsLeases()).toBe(true);
 
     // the heartbeat's statement waits on this lock until its deadline: heartbeats fail
