@@ -251,13 +251,40 @@ function phase(name: string, startedAt: number, finishedAt: number, detail: stri
   };
 }
 
+/**
+ * The action in flight when a newer generation supersedes it, if its apply had succeeded: the
+ * cluster then runs its image although its verification was cut short. That image is what is
+ * deployed — current_image_ref must say what runs, and a stop keeps it in the workloads it scales
+ * to zero — and the action's history row says it was cut short (failed), never that it succeeded.
+ * An action superseded before its apply finished changed nothing we know of and records nothing.
+ */
+function cutShort(context: DeploymentContext, next: Desired, nextAction: Action): { deployed: Deployed; completed: Completed } | null {
+  const work = context.work;
+  // verifyDeadline is set by a successful apply and only then (recordApply)
+  if (!work || work.verifyDeadline === null || !context.desired) return null;
+  const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
+  // the desired state that was applied, as `succeed` would have recorded it
+  const applied: Desired = rolledBack ? { ...context.desired, imageRef: work.imageRef, desiredStatus: 'active' } : context.desired;
+  const appliedAt = work.phases.find((p) => p.name === 'apply')?.finished_at ?? iso(work.verifyDeadline - context.config.verifyTimeoutMs);
+  const how = nextAction === 'stop' ? 'stopped' : 'superseded';
+  const error = `${how} by generation ${next.generation} (${nextAction}) before verification finished: ${work.imageRef} was applied but not verified`;
+  return {
+    deployed: { imageRef: work.imageRef, sha: work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
+    completed: complete(work, 'failed', work.phases, error, work.imageRef),
+  };
+}
+
 function startWork(context: DeploymentContext, desired: Desired, action: Action, triggeredBy: string): Partial<DeploymentContext> {
   const counter = context.actionCounter + 1;
+  const cut = cutShort(context, desired, action);
+  const deployed = cut ? cut.deployed : context.deployed;
   return {
     desired,
     observedGeneration: Math.max(context.observedGeneration, desired.generation),
     actionCounter: counter,
-    completed: null,
+    // a cut-short action's record: the journal writes its history row with this transition
+    completed: cut ? cut.completed : null,
+    deployed,
     lastError: null,
     work: {
       actionId: `${desired.generation}-${counter}-${action}`,
@@ -268,7 +295,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       sha: null,
       plan: null,
       prune: false,
-      applied: context.deployed?.applied ?? [],
+      applied: deployed?.applied ?? [],
       phases: [],
       attempt: 0,
       retryAt: null,

@@ -19,7 +19,7 @@ import { opsRepoRoutes } from './opsRepoRoutes.ts';
 import { projectRoutes } from './projectRoutes.ts';
 import { redactSecrets } from './redact.ts';
 import { registerRoute, type AnyRoute } from './route.ts';
-import { swaggerUiDir, systemRoutes } from './systemRoutes.ts';
+import { swaggerUiDir, systemRoutes, type ReadinessOfRuntime } from './systemRoutes.ts';
 import type { Principal } from './tokens.ts';
 import { sql } from 'slonik';
 import { createTransitionHub } from './transitionHub.ts';
@@ -33,7 +33,7 @@ export interface ApiDeps {
   databaseUrl: string;
   log: Logger;
   metrics: Metrics;
-  runtime?: { isListening(): boolean };
+  runtime?: ReadinessOfRuntime;
   kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> };
   opsRepos?: { sync(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> };
   /** SSE limits and heartbeat (KEELSON_SSE_MAX_PER_TOKEN, KEELSON_SSE_MAX; DEFAULT_STREAM_LIMITS). */

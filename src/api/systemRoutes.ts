@@ -46,11 +46,18 @@ const INITIALIZER_JS = `window.onload = function () {
 };
 `;
 
+/** What readiness asks of the runtime (`Runtime` offers both). */
+export interface ReadinessOfRuntime {
+  isListening(): boolean;
+  /** false while self-fenced or while its lease heartbeat fails: it then does no work */
+  holdsLeases(): boolean;
+}
+
 export interface SystemRouteDeps {
   readonly db: Db;
   readonly log: Logger;
   readonly metrics: Metrics;
-  readonly runtime?: { isListening(): boolean } | undefined;
+  readonly runtime?: ReadinessOfRuntime | undefined;
   readonly openApi: () => Record<string, unknown>;
   readonly mode?: { cluster: ClusterKind; database: DatabaseKind } | undefined;
 }
@@ -73,7 +80,7 @@ export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
       method: 'get',
       path: '/readyz',
       operationId: 'readyz',
-      summary: "Readiness: the database answers and the runtime's listener is up; `mode` names the kind of cluster and database in use.",
+      summary: "Readiness: the database answers, the runtime's listener is up and it holds its leases; `mode` names the kind of cluster and database in use.",
       description: 'Unauthenticated, so it says only which part is down; the reason is in the server log.',
       tags: TAGS,
       access: 'public',
@@ -98,7 +105,13 @@ export function systemRoutes(deps: SystemRouteDeps): AnyRoute[] {
           deps.log.warn({ err: { message: redactSecrets(errorMessage(error)) } }, 'readiness: the database does not answer');
         }
         let runtime: 'up' | 'down' | 'absent' = 'absent';
-        if (deps.runtime) runtime = deps.runtime.isListening() ? 'up' : 'down';
+        if (deps.runtime) {
+          const listening = deps.runtime.isListening();
+          // a fenced runtime hosts nothing while the API pool may still answer: not ready
+          const leases = deps.runtime.holdsLeases();
+          runtime = listening && leases ? 'up' : 'down';
+          if (!leases) deps.log.warn('readiness: the runtime does not certainly hold its leases (self-fenced, or its lease heartbeat fails)');
+        }
         const ready = database === 'up' && runtime !== 'down';
         return {
           status: ready ? 200 : 503,

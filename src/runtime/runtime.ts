@@ -106,6 +106,12 @@ export interface Runtime {
   /** Journals every actor, stops them and hands their leases back. */
   stop(): Promise<void>;
   isListening(): boolean;
+  /**
+   * Whether this process certainly holds its leases: its last heartbeat succeeded and the lease
+   * validity has not run out. False while self-fenced or while the heartbeat fails, even if the
+   * API's pool still answers; `/readyz` reports it.
+   */
+  holdsLeases(): boolean;
   hosted(): string[];
   /** the lease epoch of a hosted deployment's actor */
   epochOf(deploymentId: string): number | undefined;
@@ -207,6 +213,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let timers: NodeJS.Timeout[] = [];
   let cycleRunning: Promise<void> | undefined;
   let heartbeatFailures = 0;
+  // the last heartbeat succeeded (a failing one may still leave time on the lease validity)
+  let heartbeatOk = false;
   let lastTickMs = 0;
   let queued = 0;
   let discarded = 0;
@@ -528,7 +536,16 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function ownershipCycle(): Promise<void> {
     const beatStarted = performance.now();
-    const beat = await keeper.beat();
+    const beat = await keeper.beat().then(
+      (result) => {
+        heartbeatOk = true;
+        return result;
+      },
+      (error: unknown) => {
+        heartbeatOk = false;
+        throw error;
+      },
+    );
     if (!beat.registered) {
       keeper.invalidate();
       die(new SupersededError(instanceId));
@@ -619,6 +636,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     incarnation,
     events,
     isListening: () => listener?.isConnected() ?? false,
+    holdsLeases: () => heartbeatOk && keeper.isValid(),
     hosted: () => [...hosts.keys()],
     epochOf: (id) => hosts.get(id)?.epoch,
     stats: () => ({

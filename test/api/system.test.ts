@@ -10,9 +10,10 @@ import { startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let listening = true;
+let holdsLeases = true;
 
 beforeAll(async () => {
-  h = await startHarness({ runtime: { isListening: () => listening } });
+  h = await startHarness({ runtime: { isListening: () => listening, holdsLeases: () => holdsLeases } });
 });
 
 afterAll(async () => {
@@ -38,6 +39,20 @@ describe('health and readiness', () => {
     } finally {
       listening = true;
     }
+  });
+
+  // self-fenced (lease validity ran out) or heartbeat failing, while the API pool still answers:
+  // this process does no work, so it must not look ready (an orphaned lease once hid behind 200)
+  it('GET /readyz is 503 naming the runtime while it does not certainly hold its leases', async () => {
+    holdsLeases = false;
+    try {
+      const down = await h.request('GET', '/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body).toEqual({ status: 'not_ready', checks: { database: 'up', runtime: 'down' } });
+    } finally {
+      holdsLeases = true;
+    }
+    expect((await h.request('GET', '/readyz')).status).toBe(200);
   });
 
   it('GET /readyz is 503 naming the database when it does not answer, and discloses no error text or address', async () => {

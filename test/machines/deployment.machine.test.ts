@@ -218,6 +218,66 @@ describe('deployment machine: transitions', () => {
     expect(resumed.context.work?.action).toBe('resume');
   });
 
+  // What the cluster runs is what the row says (current_image_ref mirrors `deployed`): once an
+  // apply succeeded, its image runs even if a newer generation cuts the verification short.
+  it.each([
+    ['a stop', desired(3, { desiredStatus: 'stopped' }), { stopped: { scaling: 'running' } }, 'stop', /^stopped by generation 3 \(stop\)/],
+    ['a new deploy', desired(3), { syncing: { fetching: 'running' } }, 'deploy', /^superseded by generation 3 \(deploy\)/],
+    ['a rollback', desired(3, { desiredStatus: 'rollback' }), { 'rolling-back': { finding: 'running' } }, 'rollback', /^superseded by generation 3 \(rollback\)/],
+  ] as const)('%s cutting a verification short keeps the applied image as deployed, and records the cut-short action as failed', (_name, next, state, action, error) => {
+    const verifying = run(toHealthy(2).slice(0, 4), healthy);
+    expect(verifying.value).toEqual({ verifying: 'running' });
+    const cut = run([changed(next)], verifying);
+    expect(cut.value).toEqual(state);
+    expect(cut.context.work?.action).toBe(action);
+    expect(cut.context.deployed).toMatchObject({ imageRef: 'shop:2', sha: 'abc123', stopped: false, applied, spec: specKey(desired(2)) });
+    expect(cut.context.deployed?.deployedAt).toBe(new Date(T0 + 100).toISOString());
+    // its history row: not succeeded, and it says why
+    expect(cut.context.completed).toMatchObject({ action: 'deploy', status: 'failed', imageRef: 'shop:2', generation: 2, writeBack: false });
+    expect(cut.context.completed?.error).toMatch(error);
+    expect(cut.context.completed?.error).toMatch(/shop:2 was applied but not verified/);
+    expect(cut.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply']);
+    // the action's own outcome is not an error of the row
+    expect(cut.context.lastError).toBeNull();
+  });
+
+  it('a stop that cut a verification short leaves the applied image deployed, scaled to zero', () => {
+    const verifying = run(toHealthy(2).slice(0, 4), healthy);
+    const stopped = run([changed(desired(3, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled 1 workload(s) to 0' })], verifying);
+    expect(stopped.value).toEqual({ stopped: 'idle' });
+    expect(stopped.context.deployed).toMatchObject({ imageRef: 'shop:2', stopped: true, applied });
+    expect(stopped.context.completed).toMatchObject({ action: 'stop', status: 'succeeded', imageRef: 'shop:2' });
+  });
+
+  it('a verification cut short while backing off, or a rollback\'s, counts as applied too', () => {
+    const backingOff = run([...toHealthy(2).slice(0, 4), fail('verify', 'transient')], healthy);
+    expect(run([changed(desired(3, { desiredStatus: 'stopped' }))], backingOff).context.deployed?.imageRef).toBe('shop:2');
+    const rollbackVerifying = run(
+      [
+        changed(desired(3, { desiredStatus: 'rollback', imageRef: 'shop:2' })),
+        done('findRollbackTarget', { imageRef: 'shop:0', sha: 'old' }),
+        done('sync', { sha: 'old' }),
+        done('render', { objects, files: [] }),
+        done('apply', { applied }),
+      ],
+      run(toHealthy(2), healthy),
+    );
+    expect(rollbackVerifying.value).toEqual({ 'rolling-back': { verifying: 'running' } });
+    const cut = run([changed(desired(4, { desiredStatus: 'stopped' }))], rollbackVerifying);
+    expect(cut.context.deployed).toMatchObject({ imageRef: 'shop:0', sha: 'old', spec: specKey(desired(3, { imageRef: 'shop:0' })) });
+    expect(cut.context.completed).toMatchObject({ action: 'rollback', status: 'failed', imageRef: 'shop:0', writeBack: false });
+  });
+
+  it.each([
+    ['syncing', toHealthy(2).slice(0, 1)],
+    ['rendering', toHealthy(2).slice(0, 2)],
+    ['applying', toHealthy(2).slice(0, 3)],
+  ] as const)('a generation that supersedes %s (nothing applied yet) leaves deployed as it was and records nothing', (_name, events) => {
+    const cut = run([changed(desired(3, { desiredStatus: 'stopped' }))], run([...events], healthy));
+    expect(cut.context.deployed).toEqual(healthy.context.deployed);
+    expect(cut.context.completed).toBeNull();
+  });
+
   it('checks healthy deployments for drift on TICK and repairs drift', () => {
     expect(healthy.context.driftCheckAt).toBe(T0 + 100 + DEFAULT_MACHINE_CONFIG.driftIntervalMs);
     const due = healthy.context.driftCheckAt ?? 0;

@@ -1,12 +1,16 @@
 // Fencing on real PostgreSQL: lease epochs, forward-only journal, self-fencing, orphans,
 // outages (through a TCP proxy the test cuts), and fault isolation.
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createApp } from '../../src/api/app.ts';
 import { createDb, type Db } from '../../src/db/pool.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { JournalConflictError, StaleEpochError, writeJournal, type JournalEntry } from '../../src/runtime/journal.ts';
 import { claim, DuplicateInstanceError, instanceLockKey } from '../../src/runtime/leases.ts';
 import { createRuntime, JournalBacklogError, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
@@ -197,6 +201,49 @@ describe('runtime fencing', () => {
     await waitStatus(t.db, id, 'healthy');
     await expectContiguous(id);
     expect((await history(t.db, id)).length).toBe(1);
+  });
+
+  it('is not ready (/readyz 503) while self-fenced, although its LISTEN and the API pool still answer', async () => {
+    const runtime = await startRuntime({ leaseTtlMs: 1500 });
+    const id = await insertDeployment(t.db, 'readiness');
+    await waitStatus(t.db, id, 'healthy');
+    // the API on its own pool, straight to the database, as serve wires it
+    const api = createApp({ db: t.db, databaseUrl: t.url, log, metrics: createMetrics(), runtime });
+    const server = api.app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      await api.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const readyz = async () => {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);
+      return { status: response.status, body: (await response.json()) as unknown };
+    };
+    // LISTEN may still be connecting on a loaded machine
+    const ready = await sleepUntil(async () => {
+      const r = await readyz();
+      return r.status === 200 ? r : undefined;
+    }, { message: 'ready' });
+    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', runtime: 'up' } });
+    expect(runtime.holdsLeases()).toBe(true);
+
+    // the heartbeat's statement waits on this lock until its deadline: heartbeats fail
+    const fencesBefore = runtime.stats().selfFences;
+    const locker = await adminClient();
+    await locker.query('begin');
+    await locker.query('select 1 from keelson_instances where id = $1 for update', [runtime.instanceId]);
+    try {
+      await sleepUntil(() => runtime.stats().selfFences > fencesBefore, { message: 'self-fenced' });
+      expect(runtime.isListening()).toBe(true);
+      expect(runtime.holdsLeases()).toBe(false);
+      const fenced = await readyz();
+      expect(fenced).toEqual({ status: 503, body: { status: 'not_ready', checks: { database: 'up', runtime: 'down' } } });
+    } finally {
+      await locker.query('rollback');
+    }
+    await sleepUntil(async () => (await readyz()).status === 200, { message: 'ready again once the heartbeat succeeds' });
+    await sleepUntil(() => runtime.hosted().includes(id), { message: 're-hosted' });
   });
 
   it('refuses to start a second live process with the same instance id, naming it', async () => {
