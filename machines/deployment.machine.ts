@@ -103,7 +103,8 @@ export interface Work {
 export interface Completed {
   readonly actionId: string;
   readonly action: Action;
-  readonly status: 'succeeded' | 'failed';
+  /** superseded: a newer generation cut the action short after its apply (see cutShort) */
+  readonly status: 'succeeded' | 'failed' | 'superseded';
   readonly imageRef: string;
   readonly sha: string | null;
   readonly generation: number;
@@ -255,7 +256,8 @@ function phase(name: string, startedAt: number, finishedAt: number, detail: stri
  * The action in flight when a newer generation supersedes it, if its apply had succeeded: the
  * cluster then runs its image although its verification was cut short. That image is what is
  * deployed — current_image_ref must say what runs, and a stop keeps it in the workloads it scales
- * to zero — and the action's history row says it was cut short (failed), never that it succeeded.
+ * to zero — and the action's history row says it was cut short (`superseded`), never that it
+ * succeeded, nor that it failed: nothing went wrong, a pipeline alerting on failures must not fire.
  * An action superseded before its apply finished changed nothing we know of and records nothing.
  */
 function cutShort(context: DeploymentContext, next: Desired, nextAction: Action): { deployed: Deployed; completed: Completed } | null {
@@ -270,7 +272,7 @@ function cutShort(context: DeploymentContext, next: Desired, nextAction: Action)
   const error = `${how} by generation ${next.generation} (${nextAction}) before verification finished: ${work.imageRef} was applied but not verified`;
   return {
     deployed: { imageRef: work.imageRef, sha: work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
-    completed: complete(work, 'failed', work.phases, error, work.imageRef),
+    completed: complete(work, 'superseded', work.phases, error, work.imageRef),
   };
 }
 
@@ -622,7 +624,7 @@ export const deploymentMachine = setup({
   },
 });
 
-function complete(work: Work, status: 'succeeded' | 'failed', phases: readonly Phase[], error: string | null, imageRef: string): Completed {
+function complete(work: Work, status: Completed['status'], phases: readonly Phase[], error: string | null, imageRef: string): Completed {
   return {
     actionId: work.actionId,
     action: work.action,

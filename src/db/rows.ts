@@ -53,7 +53,7 @@ export const HistoryRow = z.object({
   deployment_id: z.string().uuid(),
   action_id: z.string(),
   action: z.enum(HISTORY_ACTIONS),
-  status: z.enum(['succeeded', 'failed']),
+  status: z.enum(['succeeded', 'failed', 'superseded']),
   image_ref: z.string(),
   sha: z.string().nullable(),
   generation: z.number().int(),

@@ -64,7 +64,7 @@ describe('stop', () => {
     const records = await history(e2e.db, id);
     expect(records.map((r) => [r.action, r.status, r.image_ref])).toEqual([
       ['deploy', 'succeeded', 'registry.example/cut:1'],
-      ['deploy', 'failed', 'registry.example/cut:2'],
+      ['deploy', 'superseded', 'registry.example/cut:2'],
       ['stop', 'succeeded', 'registry.example/cut:2'],
     ]);
     expect(records[1]?.error).toMatch(/^stopped by generation 3 \(stop\) before verification finished: registry\.example\/cut:2 was applied but not verified/);

@@ -233,7 +233,7 @@ describe('deployment machine: transitions', () => {
     expect(cut.context.deployed).toMatchObject({ imageRef: 'shop:2', sha: 'abc123', stopped: false, applied, spec: specKey(desired(2)) });
     expect(cut.context.deployed?.deployedAt).toBe(new Date(T0 + 100).toISOString());
     // its history row: not succeeded, and it says why
-    expect(cut.context.completed).toMatchObject({ action: 'deploy', status: 'failed', imageRef: 'shop:2', generation: 2, writeBack: false });
+    expect(cut.context.completed).toMatchObject({ action: 'deploy', status: 'superseded', imageRef: 'shop:2', generation: 2, writeBack: false });
     expect(cut.context.completed?.error).toMatch(error);
     expect(cut.context.completed?.error).toMatch(/shop:2 was applied but not verified/);
     expect(cut.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply']);
@@ -257,7 +257,7 @@ describe('deployment machine: transitions', () => {
         changed(desired(3, { desiredStatus: 'rollback', imageRef: 'shop:2' })),
         done('findRollbackTarget', { imageRef: 'shop:0', sha: 'old' }),
         done('sync', { sha: 'old' }),
-        done('render', { objects, files: [] }),
+        done('render', { plan, files: [] }),
         done('apply', { applied }),
       ],
       run(toHealthy(2), healthy),
@@ -265,7 +265,7 @@ describe('deployment machine: transitions', () => {
     expect(rollbackVerifying.value).toEqual({ 'rolling-back': { verifying: 'running' } });
     const cut = run([changed(desired(4, { desiredStatus: 'stopped' }))], rollbackVerifying);
     expect(cut.context.deployed).toMatchObject({ imageRef: 'shop:0', sha: 'old', spec: specKey(desired(3, { imageRef: 'shop:0' })) });
-    expect(cut.context.completed).toMatchObject({ action: 'rollback', status: 'failed', imageRef: 'shop:0', writeBack: false });
+    expect(cut.context.completed).toMatchObject({ action: 'rollback', status: 'superseded', imageRef: 'shop:0', writeBack: false });
   });
 
   it.each([
