@@ -135,7 +135,7 @@ async function kill9(world: World, options: ScenarioOptions, started: number): P
   await settleFirst(world, options);
   const sampler = startSeqSampler(world);
   const driver = startDriver(world, { deployments: world.deployments, intervalMs: options.profile === 'full' ? 250 : 400, mix: FULL_MIX, random });
-  const restarts: { spawnAt: number; inFlight: string[]; until: number }[] = []; // until: the next kill
+  const restarts: { spawnAt: number; readyAt: number; inFlight: string[]; until: number }[] = []; // until: the next kill
   const phases = { apply: 0, verify: 0, random: 0, missed: 0 };
   for (let k = 0; k < kills; k++) {
     const mode = (['random', 'apply', 'verify'] as const)[k % 3]!;
@@ -184,22 +184,29 @@ async function kill9(world: World, options: ScenarioOptions, started: number): P
     const last = restarts.at(-1);
     if (last) last.until = killedAt;
     current = await world.spawnKeelson('k', { identity: options.identity });
-    restarts.push({ spawnAt: current.spawnedAt, inFlight, until: Number.POSITIVE_INFINITY });
+    const restart = { spawnAt: current.spawnedAt, readyAt: Number.NaN, inFlight, until: Number.POSITIVE_INFINITY };
+    restarts.push(restart);
     await world.waitReady(current);
+    restart.readyAt = current.readyAt ?? Number.NaN;
     options.progress(`  kill ${k + 1}/${kills} (${mode}${hit ? '' : ', not found in time'}): ${inFlight.length} rows in flight; restarted in ${((current.readyAt! - current.spawnedAt) / 1000).toFixed(1)} s`);
   }
   // the last incarnation runs undisturbed while the driver keeps going a little
   await sleep(3000);
   await driver.stop();
   const resume: number[] = [];
+  // the same, from the instant the new process answered /readyz: Node's start-up and keelson's
+  // own (imports, migrations check, cluster cache) are excluded
+  const resumeAfterReady: number[] = [];
   let notResumed = 0;
   for (const r of restarts) {
     if (r.inFlight.length === 0) continue;
     const first = await firstTransitionsSince(world, r.spawnAt, r.inFlight);
     for (const id of r.inFlight) {
       const at = first.get(id);
-      if (at !== undefined && at < r.until) resume.push(at - r.spawnAt);
-      else notResumed++;
+      if (at !== undefined && at < r.until) {
+        resume.push(at - r.spawnAt);
+        if (Number.isFinite(r.readyAt)) resumeAfterReady.push(Math.max(0, at - r.readyAt));
+      } else notResumed++;
     }
   }
   return await finish(world, 'kill9', options, started, {
@@ -211,6 +218,7 @@ async function kill9(world: World, options: ScenarioOptions, started: number): P
     kills_phase_not_found: phases.missed,
     ...driverFigures(driver.stats),
     ...spread(resume, 'resume_after_restart'),
+    ...spread(resumeAfterReady, 'resume_after_ready'),
     in_flight_not_resumed_before_next_kill: notResumed,
   }, { sampler });
 }
