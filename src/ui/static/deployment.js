@@ -193,15 +193,22 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   chart.setScale(Math.min(1, chart.fitScale()));
   zoomLabel.textContent = `${Math.round(chart.scale * 100)}%`;
 
+  /** what the failure panel was last drawn from: a refresh that changes nothing leaves its DOM alone,
+   * so an error being selected (to paste into an incident channel) is not lost to the next event */
+  let failureDrawnFrom = null;
   const renderFailure = () => {
     const d = deployment;
     if (d.current_status !== 'failed') {
+      failureDrawnFrom = null;
       failure.hidden = true;
       failure.replaceChildren();
       document.body.dataset.failed = 'false';
       return;
     }
     const item = historyItems.find((x) => x.status === 'failed') ?? null;
+    const drawnFrom = JSON.stringify([d.last_error, d.status_changed_at, item]);
+    if (drawnFrom === failureDrawnFrom) return;
+    failureDrawnFrom = drawnFrom;
     const phase = failedPhase(item);
     const cause = clusterCause(d.last_error) ?? clusterCause(phase?.error) ?? clusterCause(item?.error);
     failure.hidden = false;
