@@ -145,8 +145,8 @@ export interface WorldOptions {
   readonly tickInterval?: string;
   /**
    * `repo` (default): templates from the git ops repo, rendered in keelson's confined render
-   * processes; `builtin`: the built-in template, rendered in process (for checkouts whose
-   * node_modules is a symlink, which the render processes' permission model cannot read through).
+   * processes; `builtin`: the built-in template, rendered in process (no render processes: the
+   * figures then leave out their start-up and CPU).
    */
   readonly template?: 'repo' | 'builtin';
 }
