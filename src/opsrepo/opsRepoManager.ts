@@ -28,6 +28,7 @@ import type { Metrics } from '../metrics.ts';
 import { classifyGitError } from './classifyGitError.ts';
 import { createGit } from './createGit.ts';
 import { dirSize } from './dirSize.ts';
+import { removeGitLocks } from './gitLocks.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from './repoUrl.ts';
 import { branchProblem } from '../tenancy/inputRules.ts';
 import { getOpsRepoForSync, type OpsRepoForSync } from './sql/getOpsRepoForSync.ts';
@@ -191,10 +192,11 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
   }
 
   async function fetchAndReset(row: OpsRepoForSync, dir: string, signal: AbortSignal, checkSize: (root: string) => Promise<void>): Promise<string> {
-    // Only this process touches the checkout and the per-repo mutex is held, so an index.lock
-    // here is a leftover of a git killed mid-reset (abort, timeout, crash): remove it, or every
-    // later reset fails until someone deletes it by hand.
-    await rm(path.join(dir, '.git', 'index.lock'), { force: true });
+    // Only this process touches the checkout and the per-repo mutex is held, so a lock file here
+    // (index.lock, config.lock, a ref's lock) is a leftover of a git killed part-way (abort,
+    // timeout, crash): remove them, or every later sync fails until someone deletes them by hand.
+    const locks = await removeGitLocks(path.join(dir, '.git'));
+    if (locks.length > 0) log.info({ opsRepo: row.name, locks }, 'removed lock files left by an interrupted git');
     const git = createGit(gitOptions(dir, signal));
     // The row may have a new URL since the clone; `--` because the URL is data, not an option.
     await git.raw(['remote', 'set-url', 'origin', '--', row.repo_url]);

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +195,33 @@ describe('cancellation', () => {
     } finally {
       await hanging.close();
     }
+  });
+});
+
+describe('a git killed part-way (aborted effect, deadline, SIGKILL)', () => {
+  // what each interrupted git command leaves: `remote set-url` its config.lock, `fetch` the
+  // remote-tracking ref's lock, `reset` index.lock and ORIG_HEAD.lock
+  it.each([
+    ['config.lock'],
+    ['index.lock'],
+    ['ORIG_HEAD.lock'],
+    [path.join('refs', 'remotes', 'origin', 'main.lock')],
+  ])('leaves %s behind: the next sync removes it and follows the remote', async (lock) => {
+    const name = `locked-${path.basename(lock, '.lock').toLowerCase().replace(/[^a-z0-9]/g, '-')}`;
+    const origin = createOrigin(h.tmp, name);
+    origin.commit({ 'a.yaml': 'a\n' });
+    const id = await h.insertRepo({ name, repo_url: origin.url });
+    const first = await h.manager.sync(id);
+    writeFileSync(path.join(first.dir, '.git', lock), 'left by a killed git\n');
+    const next = origin.commit({ 'a.yaml': 'b\n' });
+
+    const second = await h.manager.sync(id, { force: true });
+
+    expect(second.sha).toBe(next);
+    expect(readFileSync(path.join(second.dir, 'a.yaml'), 'utf8')).toBe('b\n');
+    expect(existsSync(path.join(second.dir, '.git', lock))).toBe(false);
+    expect((await h.getRepo(id)).last_error).toBeNull();
+    expect(h.logLines.some((line) => line.includes('removed lock files left by an interrupted git') && line.includes(name))).toBe(true);
   });
 });
 
