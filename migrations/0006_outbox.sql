@@ -17,10 +17,12 @@ create table notification_sinks (
                check (name ~ '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'),
   kind         text not null
                constraint notification_sinks_kind_valid check (kind in ('webhook', 'slack', 'registry')),
-  -- http(s) only, with a host, visible ASCII (src/notify/sinkRules.ts states the same)
+  -- http(s) only, with a host, no user:password@ (credentials go in headers), visible ASCII
+  -- (src/notify/sinkRules.ts states the same)
   url          text not null
                constraint notification_sinks_url_valid
-               check (length(url) between 1 and 2048 and url ~* '^https?://[^/?#@:\s]' and url ~ '^[\x21-\x7e]+$'),
+               check (length(url) between 1 and 2048 and url ~* '^https?://[^/?#@:]' and url !~ '^[A-Za-z]+://[^/?#]*@'
+                      and url ~ '^[\x21-\x7e]+$'),
   -- the HMAC key of webhook signatures (required for kind webhook: an unsigned webhook is refused)
   secret       text
                constraint notification_sinks_secret_format
@@ -95,4 +97,5 @@ create table notification_attempts (
   instance_id   text
 );
 
-create index notification_attempts_delivery_idx on notification_attempts (delivery_id, attempt);
+-- one row per attempt number: a claim that expired and was taken again is a new attempt
+create unique index notification_attempts_delivery_idx on notification_attempts (delivery_id, attempt);

@@ -12,7 +12,8 @@ export const SINK_MATCHES = sql.fragment`
   s.enabled
   and (s.projects is null or ev.project = any (s.projects))
   and (s.environments is null or ev.environment = any (s.environments))
-  and (s.event_types is null or ev.type = any (s.event_types) or split_part(ev.type, '.', 1) || '.*' = any (s.event_types))`;
+  and (s.event_types is null or ev.type = any (s.event_types) or split_part(ev.type, '.', 1) || '.*' = any (s.event_types))
+  and (s.kind <> 'registry' or ev.type in ('deploy.succeeded', 'rollback.succeeded'))`;
 
 export async function writeEvents(tx: DatabaseTransactionConnection, entry: EventSource & { seq: number }): Promise<number> {
   let deliveries = 0;
@@ -21,7 +22,9 @@ export async function writeEvents(tx: DatabaseTransactionConnection, entry: Even
       with ev as (
         insert into deployment_events (id, deployment_id, project, environment, type, action_id, seq, data)
         select ${event.id}, d.id, d.project, d.environment, ${event.type}, ${event.actionId}, ${entry.seq},
-               ${sql.jsonb(event.data as never)} || jsonb_build_object('project', d.project, 'environment', d.environment)
+               ${sql.jsonb(event.data as never)}
+                 || jsonb_build_object('project', d.project, 'environment', d.environment,
+                                       'namespace', coalesce(d.namespace, d.project || '-' || d.environment))
         from deployments d where d.id = ${entry.deploymentId}
         on conflict (id) do nothing
         returning id, position, deployment_id, project, environment, type
