@@ -229,6 +229,10 @@ export const FLAG_TO_ENV = {
   'render-max-heap': 'KEELSON_RENDER_MAX_HEAP',
   'render-max-objects': 'KEELSON_RENDER_MAX_OBJECTS',
   'render-max-bytes': 'KEELSON_RENDER_MAX_BYTES',
+  'notify-horizon': 'KEELSON_NOTIFY_HORIZON',
+  'notify-concurrency': 'KEELSON_NOTIFY_CONCURRENCY',
+  'notify-timeout': 'KEELSON_NOTIFY_TIMEOUT',
+  'public-url': 'KEELSON_PUBLIC_URL',
 } as const;
 
 export interface TargetInput {

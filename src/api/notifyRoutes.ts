@@ -50,7 +50,7 @@ export const Sink = z
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .meta({ id: 'NotificationSink' });
+  .meta({ description: 'A notification sink; url, secret and header values are never returned.' });
 
 function publicSink(row: StoredSink): z.infer<typeof Sink> {
   const { url, headers, ...rest } = row;
@@ -131,7 +131,7 @@ const DeploymentEvent = z
     data: z.record(z.string(), z.unknown()),
     deliveries: z.array(EventDelivery),
   })
-  .meta({ id: 'DeploymentEvent' });
+  .meta({ description: 'An outbox event with its deliveries.' });
 const StoredEvent = DeploymentEvent.omit({ deliveries: true });
 const StoredDelivery = EventDelivery.omit({ attempt_log: true }).extend({ event_id: z.string() });
 const StoredAttempt = Attempt.extend({ delivery_id: z.number().int() });
@@ -148,7 +148,7 @@ const Delivery = z
     sink: z.object({ id: z.string(), name: z.string(), kind: z.enum(SINK_KINDS) }),
     event: z.object({ id: z.string(), type: z.string(), project: z.string(), environment: z.string(), occurred_at: z.string() }),
   })
-  .meta({ id: 'NotificationDelivery' });
+  .meta({ description: 'A delivery of one event to one sink.' });
 
 const DeliveriesQuery = PageQuery.extend({
   status: z.enum(['pending', 'delivered', 'dead'], { error: 'expected pending, delivered or dead' }).optional().meta({ description: 'Only deliveries in this status.' }),
