@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { NAME_PATTERN } from '../db/rows.ts';
 import { EVENT_KINDS, EVENT_OUTCOMES } from './events.ts';
-import { SINK_KINDS, SIGNATURE_HEADER, EVENT_ID_HEADER } from './sinks/sink.ts';
+import { RESERVED_HEADERS, SINK_KINDS } from './sinks/sink.ts';
 
 const urlMessage = 'expected an http:// or https:// URL with a host and without user:password@ (put credentials in headers), at most 2048 visible ASCII characters';
 
@@ -39,7 +39,6 @@ const secretMessage = 'expected 16-256 visible ASCII characters';
 export const SinkSecret = z.string({ error: secretMessage }).regex(/^[\x21-\x7e]{16,256}$/, secretMessage);
 
 // headers keelson sets itself (or that would change what is sent) cannot be configured
-const RESERVED_HEADERS = new Set(['host', 'content-type', 'content-length', 'transfer-encoding', 'connection', 'user-agent', SIGNATURE_HEADER.toLowerCase(), EVENT_ID_HEADER.toLowerCase()]);
 const headerMessage = `expected at most 20 headers: names of letters, digits and "-" (not ${[...RESERVED_HEADERS].join(', ')}), values of 1-4096 printable ASCII characters`;
 export const SinkHeaders = z
   .record(z.string(), z.string(), { error: headerMessage })

@@ -51,13 +51,23 @@ export function sign(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-/** The request of a JSON body: custom headers first, so they can never replace the ones keelson sets. */
+/** Headers keelson sets itself, or that would change what is sent: a custom header of these names is dropped. */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'host', 'content-type', 'content-length', 'transfer-encoding', 'connection', 'user-agent',
+  SIGNATURE_HEADER.toLowerCase(), EVENT_ID_HEADER.toLowerCase(),
+]);
+
+/**
+ * The request of a JSON body. Custom headers named like one keelson sets are dropped (the API
+ * refuses them, a SQL writer may not have): fetch would join the two values, not replace one.
+ */
 export function jsonRequest(event: StoredEvent, settings: SinkSettings, body: unknown, contentType = 'application/json'): SinkRequest {
   const raw = JSON.stringify(body);
+  const custom = Object.entries(settings.headers).filter(([name]) => !RESERVED_HEADERS.has(name.toLowerCase()));
   return {
     url: settings.url,
     headers: {
-      ...settings.headers,
+      ...Object.fromEntries(custom),
       'content-type': contentType,
       'user-agent': 'keelson-notify',
       [EVENT_ID_HEADER.toLowerCase()]: event.id,
