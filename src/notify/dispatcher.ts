@@ -139,6 +139,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return await db.any(sql.type(Claimed)`
       with due as (
         select d.id from notification_deliveries d
+        -- a disabled sink's deliveries wait (its horizon still runs)
+        join notification_sinks s on s.id = d.sink_id and s.enabled
         where d.status = 'pending' and d.next_attempt_at <= now()
           and (d.claimed_until is null or d.claimed_until < now())
           and not exists (
@@ -233,7 +235,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     // end, and a delivery waiting behind an earlier one of its deployment not at all
     const due = await db.maybeOneFirst(sql.type(z.object({ ms: z.number().nullable() }))`
       select (extract(epoch from min(greatest(d.next_attempt_at, coalesce(d.claimed_until, d.next_attempt_at))) - now()) * 1000)::float8 as ms
-      from notification_deliveries d
+      from notification_deliveries d join notification_sinks s on s.id = d.sink_id and s.enabled
       where d.status = 'pending'
         and not exists (
           select 1 from notification_deliveries e
