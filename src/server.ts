@@ -161,9 +161,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
-    // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts)
+    // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts);
+    // on the API's pool, so a burst of deliveries never queues before a journal write
     const dispatcher = createDispatcher({
-      db,
+      db: apiDb,
       databaseUrl: database.url,
       log: log.child({ part: 'notify' }),
       instanceId,
