@@ -35,6 +35,7 @@ const received: Received[] = [];
 const behaviour = new Map<string, (n: number) => number | 'hang'>();
 const delays = new Map<string, number>();
 const inFlightIds = new Map<string, number>();
+/** requests that arrived while the same delivery was in flight */
 let overlaps = 0;
 const hanging: ServerResponse[] = [];
 const dispatchers: Dispatcher[] = [];
@@ -112,7 +113,8 @@ beforeAll(async () => {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const path = req.url ?? '/';
-      const id = String(req.headers['x-keelson-event-id']);
+      // one delivery = one event to one sink (path): sinks receive the same event in parallel
+      const id = `${path} ${String(req.headers['x-keelson-event-id'])}`;
       const concurrent = inFlightIds.get(id) ?? 0;
       if (concurrent > 0) overlaps += 1;
       inFlightIds.set(id, concurrent + 1);
@@ -220,6 +222,8 @@ describe('sinks API', () => {
 describe('dispatcher', () => {
   it('delivers each event of a deploy and of a failed deploy with auto-rollback exactly once, in order, signed', async () => {
     await addSink('audit', '/audit', ['shop']);
+    await addSink('chat', '/slack', ['shop'], 'slack');
+    await addSink('catalog', '/registry', ['shop'], 'registry');
     await startRuntime();
     await startDispatcher();
     const id = await insertDeployment('shop', true);
@@ -245,6 +249,17 @@ describe('dispatcher', () => {
     expect(failed.data).toMatchObject({ project: 'shop', environment: 'prod', outcome: 'failed', image_ref: 'registry.example/shop:2', error: 'verify failed on purpose (terminal)' });
     const rollback = JSON.parse(received.find((r) => r.headers['x-keelson-event-id'] === events[5]?.id)?.raw ?? '{}') as { data: Record<string, unknown> };
     expect(rollback.data).toMatchObject({ automatic: true, outcome: 'succeeded', image_ref: 'registry.example/shop:1' });
+    // the same events as Slack messages, in order; the registry hears only of what now runs
+    const slack = received.filter((r) => r.path === '/slack').map((r) => (JSON.parse(r.raw) as { text: string }).text.split('\n')[0]);
+    expect(slack).toEqual([
+      ':arrow_forward: *deploy started*: shop/prod', ':white_check_mark: *deploy succeeded*: shop/prod',
+      ':arrow_forward: *deploy started*: shop/prod', ':x: *deploy failed*: shop/prod',
+      ':arrow_forward: *auto-rollback started*: shop/prod', ':white_check_mark: *auto-rollback succeeded*: shop/prod',
+    ]);
+    expect(received.filter((r) => r.path === '/registry').map((r) => JSON.parse(r.raw) as unknown)).toEqual([
+      { name: 'shop', version: '1', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: false },
+      { name: 'shop', version: '1', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: true },
+    ]);
     await stopDispatchers();
   });
 
@@ -295,6 +310,33 @@ describe('dispatcher', () => {
     expect(started?.deliveries[0]?.attempt_log.every((a) => a.error === 'no response within 300 ms' && a.status_code === null)).toBe(true);
     const other = await h.token(['deploy:read'], 'shop');
     expect((await h.request('GET', '/api/projects/hang/deployments/prod/notifications', { token: other })).status).toBe(404);
+    await stopDispatchers();
+  });
+
+  it('sends again once the claim of a dispatcher killed mid-request expires; the dead one cannot record', async () => {
+    await addSink('orphan', '/orphan', ['orphan']);
+    await startRuntime();
+    const id = await insertDeployment('orphan');
+    await sleepUntil(async () => (await eventRows(id)).length === 2, { message: 'deploy started and succeeded' });
+    // a dispatcher claimed the first delivery and died before recording anything
+    const killedToken = randomUUID();
+    const first = await h.t.db.oneFirst(sql.type(z.object({ id: z.number() }))`
+      update notification_deliveries set claim_token = ${killedToken}, claimed_until = now() + interval '700 milliseconds', attempts = 1
+      where id = (select min(id) from notification_deliveries where deployment_id = ${id}) returning id`);
+    const claimedAt = Date.now();
+    await startDispatcher();
+    await settled(id, 2);
+    const [event1, event2] = await eventRows(id);
+    expect(idsAt('/orphan')).toEqual([event1?.id, event2?.id]);
+    const sentAt = received.find((r) => r.path === '/orphan')!.at;
+    expect(sentAt - claimedAt).toBeGreaterThanOrEqual(600);
+    const attempts = await h.t.db.any(sql.type(z.object({ attempt: z.number(), status_code: z.number().nullable() }))`
+      select attempt, status_code from notification_attempts where delivery_id = ${first} order by attempt`);
+    expect(attempts).toEqual([{ attempt: 2, status_code: 204 }]);
+    // the killed dispatcher's late outcome finds its claim gone: nothing changes
+    const late = await h.t.db.any(sql.unsafe`
+      update notification_deliveries set status = 'dead' where id = ${first} and claim_token = ${killedToken} returning id`);
+    expect(late).toHaveLength(0);
     await stopDispatchers();
   });
 
