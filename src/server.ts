@@ -167,6 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       db: apiDb,
       databaseUrl: database.url,
       log: log.child({ part: 'notify' }),
+      metrics,
       instanceId,
       retry: { horizonMs: config.notifyHorizonMs },
       concurrency: config.notifyConcurrency,

@@ -20,6 +20,7 @@ import { createListener, type Listener } from '../db/listen.ts';
 import type { Db } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { NOTIFY_CHANNEL } from './outbox.ts';
 import { afterFailure, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { SINKS } from './sinks/index.ts';
@@ -30,6 +31,7 @@ export interface DispatcherOptions {
   /** for LISTEN; omit to rely on the poll alone */
   readonly databaseUrl?: string;
   readonly log: Logger;
+  readonly metrics?: Metrics;
   readonly instanceId: string;
   readonly retry?: Partial<RetryPolicy>;
   /** KEELSON_NOTIFY_CONCURRENCY: requests in flight at once (default 8) */
@@ -191,6 +193,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
                 ${outcome.statusCode}, ${outcome.error}, ${options.instanceId})
         on conflict (delivery_id, attempt) do nothing`);
     });
+    options.metrics?.notifyAttempts.inc({ kind: delivery.kind, outcome: status === 'pending' ? 'retrying' : status });
     if (status === 'delivered') counts.delivered += 1;
     else if (status === 'dead') counts.dead += 1;
     else counts.failed += 1;

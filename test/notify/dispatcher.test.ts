@@ -8,6 +8,7 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from '../../src/notify/dispatcher.ts';
 import { StaleEpochError, writeJournal, type JournalEntry } from '../../src/runtime/journal.ts';
 import { claim } from '../../src/runtime/leases.ts';
@@ -267,9 +268,12 @@ describe('dispatcher', () => {
     behaviour.set('/flaky', (n) => (n <= 3 ? 500 : 200));
     await addSink('flaky', '/flaky', ['flaky']);
     await startRuntime();
-    await startDispatcher({ retry: { baseMs: 200, maxMs: 5000, horizonMs: 60_000 } });
+    const metrics = createMetrics();
+    await startDispatcher({ retry: { baseMs: 200, maxMs: 5000, horizonMs: 60_000 }, metrics });
     const id = await insertDeployment('flaky');
     await settled(id, 2);
+    const counted = (await metrics.notifyAttempts.get()).values.map((v) => [v.labels.outcome, v.value]);
+    expect(Object.fromEntries(counted)).toEqual({ retrying: 3, delivered: 2 });
     const [first, second] = await eventRows(id);
     // the second event waited for the first (order per deployment)
     expect(idsAt('/flaky')).toEqual([first?.id, first?.id, first?.id, first?.id, second?.id]);
