@@ -61,6 +61,8 @@ create table deployment_events (
 );
 
 create index deployment_events_deployment_idx on deployment_events (deployment_id, position);
+-- retention: events older than KEELSON_RETAIN_TRANSITIONS whose deliveries are all finished
+create index deployment_events_occurred_at_idx on deployment_events (occurred_at);
 
 create table notification_deliveries (
   id              bigserial primary key,
