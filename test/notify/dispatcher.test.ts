@@ -215,6 +215,11 @@ describe('sinks API', () => {
     await expect(h.pg.query(`insert into notification_sinks (name, kind, url) values ('sql', 'slack', 'gopher://x')`)).rejects.toThrow(/notification_sinks_url_valid/);
     await expect(h.pg.query(`insert into notification_sinks (name, kind, url) values ('sql', 'slack', 'https://u:p@x.example/')`)).rejects.toThrow(/notification_sinks_url_valid/);
     await expect(h.pg.query(`insert into notification_sinks (name, kind, url) values ('sql', 'webhook', 'https://x.example/')`)).rejects.toThrow(/notification_sinks_webhook_signed/);
+    // admin of one project only, or a reader: no sinks, no deliveries
+    const scoped = await h.token(['admin'], 'shop');
+    expect((await h.request('GET', '/api/admin/sinks', { token: scoped })).status).toBe(403);
+    expect((await h.request('GET', '/api/admin/deliveries', { token: await h.token(['deploy:read']) })).status).toBe(403);
+    expect((await h.request('GET', '/api/admin/deliveries?status=lost', { token: admin })).status).toBe(400);
     await h.request('DELETE', `/api/admin/sinks/${id}`, { token: admin });
     await h.request('DELETE', `/api/admin/sinks/${slack.body.id as string}`, { token: admin });
   });
