@@ -144,6 +144,15 @@ const EnvSchema = z.object({
   KEELSON_RENDER_MAX_HEAP: byteSize(16 * MiB, 16 * 1024 * MiB).default(128 * MiB),
   KEELSON_RENDER_MAX_OBJECTS: integer(1, 100_000).default(1_000),
   KEELSON_RENDER_MAX_BYTES: byteSize(64 * 1024, 1024 * MiB).default(10 * MiB),
+  // notifications (docs/notifications.md)
+  KEELSON_NOTIFY_HORIZON: duration(1000, 30 * 86_400_000).default(86_400_000),
+  KEELSON_NOTIFY_CONCURRENCY: integer(1, 1000).default(8),
+  KEELSON_NOTIFY_TIMEOUT: duration(100, 300_000).default(10_000),
+  // links in Slack messages and the CloudEvents source; no trailing slash needed
+  KEELSON_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, 'expected an http(s) URL such as https://keelson.example.com, without query or credentials')
+    .optional(),
 });
 
 export type Config = {
@@ -180,6 +189,12 @@ export type Config = {
   readonly retainAuditMs: number;
   readonly idempotencyTtlMs: number;
   readonly renderLimits: RenderLimits;
+  /** how long after an event its deliveries are still retried (then marked dead) */
+  readonly notifyHorizonMs: number;
+  readonly notifyConcurrency: number;
+  readonly notifyTimeoutMs: number;
+  /** where people reach keelson (links in notifications); undefined: no links */
+  readonly publicUrl: string | undefined;
 };
 
 /** CLI flag → environment variable it overrides. */
@@ -214,6 +229,10 @@ export const FLAG_TO_ENV = {
   'render-max-heap': 'KEELSON_RENDER_MAX_HEAP',
   'render-max-objects': 'KEELSON_RENDER_MAX_OBJECTS',
   'render-max-bytes': 'KEELSON_RENDER_MAX_BYTES',
+  'notify-horizon': 'KEELSON_NOTIFY_HORIZON',
+  'notify-concurrency': 'KEELSON_NOTIFY_CONCURRENCY',
+  'notify-timeout': 'KEELSON_NOTIFY_TIMEOUT',
+  'public-url': 'KEELSON_PUBLIC_URL',
 } as const;
 
 export interface TargetInput {
@@ -323,6 +342,10 @@ export function loadConfig(
     retainTransitionsMs: e.KEELSON_RETAIN_TRANSITIONS,
     retainAuditMs: e.KEELSON_RETAIN_AUDIT,
     idempotencyTtlMs: e.KEELSON_IDEMPOTENCY_TTL,
+    notifyHorizonMs: e.KEELSON_NOTIFY_HORIZON,
+    notifyConcurrency: e.KEELSON_NOTIFY_CONCURRENCY,
+    notifyTimeoutMs: e.KEELSON_NOTIFY_TIMEOUT,
+    publicUrl: e.KEELSON_PUBLIC_URL?.replace(/\/+$/, ''),
     renderLimits: {
       timeoutMs: e.KEELSON_RENDER_TIMEOUT,
       maxHeapBytes: e.KEELSON_RENDER_MAX_HEAP,

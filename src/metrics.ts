@@ -32,6 +32,12 @@ export function createMetrics() {
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
       registers,
     }),
+    notifyAttempts: new Counter({
+      name: 'keelson_notify_attempts_total',
+      help: 'Notification delivery attempts, by sink kind and what became of the delivery (delivered, retrying, dead).',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    }),
     wakeupLatency: new Histogram({
       name: 'keelson_wakeup_latency_seconds',
       help: 'From a NOTIFY received to the woken actor leaving its resting state.',

@@ -26,6 +26,7 @@ import { createRolloutEffects } from './runtime/rolloutEffects.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import type { SimulatorOptions } from './sim/index.ts';
 import { createRetention } from './tenancy/retention.ts';
+import { createDispatcher } from './notify/dispatcher.ts';
 
 export interface ServerOptions {
   readonly config: Config;
@@ -160,8 +161,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
+    // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts);
+    // on the API's pool, so a burst of deliveries never queues before a journal write
+    const dispatcher = createDispatcher({
+      db: apiDb,
+      databaseUrl: database.url,
+      log: log.child({ part: 'notify' }),
+      metrics,
+      instanceId,
+      retry: { horizonMs: config.notifyHorizonMs },
+      concurrency: config.notifyConcurrency,
+      requestTimeoutMs: config.notifyTimeoutMs,
+      publicUrl: config.publicUrl ?? null,
+    });
+
     await runtime.start();
     closers.push(() => runtime.stop());
+    await dispatcher.start();
+    // stopped before the runtime (closers run in reverse); waits for requests in flight
+    closers.push(() => dispatcher.stop());
     retention.start();
     closers.push(() => retention.stop());
     const server: Server = await new Promise((resolve, reject) => {

@@ -36,6 +36,10 @@ describe('loadConfig', () => {
       retainAuditMs: 365 * 86_400_000,
       idempotencyTtlMs: 86_400_000,
       renderLimits: { timeoutMs: 10_000, maxHeapBytes: 128 * 1024 ** 2, maxObjects: 1_000, maxBytes: 10 * 1024 ** 2 },
+      notifyHorizonMs: 86_400_000,
+      notifyConcurrency: 8,
+      notifyTimeoutMs: 10_000,
+      publicUrl: undefined,
     });
     expect(loadConfig({}, {}, true).logFormat).toBe('pretty');
   });
@@ -56,6 +60,10 @@ describe('loadConfig', () => {
     [{ KEELSON_GIT_FETCH_TIMEOUT: '90s', KEELSON_GIT_MAX_REPO_BYTES: '512MiB' }, { gitFetchTimeoutMs: 90_000, gitMaxRepoBytes: 512 * 1024 ** 2 }],
     [{ KEELSON_RETAIN_TRANSITIONS: '7d', KEELSON_RETAIN_AUDIT: '90d', KEELSON_IDEMPOTENCY_TTL: '1h' }, { retainTransitionsMs: 7 * 86_400_000, retainAuditMs: 90 * 86_400_000, idempotencyTtlMs: 3_600_000 }],
     [{ DATABASE_URL: 'postgres://u:p@db:5432/keelson' }, { databaseUrl: 'postgres://u:p@db:5432/keelson' }],
+    [
+      { KEELSON_NOTIFY_HORIZON: '2h', KEELSON_NOTIFY_CONCURRENCY: '2', KEELSON_NOTIFY_TIMEOUT: '3s', KEELSON_PUBLIC_URL: 'https://keelson.example.com/' },
+      { notifyHorizonMs: 7_200_000, notifyConcurrency: 2, notifyTimeoutMs: 3_000, publicUrl: 'https://keelson.example.com' },
+    ],
     [{}, { namespaces: undefined }],
     [{ KEELSON_NAMESPACES: 'shop-prod' }, { namespaces: ['shop-prod'] }],
     [{ KEELSON_NAMESPACES: 'shop-staging, shop-prod,shop-staging' }, { namespaces: ['shop-staging', 'shop-prod'] }],
@@ -82,6 +90,8 @@ describe('loadConfig', () => {
     [{ KEELSON_GIT_MAX_REPO_BYTES: '1TB' }, 'KEELSON_GIT_MAX_REPO_BYTES / --git-max-repo-bytes: expected a size such as 512KiB, 10MiB or 1GiB, between 1 MiB and 1024 GiB; got "1TB"'],
     [{ KEELSON_SSE_MAX: '0' }, 'KEELSON_SSE_MAX / --sse-max: expected an integer from 1 to 100000; got "0"'],
     [{ KEELSON_IDEMPOTENCY_TTL: '1s' }, 'KEELSON_IDEMPOTENCY_TTL / --idempotency-ttl: expected a duration'],
+    [{ KEELSON_NOTIFY_HORIZON: '0s' }, 'KEELSON_NOTIFY_HORIZON / --notify-horizon: expected a duration'],
+    [{ KEELSON_PUBLIC_URL: 'ftp://keelson' }, 'KEELSON_PUBLIC_URL / --public-url: expected an http(s) URL'],
     [{ DATABASE_URL: 'mysql://root@db/x' }, 'DATABASE_URL / --database-url: expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db'],
     [{ KEELSON_NAMESPACES: 'shop-prod,Shop_Dev' }, 'KEELSON_NAMESPACES / --namespaces: expected a comma-separated list of namespace names (DNS labels: a-z, 0-9 and "-", at most 63, starting and ending with a letter or digit); "Shop_Dev" is not'],
     [{ KEELSON_NAMESPACES: 'a,,b' }, 'KEELSON_NAMESPACES / --namespaces: expected a comma-separated list of namespace names'],

@@ -26,6 +26,7 @@ import { createTransitionHub } from './transitionHub.ts';
 import { visualizerRoutes } from './visualizerRoutes.ts';
 import { uiRouter } from '../ui/uiRouter.ts';
 import { fleetRoutes } from './fleetRoutes.ts';
+import { notifyRoutes } from './notifyRoutes.ts';
 
 export interface ApiDeps {
   /** The API's own pool, apart from the runtime's: API reads never queue before journal writes. */
@@ -146,6 +147,7 @@ export function createApp(deps: ApiDeps): ApiApp {
     ...opsRepoRoutes({ opsRepos: deps.opsRepos, allowFileRepos: deps.allowFileRepos ?? false, log }),
     ...visualizerRoutes({ hub, log, streams }),
     ...fleetRoutes(),
+    ...notifyRoutes(),
   );
 
   app.use((req, res, next) => {

@@ -61,7 +61,7 @@ function assertProjectVisible(principal: Principal | null, project: string): voi
   }
 }
 
-async function loadDeployment(db: CommonQueryMethods, principal: Principal | null, project: string, env: string): Promise<DeploymentRow> {
+export async function loadDeployment(db: CommonQueryMethods, principal: Principal | null, project: string, env: string): Promise<DeploymentRow> {
   assertProjectVisible(principal, project);
   const row = await db.maybeOne(sql.type(DeploymentRow)`
     select ${DEPLOYMENT_COLUMNS} from deployments where project = ${project} and environment = ${env}`);

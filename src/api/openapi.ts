@@ -108,6 +108,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
     tags: [
       { name: 'deployments', description: 'Desired and observed state per project and environment.' },
       { name: 'fleet', description: 'Every visible deployment at once: counts by state, what needs attention, filtered pages (the /ui fleet view).' },
+      { name: 'notifications', description: 'Outbox events, notification sinks (admin) and their deliveries. See docs/notifications.md.' },
       { name: 'ops-repos', description: 'Git repositories holding manifest templates (admin).' },
       { name: 'system', description: 'Health, readiness, metrics and this document.' },
     ],

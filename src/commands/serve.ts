@@ -47,6 +47,7 @@ export const serveCommand: Command = {
     '              [--allow-file-repos true|false] [--sse-max-per-token 10] [--sse-max 1000] [--git-fetch-timeout 5m]\n' +
     '              [--git-max-repo-bytes 1GiB] [--retain-transitions 30d] [--retain-audit 365d] [--idempotency-ttl 24h]\n' +
     '              [--render-timeout 10s] [--render-max-heap 128MiB] [--render-max-objects 1000] [--render-max-bytes 10MiB]\n' +
+    '              [--notify-horizon 24h] [--notify-concurrency 8] [--notify-timeout 10s] [--public-url <https://…>]\n' +
     '              [--namespaces ns1,ns2] [--log-level info] [--log-format json|pretty] [--no-demo]',
   run: async (argv) => {
     const options = Object.fromEntries(Object.keys(FLAG_TO_ENV).map((flag) => [flag, { type: 'string' as const }]));

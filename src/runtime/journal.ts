@@ -1,6 +1,7 @@
 // The journal: every state change of an actor is committed in ONE transaction — the snapshot,
 // a transition row, the observed columns of `deployments`, and, when an action completed, its
-// history row (keyed by action id, so re-journaling after a restore never duplicates it).
+// history row (keyed by action id, so re-journaling after a restore never duplicates it), and
+// the outbox rows of the actions it started or ended (src/notify/outbox.ts).
 // Fencing: the lease row is locked and checked inside the same transaction — this instance,
 // this incarnation's epoch, not expired — so an actor that lost its lease, or was replaced by a
 // newer actor of the same process (a newer epoch), can never commit. The snapshot only moves
@@ -11,6 +12,8 @@ import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
 import type { Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
+import { writeEvents } from '../notify/outbox.ts';
+import type { ActionRef } from './projection.ts';
 import type { StepContext } from './stepContext.ts';
 
 export class LostOwnershipError extends TerminalError {
@@ -58,6 +61,10 @@ export interface JournalEntry {
   readonly lastError: string | null;
   /** what the transition row records of the context (stepContext.ts); null columns when absent */
   readonly step?: StepContext | undefined;
+  /** an action that began with this change: the outbox records its start (src/notify/events.ts) */
+  readonly started?: ActionRef | null;
+  /** the action in flight before, cut short without a record: the outbox records it superseded */
+  readonly abandoned?: ActionRef | null;
 }
 
 export interface JournalResult {
@@ -134,6 +141,8 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
         select pg_notify('keelson_transitions', json_build_object('deployment_id', ${entry.deploymentId}::text, 'seq', ${entry.seq}::bigint)::text)`);
     }
     const history = entry.completed ? await writeHistory(tx, entry.deploymentId, entry.completed) : false;
+    // the outbox: in this transaction, after the fence, so a refused write leaves no event
+    await writeEvents(tx, entry);
     const writtenBack = entry.completed && history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
     const observed = Math.max(entry.observedGeneration, writtenBack ?? 0);
     await tx.query(sql.unsafe`

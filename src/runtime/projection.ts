@@ -2,7 +2,7 @@
 // every rule (which changes are journaled, what counts as a transition, when observed_generation
 // moves, when a completed action is recorded) is unit-tested on its own (test/runtime/projection.test.ts).
 import { createHash } from 'node:crypto';
-import { topLevelState, type Completed, type Deployed, type DeploymentSnapshot } from '../../machines/deployment.machine.ts';
+import { topLevelState, type Action, type Completed, type Deployed, type DeploymentSnapshot } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
 
 /**
@@ -27,9 +27,19 @@ export function journaledState(path: string): string {
   return path.startsWith('healthy') ? 'healthy' : path;
 }
 
+/** The action in flight, as the outbox names it (src/notify/events.ts). */
+export interface ActionRef {
+  readonly actionId: string;
+  readonly action: Action;
+  readonly generation: number;
+  /** empty for a rollback until its target is found */
+  readonly imageRef: string;
+  readonly triggeredBy: string;
+}
+
 /** What a snapshot's context must offer for the projection (a subset of the machine's context). */
 export interface ProjectedContext {
-  readonly work?: { readonly generation: number } | null;
+  readonly work?: { readonly generation: number; readonly actionId?: string; readonly action?: Action; readonly imageRef?: string; readonly triggeredBy?: string } | null;
   readonly desired?: { readonly generation: number } | null;
   readonly observedGeneration: number;
   readonly completed?: Completed | null;
@@ -58,15 +68,23 @@ export interface Journaled {
   readonly key: string;
   readonly state: string | null;
   readonly completedId: string | null;
+  /** the action in flight at the last entry (its start was journaled with it) */
+  readonly work: ActionRef | null;
+}
+
+function actionRef(work: ProjectedContext['work']): ActionRef | null {
+  if (!work?.actionId || !work.action) return null;
+  return { actionId: work.actionId, action: work.action, generation: work.generation, imageRef: work.imageRef ?? '', triggeredBy: work.triggeredBy ?? '' };
 }
 
 export function journaledFrom(snapshot: ProjectedSnapshot | undefined, seq: number): Journaled {
-  if (!snapshot) return { seq, key: '', state: null, completedId: null };
+  if (!snapshot) return { seq, key: '', state: null, completedId: null, work: null };
   return {
     seq,
     key: changeKey(snapshot),
     state: journaledState(statePath(snapshot.value)),
     completedId: snapshot.context.completed?.actionId ?? null,
+    work: actionRef(snapshot.context.work),
   };
 }
 
@@ -81,6 +99,10 @@ export interface Projection {
   readonly completed: Completed | null;
   readonly deployed: Deployed | null;
   readonly lastError: string | null;
+  /** an action that began with this change (its `*.started` event) */
+  readonly started: ActionRef | null;
+  /** the action in flight before, gone with this change without a record (cut short before its apply) */
+  readonly abandoned: ActionRef | null;
   /** the actor left rest with this change (a wake-up's latency ends here) */
   readonly leavesRest: boolean;
   readonly atRest: boolean;
@@ -100,6 +122,11 @@ export function project(journaled: Journaled, snapshot: ProjectedSnapshot, event
   const { context } = snapshot;
   const completed = context.completed && context.completed.actionId !== journaled.completedId ? context.completed : null;
   const seq = journaled.seq + 1;
+  const work = actionRef(context.work);
+  const started = work && work.actionId !== journaled.work?.actionId ? work : null;
+  const previous = journaled.work;
+  const abandoned =
+    previous && previous.actionId !== work?.actionId && context.completed?.actionId !== previous.actionId ? previous : null;
   const entry: Projection = {
     seq,
     state: path,
@@ -112,8 +139,10 @@ export function project(journaled: Journaled, snapshot: ProjectedSnapshot, event
     completed,
     deployed: context.deployed,
     lastError: context.lastError,
+    started,
+    abandoned,
     leavesRest: transition !== null && isAtRest(transition.from ?? 'idle') && !atRest,
     atRest,
   };
-  return { entry, journaled: { seq, key, state, completedId: completed?.actionId ?? journaled.completedId }, atRest };
+  return { entry, journaled: { seq, key, state, completedId: completed?.actionId ?? journaled.completedId, work }, atRest };
 }

@@ -260,6 +260,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         lastError: entry.lastError,
         // what the visualizer's time travel shows of this step (the context after it)
         step: entry.transition ? stepContext(snapshot.context) : undefined,
+        started: entry.started,
+        abandoned: entry.abandoned,
       };
       // a snapshot that cannot be serialised fails here, in this actor, not in the journal
       JSON.stringify(full.snapshot);

@@ -1,12 +1,13 @@
 // Tables that grow with use are pruned: idempotency keys after KEELSON_IDEMPOTENCY_TTL (24 h),
 // audit rows after KEELSON_RETAIN_AUDIT, transitions after KEELSON_RETAIN_TRANSITIONS but never a
-// deployment's newest ones (the visualizer's timeline). deployment_history is kept: it is the
+// deployment's newest ones (the visualizer's timeline), and outbox events with their deliveries
+// after KEELSON_RETAIN_TRANSITIONS once none is pending. deployment_history is kept: it is the
 // record of what ran. Every replica runs the pruner; batches are small, committed one by one and
 // skip rows another replica holds, so nothing waits on a long lock.
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../db/pool.ts';
-import { pruneAuditLog, pruneIdempotencyKeys, pruneTransitions } from './sql/pruneExpired.ts';
+import { pruneAuditLog, pruneEvents, pruneIdempotencyKeys, pruneTransitions } from './sql/pruneExpired.ts';
 
 export interface RetentionPeriods {
   readonly idempotencyMs: number;
@@ -27,6 +28,8 @@ export interface RetentionCounts {
   readonly idempotencyKeys: number;
   readonly auditRows: number;
   readonly transitions: number;
+  /** outbox events (with their deliveries and attempts) */
+  readonly events: number;
 }
 
 export interface Retention {
@@ -68,8 +71,9 @@ export function createRetention(deps: {
       idempotencyKeys: await drain(() => pruneIdempotencyKeys(deps.db, periods.idempotencyMs, batch)),
       auditRows: await drain(() => pruneAuditLog(deps.db, periods.auditMs, batch)),
       transitions: await drain(() => pruneTransitions(deps.db, periods.transitionsMs, periods.keepTransitions, batch)),
+      events: await drain(() => pruneEvents(deps.db, periods.transitionsMs, batch)),
     };
-    if (counts.idempotencyKeys + counts.auditRows + counts.transitions > 0) deps.log.info(counts, 'pruned expired rows');
+    if (counts.idempotencyKeys + counts.auditRows + counts.transitions + counts.events > 0) deps.log.info(counts, 'pruned expired rows');
     return counts;
   };
 

@@ -63,8 +63,25 @@ describe('retention', () => {
       [quiet],
     );
 
+    // outbox events: an old one fully delivered goes (with its deliveries), an old one still
+    // pending and a recent one stay
+    await client.query(`insert into notification_sinks (name, kind, url) values ('r', 'slack', 'https://hooks.example/r')`);
+    await client.query(
+      `insert into deployment_events (id, deployment_id, project, environment, type, action_id, seq, data, occurred_at)
+       select gen_random_uuid(), $1, 'quiet', 'prod', 'deploy.started', 'a' || s, s, '{}', now() - case when s <= 2 then interval '40 days' else interval '1 day' end
+       from generate_series(1, 3) as s`,
+      [quiet],
+    );
+    await client.query(
+      `insert into notification_deliveries (event_id, sink_id, deployment_id, event_position, status)
+       select e.id, s.id, e.deployment_id, e.position, case when e.seq = 2 then 'pending' else 'delivered' end
+       from deployment_events e, notification_sinks s`,
+    );
+
     const retention = createRetention({ db: t.db, log, batchSize: 7 });
-    expect(await retention.runOnce()).toEqual({ idempotencyKeys: 30, auditRows: 25, transitions: 50 });
+    expect(await retention.runOnce()).toEqual({ idempotencyKeys: 30, auditRows: 25, transitions: 50, events: 1 });
+    expect((await client.query('select seq from deployment_events order by seq')).rows.map((r: { seq: string }) => Number(r.seq))).toEqual([2, 3]);
+    expect(await count('notification_deliveries')).toBe(2);
 
     expect(await count('idempotency_keys')).toBe(10);
     expect(await count('audit_log', "action = 'x'")).toBe(10);
@@ -72,7 +89,7 @@ describe('retention', () => {
     expect((await client.query('select min(seq) from deployment_transitions where deployment_id = $1', [busy])).rows[0].min).toBe('51');
     expect(await count('deployment_transitions', `deployment_id = '${quiet}'`)).toBe(20);
     expect(await count('deployment_history')).toBe(1);
-    expect(await retention.runOnce()).toEqual({ idempotencyKeys: 0, auditRows: 0, transitions: 0 });
+    expect(await retention.runOnce()).toEqual({ idempotencyKeys: 0, auditRows: 0, transitions: 0, events: 0 });
   });
 
   it('honours configured periods', async () => {

@@ -45,3 +45,21 @@ export async function pruneTransitions(db: Pick<CommonQueryMethods, 'oneFirst'>,
     )
     select count(*)::int as n from gone`);
 }
+
+/**
+ * Outbox events older than the retention period whose deliveries are all finished (delivered or
+ * dead): their deliveries and attempts go with them. An event with a pending delivery stays, so
+ * the order of a deployment's deliveries never changes.
+ */
+export async function pruneEvents(db: Pick<CommonQueryMethods, 'oneFirst'>, olderThanMs: number, batch: number): Promise<number> {
+  return await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    with doomed as (
+      select e.id from deployment_events e
+      where e.occurred_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        and not exists (select 1 from notification_deliveries d where d.event_id = e.id and d.status = 'pending')
+      order by e.occurred_at limit ${batch} for update of e skip locked
+    ), gone as (
+      delete from deployment_events e using doomed d where e.id = d.id returning 1
+    )
+    select count(*)::int as n from gone`);
+}

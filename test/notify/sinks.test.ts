@@ -1,0 +1,94 @@
+// The pure parts of delivery: retry decisions, and what each kind of sink sends.
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { afterFailure, type RetryPolicy } from '../../src/notify/retry.ts';
+import { sinkUrlProblem, urlHost } from '../../src/notify/sinkRules.ts';
+import { SINKS } from '../../src/notify/sinks/index.ts';
+import { imageVersion, registryBody } from '../../src/notify/sinks/registry.ts';
+import type { SinkSettings, StoredEvent } from '../../src/notify/sinks/sink.ts';
+import { slackText } from '../../src/notify/sinks/slack.ts';
+
+const policy: RetryPolicy = { baseMs: 1000, maxMs: 60_000, horizonMs: 3_600_000 };
+
+describe('afterFailure', () => {
+  it.each([
+    { attempts: 1, age: 0, random: 0, expected: { dead: false, delayMs: 500 } },
+    { attempts: 1, age: 0, random: 1, expected: { dead: false, delayMs: 1000 } },
+    { attempts: 3, age: 0, random: 0, expected: { dead: false, delayMs: 2000 } },
+    { attempts: 3, age: 0, random: 0.5, expected: { dead: false, delayMs: 3000 } },
+    // capped at maxMs
+    { attempts: 30, age: 0, random: 1, expected: { dead: false, delayMs: 60_000 } },
+    // the last try is made at the horizon itself
+    { attempts: 30, age: 3_590_000, random: 1, expected: { dead: false, delayMs: 10_000 } },
+    // a failure at or after the horizon is final
+    { attempts: 31, age: 3_600_000, random: 1, expected: { dead: true } },
+    { attempts: 2, age: 4_000_000, random: 0, expected: { dead: true } },
+  ])('attempt $attempts at age $age ms (random $random) → $expected', ({ attempts, age, random, expected }) => {
+    expect(afterFailure(policy, attempts, age, () => random)).toEqual(expected);
+  });
+});
+
+const event = (type: string, data: Partial<StoredEvent['data']> = {}): StoredEvent => ({
+  id: '0b8a8a52-7a4e-5c1c-9a55-6f0e2a1b3c4d',
+  type,
+  project: 'shop',
+  environment: 'prod',
+  occurredAt: '2026-01-01T00:00:06.000Z',
+  data: {
+    deployment_id: 'd', action: 'deploy', action_id: '2-2-deploy', automatic: false, outcome: 'succeeded', image_ref: 'reg.example:5000/shop:1.4.2',
+    sha: '0123456789abcdef0123', generation: 2, triggered_by: 'desired-state', error: null, started_at: null, finished_at: null, duration_ms: 5500,
+    project: 'shop', environment: 'prod', namespace: 'shop-prod', ...data,
+  },
+});
+const settings = (kind: SinkSettings['kind'], secret: string | null = null): SinkSettings => ({
+  kind, url: 'https://hooks.example/x', secret, headers: { Authorization: 'Bearer t', 'Content-Type': 'text/evil' },
+});
+
+describe('sinks', () => {
+  it('webhook: a structured CloudEvent, signed over the exact body; custom headers cannot replace keelson\'s', () => {
+    const request = SINKS.webhook.build(event('deploy.succeeded'), settings('webhook', 'k'.repeat(16)), { publicUrl: 'https://keelson.example' })!;
+    expect(JSON.parse(request.body)).toEqual({
+      specversion: '1.0', id: '0b8a8a52-7a4e-5c1c-9a55-6f0e2a1b3c4d', source: 'https://keelson.example/api/projects/shop/deployments/prod',
+      type: 'deploy.succeeded', subject: 'shop/prod', time: '2026-01-01T00:00:06.000Z', datacontenttype: 'application/json', data: event('deploy.succeeded').data,
+    });
+    expect(request.headers['x-keelson-signature-256']).toBe(`sha256=${createHmac('sha256', 'k'.repeat(16)).update(request.body).digest('hex')}`);
+    expect(request.headers['content-type']).toBe('application/cloudevents+json; charset=utf-8');
+    expect(request.headers.Authorization).toBe('Bearer t');
+    expect(Object.entries(request.headers).filter(([name]) => name.toLowerCase() === 'content-type').length).toBe(1);
+  });
+
+  it('slack: project, environment, image, commit, outcome, duration and a link; markup from rows escaped', () => {
+    const text = slackText(event('deploy.failed', { outcome: 'failed', error: 'pod <crash> & burn' }), { publicUrl: 'https://keelson.example' });
+    expect(text).toBe(
+      ':x: *deploy failed*: shop/prod\nimage `reg.example:5000/shop:1.4.2` · commit `0123456789ab` · took 5.5 s\n> pod &lt;crash&gt; &amp; burn\n<https://keelson.example/ui/deployments/shop/prod|Open in keelson>',
+    );
+    expect(slackText(event('rollback.started', { automatic: true, duration_ms: null, sha: null }), { publicUrl: null })).toBe(
+      ':arrow_forward: *auto-rollback started*: shop/prod\nimage `reg.example:5000/shop:1.4.2`',
+    );
+  });
+
+  it('registry: a succeeded deploy or rollback registers the version; nothing else is sent', () => {
+    expect(registryBody(event('deploy.succeeded'))).toEqual({
+      name: 'shop', version: '1.4.2', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: false,
+    });
+    expect(registryBody(event('rollback.succeeded'))).toMatchObject({ rollback: true });
+    expect(SINKS.registry.build(event('deploy.failed'), settings('registry'), { publicUrl: null })).toBeNull();
+    expect(SINKS.registry.build(event('deploy.started'), settings('registry'), { publicUrl: null })).toBeNull();
+    expect([imageVersion('shop'), imageVersion('reg:5000/shop'), imageVersion('shop@sha256:abc'), imageVersion('shop:2@sha256:abc')]).toEqual(['latest', 'latest', 'sha256:abc', '2']);
+  });
+
+  it.each([
+    ['https://hooks.example/x', null],
+    ['http://10.0.0.1:8080/hook', null],
+    ['ftp://hooks.example/x', 'not http(s) with a host'],
+    ['https://user:pw@hooks.example/', 'carries user:password@'],
+    ['https:///nohost', 'not http(s) with a host'],
+    ['https://hooks.example/a b', 'not 1-2048 visible ASCII characters'],
+  ])('sink URL %s → %s', (url, problem) => {
+    expect(sinkUrlProblem(url)).toBe(problem);
+  });
+
+  it('shows the scheme and host of a URL only', () => {
+    expect(urlHost('https://hooks.slack.com/services/T000/B000/XXXXSECRET')).toBe('https://hooks.slack.com');
+  });
+});
