@@ -44,7 +44,7 @@ export interface DeploymentRouteDeps {
 const TAGS = ['deployments'];
 const DEPLOYMENT_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, values_override, ops_repo_id, manifest_path,
-  namespace, auto_rollback, generation, current_status, current_image_ref, current_sha, deployed_at,
+  namespace, auto_rollback, rollback_to, generation, current_status, current_image_ref, current_sha, deployed_at,
   last_error, observed_generation, status_changed_at, created_at, updated_at`;
 const SUMMARY_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, current_status, current_image_ref, deployed_at,
@@ -422,7 +422,8 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         const row = await loadDeployment(db, principal, params.project, params.env);
         const limit = query.limit ?? 50;
         const rows = await db.any(sql.type(HistoryRow)`
-          select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at
+          select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at,
+                 values_hash, values_redacted, inventory
           from deployment_history where deployment_id = ${row.id} and ${pageFragment(query.before)}
           order by id desc limit ${limit + 1}`);
         return { status: 200, body: paginate(rows.map(redactHistoryError), limit) };
