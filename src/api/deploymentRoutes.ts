@@ -8,7 +8,7 @@ import { errorMessage } from '../errors.ts';
 import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
 import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
 import type { EventStreams } from './eventStreams.ts';
-import { ApiError, notFound, parseOr400 } from './httpErrors.ts';
+import { ApiError, notFound } from './httpErrors.ts';
 import { redactHistoryError, redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
@@ -376,9 +376,10 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         404: { description: 'No such deployment (or outside the token\'s scope), or `release` is not a release of it.' },
         409: { description: 'No previous healthy version to roll back to, or `release` did not succeed.' },
       },
-      handler: async ({ db, principal, params, audit, req }) => {
-        // optional body: `keelson rollback` and older clients send none
-        const body = parseOr400(RollbackBody, req.body ?? {}, 'body');
+      // optional: `keelson rollback` and older clients send none
+      body: RollbackBody,
+      bodyOptional: true,
+      handler: async ({ db, principal, params, audit, body }) => {
         const before = await loadDeployment(db, principal, params.project, params.env);
         await assertPlacementAllowed(db, params.project, placementOf(before));
         const release = body.release ?? null;
