@@ -13,8 +13,9 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  * Bump when the shape of states or context changes; stored with every snapshot. A snapshot of
  * an older version is brought up to date by `migratePersistedSnapshot` on restore.
  * 2: `work.plan` (an opaque handle) replaced `work.rendered` (the rendered objects, Secrets included).
+ * 3: releases (issue #13): `work.head`, `work.release`, `work.values`, `deployed.head`.
  */
-export const MACHINE_VERSION = '2';
+export const MACHINE_VERSION = '3';
 
 export type DesiredStatus = 'active' | 'stopped' | 'rollback';
 export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback';
@@ -32,6 +33,26 @@ export interface Desired {
   readonly manifestPath: string | null;
   readonly valuesOverride: Record<string, unknown>;
   readonly autoRollback: boolean;
+  /** deployments.rollback_to: with desiredStatus 'rollback', the release (history id) to go back to */
+  readonly rollbackTo?: number | null;
+}
+
+/** What a rollback renders again: the release's commit and values, not today's (issue #13). */
+export interface ReleaseSource {
+  readonly historyId: number;
+  readonly sha: string | null;
+  /** null: the release predates migration 0007; today's values_override is used */
+  readonly valuesOverride: Record<string, unknown> | null;
+}
+
+/** The values an action rendered with, as its release records them. */
+export interface RenderedValues {
+  /** of the merged values the templates saw */
+  readonly hash: string;
+  /** those values with secrets redacted (src/releases/values.ts) */
+  readonly redacted: unknown;
+  /** the values_override rendered with */
+  readonly override: Record<string, unknown>;
 }
 
 export interface ObjectRef {
@@ -88,7 +109,14 @@ export interface Work {
   /** the image being deployed; for a rollback, set once the target is found */
   readonly imageRef: string;
   readonly triggeredBy: string;
+  /** the commit rendered: the fetched head, or the release's commit for a rollback */
   readonly sha: string | null;
+  /** the branch head this action saw (differs from sha for a rollback to an older commit) */
+  readonly head: string | null;
+  /** a rollback's target, once found */
+  readonly release: ReleaseSource | null;
+  /** set by render */
+  readonly values: RenderedValues | null;
   /** rendered, not yet applied (null before render and once applied) */
   readonly plan: PlanHandle | null;
   readonly prune: boolean;
@@ -111,14 +139,22 @@ export interface Completed {
   readonly phases: readonly Phase[];
   readonly error: string | null;
   readonly triggeredBy: string;
-  /** a succeeded rollback writes its image back as the row's desired state */
+  /** a succeeded rollback writes its image (and its release's values) back as the row's desired state */
   readonly writeBack: boolean;
+  /** the release: what was rendered (null when nothing was, e.g. a stop) */
+  readonly valuesHash: string | null;
+  readonly valuesRedacted: unknown;
+  readonly valuesOverride: Record<string, unknown> | null;
+  /** the objects applied (null when the apply did not happen) */
+  readonly inventory: readonly ObjectRef[] | null;
 }
 
 /** What is running in the cluster after the last successful action. */
 export interface Deployed {
   readonly imageRef: string;
   readonly sha: string | null;
+  /** the branch head when it was deployed: the drift check redeploys when the branch moves past it */
+  readonly head: string | null;
   readonly deployedAt: string;
   readonly spec: string;
   readonly applied: readonly ObjectRef[];
@@ -164,10 +200,19 @@ export type DeploymentEvent =
   | { type: 'TICK'; now: number };
 
 // ---- effect inputs and outputs (the runtime implements these) ----
-export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean }
-export interface SyncResult { sha: string | null }
+/** `pin`: the commit to render (a rollback's release) instead of the branch head */
+export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean; pin?: string | null }
+/** `sha`: the commit to render; `head`: the branch head seen (defaults to sha) */
+export interface SyncResult { sha: string | null; head?: string | null }
 export interface RenderInput { deploymentId: string; desired: Desired; imageRef: string; sha: string | null }
-export interface RenderResult { plan: PlanHandle; files: string[]; /** opt-in: delete labelled objects no longer rendered */ prune?: boolean }
+export interface RenderResult {
+  plan: PlanHandle;
+  files: string[];
+  /** opt-in: delete labelled objects no longer rendered */
+  prune?: boolean;
+  /** the merged values: hash and redacted copy */
+  values?: { hash: string; redacted: unknown };
+}
 /** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
 export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean }
 export interface ApplyResult { applied: ObjectRef[] }
@@ -175,8 +220,9 @@ export interface VerifyInput { deploymentId: string; namespace: string; applied:
 export interface VerifyResult { message: string }
 export interface ScaleInput { deploymentId: string; namespace: string }
 export interface ScaleResult { message: string }
-export interface FindTargetInput { deploymentId: string }
-export interface FindTargetResult { imageRef: string; sha: string | null }
+/** `release`: the history id a rollback was asked to go back to (deployments.rollback_to) */
+export interface FindTargetInput { deploymentId: string; release?: number | null }
+export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null }
 export interface DriftInput { deploymentId: string; desired: Desired; deployed: Deployed }
 export interface DriftResult { drifted: boolean; reason: string | null }
 
@@ -266,12 +312,12 @@ function cutShort(context: DeploymentContext, next: Desired, nextAction: Action)
   if (!work || work.verifyDeadline === null || !context.desired) return null;
   const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
   // the desired state that was applied, as `succeed` would have recorded it
-  const applied: Desired = rolledBack ? { ...context.desired, imageRef: work.imageRef, desiredStatus: 'active' } : context.desired;
+  const applied: Desired = rolledBack ? rolledBackDesired(context.desired, work) : context.desired;
   const appliedAt = work.phases.find((p) => p.name === 'apply')?.finished_at ?? iso(work.verifyDeadline - context.config.verifyTimeoutMs);
   const how = nextAction === 'stop' ? 'stopped' : 'superseded';
   const error = `${how} by generation ${next.generation} (${nextAction}) before verification finished: ${work.imageRef} was applied but not verified`;
   return {
-    deployed: { imageRef: work.imageRef, sha: work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
+    deployed: { imageRef: work.imageRef, sha: work.sha, head: work.head ?? work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
     completed: complete(work, 'superseded', work.phases, error, work.imageRef),
   };
 }
@@ -295,6 +341,9 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       imageRef: action === 'rollback' || action === 'auto-rollback' ? '' : desired.imageRef,
       triggeredBy,
       sha: null,
+      head: null,
+      release: null,
+      values: null,
       plan: null,
       prune: false,
       applied: deployed?.applied ?? [],
@@ -400,11 +449,13 @@ export const deploymentMachine = setup({
     recordSync: assign(({ context, event }) => {
       const output = (event as unknown as DoneEvent<SyncResult>).output;
       if (!context.work) return {};
-      const detail = output.value.sha ? `ops repo at ${output.value.sha}` : 'built-in template';
+      const pinned = output.value.head !== undefined && output.value.head !== output.value.sha && output.value.sha !== null;
+      const detail = output.value.sha ? `ops repo at ${output.value.sha}${pinned ? ` (the release's commit; branch at ${output.value.head ?? 'unknown'})` : ''}` : 'built-in template';
       return {
         work: {
           ...context.work,
           sha: output.value.sha,
+          head: output.value.head === undefined ? output.value.sha : output.value.head,
           attempt: 0,
           retryAt: null,
           phases: [...context.work.phases, phase('sync', output.startedAt, output.finishedAt, detail, null)],
@@ -420,6 +471,7 @@ export const deploymentMachine = setup({
           ...context.work,
           plan: output.value.plan,
           prune: output.value.prune === true,
+          values: output.value.values ? { ...output.value.values, override: renderedDesired(context).valuesOverride } : null,
           attempt: 0,
           retryAt: null,
           phases: [...context.work.phases, phase('render', output.startedAt, output.finishedAt, detail, null)],
@@ -448,14 +500,18 @@ export const deploymentMachine = setup({
     recordTarget: assign(({ context, event }) => {
       const output = (event as unknown as DoneEvent<FindTargetResult | null>).output;
       if (!context.work || !output.value) return {};
+      const target = output.value;
+      const release: ReleaseSource | null =
+        target.historyId === undefined ? null : { historyId: target.historyId, sha: target.sha, valuesOverride: target.valuesOverride ?? null };
+      const detail = release
+        ? `rolling back to ${target.imageRef} (release ${release.historyId}${release.sha ? `, commit ${release.sha.slice(0, 12)}` : ''})`
+        : `rolling back to ${target.imageRef}`;
       return {
         work: {
           ...context.work,
-          imageRef: output.value.imageRef,
-          phases: [
-            ...context.work.phases,
-            phase('find-target', output.startedAt, output.finishedAt, `rolling back to ${output.value.imageRef}`, null),
-          ],
+          imageRef: target.imageRef,
+          release,
+          phases: [...context.work.phases, phase('find-target', output.startedAt, output.finishedAt, detail, null)],
         },
       };
     }),
@@ -478,7 +534,7 @@ export const deploymentMachine = setup({
       const phases = [...work.phases, phase(stopping ? 'scale' : 'verify', output.startedAt, output.finishedAt, output.value.message, null)];
       const imageRef = stopping ? (context.deployed?.imageRef ?? context.desired.imageRef) : work.imageRef;
       const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
-      const desiredAfter: Desired = rolledBack ? { ...context.desired, imageRef, desiredStatus: 'active' } : context.desired;
+      const desiredAfter: Desired = rolledBack ? rolledBackDesired(context.desired, work) : context.desired;
       return {
         lastError: null,
         work: null,
@@ -486,6 +542,7 @@ export const deploymentMachine = setup({
         deployed: {
           imageRef,
           sha: stopping ? (context.deployed?.sha ?? null) : work.sha,
+          head: stopping ? (context.deployed?.head ?? context.deployed?.sha ?? null) : (work.head ?? work.sha),
           deployedAt: stopping ? (context.deployed?.deployedAt ?? iso(output.finishedAt)) : iso(output.finishedAt),
           spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
           applied: work.applied,
@@ -625,7 +682,14 @@ export const deploymentMachine = setup({
 });
 
 function complete(work: Work, status: Completed['status'], phases: readonly Phase[], error: string | null, imageRef: string): Completed {
+  const rendered = work.action !== 'stop' && work.values ? work.values : null;
+  // applied once verifyDeadline is set (recordApply); before, work.applied is the previous inventory
+  const applied = work.action !== 'stop' && (work.verifyDeadline !== null || status === 'succeeded');
   return {
+    valuesHash: rendered?.hash ?? null,
+    valuesRedacted: rendered?.redacted ?? null,
+    valuesOverride: rendered?.override ?? null,
+    inventory: applied ? work.applied : null,
     actionId: work.actionId,
     action: work.action,
     status,
@@ -692,20 +756,48 @@ function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-r
   } as unknown as { initial: 'running' };
 }
 
+/**
+ * The desired state a rollback's release is rendered from: its image and, when recorded, its
+ * values_override, with the row's other columns (namespace, manifest path, …) as they are now.
+ */
+function rolledBackDesired(desired: Desired, work: Work): Desired {
+  const release = work.release ?? null;
+  return {
+    ...desired,
+    imageRef: work.imageRef,
+    desiredStatus: 'active',
+    ...(release?.valuesOverride ? { valuesOverride: release.valuesOverride } : {}),
+  };
+}
+
+/** What the action renders: the row's desired state, or for a rollback the release's values. */
+function renderedDesired(context: Ctx): Desired {
+  const desired = context.desired!;
+  const release = context.work?.release ?? null;
+  return release?.valuesOverride ? { ...desired, valuesOverride: release.valuesOverride } : desired;
+}
+
 function effectInput(effect: Effect, context: Ctx): unknown {
   const desired = context.desired!;
   const work = context.work!;
+  const rendered = renderedDesired(context);
   switch (effect) {
     case 'sync':
-      return { deploymentId: context.deploymentId, opsRepoId: desired.opsRepoId, force: work.triggeredBy === 'desired-state' } satisfies SyncInput;
+      return {
+        deploymentId: context.deploymentId,
+        opsRepoId: desired.opsRepoId,
+        force: work.triggeredBy === 'desired-state',
+        // a rollback renders its release's commit (a release of the built-in template has none)
+        pin: work.release?.sha ?? null,
+      } satisfies SyncInput;
     case 'render':
-      return { deploymentId: context.deploymentId, desired, imageRef: work.imageRef, sha: work.sha } satisfies RenderInput;
+      return { deploymentId: context.deploymentId, desired: rendered, imageRef: work.imageRef, sha: work.sha } satisfies RenderInput;
     case 'apply':
       return {
         deploymentId: context.deploymentId,
         namespace: desired.namespace,
         plan: work.plan,
-        render: { deploymentId: context.deploymentId, desired, imageRef: work.imageRef, sha: work.sha },
+        render: { deploymentId: context.deploymentId, desired: rendered, imageRef: work.imageRef, sha: work.sha },
         previous: context.deployed?.applied ?? [],
         prune: work.prune,
       } satisfies ApplyInput;
@@ -714,7 +806,11 @@ function effectInput(effect: Effect, context: Ctx): unknown {
     case 'scale':
       return { deploymentId: context.deploymentId, namespace: desired.namespace } satisfies ScaleInput;
     case 'findRollbackTarget':
-      return { deploymentId: context.deploymentId } satisfies FindTargetInput;
+      // an explicit target only for a rollback the row asked for (not an auto-rollback)
+      return {
+        deploymentId: context.deploymentId,
+        release: work.action === 'rollback' ? (desired.rollbackTo ?? null) : null,
+      } satisfies FindTargetInput;
   }
 }
 
@@ -743,7 +839,42 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
  */
 export function migratePersistedSnapshot(snapshot: unknown, version: string): unknown {
   if (version === MACHINE_VERSION) return snapshot;
-  if (version !== '1' || !isObject(snapshot) || !isObject(snapshot.context)) return undefined;
+  if (version === '1') {
+    const v2 = from1to2(snapshot);
+    return v2 === undefined ? undefined : from2to3(v2);
+  }
+  if (version === '2') return from2to3(snapshot);
+  return undefined;
+}
+
+/**
+ * 2 → 3: releases. Work gets `head` (its sha: version 2 rendered the head it fetched), no
+ * `release` (a version-2 rollback found its target by image and renders today's values, as it
+ * would have) and no `values` (its history row records none); the deployed state gets `head`
+ * (its sha), so the drift check compares as before. In-flight invocations keep their input: a
+ * `sync` without `pin` fetches the head, a `findRollbackTarget` without `release` takes the default.
+ */
+function from2to3(snapshot: unknown): unknown {
+  if (!isObject(snapshot) || !isObject(snapshot.context)) return undefined;
+  const context: Json = { ...snapshot.context };
+  if (isObject(context.work)) {
+    const work = context.work;
+    context.work = { ...work, head: work.head ?? work.sha ?? null, release: work.release ?? null, values: work.values ?? null };
+  }
+  if (isObject(context.deployed)) {
+    const deployed = context.deployed;
+    context.deployed = { ...deployed, head: deployed.head ?? deployed.sha ?? null };
+  }
+  if (isObject(context.completed)) {
+    const completed = context.completed;
+    context.completed = { valuesHash: null, valuesRedacted: null, valuesOverride: null, inventory: null, ...completed };
+  }
+  if (isObject(context.desired)) context.desired = { rollbackTo: null, ...context.desired };
+  return { ...snapshot, context };
+}
+
+function from1to2(snapshot: unknown): unknown {
+  if (!isObject(snapshot) || !isObject(snapshot.context)) return undefined;
   const context = snapshot.context;
   const migrated: Json = { ...snapshot, context };
   if (isObject(context.work)) {

@@ -23,6 +23,7 @@ import { createMetrics } from './metrics.ts';
 import { createOpsRepoManager } from './opsrepo/opsRepoManager.ts';
 import { createRenderer } from './render/renderer.ts';
 import { createRolloutEffects } from './runtime/rolloutEffects.ts';
+import { createGitSource } from './source/gitSource.ts';
 import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import type { SimulatorOptions } from './sim/index.ts';
 import { createRetention } from './tenancy/retention.ts';
@@ -128,7 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       log: log.child({ part: 'runtime' }),
       metrics,
       instanceId,
-      effects: createRolloutEffects({ db, kube, opsRepos, renderer, log }),
+      effects: createRolloutEffects({ db, kube, source: createGitSource({ opsRepos, dataDir: config.dataDir }), renderer, log }),
       tickIntervalMs: config.tickIntervalMs,
       leaseTtlMs: config.leaseTtlMs,
       // queued journal writes get what the shutdown bound leaves after the forced stop's

@@ -36,7 +36,7 @@ export interface ApiDeps {
   metrics: Metrics;
   runtime?: ReadinessOfRuntime;
   kube?: { liveStatus(deploymentId: string, namespace: string): Promise<LiveResource[]> };
-  opsRepos?: { sync(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> };
+  opsRepos?: { fetch(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> };
   /** SSE limits and heartbeat (KEELSON_SSE_MAX_PER_TOKEN, KEELSON_SSE_MAX; DEFAULT_STREAM_LIMITS). */
   streamLimits?: Partial<StreamLimits>;
   /** KEELSON_ALLOW_FILE_REPOS (default false). */

@@ -2,7 +2,7 @@
 // transitions and the live event stream of each deployment.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
+import { chooseRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import { DeploymentRow, HistoryRow, TransitionRow, defaultNamespace } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
 import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
@@ -44,7 +44,7 @@ export interface DeploymentRouteDeps {
 const TAGS = ['deployments'];
 const DEPLOYMENT_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, values_override, ops_repo_id, manifest_path,
-  namespace, auto_rollback, generation, current_status, current_image_ref, current_sha, deployed_at,
+  namespace, auto_rollback, rollback_to, generation, current_status, current_image_ref, current_sha, deployed_at,
   last_error, observed_generation, status_changed_at, created_at, updated_at`;
 const SUMMARY_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, current_status, current_image_ref, deployed_at,
@@ -159,6 +159,10 @@ function paginate<T extends { id: number }>(rows: readonly T[], limit: number) {
   const items = rows.slice(0, limit);
   return { items, next: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
 }
+
+const RollbackBody = z.strictObject({
+  release: z.number().int().positive().optional().meta({ description: 'The deployment_history id of the release to roll back to; it must belong to this deployment and have succeeded.' }),
+});
 
 function valuesSummary(values: Record<string, unknown> | undefined) {
   // template values may hold secrets: the audit log records which keys changed, not values
@@ -363,30 +367,43 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       method: 'post',
       path: '/api/projects/:project/deployments/:env/rollback',
       operationId: 'rollbackDeployment',
-      summary: 'Roll back to the previous healthy version (sets desired_status = rollback).',
+      summary: 'Roll back to a release: by default the newest earlier healthy one that differs from the current one in image, commit or values; or the one named by `release` (a history id). Its commit and values are rendered again (sets desired_status = rollback, rollback_to = release).',
       tags: TAGS,
       access: 'deploy:promote',
       params: DeploymentParams,
       responses: {
         202: { description: 'Accepted: the actor rolls back to `target`.', schema: RollbackAccepted, headers: etagHeader },
-        404: { description: 'No such deployment (or outside the token\'s scope).' },
-        409: { description: 'No previous healthy version to roll back to.' },
+        404: { description: 'No such deployment (or outside the token\'s scope), or `release` is not a release of it.' },
+        409: { description: 'No previous healthy version to roll back to, or `release` did not succeed.' },
       },
-      handler: async ({ db, principal, params, audit }) => {
+      // optional: `keelson rollback` and older clients send none
+      body: RollbackBody,
+      bodyOptional: true,
+      handler: async ({ db, principal, params, audit, body }) => {
         const before = await loadDeployment(db, principal, params.project, params.env);
         await assertPlacementAllowed(db, params.project, placementOf(before));
-        const target = await findRollbackTarget(db, before.id);
-        if (!target) {
+        const release = body.release ?? null;
+        const choice = await chooseRollbackTarget(db, before.id, release, `${params.project}/${params.env}`);
+        if (choice.kind === 'refused') {
+          throw new ApiError(choice.status, choice.status === 404 ? 'release_not_found' : 'release_not_succeeded', choice.reason);
+        }
+        if (choice.kind === 'none') {
           throw new ApiError(409, 'no_rollback_target', `${params.project}/${params.env} has no previous healthy version to roll back to; deploy a known-good image with PATCH instead.`);
         }
+        const target = choice.release;
         const row = await db.one(sql.type(DeploymentRow)`
-          update deployments set desired_status = 'rollback' where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+          update deployments set desired_status = 'rollback', rollback_to = ${release} where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
         await audit('deployment.rollback', `${row.project}/${row.environment}`, {
           from_image_ref: before.image_ref,
           target_image_ref: target.image_ref,
+          target_release: target.history_id,
           generation: { from: before.generation, to: row.generation },
         });
-        return { status: 202, body: { deployment: redactLastError(row), target }, headers: { ETag: etagOf(row) } };
+        return {
+          status: 202,
+          body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id } },
+          headers: { ETag: etagOf(row) },
+        };
       },
     }),
     jsonRoute({
@@ -406,7 +423,8 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         const row = await loadDeployment(db, principal, params.project, params.env);
         const limit = query.limit ?? 50;
         const rows = await db.any(sql.type(HistoryRow)`
-          select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at
+          select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at,
+                 values_hash, values_redacted, inventory
           from deployment_history where deployment_id = ${row.id} and ${pageFragment(query.before)}
           order by id desc limit ${limit + 1}`);
         return { status: 200, body: paginate(rows.map(redactHistoryError), limit) };

@@ -90,7 +90,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
             ]
           : []),
       ],
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } } : {}),
+      ...(route.body ? { requestBody: { required: !route.bodyOptional, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } } : {}),
       responses,
     };
     const path = toOpenApiPath(route.path);

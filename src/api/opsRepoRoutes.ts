@@ -14,7 +14,7 @@ import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import { CreateOpsRepoBody, OpsRepo, OpsRepoList, OpsRepoParams, PatchOpsRepoBody, SyncResult, WebhookAccepted } from './schemas.ts';
 
 export interface OpsRepoRouteDeps {
-  readonly opsRepos?: { sync(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> } | undefined;
+  readonly opsRepos?: { fetch(repoId: string, options?: { force?: boolean }): Promise<{ sha: string; fetched: boolean }> } | undefined;
   /** KEELSON_ALLOW_FILE_REPOS */
   readonly allowFileRepos: boolean;
   readonly log: Logger;
@@ -202,7 +202,7 @@ export function opsRepoRoutes(deps: OpsRepoRouteDeps): AnyRoute[] {
         }
         let result: { sha: string; fetched: boolean };
         try {
-          result = await deps.opsRepos.sync(repo.id, { force: true });
+          result = await deps.opsRepos.fetch(repo.id, { force: true });
         } catch (error) {
           throw new ApiError(502, 'sync_failed', `Syncing ops repo "${repo.name}" failed: ${redactSecrets(errorMessage(error))}`, { cause: error });
         }
@@ -256,7 +256,7 @@ export function opsRepoRoutes(deps: OpsRepoRouteDeps): AnyRoute[] {
         }
         await audit('ops_repo.webhook', `ops-repo/${repo.name}`, { source: verdict.source, reason: intent.reason }, `webhook:${verdict.source}`);
         // git hosts give up after ~10 s; a fetch may take longer: answer first, record the outcome on the row
-        syncer.sync(repo.id, { force: true }).catch((error: unknown) => {
+        syncer.fetch(repo.id, { force: true }).catch((error: unknown) => {
           deps.log.warn({ opsRepo: repo.name, err: { message: redactSecrets(errorMessage(error)) } }, 'webhook-triggered sync failed');
         });
         res.status(202).json({ syncing: true, reason: intent.reason });

@@ -51,6 +51,8 @@ interface RouteBase<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodTyp
   readonly params?: P;
   readonly query?: Q;
   readonly body?: B;
+  /** the body may be left out (then it is parsed as `{}`): for a body of optional fields added later */
+  readonly bodyOptional?: boolean;
   readonly headers?: ReadonlyArray<{ name: string; description: string; required?: boolean }>;
   readonly responses: Readonly<Record<number, ResponseSpec>>;
 }
@@ -153,12 +155,13 @@ export function registerRoute(app: express.Express, route: AnyRoute, deps: Route
     const principal = await authenticate(deps, req, route.access);
     const params = route.params ? parseOr400(route.params, req.params, 'path') : {};
     const query = parseOr400(route.query ?? NoQuery, req.query, 'query');
-    if (route.body && (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body))) {
+    const given = route.bodyOptional && (req.body === undefined || req.body === null) ? {} : req.body;
+    if (route.body && (given === undefined || given === null || typeof given !== 'object' || Array.isArray(given))) {
       throw new ApiError(400, 'invalid_request', 'Expected a JSON object body with Content-Type: application/json.', {
         details: [{ field: '(body)', message: 'expected a JSON object' }],
       });
     }
-    const body = route.body ? parseOr400(route.body, req.body, 'body') : undefined;
+    const body = route.body ? parseOr400(route.body, given, 'body') : undefined;
     const auditTo = (db: CommonQueryMethods) => async (action: string, target: string, payload: Record<string, unknown> = {}, actor?: string) => {
       await db.query(sql.unsafe`
         insert into audit_log (actor, action, target, payload, ip)

@@ -231,18 +231,22 @@ export const deployCommand: Command = {
   },
 };
 
-const ROLLBACK_USAGE = `keelson rollback <project> <env> ${COMMON_USAGE}`;
+const ROLLBACK_USAGE = `keelson rollback <project> <env> [--release <history id>] ${COMMON_USAGE}`;
 export const rollbackCommand: Command = {
-  summary: 'Roll an environment back to its previous healthy version and follow it.',
+  summary: 'Roll an environment back to its previous healthy release (or the one named by --release) and follow it.',
   usage: ROLLBACK_USAGE,
   run: async (argv) => {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...OPTIONS, release: { type: 'string' } } });
     const [project, env] = target(positionals, ROLLBACK_USAGE);
     const timeoutMs = timeoutOf(values.timeout);
+    const release = values.release === undefined ? undefined : Number(values.release);
+    if (release !== undefined && (!Number.isSafeInteger(release) || release <= 0)) {
+      throw new ConfigError(`--release: expected a history id (a positive integer, see GET …/history); got "${values.release}"`);
+    }
     const api = connect(values);
     const lastSeq = await latestSeq(api, project, env);
-    const { body } = await api.call<{ deployment: Deployment; target: { image_ref: string } }>('POST', `${base(project, env)}/rollback`);
-    console.log(`Rolling back ${project}/${env} to ${body.target.image_ref} (generation ${body.deployment.generation})`);
+    const { body } = await api.call<{ deployment: Deployment; target: { image_ref: string; history_id: number } }>('POST', `${base(project, env)}/rollback`, release === undefined ? {} : { body: { release } });
+    console.log(`Rolling back ${project}/${env} to ${body.target.image_ref}, release ${body.target.history_id} (generation ${body.deployment.generation})`);
     if (values['no-wait']) return 0;
     return (await follow(api, project, env, body.deployment.generation, lastSeq, 'healthy', timeoutMs)) ? 0 : 1;
   },

@@ -25,6 +25,8 @@ export const DeploymentRow = z.object({
   manifest_path: z.string().nullable(),
   namespace: z.string().nullable(),
   auto_rollback: z.boolean(),
+  /** migration 0007; optional for readers that list columns */
+  rollback_to: z.number().int().nullable().optional(),
   generation: z.number().int(),
   current_status: z.enum(CURRENT_STATUSES),
   current_image_ref: z.string().nullable(),
@@ -61,6 +63,11 @@ export const HistoryRow = z.object({
   error: z.string().nullable(),
   triggered_by: z.string(),
   created_at: z.string(),
+  /** the release (migration 0007): null on older rows; optional for readers that list columns */
+  values_hash: z.string().nullable().optional(),
+  values_redacted: z.unknown().optional(),
+  values_override: z.record(z.string(), z.unknown()).nullable().optional(),
+  inventory: z.array(z.object({ apiVersion: z.string(), kind: z.string(), name: z.string(), namespace: z.string().optional() })).nullable().optional(),
 });
 export type HistoryRow = z.infer<typeof HistoryRow>;
 

@@ -22,7 +22,7 @@ const gitEnvironment = (allowFile: boolean) => ({
 // Variables that name a program git may run (simple-git refuses a task that passes them).
 const PROGRAM_VARIABLES = new Set(['EDITOR', 'VISUAL', 'PAGER', 'PREFIX', 'SSH_ASKPASS']);
 
-function childEnvironment(allowFile: boolean): Record<string, string> {
+export function childEnvironment(allowFile: boolean): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     // Ambient GIT_* variables (GIT_DIR, GIT_SSH_COMMAND, GIT_CONFIG_*) could redirect or hijack
@@ -34,6 +34,12 @@ function childEnvironment(allowFile: boolean): Record<string, string> {
   }
   return { ...env, ...gitEnvironment(allowFile) };
 }
+
+/**
+ * Per-command config overrides of whatever the host's config says: no hooks (a fresh clone copies
+ * hooks from init.templateDir; core.hooksPath may point anywhere) and no fsmonitor command.
+ */
+export const SAFE_GIT_CONFIG = ['core.hooksPath=/dev/null', 'core.fsmonitor=false'] as const;
 
 export interface CreateGitOptions {
   readonly baseDir: string;
@@ -48,9 +54,7 @@ export function createGit(options: CreateGitOptions): SimpleGit {
   return simpleGit({
     baseDir: options.baseDir,
     maxConcurrentProcesses: 1,
-    // Per-command overrides of whatever the host's config says: no hooks (a fresh clone copies
-    // hooks from init.templateDir; core.hooksPath may point anywhere) and no fsmonitor command.
-    config: ['core.hooksPath=/dev/null', 'core.fsmonitor=false'],
+    config: [...SAFE_GIT_CONFIG],
     unsafe: { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true },
     allowEnvironment: Object.keys(gitEnvironment(options.allowFileRepos)),
     timeout: { block: options.timeoutMs },

@@ -35,7 +35,8 @@ import { getOpsRepoForSync, type OpsRepoForSync } from './sql/getOpsRepoForSync.
 import { recordOpsRepoFailed } from './sql/recordOpsRepoFailed.ts';
 import { recordOpsRepoSynced } from './sql/recordOpsRepoSynced.ts';
 
-export interface SyncResult {
+/** A checkout and the commit it is at (what `fetch` and `checkout` resolve with). */
+export interface RepoHead {
   readonly repoId: string;
   readonly name: string;
   /** Absolute checkout root. */
@@ -48,12 +49,17 @@ export interface SyncResult {
   readonly fetched: boolean;
 }
 
+/**
+ * Two verbs, one meaning each (the old `sync` had three: forced, by interval, reuse):
+ * - `fetch`: bring the checkout to the remote branch's head — when sync_interval_s has elapsed,
+ *   or always with `force` — and say which commit that is.
+ * - `checkout`: any usable checkout will do (fetched only when there is none), for callers that
+ *   read commits they already know by sha (src/source/ materialises trees from its objects).
+ * Nothing here renders from the checkout's working tree: it moves with every fetch.
+ */
 export interface OpsRepoManager {
-  /**
-   * `force`: fetch whatever the interval says. `reuse`: any usable checkout will do (no fetch
-   * unless there is none), for callers that only need the files, such as the renderer.
-   */
-  sync(repoId: string, options?: { force?: boolean; reuse?: boolean; signal?: AbortSignal }): Promise<SyncResult>;
+  fetch(repoId: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<RepoHead>;
+  checkout(repoId: string, options?: { signal?: AbortSignal }): Promise<RepoHead>;
 }
 
 export interface OpsRepoManagerDeps {
@@ -111,7 +117,7 @@ const FORCE = 2;
 type Freshness = typeof REUSE | typeof INTERVAL | typeof FORCE;
 
 interface Flight {
-  readonly promise: Promise<SyncResult>;
+  readonly promise: Promise<RepoHead>;
   readonly freshness: Freshness;
   readonly controller: AbortController;
   /** Callers with a signal still waiting; the git work is cancelled only when all of them gave up. */
@@ -278,7 +284,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     };
   }
 
-  async function runSync(repoId: string, freshness: Freshness, signal: AbortSignal): Promise<SyncResult> {
+  async function runSync(repoId: string, freshness: Freshness, signal: AbortSignal): Promise<RepoHead> {
     if (signal.aborted) throw abortedError(signal.reason);
     let row: OpsRepoForSync | null;
     try {
@@ -302,7 +308,7 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     }
     const dir = path.join(reposDir, row.name);
     const repoLog = log.child({ opsRepo: row.name, repoUrl: redactRepoUrl(row.repo_url), branch: row.branch });
-    const result = (sha: string, fetched: boolean): SyncResult => ({ repoId: row.id, name: row.name, dir, path: row.path, sha, fetched });
+    const result = (sha: string, fetched: boolean): RepoHead => ({ repoId: row.id, name: row.name, dir, path: row.path, sha, fetched });
     let head: string | null;
     try {
       assertSafeRepoUrl(row.repo_url, { allowFileRepos });
@@ -388,13 +394,13 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     return flight;
   }
 
-  function join(repoId: string, flight: Flight, signal: AbortSignal | undefined): Promise<SyncResult> {
+  function join(repoId: string, flight: Flight, signal: AbortSignal | undefined): Promise<RepoHead> {
     if (!signal) {
       flight.pinned = true;
       return flight.promise;
     }
     flight.waiters += 1;
-    return new Promise<SyncResult>((resolve, reject) => {
+    return new Promise<RepoHead>((resolve, reject) => {
       const onAbort = (): void => {
         flight.waiters -= 1;
         if (flight.waiters === 0 && !flight.pinned) {
@@ -418,21 +424,26 @@ export function createOpsRepoManager(deps: OpsRepoManagerDeps): OpsRepoManager {
     });
   }
 
+  async function request(repoId: string, freshness: Freshness, signal: AbortSignal | undefined): Promise<RepoHead> {
+    if (signal?.aborted) throw abortedError(signal.reason);
+    if (!RepoId.safeParse(repoId).success) {
+      throw new TerminalError(`Ops repo id ${JSON.stringify(repoId)} is not a UUID. Point the deployment at an existing ops repo.`, {
+        code: 'repo_not_registered',
+      });
+    }
+    let flight = flights.get(repoId);
+    // A caller shares a flight at least as fresh as it needs; a less fresh one may be about to
+    // skip the fetch (a forced fetch must really fetch), so it queues behind it instead.
+    if (!flight || flight.freshness < freshness) flight = startFlight(repoId, freshness);
+    return await join(repoId, flight, signal);
+  }
+
   return {
-    async sync(repoId, options = {}) {
-      const { force = false, reuse = false, signal } = options;
-      const freshness: Freshness = force ? FORCE : reuse ? REUSE : INTERVAL;
-      if (signal?.aborted) throw abortedError(signal.reason);
-      if (!RepoId.safeParse(repoId).success) {
-        throw new TerminalError(`Ops repo id ${JSON.stringify(repoId)} is not a UUID. Point the deployment at an existing ops repo.`, {
-          code: 'repo_not_registered',
-        });
-      }
-      let flight = flights.get(repoId);
-      // A caller shares a flight at least as fresh as it needs; a less fresh one may be about to
-      // skip the fetch (a forced sync must really fetch), so it queues behind it instead.
-      if (!flight || flight.freshness < freshness) flight = startFlight(repoId, freshness);
-      return await join(repoId, flight, signal);
+    async fetch(repoId, options = {}) {
+      return await request(repoId, options.force ? FORCE : INTERVAL, options.signal);
+    },
+    async checkout(repoId, options = {}) {
+      return await request(repoId, REUSE, options.signal);
     },
   };
 }

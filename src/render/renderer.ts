@@ -53,9 +53,14 @@ export interface RenderLimits {
 export const DEFAULT_RENDER_LIMITS: RenderLimits = { timeoutMs: 10_000, maxHeapBytes: 128 * MiB, maxObjects: 1_000, maxBytes: 10 * MiB };
 
 export interface RenderInput {
-  /** SyncResult.dir, or null → built-in template. */
+  /** A read-only tree of the commit to render (src/source/), or null → built-in template. */
   readonly root: string | null;
-  /** SyncResult.path ('' = repo root). */
+  /**
+   * Which render processes may serve this render: one that rendered the same key may be reused
+   * (default: `root`). A tree per commit has its own root; the key names the ops repo instead.
+   */
+  readonly processKey?: string;
+  /** ops_repos.path ('' = repo root). */
   readonly basePath: string;
   /** deployments.manifest_path; null → project name. */
   readonly manifestPath: string | null;
@@ -402,7 +407,7 @@ export function createRenderer(limits: RenderLimits = DEFAULT_RENDER_LIMITS, opt
         maxBytes: limits.maxBytes,
         timeoutMs: limits.timeoutMs,
       };
-      return await runJob(input.root, job, files, renderOptions.signal);
+      return await runJob(input.processKey ?? input.root, job, files, renderOptions.signal);
     },
 
     stats: () => ({ ...stats }),

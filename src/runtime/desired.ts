@@ -14,5 +14,6 @@ export function rowToDesired(row: DeploymentRow): Desired {
     manifestPath: row.manifest_path,
     valuesOverride: row.values_override,
     autoRollback: row.auto_rollback,
+    rollbackTo: row.rollback_to ?? null,
   };
 }

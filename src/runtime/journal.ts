@@ -158,27 +158,34 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
   }
 }
 
+// a Completed restored from a version-2 snapshot has none of the release fields
+const jsonbOrNull = (value: unknown) => (value === undefined || value === null ? null : sql.jsonb(JSON.parse(JSON.stringify(value)) as never));
+
 async function writeHistory(tx: DatabaseTransactionConnection, deploymentId: string, completed: Completed): Promise<boolean> {
   const row = await tx.maybeOne(sql.type(z.object({ id: z.number() }))`
     insert into deployment_history
-      (deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by)
+      (deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by,
+       values_hash, values_redacted, values_override, inventory)
     values (${deploymentId}, ${completed.actionId}, ${completed.action}, ${completed.status}, ${completed.imageRef},
             ${completed.sha}, ${completed.generation}, ${sql.jsonb(completed.phases as never)}, ${completed.error},
-            ${completed.triggeredBy})
+            ${completed.triggeredBy}, ${completed.valuesHash ?? null}, ${jsonbOrNull(completed.valuesRedacted)},
+            ${jsonbOrNull(completed.valuesOverride)}, ${jsonbOrNull(completed.inventory)})
     on conflict (deployment_id, action_id) do nothing
     returning id`);
   return row !== null;
 }
 
 /**
- * A succeeded rollback makes the row tell the truth: its image becomes the desired image and
- * desired_status goes back to active — unless someone wrote a newer desired state meanwhile,
+ * A succeeded rollback makes the row tell the truth: its image becomes the desired image, the
+ * values_override it rendered (its release's) the desired values, desired_status goes back to
+ * active and rollback_to is cleared — unless someone wrote a newer desired state meanwhile,
  * which wins.
  */
 async function writeBack(tx: DatabaseTransactionConnection, deploymentId: string, completed: Completed): Promise<number | null> {
   if (!completed.writeBack || completed.status !== 'succeeded') return null;
   const row = await tx.maybeOne(sql.type(z.object({ generation: z.number() }))`
-    update deployments set image_ref = ${completed.imageRef}, desired_status = 'active'
+    update deployments set image_ref = ${completed.imageRef}, desired_status = 'active', rollback_to = null,
+      values_override = coalesce(${jsonbOrNull(completed.valuesOverride)}, values_override)
     where id = ${deploymentId} and generation = ${completed.generation}
     returning generation`);
   return row?.generation ?? null;

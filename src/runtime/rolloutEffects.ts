@@ -9,10 +9,11 @@ import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
 import type { Db } from '../db/pool.ts';
-import { findRollbackTarget } from '../db/queries/findRollbackTarget.ts';
+import { chooseRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Logger } from '../logger.ts';
-import type { OpsRepoManager } from '../opsrepo/opsRepoManager.ts';
-import { KeelsonError } from '../errors.ts';
+import { KeelsonError, TerminalError } from '../errors.ts';
+import { redactValues, valuesHash } from '../releases/values.ts';
+import type { Source, SourceTree } from '../source/source.ts';
 import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts';
 import { scrubText, secretValues } from '../plans/secrets.ts';
 import type { Renderer } from '../render/renderer.ts';
@@ -22,7 +23,8 @@ import type { Effects } from './effects.ts';
 export interface RolloutEffectsDeps {
   readonly db: Db;
   readonly kube: KubeClient;
-  readonly opsRepos: OpsRepoManager;
+  /** ops repo commits: heads to deploy, read-only trees of exactly one commit to render */
+  readonly source: Source;
   readonly renderer: Renderer;
   readonly log: Logger;
   /** Fail-fast grace of verification (kube's DEFAULT_FAIL_FAST_GRACE_MS unless given); tests shorten it. */
@@ -32,21 +34,35 @@ export interface RolloutEffectsDeps {
 }
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
-  const { db, kube, opsRepos, renderer, log } = deps;
+  const { db, kube, source, renderer, log } = deps;
   const plans = deps.plans ?? createPlanCache();
 
   /** Renders and checks the project policy: the objects apply may be given. */
   async function renderChecked(input: RenderInput, signal: AbortSignal) {
     const { desired } = input;
-    // only the files are needed: the sync step fetched; a checkout is cloned only when this
-    // host has none (the deployment was taken over from another process)
-    const checkout = desired.opsRepoId ? await opsRepos.sync(desired.opsRepoId, { reuse: true, signal }) : null;
-    if (checkout && input.sha && checkout.sha !== input.sha) {
-      log.debug({ deploymentId: input.deploymentId, synced: input.sha, rendering: checkout.sha }, 'ops repo moved between sync and render');
+    // Exactly the commit the sync step named (or the release's, for a rollback), from a
+    // read-only tree of that commit: the checkout may have moved on since, and what is rendered,
+    // recorded in history and shown as current_sha must be one commit.
+    let sha = input.sha;
+    if (desired.opsRepoId && !sha) {
+      // only a snapshot from before sync named its commit gets here: take the head once
+      sha = (await source.head(desired.opsRepoId, { signal })).sha;
     }
+    const tree = desired.opsRepoId && sha ? await source.tree(desired.opsRepoId, sha, { signal }) : null;
+    try {
+      return await renderTree(input, tree, signal);
+    } finally {
+      tree?.release();
+    }
+  }
+
+  async function renderTree(input: RenderInput, tree: SourceTree | null, signal: AbortSignal) {
+    const { desired } = input;
     const result = await renderer.render({
-      root: checkout?.dir ?? null,
-      basePath: checkout?.path ?? '',
+      root: tree?.dir ?? null,
+      // one render process may serve every commit of one ops repo (the same template author)
+      ...(tree ? { processKey: `ops-repo:${tree.repoId}` } : {}),
+      basePath: tree?.path ?? '',
       manifestPath: desired.manifestPath,
       imageRef: input.imageRef,
       project: desired.project,
@@ -59,7 +75,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     await enforcePolicy(db, {
       project: desired.project,
       namespace: desired.namespace,
-      opsRepo: checkout?.name ?? null,
+      opsRepo: tree?.name ?? null,
       manifestPath: desired.manifestPath,
       objects: result.objects,
     });
@@ -83,15 +99,38 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
 
   return {
     async sync(input, signal) {
-      if (!input.opsRepoId) return { sha: null };
-      const result = await opsRepos.sync(input.opsRepoId, { force: input.force, signal });
-      return { sha: result.sha };
+      if (!input.opsRepoId) return { sha: null, head: null };
+      const pin = input.pin ?? null;
+      if (pin === null) {
+        const head = await source.head(input.opsRepoId, { force: input.force, signal });
+        return { sha: head.sha, head: head.sha };
+      }
+      // A rollback renders its release's commit: make sure it is there (fetched if this clone
+      // lacks it) before rendering. The head is only for the drift check: a remote that is down
+      // must not stop a rollback, which needs nothing new from it.
+      const tree = await source.tree(input.opsRepoId, pin, { signal });
+      tree.release();
+      const head = await source.head(input.opsRepoId, { signal }).then(
+        (h) => h.sha,
+        (error: unknown) => {
+          if (signal.aborted) throw error;
+          log.warn({ deploymentId: input.deploymentId, err: error instanceof Error ? error.message : String(error) }, 'rolling back without knowing the ops repo head');
+          return null;
+        },
+      );
+      return { sha: pin, head };
     },
 
     async render(input, signal) {
       const result = await renderChecked(input, signal);
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
-      return { plan: plans.put(result.objects), files: result.files, prune: keelsonValues?.prune === true };
+      return {
+        plan: plans.put(result.objects),
+        files: result.files,
+        prune: keelsonValues?.prune === true,
+        // the release records these: a hash to compare by, a copy without secrets to read
+        values: { hash: valuesHash(result.values), redacted: redactValues(result.values, secretValues(result.objects)) },
+      };
     },
 
     async apply(input, signal) {
@@ -150,18 +189,27 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     },
 
     async findRollbackTarget(input) {
-      const target = await findRollbackTarget(db, input.deploymentId);
-      return target ? { imageRef: target.image_ref, sha: target.sha } : null;
+      const choice = await chooseRollbackTarget(db, input.deploymentId, input.release ?? null);
+      // an explicit release the row names that is not one (another deployment's, a failed one):
+      // written by SQL past the API's check; retrying cannot help until the row changes
+      if (choice.kind === 'refused') throw new TerminalError(choice.reason, { code: 'rollback_target_invalid' });
+      if (choice.kind === 'none') return null;
+      const target = choice.release;
+      return { imageRef: target.image_ref, sha: target.sha, historyId: target.history_id, valuesOverride: target.values_override };
     },
 
     /** Level-based reconcile of a healthy deployment: has the ops repo moved, or an object gone? */
     async checkDrift(input, signal) {
       const { desired, deployed } = input;
       if (desired.opsRepoId) {
-        const result = await opsRepos.sync(desired.opsRepoId, { signal });
-        if (result.sha !== deployed.sha) {
-          return { drifted: true, reason: `ops repo moved from ${deployed.sha?.slice(0, 12) ?? 'nothing'} to ${result.sha.slice(0, 12)}` };
+        // against the head seen when deployed, not the commit rendered: a rollback renders an
+        // older commit on purpose and stays there until the branch moves on
+        const seen = deployed.head === undefined ? deployed.sha : deployed.head;
+        const head = await source.head(desired.opsRepoId, { signal });
+        if (seen !== null && head.sha !== seen) {
+          return { drifted: true, reason: `ops repo moved from ${seen.slice(0, 12)} to ${head.sha.slice(0, 12)}` };
         }
+        // seen === null: a rollback that could not reach the remote; it stays until the next deploy
       }
       // From the shared cluster cache: no request per deployment per interval.
       const live = await kube.observe(input.deploymentId, deployed.applied, { signal });

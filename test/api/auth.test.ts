@@ -19,7 +19,7 @@ type Scope = 'global' | 'own' | 'other';
 type Access = Perm | 'admin-global' | 'public' | 'webhook';
 
 beforeAll(async () => {
-  h = await startHarness({ opsRepos: { sync: async () => ({ sha: 'b'.repeat(40), fetched: true }) } });
+  h = await startHarness({ opsRepos: { fetch: async () => ({ sha: 'b'.repeat(40), fetched: true }) } });
   for (const perm of ['read', 'promote', 'admin'] as const) {
     const permissions = perm === 'read' ? ['deploy:read' as const] : perm === 'promote' ? ['deploy:promote' as const] : ['admin' as const];
     tokens[`${perm}:global`] = await h.token(permissions, null, `${perm}-global`);

@@ -140,4 +140,13 @@ describe('keelson deploy / stop / status', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/409: .*no previous healthy version/);
   });
+
+  it('rollback --release names the release; one that is not this deployment\'s is refused with the API\'s sentence', async () => {
+    const result = await client(['rollback', 'shop', 'staging', '--release', '999999']).done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/404: History entry 999999 is not a release of shop\/staging/);
+    const bad = await client(['rollback', 'shop', 'staging', '--release', 'latest']).done;
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--release: expected a history id/);
+  });
 });

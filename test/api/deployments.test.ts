@@ -265,6 +265,37 @@ describe('rollback', () => {
     expect(response.body.deployment).toMatchObject({ desired_status: 'rollback', generation: 2 });
     expect(await auditRows('deployment.rollback', 'shop/rb')).toHaveLength(1);
   });
+
+  it('rolls back to an explicit release (a history id of this deployment that succeeded), or refuses with a sentence', async () => {
+    const id = await h.insertDeployment('shop', 'rbx');
+    const other = await h.insertDeployment('shop', 'rbx-other');
+    const insert = async (deployment: string, n: string, status: string, action = 'deploy'): Promise<number> =>
+      Number((await h.pg.query(
+        `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation) values ($1, $2, $3, $4, $5, 1) returning id`,
+        [deployment, `a${n}`, action, status, `x:${n}`],
+      )).rows[0].id);
+    const ok = await insert(id, '1', 'succeeded');
+    const failed = await insert(id, '2', 'failed');
+    await insert(id, '3', 'succeeded');
+    const foreign = await insert(other, '1', 'succeeded');
+    const url = '/api/projects/shop/deployments/rbx/rollback';
+
+    const notMine = await h.request('POST', url, { token: promote, body: { release: foreign } });
+    expect(notMine.status).toBe(404);
+    expect(notMine.body.error).toMatchObject({ code: 'release_not_found' });
+    expect(notMine.body.error.message).toBe(`History entry ${foreign} is not a release of shop/rbx; list its releases with GET …/history.`);
+    const unsucceeded = await h.request('POST', url, { token: promote, body: { release: failed } });
+    expect(unsucceeded.status).toBe(409);
+    expect(unsucceeded.body.error.message).toMatch(new RegExp(`^Release ${failed} of shop/rbx failed; only a release that went healthy`));
+    expect((await h.request('POST', url, { token: promote, body: { release: 'one' } })).status).toBe(400);
+    // nothing was changed by the refusals
+    expect((await h.pg.query('select desired_status, rollback_to, generation from deployments where id = $1', [id])).rows[0]).toEqual({ desired_status: 'active', rollback_to: null, generation: '1' });
+
+    const accepted = await h.request('POST', url, { token: promote, body: { release: ok } });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body.target).toEqual({ image_ref: 'x:1', sha: null, history_id: ok });
+    expect((await h.pg.query('select desired_status, rollback_to from deployments where id = $1', [id])).rows[0]).toEqual({ desired_status: 'rollback', rollback_to: String(ok) });
+  });
 });
 
 describe('history and transitions pagination', () => {

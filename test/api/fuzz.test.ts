@@ -28,7 +28,7 @@ function prng(seed: number): () => number {
 }
 
 beforeAll(async () => {
-  h = await startHarness({ opsRepos: { sync: async () => ({ sha: 'c'.repeat(40), fetched: true }) } });
+  h = await startHarness({ opsRepos: { fetch: async () => ({ sha: 'c'.repeat(40), fetched: true }) } });
   admin = await h.token(['admin'], null, 'fuzz-admin');
   promote = await h.token(['deploy:read', 'deploy:promote'], 'shop', 'fuzz-shop');
   repoId = (await h.pg.query(`insert into ops_repos (name, repo_url, webhook_secret) values ('ops', 'https://git.example/o.git', 'fuzz-webhook-secret-0123456789') returning id`)).rows[0].id;

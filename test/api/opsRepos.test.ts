@@ -16,7 +16,7 @@ beforeAll(async () => {
   h = await startHarness({
     allowFileRepos: true,
     opsRepos: {
-      sync: async (id, options) => {
+      fetch: async (id, options) => {
         syncCalls.push([id, options]);
         if (syncFails) throw new Error(`fatal: unable to access 'https://deploy:${GIT_SECRET}@git.example/ops.git/': Could not resolve host`);
         return { sha: 'a'.repeat(40), fetched: true };

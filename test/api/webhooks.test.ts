@@ -25,16 +25,16 @@ beforeAll(async () => {
   const holder: { manager?: ReturnType<typeof createOpsRepoManager> } = {};
   h = await startHarness({
     opsRepos: {
-      sync: async (id, options) => {
+      fetch: async (id, options) => {
         syncs.push(id);
-        return await (holder.manager as ReturnType<typeof createOpsRepoManager>).sync(id, options);
+        return await (holder.manager as ReturnType<typeof createOpsRepoManager>).fetch(id, options);
       },
     },
   });
   const manager = createOpsRepoManager({ db: h.t.db, dataDir: path.join(tmp, 'data'), log: createLogger({ level: 'silent', format: 'json' }), allowFileRepos: true });
   holder.manager = manager;
   repoId = (await h.pg.query(`insert into ops_repos (name, repo_url, sync_interval_s, webhook_secret) values ('ops', $1, 3600, $2) returning id`, [origin.url, SECRET])).rows[0].id;
-  await manager.sync(repoId);
+  await manager.fetch(repoId);
 });
 
 afterAll(async () => {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { MACHINE_VERSION } from '../../machines/deployment.machine.ts';
 import { createToken } from '../../src/api/tokens.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -219,7 +220,7 @@ describe('a Secret with a canary value', () => {
     await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/vault:4' && r.observed_generation === r.generation, 'vault:4 after the restore', 60_000);
     expect(secretInCluster()).toEqual({ password: CANARY, token: CANARY_DATA });
     const version = await e2e.db.oneFirst(sql.type(z.object({ machine_version: z.string() }))`select machine_version from deployment_snapshots where deployment_id = ${id}`);
-    expect(version).toBe('2');
+    expect(version).toBe(MACHINE_VERSION);
     // resumed from the converted snapshot, not started afresh: the action's sync ran once
     expect(logLines.join('\n')).not.toContain('persisted snapshot is unusable');
     const generation = await e2e.db.oneFirst(sql.type(z.object({ generation: z.number() }))`select generation::int from deployments where id = ${id}`);
@@ -270,7 +271,7 @@ describe('a Secret with a canary value', () => {
     const detail = responses.find((r) => r.what.startsWith('GET /api/projects/{project}/deployments/{env} →'));
     expect(detail?.what).toContain('→ 200');
     expect(detail?.body).toContain('registry.example/vault:4');
-    expect(responses.find((r) => r.what.startsWith('GET /api/projects/{project}/deployments/{env}/snapshot →'))?.body).toContain('"machine_version":"2"');
+    expect(responses.find((r) => r.what.startsWith('GET /api/projects/{project}/deployments/{env}/snapshot →'))?.body).toContain(`"machine_version":"${MACHINE_VERSION}"`);
     const leaks = responses.filter((r) => FORMS.some((form) => r.body.includes(form))).map((r) => r.what);
     expect(leaks).toEqual([]);
   });

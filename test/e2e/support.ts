@@ -19,6 +19,8 @@ import { createLogger } from '../../src/logger.ts';
 import { createOpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
 import { createRenderer } from '../../src/render/renderer.ts';
 import { createRolloutEffects } from '../../src/runtime/rolloutEffects.ts';
+import { createGitSource } from '../../src/source/gitSource.ts';
+import type { Source } from '../../src/source/source.ts';
 import { createRuntime, type Runtime } from '../../src/runtime/runtime.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.ts';
 import { typeOf } from '../../src/sim/resources.ts';
@@ -40,6 +42,8 @@ export interface RuntimeWiring {
   readonly tickIntervalMs?: number;
   readonly failFastGraceMs?: number;
   readonly leaseTtlMs?: number;
+  /** a hook around the ops repo source (e.g. to push a commit between sync and render) */
+  readonly wrapSource?: (source: Source) => Source;
 }
 
 export interface E2e {
@@ -79,12 +83,13 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
       const instanceId = randomUUID();
       kube = createKubeClient({ kubeConfig, log, requestTimeoutMs: 5_000, watchBackoffMs: 100, clientId: instanceId });
       const opsRepos = createOpsRepoManager({ db: t.db, dataDir: path.join(dir, 'data'), log, allowFileRepos: true });
+      const source = createGitSource({ opsRepos, dataDir: path.join(dir, 'data') });
       runtime = createRuntime({
         db: t.db,
         databaseUrl: t.url,
         log,
         instanceId,
-        effects: createRolloutEffects({ db: t.db, kube, opsRepos, renderer, log, failFastGraceMs: wiring.failFastGraceMs }),
+        effects: createRolloutEffects({ db: t.db, kube, source: wiring.wrapSource ? wiring.wrapSource(source) : source, renderer, log, failFastGraceMs: wiring.failFastGraceMs }),
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,
         machineConfig: { retryBaseMs: 200, retryMaxMs: 2_000, ...wiring.machineConfig },

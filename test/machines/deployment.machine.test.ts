@@ -444,6 +444,91 @@ describe('deployment machine: plans, and restoring version 1 snapshots', () => {
     else expect(result).toBe(expected);
   });
 
+  it('restores a version 2 actor at rest and mid-rollback: drift compares as before, rollbacks render the release exactly', async () => {
+    const syncs: unknown[] = [];
+    const renders: unknown[] = [];
+    let holdSync = false;
+    const machine = deploymentMachine.provide({
+      actors: {
+        sync: fromPromise(async ({ input }: { input: { pin?: string | null } }) => {
+          syncs.push(input);
+          if (holdSync) return await new Promise<never>(() => {});
+          return { value: input.pin ? { sha: input.pin, head: 'head2' } : { sha: 'abc123' }, startedAt: T0, finishedAt: T0 + 1 };
+        }),
+        render: fromPromise(async ({ input }: { input: unknown }) => {
+          renders.push(input);
+          return { value: { plan, files: [], values: { hash: 'sha256:v', redacted: {} } }, startedAt: T0, finishedAt: T0 + 1 };
+        }),
+        apply: fromPromise(async () => ({ value: { applied: [] }, startedAt: T0, finishedAt: T0 + 1 })),
+        verify: fromPromise(async () => ({ value: { message: 'ok' }, startedAt: T0, finishedAt: T0 + 2 })),
+        findRollbackTarget: fromPromise(async () => ({
+          value: { imageRef: 'shop:0', sha: 'old000', historyId: 7, valuesOverride: { replicas: 5 } },
+          startedAt: T0,
+          finishedAt: T0 + 1,
+        })),
+      } as never,
+    });
+    const settle = (actor: ReturnType<typeof createActor<typeof machine>>, state: string) =>
+      new Promise<void>((resolve) => {
+        const check = (snapshot: DeploymentSnapshot) => JSON.stringify(snapshot.value).includes(state);
+        if (check(actor.getSnapshot() as DeploymentSnapshot)) return resolve();
+        const sub = actor.subscribe((snapshot) => {
+          if (check(snapshot as DeploymentSnapshot)) {
+            sub.unsubscribe();
+            resolve();
+          }
+        });
+      });
+    /** what version 2 persisted: none of the release fields */
+    type Loose = Record<string, Record<string, unknown> | null | undefined>;
+    const asVersion2 = (persisted: unknown) => {
+      const v2 = structuredClone(persisted) as { context: Loose; children?: Record<string, unknown> };
+      for (const key of ['head', 'release', 'values']) if (v2.context.work) delete v2.context.work[key];
+      if (v2.context.deployed) delete v2.context.deployed.head;
+      for (const key of ['valuesHash', 'valuesRedacted', 'valuesOverride', 'inventory']) if (v2.context.completed) delete v2.context.completed[key];
+      if (v2.context.desired) delete v2.context.desired.rollbackTo;
+      for (const child of Object.values(v2.children ?? {}) as Array<{ snapshot?: { input?: Record<string, unknown> } }>) {
+        delete child.snapshot?.input?.pin;
+        delete child.snapshot?.input?.release;
+      }
+      return v2;
+    };
+
+    // at rest, healthy
+    const first = createActor(machine, { input: { deploymentId: ID } }).start();
+    first.send(changed(desired(1)) as DeploymentEvent);
+    await settle(first, 'healthy');
+    const healthyV2 = asVersion2(first.getPersistedSnapshot() as never);
+    first.stop();
+    const restored = migratePersistedSnapshot(healthyV2, '2') as { context: DeploymentSnapshot['context'] };
+    // the drift check compares the head against the deployed commit, as version 2 did
+    expect(restored.context.deployed).toMatchObject({ sha: 'abc123', head: 'abc123' });
+    const actor = createActor(machine, { snapshot: restored as never, input: { deploymentId: ID } }).start();
+    actor.send(changed(desired(2, { desiredStatus: 'rollback', imageRef: 'shop:1' })) as DeploymentEvent);
+    await settle(actor, 'healthy');
+    const after = actor.getSnapshot();
+    actor.stop();
+    // the release's commit and values were rendered, and the deployment stays pinned to them
+    expect(syncs.at(-1)).toMatchObject({ pin: 'old000' });
+    expect(renders.at(-1)).toMatchObject({ sha: 'old000', imageRef: 'shop:0', desired: { valuesOverride: { replicas: 5 } } });
+    expect(after.context.deployed).toMatchObject({ imageRef: 'shop:0', sha: 'old000', head: 'head2' });
+    expect(after.context.completed).toMatchObject({ action: 'rollback', status: 'succeeded', valuesOverride: { replicas: 5 }, valuesHash: 'sha256:v', writeBack: true });
+
+    // mid-rollback: version 2 found its target by image; its in-flight sync (no pin) runs again
+    holdSync = true;
+    const second = createActor(machine, { snapshot: restored as never, input: { deploymentId: ID } }).start();
+    second.send(changed(desired(3, { desiredStatus: 'rollback' })) as DeploymentEvent);
+    await settle(second, 'fetching');
+    const fetchingV2 = asVersion2(second.getPersistedSnapshot() as never);
+    second.stop();
+    holdSync = false;
+    const resumed = createActor(machine, { snapshot: migratePersistedSnapshot(fetchingV2, '2') as never, input: { deploymentId: ID } }).start();
+    await settle(resumed, 'healthy');
+    resumed.stop();
+    expect(syncs.at(-1)).not.toHaveProperty('pin');
+    expect(renders.at(-1)).toMatchObject({ sha: 'abc123', imageRef: 'shop:0', desired: { valuesOverride: {} } });
+  });
+
   it('migrates a version 1 snapshot at rest (no work, no children in flight) unchanged but for its shape', () => {
     const atRest = { status: 'active', value: { healthy: 'idle' }, context: { deploymentId: ID, work: null }, children: {} };
     expect(migratePersistedSnapshot(atRest, '1')).toEqual(atRest);

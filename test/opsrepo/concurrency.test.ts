@@ -19,7 +19,7 @@ describe('concurrent syncs of one repo', () => {
     const sha = origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'shared-clone', repo_url: origin.url });
 
-    const results = await Promise.all(Array.from({ length: 6 }, () => h.manager.sync(id, { force: true })));
+    const results = await Promise.all(Array.from({ length: 6 }, () => h.manager.fetch(id, { force: true })));
 
     expect(new Set(results.map((r) => r.sha))).toEqual(new Set([sha]));
     expect(results.every((r) => r.fetched)).toBe(true);
@@ -30,10 +30,10 @@ describe('concurrent syncs of one repo', () => {
     const origin = createOrigin(h.tmp, 'shared-fetch');
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'shared-fetch', repo_url: origin.url });
-    await h.manager.sync(id);
+    await h.manager.fetch(id);
     const next = origin.commit({ 'a.yaml': 'b\n' });
 
-    const settled = await Promise.allSettled(Array.from({ length: 8 }, () => h.manager.sync(id, { force: true })));
+    const settled = await Promise.allSettled(Array.from({ length: 8 }, () => h.manager.fetch(id, { force: true })));
 
     const failures = settled.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason));
     expect(failures).toEqual([]);
@@ -46,15 +46,15 @@ describe('concurrent syncs of one repo', () => {
     const origin = createOrigin(h.tmp, 'mixed');
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'mixed', repo_url: origin.url, sync_interval_s: 3600 });
-    await h.manager.sync(id);
+    await h.manager.fetch(id);
     const next = origin.commit({ 'a.yaml': 'b\n' });
 
     // An unforced sync would skip (interval not elapsed); a forced one arriving meanwhile must
     // not be satisfied by that skip, so it runs after it, never alongside.
     const [skipped, forced, sharesForced] = await Promise.all([
-      h.manager.sync(id),
-      h.manager.sync(id, { force: true }),
-      h.manager.sync(id),
+      h.manager.fetch(id),
+      h.manager.fetch(id, { force: true }),
+      h.manager.fetch(id),
     ]);
     expect(skipped.fetched).toBe(false);
     expect(forced).toMatchObject({ sha: next, fetched: true });
@@ -69,8 +69,8 @@ describe('concurrent syncs of one repo', () => {
     const id = await h.insertRepo({ name: 'one-gives-up', repo_url: origin.url });
     const impatient = new AbortController();
     const patient = new AbortController();
-    const first = h.manager.sync(id, { signal: impatient.signal });
-    const second = h.manager.sync(id, { signal: patient.signal });
+    const first = h.manager.fetch(id, { signal: impatient.signal });
+    const second = h.manager.fetch(id, { signal: patient.signal });
     impatient.abort();
     await expect(first).rejects.toSatisfy((e: unknown) => e instanceof KeelsonError && e.code === 'repo_sync_aborted');
     await expect(second).resolves.toMatchObject({ sha, fetched: true });
@@ -83,7 +83,7 @@ describe('concurrent syncs of one repo', () => {
     const shaB = b.commit({ 'b.yaml': 'b\n' });
     const idA = await h.insertRepo({ name: 'para-a', repo_url: a.url });
     const idB = await h.insertRepo({ name: 'para-b', repo_url: b.url });
-    const [ra, rb] = await Promise.all([h.manager.sync(idA), h.manager.sync(idB)]);
+    const [ra, rb] = await Promise.all([h.manager.fetch(idA), h.manager.fetch(idB)]);
     expect([ra.sha, rb.sha]).toEqual([shaA, shaB]);
     expect(ra.dir).not.toBe(rb.dir);
   });

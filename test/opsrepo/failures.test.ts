@@ -34,10 +34,10 @@ describe('a remote that goes away', () => {
     const origin = createOrigin(h.tmp, `gone-${label}`);
     const sha = origin.commit({ 'app.yaml': 'good\n' });
     const id = await h.insertRepo({ name: `gone-${label}`, repo_url: origin.url });
-    const good = await h.manager.sync(id);
+    const good = await h.manager.fetch(id);
 
     breakRemote(origin.dir);
-    const error = await rejection(h.manager.sync(id, { force: true }));
+    const error = await rejection(h.manager.fetch(id, { force: true }));
 
     expect(error).toBeInstanceOf(TransientError);
     expect(error.code).toBe('repo_unreachable');
@@ -54,13 +54,13 @@ describe('a remote that goes away', () => {
     const origin = createOrigin(h.tmp, 'flaky');
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'flaky', repo_url: origin.url });
-    await h.manager.sync(id);
+    await h.manager.fetch(id);
     renameSync(origin.dir, `${origin.dir}.away`);
-    await rejection(h.manager.sync(id));
+    await rejection(h.manager.fetch(id));
     expect((await h.getRepo(id)).last_error).not.toBeNull();
     renameSync(`${origin.dir}.away`, origin.dir);
     const next = origin.commit({ 'a.yaml': 'b\n' });
-    expect((await h.manager.sync(id)).sha).toBe(next);
+    expect((await h.manager.fetch(id)).sha).toBe(next);
     const row = await h.getRepo(id);
     expect(row.last_error).toBeNull();
     expect(row.last_sha).toBe(next);
@@ -68,7 +68,7 @@ describe('a remote that goes away', () => {
 
   it('is terminal when the repository was never there (nothing to fall back on)', async () => {
     const id = await h.insertRepo({ name: 'never', repo_url: `file://${h.tmp}/no-such-repo` });
-    const error = await rejection(h.manager.sync(id));
+    const error = await rejection(h.manager.fetch(id));
     expect(error).toBeInstanceOf(TerminalError);
     expect(error.code).toBe('repo_not_found');
     expect(existsSync(path.join(h.dataDir, 'ops-repos', 'never'))).toBe(false);
@@ -78,7 +78,7 @@ describe('a remote that goes away', () => {
     // Port 1 on loopback: connection refused, immediately and offline.
     const secret = 's3cret-Token_value';
     const id = await h.insertRepo({ name: 'creds', repo_url: `https://deployer:${secret}@127.0.0.1:1/acme/ops.git` });
-    const error = await rejection(h.manager.sync(id));
+    const error = await rejection(h.manager.fetch(id));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.code).toBe('repo_unreachable');
     expect(error.message).toContain('https://deployer:***@127.0.0.1:1/acme/ops.git');
@@ -90,7 +90,7 @@ describe('a remote that goes away', () => {
   it('never leaks a token-only URL either', async () => {
     const secret = 'ghp_0123456789abcdef';
     const id = await h.insertRepo({ name: 'token-only', repo_url: `https://${secret}@127.0.0.1:1/acme/ops.git` });
-    const error = await rejection(h.manager.sync(id));
+    const error = await rejection(h.manager.fetch(id));
     expect(error).toBeInstanceOf(TransientError);
     const said = await everythingSaid(error, id);
     expect(said).toContain('https://***@127.0.0.1:1');
@@ -113,7 +113,7 @@ describe('unsafe URLs in the row', () => {
   ])('refuses a %s URL as terminal before git runs', async (label, makeUrl) => {
     const marker = path.join(h.tmp, `pwned-${label}`);
     const id = await h.insertRepo({ name: `unsafe-${label}`, repo_url: makeUrl(marker) });
-    const error = await rejection(h.manager.sync(id));
+    const error = await rejection(h.manager.fetch(id));
     expect(error).toBeInstanceOf(TerminalError);
     expect(error.code).toBe('repo_url_unsafe');
     expect(existsSync(marker)).toBe(false);
@@ -125,10 +125,10 @@ describe('unsafe URLs in the row', () => {
     const origin = createOrigin(h.tmp, 'turned-bad');
     const sha = origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'turned-bad', repo_url: origin.url });
-    const good = await h.manager.sync(id);
+    const good = await h.manager.fetch(id);
     const marker = path.join(h.tmp, 'pwned-turned-bad');
     await h.database.db.query(sql.unsafe`update ops_repos set repo_url = ${`ext::sh -c touch% ${marker}`} where id = ${id}`);
-    const error = await rejection(h.manager.sync(id, { force: true }));
+    const error = await rejection(h.manager.fetch(id, { force: true }));
     expect(error.code).toBe('repo_url_unsafe');
     expect(existsSync(marker)).toBe(false);
     expect(git(good.dir, 'rev-parse', 'HEAD')).toBe(sha);
@@ -140,7 +140,7 @@ describe('cancellation', () => {
     const origin = createOrigin(h.tmp, 'pre-aborted');
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'pre-aborted', repo_url: origin.url });
-    const error = await rejection(h.manager.sync(id, { signal: AbortSignal.abort() }));
+    const error = await rejection(h.manager.fetch(id, { signal: AbortSignal.abort() }));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.code).toBe('repo_sync_aborted');
     expect(existsSync(path.join(h.dataDir, 'ops-repos', 'pre-aborted'))).toBe(false);
@@ -154,7 +154,7 @@ describe('cancellation', () => {
     try {
       const id = await h.insertRepo({ name: 'mid-abort', repo_url: `git://127.0.0.1:${hanging.port}/ops.git` });
       const controller = new AbortController();
-      const pending = h.manager.sync(id, { signal: controller.signal });
+      const pending = h.manager.fetch(id, { signal: controller.signal });
       // git is connected and waiting: the clone is really in progress.
       await sleepUntil(() => hanging.connections() > 0, { message: 'git never connected' });
       expect(tempEntries('mid-abort').length).toBe(1);
@@ -166,7 +166,7 @@ describe('cancellation', () => {
       expect((await h.getRepo(id)).last_error).toBeNull();
 
       await h.database.db.query(sql.unsafe`update ops_repos set repo_url = ${origin.url} where id = ${id}`);
-      const result = await h.manager.sync(id);
+      const result = await h.manager.fetch(id);
       expect(result.sha).toBe(sha);
       expect(readFileSync(path.join(result.dir, 'a.yaml'), 'utf8')).toBe('a\n');
     } finally {
@@ -183,9 +183,9 @@ describe('cancellation', () => {
       const id = await h.insertRepo({ name: 'stalls', repo_url: origin.url });
       // the first clone with the patient manager: on a loaded machine even a local clone can be
       // silent for 300 ms
-      const good = await h.manager.sync(id);
+      const good = await h.manager.fetch(id);
       await h.database.db.query(sql.unsafe`update ops_repos set repo_url = ${`git://127.0.0.1:${hanging.port}/ops.git`} where id = ${id}`);
-      const error = await rejection(quick.sync(id, { force: true }));
+      const error = await rejection(quick.fetch(id, { force: true }));
       expect(error).toBeInstanceOf(TransientError);
       expect(error.code).toBe('repo_timeout');
       expect(hanging.connections()).toBeGreaterThan(0);

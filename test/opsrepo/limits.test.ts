@@ -31,21 +31,21 @@ describe('ops repo limits', () => {
     const origin = createOrigin(h.tmp, 'local-only');
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'local-only', repo_url: origin.url });
-    const error = await rejection(manager({ allowFileRepos: false }).sync(id));
+    const error = await rejection(manager({ allowFileRepos: false }).fetch(id));
     expect(error).toBeInstanceOf(TerminalError);
     expect(error.code).toBe('repo_url_unsafe');
     expect(error.message).toMatch(/KEELSON_ALLOW_FILE_REPOS/);
     expect(leftovers('local-only')).toEqual([]);
     expect((await h.getRepo(id)).last_error).toMatch(/KEELSON_ALLOW_FILE_REPOS/);
     // the same row syncs where the operator allows it
-    expect((await manager({ allowFileRepos: true }).sync(id)).sha).toBe(origin.head());
+    expect((await manager({ allowFileRepos: true }).fetch(id)).sha).toBe(origin.head());
   });
 
   it('refuses a clone larger than the size limit, and leaves nothing on disk', async () => {
     const origin = createOrigin(h.tmp, 'too-big');
     origin.commit({ 'blob.bin': randomBytes(3 * 1024 * 1024).toString('base64') });
     const id = await h.insertRepo({ name: 'too-big', repo_url: origin.url });
-    const error = await rejection(manager({ allowFileRepos: true, maxRepoBytes: 1024 * 1024 }).sync(id));
+    const error = await rejection(manager({ allowFileRepos: true, maxRepoBytes: 1024 * 1024 }).fetch(id));
     expect(error).toBeInstanceOf(TerminalError);
     expect(error.code).toBe('repo_too_large');
     expect(error.message).toMatch(/larger than the limit of 1048576 bytes \(KEELSON_GIT_MAX_REPO_BYTES\)/);
@@ -58,10 +58,10 @@ describe('ops repo limits', () => {
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'grows', repo_url: origin.url });
     const limited = manager({ allowFileRepos: true, maxRepoBytes: 2 * 1024 * 1024 });
-    const first = await limited.sync(id);
+    const first = await limited.fetch(id);
     expect(existsSync(first.dir)).toBe(true);
     origin.commit({ 'blob.bin': randomBytes(4 * 1024 * 1024).toString('base64') });
-    const error = await rejection(limited.sync(id, { force: true }));
+    const error = await rejection(limited.fetch(id, { force: true }));
     expect(error.code).toBe('repo_too_large');
     expect(existsSync(first.dir)).toBe(false);
   });
@@ -71,11 +71,11 @@ describe('ops repo limits', () => {
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name: 'bomb', repo_url: origin.url });
     const limited = manager({ allowFileRepos: true, maxRepoBytes: 2 * 1024 * 1024 });
-    await limited.sync(id);
+    await limited.fetch(id);
     // 8 MiB of zeros compress to a few KiB in the pack
     origin.commit({ 'zeros.txt': '0'.repeat(8 * 1024 * 1024) });
-    expect((await rejection(limited.sync(id, { force: true }))).code).toBe('repo_too_large');
-    expect((await rejection(limited.sync(id, { force: true }))).code).toBe('repo_too_large');
+    expect((await rejection(limited.fetch(id, { force: true }))).code).toBe('repo_too_large');
+    expect((await rejection(limited.fetch(id, { force: true }))).code).toBe('repo_too_large');
     expect(leftovers('bomb')).toEqual([]);
   });
 
@@ -85,7 +85,7 @@ describe('ops repo limits', () => {
       const id = await h.insertRepo({ name: 'deadline', repo_url: `git://127.0.0.1:${hanging.port}/ops.git` });
       // git's inactivity timeout (60 s) would not fire for a minute; the overall deadline does
       const started = Date.now();
-      const error = await rejection(manager({ gitTimeoutMs: 60_000, fetchTimeoutMs: 500 }).sync(id));
+      const error = await rejection(manager({ gitTimeoutMs: 60_000, fetchTimeoutMs: 500 }).fetch(id));
       expect(error).toBeInstanceOf(TransientError);
       expect(error.code).toBe('repo_timeout');
       expect(error.message).toMatch(/KEELSON_GIT_FETCH_TIMEOUT/);

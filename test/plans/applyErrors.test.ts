@@ -9,7 +9,7 @@ import { TerminalError } from '../../src/errors.ts';
 import type { KubeClient } from '../../src/kube/kubeClient.ts';
 import type { KubeObject } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
-import type { OpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
+import type { Source } from '../../src/source/source.ts';
 import { createPlanCache } from '../../src/plans/planCache.ts';
 import type { Renderer } from '../../src/render/renderer.ts';
 import { createRolloutEffects } from '../../src/runtime/rolloutEffects.ts';
@@ -42,7 +42,7 @@ describe('apply failures', () => {
     const effects = createRolloutEffects({
       db: {} as Db,
       kube,
-      opsRepos: {} as OpsRepoManager,
+      source: {} as Source,
       renderer: {} as Renderer,
       log: createLogger({ level: 'silent', format: 'json' }),
       plans,

@@ -14,6 +14,10 @@ const completed = (actionId: string): Completed => ({
   error: null,
   triggeredBy: 'keelson',
   writeBack: false,
+  valuesHash: null,
+  valuesRedacted: null,
+  valuesOverride: null,
+  inventory: null,
 });
 
 function snap(value: StateValue, context: Partial<ProjectedSnapshot['context']> = {}): ProjectedSnapshot {

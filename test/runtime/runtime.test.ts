@@ -5,6 +5,7 @@ import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
+import { MACHINE_VERSION } from '../../machines/deployment.machine.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
 import { createGatedEffects, createGateTables, failEffect, hold, unhold } from './fixtures/gatedEffects.ts';
 import { effectRuns, history, insertDeployment, row, transitions, waitFor, waitStatus } from './support.ts';
@@ -71,7 +72,7 @@ describe('runtime', () => {
     expect(record?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
     expect(record?.phases.every((p) => typeof p.duration_ms === 'number' && p.duration_ms >= 0)).toBe(true);
     const snapshot = await t.db.one(sql.unsafe`select state, seq, machine_version from deployment_snapshots where deployment_id = ${id}`);
-    expect(snapshot).toMatchObject({ state: 'healthy.idle', seq: 6, machine_version: '2' });
+    expect(snapshot).toMatchObject({ state: 'healthy.idle', seq: 6, machine_version: MACHINE_VERSION });
   });
 
   it('supersedes an apply in flight when a newer generation arrives, aborting the old effect', async () => {

@@ -1,28 +1,47 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { selectRollbackTarget, type TargetChoice } from '../../releases/selectTarget.ts';
 import type { Db } from '../pool.ts';
 
-export const RollbackTarget = z.object({ image_ref: z.string(), sha: z.string().nullable(), history_id: z.number() });
+export const RollbackTarget = z.object({
+  history_id: z.number(),
+  action: z.string(),
+  status: z.string(),
+  image_ref: z.string(),
+  sha: z.string().nullable(),
+  values_hash: z.string().nullable(),
+  /** what the release rendered with (null on rows written before migration 0007) */
+  values_override: z.record(z.string(), z.unknown()).nullable(),
+});
 export type RollbackTarget = z.infer<typeof RollbackTarget>;
 
+/** How many recent rows the default choice looks through: a target further back is not "previous". */
+const LOOKBACK = 500;
+
 /**
- * The image to roll back to: the newest succeeded action whose image differs from the image of
- * the newest action of any outcome (the one being rolled away from). A failed deploy of B after
- * a healthy A gives A; healthy A then healthy B gives A; a single healthy deploy gives none.
+ * The release a rollback goes back to (src/releases/selectTarget.ts decides): `release` is a
+ * history id a caller named, or null for the default. The explicit row is read by id AND
+ * deployment, so another deployment's id is "not a release of this deployment".
  */
-export async function findRollbackTarget(db: Pick<Db, 'maybeOne'>, deploymentId: string): Promise<RollbackTarget | null> {
-  return await db.maybeOne(sql.type(RollbackTarget)`
-    with latest as (
-      select image_ref from deployment_history
-      where deployment_id = ${deploymentId} and action <> 'stop'
-      order by id desc limit 1
-    )
-    select h.image_ref, h.sha, h.id as history_id
-    from deployment_history h, latest
-    where h.deployment_id = ${deploymentId}
-      and h.status = 'succeeded'
-      and h.action <> 'stop'
-      and h.image_ref <> latest.image_ref
-    order by h.id desc
-    limit 1`);
+export async function chooseRollbackTarget(
+  db: Pick<Db, 'any'>,
+  deploymentId: string,
+  release: number | null = null,
+  deployment?: string,
+): Promise<TargetChoice<RollbackTarget & { id: number; imageRef: string; valuesHash: string | null }>> {
+  const rows = await db.any(sql.type(RollbackTarget)`
+    select id as history_id, action, status, image_ref, sha, values_hash, values_override
+    from deployment_history
+    where deployment_id = ${deploymentId}
+      and (${release}::bigint is null or id = ${release}::bigint)
+    order by id desc
+    limit ${LOOKBACK}`);
+  const candidates = rows.map((row) => ({ ...row, id: row.history_id, imageRef: row.image_ref, valuesHash: row.values_hash }));
+  return selectRollbackTarget(candidates, release, deployment);
+}
+
+/** The default target, or null when there is none (the API's and the actor's common case). */
+export async function findRollbackTarget(db: Pick<Db, 'any'>, deploymentId: string): Promise<RollbackTarget | null> {
+  const choice = await chooseRollbackTarget(db, deploymentId, null);
+  return choice.kind === 'target' ? choice.release : null;
 }
