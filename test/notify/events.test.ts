@@ -27,6 +27,10 @@ const done = (actionId: string, action: Completed['action'], status: Completed['
   error: status === 'failed' ? 'verify failed: https://user:hunter2@git.example/x' : null,
   triggeredBy: 'desired-state',
   writeBack: false,
+  valuesHash: null,
+  valuesRedacted: null,
+  valuesOverride: null,
+  inventory: null,
   ...extra,
 });
 

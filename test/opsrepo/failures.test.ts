@@ -211,11 +211,11 @@ describe('a git killed part-way (aborted effect, deadline, SIGKILL)', () => {
     const origin = createOrigin(h.tmp, name);
     origin.commit({ 'a.yaml': 'a\n' });
     const id = await h.insertRepo({ name, repo_url: origin.url });
-    const first = await h.manager.sync(id);
+    const first = await h.manager.fetch(id);
     writeFileSync(path.join(first.dir, '.git', lock), 'left by a killed git\n');
     const next = origin.commit({ 'a.yaml': 'b\n' });
 
-    const second = await h.manager.sync(id, { force: true });
+    const second = await h.manager.fetch(id, { force: true });
 
     expect(second.sha).toBe(next);
     expect(readFileSync(path.join(second.dir, 'a.yaml'), 'utf8')).toBe('b\n');
