@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
-import { DESIRED_STATUSES, DeploymentRow, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
+import { ACTION_STATUSES } from '../actions/status.ts';
+import { DESIRED_STATUSES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
 import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
 
@@ -253,9 +254,55 @@ export const DeploymentDetail = z.object({
   live: LiveStatus,
 });
 
+export const ActionParams = z.object({
+  project: Name,
+  env: Name,
+  generation: cursor('expected a generation of the deployment (an integer from 1)', 1),
+});
+
+export const ActionLinks = z.object({
+  self: z.string().meta({ description: 'This resource.' }),
+  action: z.string().meta({ description: 'The action (GET it to follow its phases until its status is final).' }),
+  deployment: z.string(),
+  events: z.string().meta({ description: 'Server-Sent Events of the deployment\'s transitions.' }),
+});
+
+const ActionKind = z.enum(HISTORY_ACTIONS);
+const ActionStatus = z.enum(ACTION_STATUSES).meta({
+  description: 'pending (not picked up yet), running, or final: succeeded, failed, superseded (a newer generation came first).',
+});
+
+/** What every mutation of a deployment adds to its answer: the action it started. */
+const ACCEPTED = {
+  action: ActionKind.meta({ description: 'The action this generation starts (predicted from the row until the actor picks it up).' }),
+  status: ActionStatus,
+  links: ActionLinks,
+};
+
+export const DeploymentAccepted = Deployment.extend(ACCEPTED);
+
+export const Action = z.object({
+  generation: z.number().int(),
+  action: ActionKind,
+  action_id: z.string().nullable(),
+  status: ActionStatus,
+  image_ref: z.string().nullable(),
+  state: z.string().nullable().meta({ description: 'The actor state while the action runs (syncing.fetching, verifying, ...).' }),
+  phases: z.array(HistoryPhase).meta({ description: 'Finished phases (sync, render, apply, verify, ...), live while running.' }),
+  error: z.string().nullable(),
+  auto_rollback: z
+    .object({ status: z.enum(['succeeded', 'failed', 'superseded']), image_ref: z.string(), error: z.string().nullable() })
+    .nullable()
+    .meta({ description: 'A failed deploy that auto_rollback undid: the rollback\'s outcome.' }),
+  superseded_by: z.number().int().nullable(),
+  links: ActionLinks,
+});
+
 export const RollbackAccepted = z.object({
   deployment: Deployment,
   target: z.object({ image_ref: z.string(), sha: z.string().nullable(), history_id: z.number().int() }),
+  generation: z.number().int(),
+  ...ACCEPTED,
 });
 
 export const page = <T extends z.ZodType>(item: T) =>

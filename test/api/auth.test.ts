@@ -62,12 +62,13 @@ const D = '/api/projects/shop/deployments';
 const cases: Case[] = [
   { name: 'GET /api/deployments', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/deployments'] },
   { name: 'GET deployments of a project', access: 'read', scoped: true, ok: 200, request: () => ['GET', D] },
-  { name: 'POST a deployment', access: 'promote', scoped: true, ok: 201, request: () => ['POST', D, { environment: `m${++counter}`, image_ref: 'x:1' }] },
+  { name: 'POST a deployment', access: 'promote', scoped: true, ok: 202, request: () => ['POST', D, { environment: `m${++counter}`, image_ref: 'x:1' }] },
   { name: 'GET a deployment', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging`] },
-  { name: 'PATCH a deployment', access: 'promote', scoped: true, ok: 200, request: () => ['PATCH', `${D}/staging`, { auto_rollback: true }] },
-  { name: 'PATCH values_override', access: 'promote', scoped: true, ok: 200, request: () => ['PATCH', `${D}/staging`, { values_override: { replicas: 2 } }] },
+  { name: 'PATCH a deployment', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { auto_rollback: true }] },
+  { name: 'PATCH values_override', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { values_override: { replicas: 2 } }] },
   { name: 'POST rollback', access: 'promote', scoped: true, ok: 202, request: () => ['POST', `${D}/staging/rollback`] },
   { name: 'GET history', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/history`] },
+  { name: 'GET an action', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/actions/1`] },
   { name: 'GET transitions', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/transitions`] },
   { name: 'GET snapshot', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/snapshot`] },
   { name: 'GET events (SSE)', access: 'read', scoped: true, sse: true, ok: 200, request: () => ['GET', `${D}/staging/events`] },
@@ -203,7 +204,7 @@ describe('where a deployment goes: the body fields against the project policy', 
 
   it('what the policy allows is created', async () => {
     const response = await create(tokens['promote:own'] as string, { namespace: 'shop-qa', ops_repo: 'shop-ops', manifest_path: 'shop/web' });
-    expect(response.status).toBe(201);
+    expect(response.status).toBe(202);
     expect(response.body).toMatchObject({ namespace: 'shop-qa', ops_repo_id: repos['shop-ops'], manifest_path: 'shop/web' });
   });
 
