@@ -151,6 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       allowFileRepos,
       streamLimits: { perToken: config.sseMaxPerToken, total: config.sseMax },
       idempotencyTtlMs: config.idempotencyTtlMs,
+      renderLimits: config.renderLimits,
     });
     closers.push(() => api.close());
     const retention = createRetention({

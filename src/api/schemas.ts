@@ -316,6 +316,26 @@ export const OpsRepoList = z.object({ items: z.array(OpsRepo) });
 export const SyncResult = z.object({ sha: z.string(), fetched: z.boolean() });
 
 export const Health = z.object({ status: z.literal('ok') });
+export const Capabilities = z.object({
+  version: z.string(),
+  machine_version: z.string().meta({ description: 'The statechart version persisted snapshots carry.' }),
+  targets: z.array(z.object({ name: z.string(), apply: z.string(), clusters: z.array(z.string()), cluster: z.string().nullable() })),
+  renderers: z.array(z.object({ name: z.string(), description: z.string() })),
+  sinks: z.array(z.string()).meta({ description: 'Notification sink kinds (notification_sinks.kind).' }),
+  actions: z.array(z.string()),
+  action_statuses: z.array(z.string()),
+  desired_statuses: z.array(z.string()),
+  event_types: z.array(z.string()).meta({ description: 'deployment_events types: <kind>.<outcome>.' }),
+  permissions: z.array(z.string()),
+  limits: z.object({
+    render: z.object({ timeout_ms: z.number(), max_heap_bytes: z.number(), max_objects: z.number(), max_bytes: z.number() }),
+    sse: z.object({ per_token: z.number(), total: z.number(), max_buffer_bytes: z.number(), heartbeat_ms: z.number() }),
+    values_override: z.object({ max_depth: z.number(), max_bytes: z.number() }),
+    idempotency_ttl_ms: z.number(),
+  }),
+  features: z.record(z.string(), z.boolean()),
+});
+
 export const Ready = z.object({
   status: z.enum(['ready', 'not_ready']),
   checks: z.object({

@@ -16,7 +16,7 @@ let counter = 0;
 
 type Perm = 'read' | 'promote' | 'admin';
 type Scope = 'global' | 'own' | 'other';
-type Access = Perm | 'admin-global' | 'public' | 'webhook';
+type Access = Perm | 'admin-global' | 'public' | 'webhook' | 'authenticated';
 
 beforeAll(async () => {
   h = await startHarness({ opsRepos: { sync: async () => ({ sha: 'b'.repeat(40), fetched: true }) } });
@@ -74,6 +74,7 @@ const cases: Case[] = [
   { name: 'GET events (SSE)', access: 'read', scoped: true, sse: true, ok: 200, request: () => ['GET', `${D}/staging/events`] },
   { name: 'GET /api/events (SSE)', access: 'read', scoped: false, sse: true, ok: 200, request: () => ['GET', '/api/events'] },
   { name: 'GET /api/machine', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/machine'] },
+  { name: 'GET /api/capabilities', access: 'authenticated', scoped: false, ok: 200, request: () => ['GET', '/api/capabilities'] },
   { name: 'GET /api/fleet', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/fleet'] },
   { name: 'GET /api/fleet of a project', access: 'read', scoped: true, ok: 200, request: () => ['GET', '/api/fleet?project=shop'] },
   { name: 'GET /api/fleet/deployments', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/fleet/deployments?state=idle'] },
@@ -117,6 +118,7 @@ function expected(c: Case, perm: Perm, scope: Scope): number {
   // no token opens the webhook: it needs the repository's signature
   if (c.access === 'webhook') return 401;
   if (c.access === 'admin-global') return perm === 'admin' && scope === 'global' ? c.ok : 403;
+  if (c.access === 'authenticated') return c.ok;
   if (perm !== 'admin' && perm !== c.access) return 403;
   return c.scoped && scope === 'other' ? 404 : c.ok;
 }
