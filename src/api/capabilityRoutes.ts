@@ -8,7 +8,7 @@ import { ACTION_STATUSES } from '../actions/status.ts';
 import { CLUSTER_KINDS, type ClusterKind } from '../config.ts';
 import { DESIRED_STATUSES, HISTORY_ACTIONS } from '../db/rows.ts';
 import { EVENT_KINDS, EVENT_OUTCOMES } from '../notify/events.ts';
-import { SINKS } from '../notify/sinks/index.ts';
+import { SINK_KINDS } from '../notify/sinks/sink.ts';
 import { DEFAULT_RENDER_LIMITS, RENDERERS, type RenderLimits } from '../render/renderer.ts';
 import { VALUES_MAX_BYTES, VALUES_MAX_DEPTH } from '../tenancy/inputRules.ts';
 import type { StreamLimits } from './eventStreams.ts';
@@ -46,7 +46,7 @@ export function buildCapabilities(deps: CapabilityDeps) {
     machine_version: MACHINE_VERSION,
     targets: [{ name: 'kubernetes', apply: 'server-side-apply', clusters: [...CLUSTER_KINDS], cluster: deps.cluster ?? null }],
     renderers: RENDERERS.map((r) => ({ ...r })),
-    sinks: Object.keys(SINKS),
+    sinks: [...SINK_KINDS],
     actions: [...HISTORY_ACTIONS],
     action_statuses: [...ACTION_STATUSES],
     desired_statuses: [...DESIRED_STATUSES],

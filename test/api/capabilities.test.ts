@@ -34,7 +34,7 @@ describe('GET /api/capabilities', () => {
       version: pkg.version,
       machine_version: expect.stringMatching(/^\d+$/),
       targets: [{ name: 'kubernetes', apply: 'server-side-apply', cluster: 'sim', clusters: expect.arrayContaining(['kubeconfig', 'in-cluster', 'sim']) }],
-      sinks: expect.arrayContaining(['webhook', 'slack', 'registry']),
+      sinks: expect.arrayContaining(['webhook', 'slack', 'registry', 'kubernetes-events']),
       actions: ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback'],
       action_statuses: ['pending', 'running', 'succeeded', 'failed', 'superseded'],
       event_types: expect.arrayContaining(['deploy.started', 'rollback.failed', 'drift-repair.succeeded', 'stop.superseded']),
