@@ -33,6 +33,10 @@ interface ActionView {
 
 const FINAL = new Set(['succeeded', 'failed', 'superseded']);
 
+/** Server text (pod messages, SQL-written image refs) reaches a terminal: no control sequences. */
+// eslint-disable-next-line no-control-regex
+const printable = (text: string) => text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '?');
+
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -90,10 +94,10 @@ async function follow(api: Api, project: string, env: string, generation: number
       if (view) {
         const line = `${view.action} of ${project}/${env} generation ${generation}: ${view.status}${view.state ? ` (${view.state})` : ''}`;
         if (line !== lastLine) {
-          console.log(line);
+          console.log(printable(line));
           lastLine = line;
         }
-        for (const phase of view.phases.slice(printedPhases)) console.log(phaseLine(phase));
+        for (const phase of view.phases.slice(printedPhases)) console.log(printable(phaseLine(phase)));
         printedPhases = Math.max(printedPhases, view.phases.length);
         if (FINAL.has(view.status)) return outcome(project, env, view);
       }
@@ -123,16 +127,16 @@ async function follow(api: Api, project: string, env: string, generation: number
 function outcome(project: string, env: string, view: ActionView): number {
   const image = view.image_ref ? ` (image ${view.image_ref})` : '';
   if (view.status === 'succeeded') {
-    console.log(`${project}/${env}: ${view.action} of generation ${view.generation} succeeded${image}`);
+    console.log(printable(`${project}/${env}: ${view.action} of generation ${view.generation} succeeded${image}`));
     return 0;
   }
   if (view.status === 'superseded') {
     const newer = view.superseded_by ? `; follow it with: keelson wait ${project} ${env} --generation ${view.superseded_by}` : '';
-    console.error(`keelson wait: ${project}/${env} generation ${view.generation} was superseded: ${view.error ?? 'a newer generation came first'}${newer}`);
+    console.error(printable(`keelson wait: ${project}/${env} generation ${view.generation} was superseded: ${view.error ?? 'a newer generation came first'}${newer}`));
     return 1;
   }
   const rollback = view.auto_rollback ? ` Auto-rollback to ${view.auto_rollback.image_ref} ${view.auto_rollback.status}.` : '';
-  console.error(`keelson wait: ${project}/${env} ${view.action} of generation ${view.generation} failed${image}: ${view.error ?? 'no error recorded'}${rollback}`);
+  console.error(printable(`keelson wait: ${project}/${env} ${view.action} of generation ${view.generation} failed${image}: ${view.error ?? 'no error recorded'}${rollback}`));
   return 1;
 }
 
