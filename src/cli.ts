@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rollback: async () => (await import('./commands/client.ts')).rollbackCommand,
   stop: async () => (await import('./commands/client.ts')).stopCommand,
   status: async () => (await import('./commands/client.ts')).statusCommand,
+  wait: async () => (await import('./commands/wait.ts')).waitCommand,
 };
 
 async function help(): Promise<string> {

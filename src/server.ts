@@ -28,6 +28,7 @@ import { createRuntime, type Runtime } from './runtime/runtime.ts';
 import type { SimulatorOptions } from './sim/index.ts';
 import { createRetention } from './tenancy/retention.ts';
 import { createDispatcher } from './notify/dispatcher.ts';
+import { BUILTIN_KUBE_EVENTS_SINK, ensureKubeEventsSink, kubernetesEventsDeliverer } from './notify/sinks/kubernetesEvents.ts';
 
 export interface ServerOptions {
   readonly config: Config;
@@ -152,6 +153,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       allowFileRepos,
       streamLimits: { perToken: config.sseMaxPerToken, total: config.sseMax },
       idempotencyTtlMs: config.idempotencyTtlMs,
+      renderLimits: config.renderLimits,
     });
     closers.push(() => api.close());
     const retention = createRetention({
@@ -164,6 +166,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts);
     // on the API's pool, so a burst of deliveries never queues before a journal write
+    // Kubernetes Events on the deployed workloads, delivered like any sink (src/notify/sinks/kubernetesEvents.ts)
+    if (await ensureKubeEventsSink(apiDb)) log.info({ sink: BUILTIN_KUBE_EVENTS_SINK.name }, 'created the built-in kubernetes-events notification sink');
     const dispatcher = createDispatcher({
       db: apiDb,
       databaseUrl: database.url,
@@ -174,6 +178,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       concurrency: config.notifyConcurrency,
       requestTimeoutMs: config.notifyTimeoutMs,
       publicUrl: config.publicUrl ?? null,
+      deliverers: { 'kubernetes-events': kubernetesEventsDeliverer({ kube, reportingInstance: instanceId }) },
     });
 
     await runtime.start();

@@ -15,6 +15,8 @@ import { deploymentRoutes, type LiveResource } from './deploymentRoutes.ts';
 import { createEventStreams, DEFAULT_STREAM_LIMITS, type StreamLimits } from './eventStreams.ts';
 import { ApiError, errorMiddleware } from './httpErrors.ts';
 import { buildOpenApi } from './openapi.ts';
+import { capabilityRoutes } from './capabilityRoutes.ts';
+import type { RenderLimits } from '../render/renderer.ts';
 import { opsRepoRoutes } from './opsRepoRoutes.ts';
 import { projectRoutes } from './projectRoutes.ts';
 import { redactSecrets } from './redact.ts';
@@ -41,6 +43,8 @@ export interface ApiDeps {
   streamLimits?: Partial<StreamLimits>;
   /** KEELSON_ALLOW_FILE_REPOS (default false). */
   allowFileRepos?: boolean;
+  /** The render limits in force (KEELSON_RENDER_*), reported by /api/capabilities. */
+  renderLimits?: RenderLimits;
   /** KEELSON_IDEMPOTENCY_TTL (default 24 h). */
   idempotencyTtlMs?: number;
   /** How long GET detail waits for `kube.liveStatus` (default 5 s). */
@@ -118,7 +122,8 @@ export function createApp(deps: ApiDeps): ApiApp {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
-  const streams = createEventStreams({ limits: { ...DEFAULT_STREAM_LIMITS, ...deps.streamLimits }, metrics: deps.metrics, log });
+  const streamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.streamLimits };
+  const streams = createEventStreams({ limits: streamLimits, metrics: deps.metrics, log });
   const pending = new Set<Promise<unknown>>();
   const touched = new Map<string, number>();
   const hub = createTransitionHub({ db, databaseUrl: deps.databaseUrl, log });
@@ -148,6 +153,14 @@ export function createApp(deps: ApiDeps): ApiApp {
     ...visualizerRoutes({ hub, log, streams }),
     ...fleetRoutes(),
     ...notifyRoutes(),
+    ...capabilityRoutes({
+      renderLimits: deps.renderLimits,
+      streamLimits,
+      idempotencyTtlMs: deps.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS,
+      allowFileRepos: deps.allowFileRepos ?? false,
+      cluster: deps.mode?.cluster,
+      routes: () => routes,
+    }),
   );
 
   app.use((req, res, next) => {

@@ -2,6 +2,8 @@
 // transitions and the live event stream of each deployment.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { loadAction, readAction } from '../actions/load.ts';
+import { expectedAction, type ActionView } from '../actions/status.ts';
 import { chooseRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import { DeploymentRow, HistoryRow, TransitionRow, defaultNamespace } from '../db/rows.ts';
 import { errorMessage } from '../errors.ts';
@@ -12,8 +14,10 @@ import { ApiError, notFound } from './httpErrors.ts';
 import { redactHistoryError, redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
+  Action,
+  ActionParams,
   CreateDeploymentBody,
-  Deployment,
+  DeploymentAccepted,
   DeploymentDetail,
   DeploymentList,
   DeploymentParams,
@@ -52,6 +56,8 @@ const SUMMARY_COLUMNS = sql.fragment`
 
 export const deploymentPath = (project: string, environment: string) =>
   `/api/projects/${project}/deployments/${environment}`;
+export const actionPath = (project: string, environment: string, generation: number) =>
+  `${deploymentPath(project, environment)}/actions/${generation}`;
 export const etagOf = (row: { id: string; generation: number }) => `"${row.id}:${row.generation}"`;
 
 function assertProjectVisible(principal: Principal | null, project: string): void {
@@ -169,6 +175,35 @@ function valuesSummary(values: Record<string, unknown> | undefined) {
   return values === undefined ? undefined : { keys: Object.keys(values).sort() };
 }
 
+function actionLinks(project: string, environment: string, generation: number, self: 'action' | 'deployment') {
+  const deployment = deploymentPath(project, environment);
+  const action = actionPath(project, environment, generation);
+  return { self: self === 'action' ? action : deployment, action, deployment, events: `${deployment}/events` };
+}
+
+const redactAction = (view: ActionView): ActionView => ({
+  ...redactHistoryError(view),
+  phases: view.phases.map(redactHistoryError),
+  auto_rollback: view.auto_rollback && redactHistoryError(view.auto_rollback),
+});
+
+/**
+ * What a mutation adds to its 202: the action its generation starts, to follow at
+ * `links.action` (also the Location). Read on the mutation's own connection: a PATCH that changed
+ * nothing answers with the current generation's action as it stands.
+ */
+async function accepted(db: CommonQueryMethods, row: DeploymentRow) {
+  const view = await readAction(db, row, row.generation);
+  const links = actionLinks(row.project, row.environment, row.generation, 'deployment');
+  return { fields: { action: view?.action ?? expectedAction(row), status: view?.status ?? 'pending', links }, location: links.action };
+}
+
+/** An idempotent replay answers with the Location of the stored answer's action. */
+const locationOf = (body: unknown): Record<string, string> => {
+  const action = (body as { links?: { action?: unknown } } | null)?.links?.action;
+  return typeof action === 'string' ? { Location: action } : {};
+};
+
 export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
   const etagHeader = { ETag: 'Entity tag "<id>:<generation>" for If-Match.' };
   return [
@@ -220,15 +255,16 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       params: ProjectParams,
       body: CreateDeploymentBody,
       responses: {
-        201: { description: 'Created.', schema: Deployment, headers: { Location: 'URL of the new deployment.', ...etagHeader } },
+        202: {
+          description: 'Created; the actor deploys it. The body is the deployment with the action its first generation starts.',
+          schema: DeploymentAccepted,
+          headers: { Location: 'URL of the action (GET it to follow the phases).', ...etagHeader },
+        },
         403: { description: 'The token lacks deploy:promote, or the namespace, ops repo or manifest path is outside the project policy (`policy_violation`, naming the rule).' },
         404: { description: 'The project is outside the token\'s scope.' },
         409: { description: 'The environment already has a deployment.' },
       },
-      replayHeaders: (body): Record<string, string> => {
-        const row = body as { project?: string; environment?: string };
-        return row.project && row.environment ? { Location: deploymentPath(row.project, row.environment) } : {};
-      },
+      replayHeaders: locationOf,
       handler: async ({ db, principal, params, body, audit }) => {
         assertProjectVisible(principal, params.project);
         const namespace = body.namespace ?? defaultNamespace(params.project, body.environment);
@@ -276,7 +312,8 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           auto_rollback: row.auto_rollback,
           values_override: valuesSummary(body.values_override),
         });
-        return { status: 201, body: redactLastError(row), headers: { Location: deploymentPath(row.project, row.environment), ETag: etagOf(row) } };
+        const action = await accepted(db, row);
+        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: { Location: action.location, ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -325,8 +362,13 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       params: DeploymentParams,
       body: PatchDeploymentBody,
       headers: [{ name: 'If-Match', description: 'ETag from GET; 412 when the deployment changed since.' }],
+      replayHeaders: locationOf,
       responses: {
-        200: { description: 'The updated deployment.', schema: Deployment, headers: etagHeader },
+        202: {
+          description: 'Accepted: the deployment with the action its (new) generation starts; a change that altered nothing answers with the current generation\'s action.',
+          schema: DeploymentAccepted,
+          headers: { Location: 'URL of the action (GET it to follow the phases).', ...etagHeader },
+        },
         404: { description: 'No such deployment (or outside the token\'s scope).' },
         412: { description: 'If-Match does not match the current ETag.' },
       },
@@ -360,7 +402,8 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           values_override: valuesSummary(body.values_override),
           generation: { from: before.generation, to: row.generation },
         });
-        return { status: 200, body: redactLastError(row), headers: { ETag: etagOf(row) } };
+        const action = await accepted(db, row);
+        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: { Location: action.location, ETag: etagOf(row) } };
       },
     }),
     jsonRoute({
@@ -371,8 +414,13 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
       tags: TAGS,
       access: 'deploy:promote',
       params: DeploymentParams,
+      replayHeaders: locationOf,
       responses: {
-        202: { description: 'Accepted: the actor rolls back to `target`.', schema: RollbackAccepted, headers: etagHeader },
+        202: {
+          description: 'Accepted: the actor rolls back to `target`; follow the action at `links.action` (also the Location).',
+          schema: RollbackAccepted,
+          headers: { Location: 'URL of the action.', ...etagHeader },
+        },
         404: { description: 'No such deployment (or outside the token\'s scope), or `release` is not a release of it.' },
         409: { description: 'No previous healthy version to roll back to, or `release` did not succeed.' },
       },
@@ -399,11 +447,38 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           target_release: target.history_id,
           generation: { from: before.generation, to: row.generation },
         });
+        const action = await accepted(db, row);
         return {
           status: 202,
-          body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id } },
-          headers: { ETag: etagOf(row) },
+          body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id }, generation: row.generation, ...action.fields },
+          headers: { Location: action.location, ETag: etagOf(row) },
         };
+      },
+    }),
+    jsonRoute({
+      method: 'get',
+      path: '/api/projects/:project/deployments/:env/actions/:generation',
+      operationId: 'getDeploymentAction',
+      summary: 'The action a generation of the desired state started: its status and phases, live while it runs.',
+      description:
+        'Every change of the desired state (through the API or by SQL) makes a new generation, and the actor acts on it: ' +
+        '`pending` until it picks it up, `running` with the phases finished so far (from the persisted snapshot), then ' +
+        '`succeeded`, `failed` or `superseded` (from history; a newer generation arrived first). Poll it, or follow ' +
+        '`links.events`, until the status is final.',
+      tags: TAGS,
+      access: 'deploy:read',
+      params: ActionParams,
+      responses: {
+        200: { description: 'The action.', schema: Action },
+        404: { description: 'No such deployment or generation (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params }) => {
+        const row = await loadDeployment(db, principal, params.project, params.env);
+        const view = params.generation <= row.generation ? await loadAction(db, row, params.generation) : null;
+        if (!view) {
+          throw notFound(`${params.project}/${params.env} has no generation ${params.generation}; its newest is ${row.generation}.`);
+        }
+        return { status: 200, body: { ...redactAction(view), links: actionLinks(row.project, row.environment, params.generation, 'action') } };
       },
     }),
     jsonRoute({

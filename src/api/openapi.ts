@@ -69,7 +69,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { version: strin
     if (route.params || route.query || route.body) responses['400'] ??= errorResponse('Invalid input: `error.details` names each bad field and what is accepted.');
     if (route.access !== 'public') {
       responses['401'] ??= errorResponse('Missing, unknown or revoked bearer token.');
-      responses['403'] ??= errorResponse('The token lacks the permission this operation needs.');
+      if (route.access !== 'authenticated') responses['403'] ??= errorResponse('The token lacks the permission this operation needs.');
     }
     if (route.kind === 'json' && route.method !== 'get' && route.access !== 'public') {
       responses['422'] ??= errorResponse('The Idempotency-Key was already used with a different request.');

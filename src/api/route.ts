@@ -12,7 +12,8 @@ import { findPrincipal, hasPermission, type Permission, type Principal } from '.
 export type Method = 'get' | 'post' | 'patch' | 'delete';
 
 /** `public`: no token; a permission: a valid token holding it; `admin-global`: admin without a project scope. */
-export type Access = 'public' | Permission | 'admin-global';
+/** `authenticated`: any valid token, whatever its permissions (for what names no data). */
+export type Access = 'public' | 'authenticated' | Permission | 'admin-global';
 
 export interface ResponseSpec {
   readonly description: string;
@@ -117,6 +118,7 @@ async function authenticate(deps: RouteDeps, req: express.Request, access: Acces
     throw new ApiError(401, 'unauthenticated', 'The bearer token is malformed, unknown or revoked.', { headers: { ...challenge, 'WWW-Authenticate': 'Bearer realm="keelson", error="invalid_token"' } });
   }
   deps.touchToken(principal);
+  if (access === 'authenticated') return principal;
   const needed: Permission = access === 'admin-global' ? 'admin' : access;
   if (!hasPermission(principal, needed)) {
     throw new ApiError(403, 'forbidden', `Token "${principal.name}" lacks the "${needed}" permission this request needs.`);

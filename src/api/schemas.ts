@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
-import { DESIRED_STATUSES, DeploymentRow, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
+import { ACTION_STATUSES } from '../actions/status.ts';
+import { DESIRED_STATUSES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
 import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
 
@@ -253,9 +254,55 @@ export const DeploymentDetail = z.object({
   live: LiveStatus,
 });
 
+export const ActionParams = z.object({
+  project: Name,
+  env: Name,
+  generation: cursor('expected a generation of the deployment (an integer from 1)', 1),
+});
+
+export const ActionLinks = z.object({
+  self: z.string().meta({ description: 'This resource.' }),
+  action: z.string().meta({ description: 'The action (GET it to follow its phases until its status is final).' }),
+  deployment: z.string(),
+  events: z.string().meta({ description: 'Server-Sent Events of the deployment\'s transitions.' }),
+});
+
+const ActionKind = z.enum(HISTORY_ACTIONS);
+const ActionStatus = z.enum(ACTION_STATUSES).meta({
+  description: 'pending (not picked up yet), running, or final: succeeded, failed, superseded (a newer generation came first).',
+});
+
+/** What every mutation of a deployment adds to its answer: the action it started. */
+const ACCEPTED = {
+  action: ActionKind.meta({ description: 'The action this generation starts (predicted from the row until the actor picks it up).' }),
+  status: ActionStatus,
+  links: ActionLinks,
+};
+
+export const DeploymentAccepted = Deployment.extend(ACCEPTED);
+
+export const Action = z.object({
+  generation: z.number().int(),
+  action: ActionKind,
+  action_id: z.string().nullable(),
+  status: ActionStatus,
+  image_ref: z.string().nullable(),
+  state: z.string().nullable().meta({ description: 'The actor state while the action runs (syncing.fetching, verifying, ...).' }),
+  phases: z.array(HistoryPhase).meta({ description: 'Finished phases (sync, render, apply, verify, ...), live while running.' }),
+  error: z.string().nullable(),
+  auto_rollback: z
+    .object({ status: z.enum(['succeeded', 'failed', 'superseded']), image_ref: z.string(), error: z.string().nullable() })
+    .nullable()
+    .meta({ description: 'A failed deploy that auto_rollback undid: the rollback\'s outcome.' }),
+  superseded_by: z.number().int().nullable(),
+  links: ActionLinks,
+});
+
 export const RollbackAccepted = z.object({
   deployment: Deployment,
   target: z.object({ image_ref: z.string(), sha: z.string().nullable(), history_id: z.number().int() }),
+  generation: z.number().int(),
+  ...ACCEPTED,
 });
 
 export const page = <T extends z.ZodType>(item: T) =>
@@ -269,6 +316,26 @@ export const OpsRepoList = z.object({ items: z.array(OpsRepo) });
 export const SyncResult = z.object({ sha: z.string(), fetched: z.boolean() });
 
 export const Health = z.object({ status: z.literal('ok') });
+export const Capabilities = z.object({
+  version: z.string(),
+  machine_version: z.string().meta({ description: 'The statechart version persisted snapshots carry.' }),
+  targets: z.array(z.object({ name: z.string(), apply: z.string(), clusters: z.array(z.string()), cluster: z.string().nullable() })),
+  renderers: z.array(z.object({ name: z.string(), description: z.string() })),
+  sinks: z.array(z.string()).meta({ description: 'Notification sink kinds (notification_sinks.kind).' }),
+  actions: z.array(z.string()),
+  action_statuses: z.array(z.string()),
+  desired_statuses: z.array(z.string()),
+  event_types: z.array(z.string()).meta({ description: 'deployment_events types: <kind>.<outcome>.' }),
+  permissions: z.array(z.string()),
+  limits: z.object({
+    render: z.object({ timeout_ms: z.number(), max_heap_bytes: z.number(), max_objects: z.number(), max_bytes: z.number() }),
+    sse: z.object({ per_token: z.number(), total: z.number(), max_buffer_bytes: z.number(), heartbeat_ms: z.number() }),
+    values_override: z.object({ max_depth: z.number(), max_bytes: z.number() }),
+    idempotency_ttl_ms: z.number(),
+  }),
+  features: z.record(z.string(), z.boolean()),
+});
+
 export const Ready = z.object({
   status: z.enum(['ready', 'not_ready']),
   checks: z.object({

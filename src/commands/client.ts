@@ -10,9 +10,12 @@ import { ConfigError, TerminalError } from '../errors.ts';
 const SETTLED = new Set(['healthy', 'failed', 'stopped']);
 const COMMON_USAGE = '[--url <url>] [--token <token>] [--timeout 15m] [--no-wait]  (or KEELSON_URL, KEELSON_TOKEN)';
 
-class ClientError extends TerminalError {
-  constructor(message: string) {
+export class ClientError extends TerminalError {
+  /** the HTTP status of a refused request; undefined when the server could not be reached */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
     super(message, { code: 'client_error' });
+    this.status = status;
   }
 }
 
@@ -30,7 +33,7 @@ interface Deployment {
   deployed_at: string | null;
 }
 
-interface Transition {
+export interface Transition {
   seq: number;
   from_state: string | null;
   to_state: string;
@@ -38,13 +41,13 @@ interface Transition {
   at: string;
 }
 
-interface Api {
+export interface Api {
   readonly url: string;
   call<T>(method: string, path: string, options?: { body?: unknown; headers?: Record<string, string>; allow?: number[] }): Promise<{ status: number; body: T; headers: Headers }>;
   readonly token: string;
 }
 
-function connect(values: { url?: string | undefined; token?: string | undefined }): Api {
+export function connect(values: { url?: string | undefined; token?: string | undefined }): Api {
   const url = (values.url ?? process.env.KEELSON_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
   const token = values.token ?? process.env.KEELSON_TOKEN;
   if (!/^https?:\/\/\S+$/.test(url)) throw new ConfigError(`--url / KEELSON_URL: expected an http(s) URL such as http://127.0.0.1:8080; got "${url}"`);
@@ -78,14 +81,14 @@ function connect(values: { url?: string | undefined; token?: string | undefined 
       if (!response.ok && !(options.allow ?? []).includes(response.status)) {
         const error = (body as { error?: { message?: string; details?: Array<{ field: string; message: string }> } })?.error;
         const details = error?.details?.map((d) => `\n  ${d.field}: ${d.message}`).join('') ?? '';
-        throw new ClientError(`${method} ${path} → ${response.status}: ${error?.message ?? text.slice(0, 200)}${details}`);
+        throw new ClientError(`${method} ${path} → ${response.status}: ${error?.message ?? text.slice(0, 200)}${details}`, response.status);
       }
       return { status: response.status, body: body as never, headers: response.headers };
     },
   };
 }
 
-const base = (project: string, env: string) =>
+export const base = (project: string, env: string) =>
   `/api/projects/${encodeURIComponent(project)}/deployments/${encodeURIComponent(env)}`;
 
 async function latestSeq(api: Api, project: string, env: string): Promise<number> {
@@ -98,10 +101,13 @@ function describe(row: Deployment): string {
   return `${row.project}/${row.environment} is ${row.current_status} (image ${image}, generation ${row.observed_generation}/${row.generation})${row.last_error ? `: ${row.last_error}` : ''}`;
 }
 
-/** Reads an SSE stream, calling onEvent per `event: transition`. Resolves when the stream ends. */
-async function readEvents(api: Api, path: string, lastSeq: number, signal: AbortSignal, onEvent: (t: Transition) => void): Promise<void> {
+/**
+ * Reads an SSE stream, calling onEvent per `event: transition`; without lastSeq it starts with
+ * the next transition. Resolves when the stream ends.
+ */
+export async function readEvents(api: Api, path: string, lastSeq: number | undefined, signal: AbortSignal, onEvent: (t: Transition) => void): Promise<void> {
   const response = await fetch(`${api.url}${path}`, {
-    headers: { authorization: `Bearer ${api.token}`, accept: 'text/event-stream', 'last-event-id': String(lastSeq) },
+    headers: { authorization: `Bearer ${api.token}`, accept: 'text/event-stream', ...(lastSeq === undefined ? {} : { 'last-event-id': String(lastSeq) }) },
     signal,
   });
   if (!response.ok || !response.body) throw new ClientError(`event stream ${path} → ${response.status}`);
@@ -186,7 +192,7 @@ const OPTIONS = {
   'no-wait': { type: 'boolean' },
 } as const;
 
-function timeoutOf(text: string | undefined): number {
+export function timeoutOf(text: string | undefined): number {
   if (text === undefined) return 15 * 60_000;
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new ConfigError(`--timeout: expected a duration such as 90s or 15m; got "${text}"`);

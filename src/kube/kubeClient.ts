@@ -115,6 +115,13 @@ export interface KubeClient {
   labelledRefs(deploymentId: string, kinds: readonly CacheKind[], options?: { signal?: AbortSignal }): Promise<ObjectRef[]>;
   /** Health of every top-level object labelled for the deployment, in any namespace (API detail view). */
   liveStatus(deploymentId: string, namespace: string): Promise<Array<ObjectRef & Health>>;
+  /** The Deployments, StatefulSets and DaemonSets labelled for a deployment, with their uids (from the cache). */
+  workloads(deploymentId: string, options?: { signal?: AbortSignal }): Promise<Array<ObjectRef & { uid: string | null }>>;
+  /**
+   * Creates a core/v1 Event. Its name is the caller's idempotency key: an Event of that name
+   * already there (a retried delivery) is `exists`, not an error.
+   */
+  recordEvent(event: KubeObject, options?: { signal?: AbortSignal }): Promise<'created' | 'exists'>;
   close(): void;
 }
 
@@ -1001,6 +1008,34 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     subscribeHealth,
     labelledRefs,
     liveStatus,
+    async workloads(deploymentId, options = {}) {
+      const kinds = WORKLOAD_KINDS.filter((k) => k.kind !== 'ReplicaSet');
+      await cache.ensure(kinds, options.signal);
+      const wanted = new Set(kinds.map((k) => k.kind));
+      return cache
+        .labelled(deploymentId)
+        .filter((obj) => wanted.has(obj.kind) && !isControlled(obj))
+        .map((obj) => ({ ...refOf(obj), uid: obj.metadata.uid ?? null }));
+    },
+    async recordEvent(event, options = {}) {
+      const namespace = event.metadata.namespace ?? 'default';
+      try {
+        await transport.request({
+          verb: 'create',
+          kind: 'Event',
+          what: `Event ${namespace}/${event.metadata.name}`,
+          method: HttpMethod.POST,
+          path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+          body: event,
+          signal: options.signal,
+          answers: [409],
+        });
+        return 'created';
+      } catch (error) {
+        if (error instanceof TerminalError && httpStatus(error.cause) === 409) return 'exists';
+        throw error;
+      }
+    },
     close: () => cache.close(),
   };
 }

@@ -24,7 +24,8 @@ import type { Metrics } from '../metrics.ts';
 import { NOTIFY_CHANNEL } from './outbox.ts';
 import { afterFailure, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { SINKS } from './sinks/index.ts';
-import { SINK_KINDS, type SinkRequest, type StoredEvent } from './sinks/sink.ts';
+import type { Deliverer } from './sinks/kubernetesEvents.ts';
+import { SINK_KINDS, type HttpSinkKind, type SinkKind, type SinkRequest, type StoredEvent } from './sinks/sink.ts';
 
 export interface DispatcherOptions {
   readonly db: Db;
@@ -42,6 +43,11 @@ export interface DispatcherOptions {
   readonly pollIntervalMs?: number;
   /** KEELSON_PUBLIC_URL */
   readonly publicUrl?: string | null;
+  /**
+   * Sinks that are not HTTP requests (kubernetes-events, with the process's cluster client).
+   * A delivery of such a kind without a deliverer fails, naming why, and is retried.
+   */
+  readonly deliverers?: Partial<Record<SinkKind, Deliverer>>;
   readonly random?: () => number;
 }
 
@@ -113,6 +119,8 @@ export async function send(request: SinkRequest, timeoutMs: number): Promise<Omi
     return { ok: false, statusCode: null, error: redactSecrets(`request failed: ${text}`), durationMs: took() };
   }
 }
+
+const isHttpKind = (kind: SinkKind): kind is HttpSinkKind => Object.hasOwn(SINKS, kind);
 
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const { db, log } = options;
@@ -216,11 +224,18 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         occurredAt: delivery.occurred_at,
         data: delivery.data as unknown as StoredEvent['data'],
       };
-      const headers = Object.fromEntries(Object.entries(delivery.headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
-      const request = SINKS[delivery.kind].build(event, { kind: delivery.kind, url: delivery.url, secret: delivery.secret, headers }, context);
-      outcome = request
-        ? { ...(await send(request, timeoutMs)), startedAt }
-        : { ok: true, statusCode: null, error: null, durationMs: 0, startedAt };
+      const deliverer = options.deliverers?.[delivery.kind];
+      if (deliverer) {
+        outcome = { ...(await deliverer(event, timeoutMs)), startedAt };
+      } else if (isHttpKind(delivery.kind)) {
+        const headers = Object.fromEntries(Object.entries(delivery.headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
+        const request = SINKS[delivery.kind].build(event, { kind: delivery.kind, url: delivery.url, secret: delivery.secret, headers }, context);
+        outcome = request
+          ? { ...(await send(request, timeoutMs)), startedAt }
+          : { ok: true, statusCode: null, error: null, durationMs: 0, startedAt };
+      } else {
+        outcome = { ok: false, statusCode: null, error: `this keelson process delivers no ${delivery.kind} (it has no Kubernetes client)`, durationMs: 0, startedAt };
+      }
     } catch (error) {
       outcome = { ok: false, statusCode: null, error: redactSecrets(errorMessage(error)), durationMs: 0, startedAt };
     }

@@ -50,6 +50,15 @@ export interface RenderLimits {
   readonly maxBytes: number;
 }
 
+/**
+ * The renderers a deployment can use; the row chooses (an ops repo or none). GET
+ * /api/capabilities lists them from here.
+ */
+export const RENDERERS = [
+  { name: 'builtin', description: 'A Deployment and a Service from the image and values_override, for rows without an ops repo.' },
+  { name: 'nunjucks', description: 'Nunjucks templates and values.yaml of the ops repo folder (manifest_path), rendered in a confined process.' },
+] as const;
+
 export const DEFAULT_RENDER_LIMITS: RenderLimits = { timeoutMs: 10_000, maxHeapBytes: 128 * MiB, maxObjects: 1_000, maxBytes: 10 * MiB };
 
 export interface RenderInput {

@@ -69,6 +69,14 @@ export function fieldSelectorsFor(type: ResourceType): string[] {
   if (type.kind === 'Secret') return [...base, 'type'];
   if (type.kind === 'Namespace') return [...base, 'status.phase'];
   if (type.kind === 'Job') return [...base, 'status.successful'];
+  // what `kubectl describe` sends to find an object's events (the real server's list, less source)
+  if (type.kind === 'Event') {
+    return [
+      ...base,
+      ...['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => `involvedObject.${f}`),
+      'reason', 'reportingComponent', 'type',
+    ];
+  }
   return base;
 }
 

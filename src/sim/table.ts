@@ -21,6 +21,10 @@ const age = (o: KObject, now: number): string => {
   const created = parseTime(o.metadata.creationTimestamp);
   return created === undefined ? '<unknown>' : humanDuration(now - created);
 };
+const since = (o: KObject, now: number, at: unknown): string => {
+  const time = parseTime(typeof at === 'string' ? at : undefined) ?? parseTime(o.metadata.creationTimestamp);
+  return time === undefined ? '<unknown>' : humanDuration(now - time);
+};
 const containers = (o: KObject): Any[] => (spec(o).template?.spec?.containers ?? []) as Any[];
 const selectorString = (sel: LabelSelectorObject | undefined): string => (sel ? formatRequirements(requirementsFromObject(sel)) || '<none>' : '<none>');
 
@@ -104,6 +108,19 @@ const COLUMNS: Record<string, Column[]> = {
     },
     AGE,
     ...WIDE_CONTAINERS,
+  ],
+  // pkg/printers/internalversion/printers.go printEvent
+  Event: [
+    { name: 'Last Seen', type: 'string', cell: (o, now) => since(o, now, (o as Any).lastTimestamp ?? (o as Any).eventTime) },
+    { name: 'Type', type: 'string', cell: (o) => (o as Any).type ?? '' },
+    { name: 'Reason', type: 'string', cell: (o) => (o as Any).reason ?? '' },
+    { name: 'Object', type: 'string', cell: (o) => `${String((o as Any).involvedObject?.kind ?? '').toLowerCase()}/${(o as Any).involvedObject?.name ?? ''}` },
+    { name: 'Subobject', type: 'string', priority: 1, cell: (o) => (o as Any).involvedObject?.fieldPath ?? '' },
+    { name: 'Source', type: 'string', priority: 1, cell: (o) => (o as Any).source?.component ?? (o as Any).reportingComponent ?? '' },
+    { name: 'Message', type: 'string', cell: (o) => String((o as Any).message ?? '').trim() },
+    { name: 'First Seen', type: 'string', priority: 1, cell: (o, now) => since(o, now, (o as Any).firstTimestamp ?? (o as Any).eventTime) },
+    { name: 'Count', type: 'string', priority: 1, cell: (o) => String((o as Any).count ?? 1) },
+    { name: 'Name', type: 'string', priority: 1, cell: (o) => o.metadata.name },
   ],
   Job: [
     NAME,

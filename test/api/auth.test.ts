@@ -16,7 +16,7 @@ let counter = 0;
 
 type Perm = 'read' | 'promote' | 'admin';
 type Scope = 'global' | 'own' | 'other';
-type Access = Perm | 'admin-global' | 'public' | 'webhook';
+type Access = Perm | 'admin-global' | 'public' | 'webhook' | 'authenticated';
 
 beforeAll(async () => {
   h = await startHarness({ opsRepos: { fetch: async () => ({ sha: 'b'.repeat(40), fetched: true }) } });
@@ -62,17 +62,19 @@ const D = '/api/projects/shop/deployments';
 const cases: Case[] = [
   { name: 'GET /api/deployments', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/deployments'] },
   { name: 'GET deployments of a project', access: 'read', scoped: true, ok: 200, request: () => ['GET', D] },
-  { name: 'POST a deployment', access: 'promote', scoped: true, ok: 201, request: () => ['POST', D, { environment: `m${++counter}`, image_ref: 'x:1' }] },
+  { name: 'POST a deployment', access: 'promote', scoped: true, ok: 202, request: () => ['POST', D, { environment: `m${++counter}`, image_ref: 'x:1' }] },
   { name: 'GET a deployment', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging`] },
-  { name: 'PATCH a deployment', access: 'promote', scoped: true, ok: 200, request: () => ['PATCH', `${D}/staging`, { auto_rollback: true }] },
-  { name: 'PATCH values_override', access: 'promote', scoped: true, ok: 200, request: () => ['PATCH', `${D}/staging`, { values_override: { replicas: 2 } }] },
+  { name: 'PATCH a deployment', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { auto_rollback: true }] },
+  { name: 'PATCH values_override', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { values_override: { replicas: 2 } }] },
   { name: 'POST rollback', access: 'promote', scoped: true, ok: 202, request: () => ['POST', `${D}/staging/rollback`] },
   { name: 'GET history', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/history`] },
+  { name: 'GET an action', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/actions/1`] },
   { name: 'GET transitions', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/transitions`] },
   { name: 'GET snapshot', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/snapshot`] },
   { name: 'GET events (SSE)', access: 'read', scoped: true, sse: true, ok: 200, request: () => ['GET', `${D}/staging/events`] },
   { name: 'GET /api/events (SSE)', access: 'read', scoped: false, sse: true, ok: 200, request: () => ['GET', '/api/events'] },
   { name: 'GET /api/machine', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/machine'] },
+  { name: 'GET /api/capabilities', access: 'authenticated', scoped: false, ok: 200, request: () => ['GET', '/api/capabilities'] },
   { name: 'GET /api/fleet', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/fleet'] },
   { name: 'GET /api/fleet of a project', access: 'read', scoped: true, ok: 200, request: () => ['GET', '/api/fleet?project=shop'] },
   { name: 'GET /api/fleet/deployments', access: 'read', scoped: false, ok: 200, request: () => ['GET', '/api/fleet/deployments?state=idle'] },
@@ -116,6 +118,7 @@ function expected(c: Case, perm: Perm, scope: Scope): number {
   // no token opens the webhook: it needs the repository's signature
   if (c.access === 'webhook') return 401;
   if (c.access === 'admin-global') return perm === 'admin' && scope === 'global' ? c.ok : 403;
+  if (c.access === 'authenticated') return c.ok;
   if (perm !== 'admin' && perm !== c.access) return 403;
   return c.scoped && scope === 'other' ? 404 : c.ok;
 }
@@ -203,7 +206,7 @@ describe('where a deployment goes: the body fields against the project policy', 
 
   it('what the policy allows is created', async () => {
     const response = await create(tokens['promote:own'] as string, { namespace: 'shop-qa', ops_repo: 'shop-ops', manifest_path: 'shop/web' });
-    expect(response.status).toBe(201);
+    expect(response.status).toBe(202);
     expect(response.body).toMatchObject({ namespace: 'shop-qa', ops_repo_id: repos['shop-ops'], manifest_path: 'shop/web' });
   });
 

@@ -34,15 +34,25 @@ async function auditRows(action: string, target: string) {
 }
 
 describe('create and list', () => {
-  it('creates a deployment: 201, Location, ETag, audit row; then lists it', async () => {
+  it('creates a deployment: 202, Location of its action, ETag, audit row; then lists it', async () => {
     const created = await h.request('POST', '/api/projects/shop/deployments', {
       token: promote,
       body: { environment: 'staging', image_ref: 'registry.example/shop:1.0.0', values_override: { replicas: 2 }, auto_rollback: true },
     });
-    expect(created.status).toBe(201);
-    expect(created.headers.get('location')).toBe('/api/projects/shop/deployments/staging');
+    expect(created.status).toBe(202);
+    expect(created.headers.get('location')).toBe('/api/projects/shop/deployments/staging/actions/1');
     expect(created.headers.get('etag')).toBe(`"${created.body.id}:1"`);
     expect(created.body).toMatchObject({ project: 'shop', environment: 'staging', desired_status: 'active', auto_rollback: true, generation: 1 });
+    expect(created.body).toMatchObject({
+      action: 'deploy',
+      status: 'pending',
+      links: {
+        self: '/api/projects/shop/deployments/staging',
+        action: '/api/projects/shop/deployments/staging/actions/1',
+        deployment: '/api/projects/shop/deployments/staging',
+        events: '/api/projects/shop/deployments/staging/events',
+      },
+    });
     const audit = await auditRows('deployment.create', 'shop/staging');
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ actor: 'ci', payload: { image_ref: 'registry.example/shop:1.0.0', values_override: { keys: ['replicas'] } } });
@@ -68,7 +78,7 @@ describe('create and list', () => {
       token: promote,
       body: { environment: 'qa', image_ref: 'x:1', ops_repo: 'manifests', manifest_path: 'shop/apps', namespace: 'shop-qa-ns' },
     });
-    expect(created.status).toBe(201);
+    expect(created.status).toBe(202);
     expect(created.body).toMatchObject({ ops_repo_id: repo.body.id, manifest_path: 'shop/apps', namespace: 'shop-qa-ns' });
   });
 
@@ -189,8 +199,9 @@ describe('PATCH with If-Match', () => {
       body: { image_ref: 'x:2', values_override: { password: 'values-secret' } },
       headers: { 'if-match': get.headers.get('etag') ?? '' },
     });
-    expect(patched.status).toBe(200);
-    expect(patched.body).toMatchObject({ image_ref: 'x:2', generation: 2 });
+    expect(patched.status).toBe(202);
+    expect(patched.body).toMatchObject({ image_ref: 'x:2', generation: 2, action: 'deploy', status: 'pending' });
+    expect(patched.headers.get('location')).toBe('/api/projects/shop/deployments/patch/actions/2');
     expect(patched.headers.get('etag')).toBe(`"${id}:2"`);
     const audit = await auditRows('deployment.update', 'shop/patch');
     expect(audit).toHaveLength(1);
@@ -218,9 +229,10 @@ describe('PATCH with If-Match', () => {
     const { rows } = await h.pg.query("select id from deployments where environment = 'patch'");
     const id = (rows[0] as { id: string }).id;
     const weak = await h.request('PATCH', '/api/projects/shop/deployments/patch', { token: promote, body: { desired_status: 'stopped' }, headers: { 'if-match': `W/"${id}:2"` } });
-    expect(weak.status).toBe(200);
+    expect(weak.status).toBe(202);
+    expect(weak.body).toMatchObject({ action: 'stop', status: 'pending' });
     const star = await h.request('PATCH', '/api/projects/shop/deployments/patch', { token: promote, body: { desired_status: 'active' }, headers: { 'if-match': '*' } });
-    expect(star.status).toBe(200);
+    expect(star.status).toBe(202);
     expect(star.body.generation).toBe(4);
   });
 
@@ -259,10 +271,14 @@ describe('rollback', () => {
         [id, `a${n}`, image, n],
       );
     }
+    // as the runtime would have left it: generation 2 deployed x:2
+    await h.pg.query("update deployments set image_ref = 'x:2', observed_generation = 2, current_status = 'healthy' where id = $1", [id]);
     const response = await h.request('POST', '/api/projects/shop/deployments/rb/rollback', { token: promote });
     expect(response.status).toBe(202);
     expect(response.body.target.image_ref).toBe('x:1');
-    expect(response.body.deployment).toMatchObject({ desired_status: 'rollback', generation: 2 });
+    expect(response.body.deployment).toMatchObject({ desired_status: 'rollback', generation: 3 });
+    expect(response.body).toMatchObject({ generation: 3, action: 'rollback', status: 'pending' });
+    expect(response.headers.get('location')).toBe('/api/projects/shop/deployments/rb/actions/3');
     expect(await auditRows('deployment.rollback', 'shop/rb')).toHaveLength(1);
   });
 
@@ -295,6 +311,54 @@ describe('rollback', () => {
     expect(accepted.status).toBe(202);
     expect(accepted.body.target).toEqual({ image_ref: 'x:1', sha: null, history_id: ok });
     expect((await h.pg.query('select desired_status, rollback_to from deployments where id = $1', [id])).rows[0]).toEqual({ desired_status: 'rollback', rollback_to: String(ok) });
+  });
+});
+
+describe('actions', () => {
+  const A = '/api/projects/shop/deployments/act/actions';
+  let id: string;
+  const phase = (name: string, error: string | null = null) => ({ name, started_at: '2026-01-01T00:00:00Z', finished_at: '2026-01-01T00:00:01Z', duration_ms: 1000, detail: null, error });
+
+  it('follows a generation written by SQL: pending, running from the snapshot, then done from history', async () => {
+    id = await h.insertDeployment('shop', 'act');
+    const pending = await h.request('GET', `${A}/1`, { token: promote });
+    expect(pending.status).toBe(200);
+    expect(pending.body).toMatchObject({ generation: 1, action: 'deploy', action_id: null, status: 'pending', phases: [], links: { self: `${A}/1`, action: `${A}/1` } });
+
+    const work = { actionId: '1-1-deploy', action: 'deploy', generation: 1, imageRef: 'registry.example/shop:1.0.0', phases: [phase('sync')] };
+    await h.pg.query(
+      `insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq) values ($1, $2, 'syncing.rendering', 'v', 2)`,
+      [id, JSON.stringify({ value: { syncing: 'rendering' }, context: { work } })],
+    );
+    const running = await h.request('GET', `${A}/1`, { token: promote });
+    expect(running.body).toMatchObject({ status: 'running', action_id: '1-1-deploy', state: 'syncing.rendering', phases: [{ name: 'sync' }] });
+
+    await h.pg.query(
+      `insert into deployment_history (deployment_id, action_id, action, status, image_ref, generation, phases, error)
+       values ($1, '1-1-deploy', 'deploy', 'failed', 'registry.example/shop:1.0.0', 1, $2, $3)`,
+      [id, JSON.stringify([phase('sync', 'fetch https://bot:hunter2@git.example/ops.git failed')]), 'fetch https://bot:hunter2@git.example/ops.git failed'],
+    );
+    await h.pg.query("update deployments set observed_generation = 1, current_status = 'failed' where id = $1", [id]);
+    const failed = await h.request('GET', `${A}/1`, { token: promote });
+    expect(failed.body).toMatchObject({ status: 'failed', error: 'fetch https://bot:***@git.example/ops.git failed' });
+    expect(failed.text).not.toContain('hunter2');
+  });
+
+  it('a generation overtaken before anything ran is superseded; a future one is 404; a bad one 400', async () => {
+    await h.pg.query("update deployments set image_ref = 'x:2' where id = $1", [id]);
+    await h.pg.query("update deployments set image_ref = 'x:3' where id = $1", [id]);
+    const overtaken = await h.request('GET', `${A}/2`, { token: promote });
+    expect(overtaken.body).toMatchObject({ status: 'superseded', superseded_by: 3 });
+    const future = await h.request('GET', `${A}/4`, { token: promote });
+    expect(future.status).toBe(404);
+    expect(future.body.error.message).toMatch(/no generation 4; its newest is 3/);
+    expect((await h.request('GET', `${A}/0`, { token: promote })).status).toBe(400);
+    expect((await h.request('GET', `${A}/abc`, { token: promote })).status).toBe(400);
+  });
+
+  it('a token scoped to another project gets 404', async () => {
+    const other = await h.token(['deploy:read'], 'other');
+    expect((await h.request('GET', `${A}/1`, { token: other })).status).toBe(404);
   });
 });
 
@@ -346,8 +410,9 @@ describe('idempotency', () => {
     const send = () => h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:9' }, headers: { 'idempotency-key': 'key-1' } });
     const first = await send();
     const second = await send();
-    expect(first.status).toBe(200);
-    expect(second.status).toBe(200);
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    expect(second.headers.get('location')).toBe('/api/projects/shop/deployments/idem/actions/2');
     expect(second.body).toEqual(first.body);
     expect(first.headers.get('idempotent-replayed')).toBeNull();
     expect(second.headers.get('idempotent-replayed')).toBe('true');
@@ -364,14 +429,14 @@ describe('idempotency', () => {
     expect(rows[0]).toEqual({ image_ref: 'x:9' });
   });
 
-  it('uses X-Request-ID as the key when Idempotency-Key is absent, and replays a 201 with Location', async () => {
+  it('uses X-Request-ID as the key when Idempotency-Key is absent, and replays a 202 with Location', async () => {
     const send = () => h.request('POST', '/api/projects/shop/deployments', { token: promote, body: { environment: 'idem-create', image_ref: 'x:1' }, headers: { 'x-request-id': 'req-42' } });
     const first = await send();
     const second = await send();
-    expect(first.status).toBe(201);
-    expect(second.status).toBe(201);
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
-    expect(second.headers.get('location')).toBe('/api/projects/shop/deployments/idem-create');
+    expect(second.headers.get('location')).toBe('/api/projects/shop/deployments/idem-create/actions/1');
     expect(second.body).toEqual(first.body);
     expect(await auditRows('deployment.create', 'shop/idem-create')).toHaveLength(1);
   });
@@ -383,7 +448,7 @@ describe('idempotency', () => {
         h.request('PATCH', '/api/projects/shop/deployments/idem-race', { token: promote, body: { image_ref: 'x:race' }, headers: { 'idempotency-key': 'race' } }),
       ),
     );
-    expect(responses.map((r) => r.status)).toEqual(Array(6).fill(200));
+    expect(responses.map((r) => r.status)).toEqual(Array(6).fill(202));
     expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);
     const { rows } = await h.pg.query("select generation from deployments where environment = 'idem-race'");
     expect(rows[0]).toEqual({ generation: '2' });
@@ -393,7 +458,7 @@ describe('idempotency', () => {
   it('forgets a key older than the TTL (24 h): the request executes again', async () => {
     await h.pg.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = 'key-1'");
     const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: promote, body: { image_ref: 'x:12' }, headers: { 'idempotency-key': 'key-1' } });
-    expect(response.status).toBe(200);
+    expect(response.status).toBe(202);
     expect(response.headers.get('idempotent-replayed')).toBeNull();
     expect(response.body.image_ref).toBe('x:12');
     // and the key is fresh again: a retry replays
@@ -404,7 +469,7 @@ describe('idempotency', () => {
   it('scopes keys by token: another token with the same key executes on its own', async () => {
     const other = await h.token(['deploy:promote', 'deploy:read']);
     const response = await h.request('PATCH', '/api/projects/shop/deployments/idem', { token: other, body: { image_ref: 'x:11' }, headers: { 'idempotency-key': 'key-1' } });
-    expect(response.status).toBe(200);
+    expect(response.status).toBe(202);
     expect(response.headers.get('idempotent-replayed')).toBeNull();
     expect(response.body.image_ref).toBe('x:11');
   });

@@ -69,7 +69,7 @@ describe('project policies', () => {
     expect(denied.status).toBe(403);
     expect(denied.body.error.message).toMatch(/Namespace shop-secret is outside the policy: project shop may deploy only into namespaces matching shop-\*, shop, !shop-secret\./);
     const bare = await h.request('POST', '/api/projects/shop/deployments', { token: shop, body: { environment: 'x', image_ref: 'x:1', namespace: 'shop' } });
-    expect(bare.status).toBe(201);
+    expect(bare.status).toBe(202);
   });
 
   it('changes a policy, and null returns a field to its default', async () => {

@@ -20,7 +20,7 @@ async function auditedIp(h: Harness): Promise<string | null> {
     body: { environment: 'prod', image_ref: 'registry.example/shop:1' },
     headers: { 'x-forwarded-for': '203.0.113.7' },
   });
-  expect(response.status).toBe(201);
+  expect(response.status).toBe(202);
   const { rows } = await h.pg.query(`select ip from audit_log where action = 'deployment.create' order by id desc limit 1`);
   return rows[0]?.ip ?? null;
 }

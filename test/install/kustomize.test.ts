@@ -137,6 +137,8 @@ describe('deploy/kustomize', () => {
       const needed = `${resourceOf(apiVersion, kind)}/scale:patch`;
       if (!granted.has(needed)) missing.push(needed);
     }
+    // the kubernetes-events sink records Events on the workloads (create only)
+    if (!granted.has('/events:create')) missing.push('/events:create');
     expect(missing).toEqual([]);
     // nothing beyond: no wildcard, no escalate/bind/impersonate
     expect([...granted].filter((g) => /\*|:(escalate|bind|impersonate|deletecollection|update)$/.test(g))).toEqual([]);

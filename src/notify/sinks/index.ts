@@ -1,6 +1,7 @@
 import { registrySink } from './registry.ts';
-import type { Sink, SinkKind } from './sink.ts';
+import type { HttpSinkKind, Sink } from './sink.ts';
 import { slackSink } from './slack.ts';
 import { webhookSink } from './webhook.ts';
 
-export const SINKS: Readonly<Record<SinkKind, Sink>> = { webhook: webhookSink, slack: slackSink, registry: registrySink };
+/** The HTTP sinks; `kubernetes-events` is delivered by kubernetesEvents.ts (wired by serve). */
+export const SINKS: Readonly<Record<HttpSinkKind, Sink>> = { webhook: webhookSink, slack: slackSink, registry: registrySink };

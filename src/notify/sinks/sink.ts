@@ -4,8 +4,10 @@
 import { createHmac } from 'node:crypto';
 import type { EventData } from '../events.ts';
 
-export const SINK_KINDS = ['webhook', 'slack', 'registry'] as const;
+export const SINK_KINDS = ['webhook', 'slack', 'registry', 'kubernetes-events'] as const;
 export type SinkKind = (typeof SINK_KINDS)[number];
+/** Kinds whose delivery is an HTTP request a Sink builds; the others are handed to a deliverer the process wires (kubernetesEvents.ts). */
+export type HttpSinkKind = Exclude<SinkKind, 'kubernetes-events'>;
 
 /** The header a signed request carries: `sha256=<hex HMAC-SHA256 of the raw body, keyed by the sink's secret>`. */
 export const SIGNATURE_HEADER = 'X-Keelson-Signature-256';
@@ -24,7 +26,7 @@ export interface StoredEvent {
 
 /** What a sink needs of its row (url, secret and headers never leave the process except in the request). */
 export interface SinkSettings {
-  readonly kind: SinkKind;
+  readonly kind: HttpSinkKind;
   readonly url: string;
   readonly secret: string | null;
   readonly headers: Readonly<Record<string, string>>;
@@ -42,7 +44,7 @@ export interface SinkRequest {
 }
 
 export interface Sink {
-  readonly kind: SinkKind;
+  readonly kind: HttpSinkKind;
   /** null: nothing to send for this event (it is recorded as delivered without a request) */
   build(event: StoredEvent, settings: SinkSettings, context: SinkContext): SinkRequest | null;
 }
