@@ -25,6 +25,7 @@ import {
   PatchDeploymentBody,
   ProjectParams,
   RollbackAccepted,
+  TeardownAccepted,
   Transition,
   cursor,
   page,
@@ -404,6 +405,28 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id } },
           headers: { ETag: etagOf(row) },
         };
+      },
+    }),
+    jsonRoute({
+      method: 'delete',
+      path: '/api/projects/:project/deployments/:env',
+      operationId: 'deleteDeployment',
+      summary: 'Tear the deployment down: sets desired_status = deleted. keelson deletes every object of it from the cluster, records a `teardown` history row (kept after the row is gone) and deletes the row.',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: DeploymentParams,
+      responses: {
+        202: { description: 'Accepted: the actor tears the deployment down; poll GET until it answers 404.', schema: TeardownAccepted, headers: etagHeader },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        // no placement check: tearing down is always allowed, even where the policy changed since
+        const row = await db.maybeOne(sql.type(DeploymentRow)`
+          update deployments set desired_status = 'deleted' where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+        if (!row) throw notFound(`No deployment ${params.project}/${params.env}: it is gone already.`);
+        await audit('deployment.delete', `${row.project}/${row.environment}`, { generation: { from: before.generation, to: row.generation } });
+        return { status: 202, body: { deployment: redactLastError(row), generation: row.generation }, headers: { ETag: etagOf(row) } };
       },
     }),
     jsonRoute({

@@ -258,6 +258,11 @@ export const RollbackAccepted = z.object({
   target: z.object({ image_ref: z.string(), sha: z.string().nullable(), history_id: z.number().int() }),
 });
 
+export const TeardownAccepted = z.object({
+  deployment: Deployment,
+  generation: z.number().int().meta({ description: 'The generation whose action is the teardown; the row is gone once it succeeded.' }),
+});
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), next: z.number().int().nullable().meta({ description: 'Pass as `before` for the next page; null on the last page.' }) });
 
