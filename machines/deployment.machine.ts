@@ -214,7 +214,11 @@ export interface RenderResult {
   values?: { hash: string; redacted: unknown };
 }
 /** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
-export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean }
+/**
+ * `previousNamespace`: the namespace the deployed release was rendered into, when known; a
+ * different `namespace` moves the deployment, and apply prunes `previous` − new (issue #13).
+ */
+export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean; previousNamespace?: string | null }
 export interface ApplyResult { applied: ObjectRef[] }
 export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
 export interface VerifyResult { message: string }
@@ -258,6 +262,17 @@ export function specKey(desired: Desired): string {
     manifestPath: desired.manifestPath,
     valuesOverride: desired.valuesOverride,
   }));
+}
+
+/** The namespace a `specKey` names (null for an empty or foreign spec, e.g. a stop's ''). */
+export function specNamespace(spec: string): string | null {
+  try {
+    const parsed: unknown = JSON.parse(spec);
+    const namespace = parsed && typeof parsed === 'object' ? (parsed as { namespace?: unknown }).namespace : undefined;
+    return typeof namespace === 'string' ? namespace : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Deterministic jitter in [0.5, 1): a hash of the deployment and attempt, not Math.random. */
@@ -844,6 +859,7 @@ function effectInput(effect: Effect, context: Ctx): unknown {
         render: { deploymentId: context.deploymentId, desired: rendered, imageRef: work.imageRef, sha: work.sha },
         previous: context.deployed?.applied ?? [],
         prune: work.prune,
+        previousNamespace: context.deployed ? specNamespace(context.deployed.spec) : null,
       } satisfies ApplyInput;
     case 'verify':
       return { deploymentId: context.deploymentId, namespace: desired.namespace, applied: work.applied } satisfies VerifyInput;

@@ -166,7 +166,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       const { inventory, changes } = result;
       const changed = changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${describeRef(c.ref)}`);
       if (changed.length > 0) log.info({ deploymentId: input.deploymentId, changed }, 'applied changes');
-      if (input.prune) {
+      // A changed namespace moves the deployment: what it left behind in the old one is pruned
+      // (previous − new) even without keelson.prune, or it would run twice.
+      const moved = input.previousNamespace != null && input.previousNamespace !== input.namespace;
+      if (input.prune || moved) {
         const pruned = await kube.prune(input.deploymentId, staleRefs(input.previous, inventory), { signal });
         if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map(describeRef) }, 'pruned objects no longer rendered');
       }

@@ -1,7 +1,8 @@
 // End to end (real PostgreSQL, a real git ops repo, the simulator): desired_status = 'deleted'
 // removes every object of the deployment — a cluster-scoped one and one in a second namespace
 // included — records a final teardown history row that outlives the row, and deletes the row;
-// a runtime killed with SIGKILL mid-teardown is followed by one that finishes it, once.
+// a runtime killed with SIGKILL mid-teardown is followed by one that finishes it, once. A changed
+// namespace prunes what was left in the old one.
 import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -78,6 +79,20 @@ async function deployed(project: string): Promise<string> {
   ]));
   return id;
 }
+
+describe('a changed namespace moves the deployment', () => {
+  it('prunes what the previous release left in the old namespace (previous inventory − new), without keelson.prune', async () => {
+    await e2e.startRuntime({ machineConfig: { driftIntervalMs: 60_000 } });
+    const id = await deployed('mv');
+    await e2e.db.query(sql.unsafe`update deployments set namespace = 'mv-new' where id = ${id}`);
+    await waitStatus(e2e.db, id, 'healthy', 30_000);
+    const left = leftovers(id, 'mv');
+    expect(left).toEqual(expect.arrayContaining([`Deployment/mv-new/mv`, `Service/mv-new/mv`, `ConfigMap/mv-extra/mv-settings`, `ClusterRole//mv-reader`]));
+    expect(left.filter((ref) => ref.includes('/mv-prod/'))).toEqual([]);
+    const [, moved] = await historyOf(id);
+    expect(moved?.inventory?.filter((ref) => ref.namespace === 'mv-prod')).toEqual([]);
+  });
+});
 
 describe('teardown', () => {
   it('deletes every object (cluster-scoped, second namespace), keeps the history, deletes the row', async () => {

@@ -10,6 +10,7 @@ import {
   MACHINE_VERSION,
   migratePersistedSnapshot,
   specKey,
+  specNamespace,
   topLevelState,
   type DeploymentEvent,
   type ApplyInput,
@@ -274,6 +275,15 @@ describe('deployment machine: transitions', () => {
     expect(cut.context.completed?.error).toMatch(/^superseded by generation 3 \(teardown\)/);
   });
 
+  it('apply names the namespace the deployed release was rendered into (a changed namespace prunes the old objects)', () => {
+    const applyInput = (snapshot: DeploymentSnapshot) => (snapshot.children.apply?.getSnapshot() as { input?: ApplyInput } | undefined)?.input;
+    const first = run(toHealthy(1).slice(0, 3));
+    expect(applyInput(first)?.previousNamespace).toBeNull();
+    const moving = run([changed(desired(2, { namespace: 'shop-new' })), done('sync', { sha: 'a' }), done('render', { plan, files: [] })], healthy);
+    expect(applyInput(moving)).toMatchObject({ namespace: 'shop-new', previousNamespace: 'shop-prod', previous: applied });
+    expect(specNamespace('')).toBeNull();
+  });
+
   it('a stop that cut a verification short leaves the applied image deployed, scaled to zero', () => {
     const verifying = run(toHealthy(2).slice(0, 4), healthy);
     const stopped = run([changed(desired(3, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled 1 workload(s) to 0' })], verifying);
@@ -464,6 +474,7 @@ describe('deployment machine: plans, and restoring version 1 snapshots', () => {
       render: { deploymentId: ID, desired: desired(1), imageRef: 'shop:1', sha: 'abc123' },
       previous: [],
       prune: false,
+      previousNamespace: null,
     });
   });
 
