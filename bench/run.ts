@@ -37,6 +37,7 @@ const instantEffects: Effects = {
   scale: async () => ({ message: 'scaled' }),
   findRollbackTarget: async () => null,
   checkDrift: async () => ({ drifted: false, reason: null }),
+  teardown: async () => ({ message: 'deleted' }),
 };
 
 function percentile(sorted: number[], p: number): number {

@@ -17,8 +17,8 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  */
 export const MACHINE_VERSION = '3';
 
-export type DesiredStatus = 'active' | 'stopped' | 'rollback';
-export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback';
+export type DesiredStatus = 'active' | 'stopped' | 'rollback' | 'deleted';
+export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback' | 'teardown';
 
 /** The desired state of the row, as the runtime read it. */
 export interface Desired {
@@ -214,12 +214,23 @@ export interface RenderResult {
   values?: { hash: string; redacted: unknown };
 }
 /** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
-export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean }
+/**
+ * `previousNamespace`: the namespace the deployed release was rendered into, when known; a
+ * different `namespace` moves the deployment, and apply prunes `previous` − new (issue #13).
+ */
+export interface ApplyInput { deploymentId: string; namespace: string; plan: PlanHandle | null; render: RenderInput; previous: readonly ObjectRef[]; prune: boolean; previousNamespace?: string | null }
 export interface ApplyResult { applied: ObjectRef[] }
 export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
 export interface VerifyResult { message: string }
 export interface ScaleInput { deploymentId: string; namespace: string }
 export interface ScaleResult { message: string }
+/**
+ * `inventory`: every object the deployment may have in the cluster as the machine knows it (the
+ * last release's inventory, the interrupted action's applied and planned refs); the effect adds
+ * what the cluster cache holds labelled for the deployment, so a crash mid-apply leaves nothing.
+ */
+export interface TeardownInput { deploymentId: string; namespace: string; inventory: readonly ObjectRef[] }
+export interface TeardownResult { message: string }
 /** `release`: the history id a rollback was asked to go back to (deployments.rollback_to) */
 export interface FindTargetInput { deploymentId: string; release?: number | null }
 export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null }
@@ -251,6 +262,17 @@ export function specKey(desired: Desired): string {
     manifestPath: desired.manifestPath,
     valuesOverride: desired.valuesOverride,
   }));
+}
+
+/** The namespace a `specKey` names (null for an empty or foreign spec, e.g. a stop's ''). */
+export function specNamespace(spec: string): string | null {
+  try {
+    const parsed: unknown = JSON.parse(spec);
+    const namespace = parsed && typeof parsed === 'object' ? (parsed as { namespace?: unknown }).namespace : undefined;
+    return typeof namespace === 'string' ? namespace : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Deterministic jitter in [0.5, 1): a hash of the deployment and attempt, not Math.random. */
@@ -387,11 +409,13 @@ export const deploymentMachine = setup({
       typeof fromPromise<EffectOutput<FindTargetResult | null>, FindTargetInput>
     >,
     checkDrift: notProvided('checkDrift') as unknown as ReturnType<typeof fromPromise<EffectOutput<DriftResult>, DriftInput>>,
+    teardown: notProvided('teardown') as unknown as ReturnType<typeof fromPromise<EffectOutput<TeardownResult>, TeardownInput>>,
   },
   guards: {
     wantsActive: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'active',
     wantsStopped: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'stopped',
     wantsRollback: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'rollback',
+    wantsDeleted: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'deleted',
     isNewerGeneration: ({ context, event }) => event.type === 'DESIRED_CHANGED' && isNewer(context, event.desired),
     /** a new generation whose rendered spec equals what already runs (e.g. a rollback's write-back) */
     isAlreadyDeployed: ({ context, event }) =>
@@ -429,6 +453,24 @@ export const deploymentMachine = setup({
     startRollback: assign(({ context, event }) =>
       event.type === 'DESIRED_CHANGED' ? startWork(context, event.desired, 'rollback', 'desired-state') : {},
     ),
+    startTeardown: assign(({ context, event }) => {
+      if (event.type !== 'DESIRED_CHANGED') return {};
+      const next = startWork(context, event.desired, 'teardown', 'desired-state');
+      // Everything the deployment may have put in the cluster: the last release's inventory, and
+      // the interrupted action's applied and planned objects (a crash mid-apply created some of
+      // them). The effect adds what the cluster cache holds labelled for the deployment.
+      const previous = context.work;
+      const inventory = mergeRefs(next.deployed?.applied ?? [], previous?.applied ?? [], previous?.plan?.refs ?? []);
+      return { ...next, work: next.work ? { ...next.work, imageRef: next.deployed?.imageRef ?? event.desired.imageRef, applied: inventory } : null };
+    }),
+    succeedTeardown: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TeardownResult>).output;
+      const work = context.work;
+      if (!work) return {};
+      const phases = [...work.phases, phase('teardown', output.startedAt, output.finishedAt, output.value.message, null)];
+      // the journal deletes the row with this record: nothing runs any more
+      return { lastError: null, work: null, deployed: null, driftCheckAt: null, completed: complete(work, 'succeeded', phases, null, work.imageRef) };
+    }),
     startAutoRollback: assign(({ context }) => {
       if (!context.desired) return {};
       const next = startWork(context, context.desired, 'auto-rollback', `auto-rollback of ${context.desired.imageRef}`);
@@ -604,6 +646,7 @@ export const deploymentMachine = setup({
   // invoked effect through its AbortSignal) and starts over for the newest desired state.
   on: {
     DESIRED_CHANGED: [
+      { guard: and(['isNewerGeneration', 'wantsDeleted']), target: '.tearing-down', actions: 'startTeardown', reenter: true },
       { guard: and(['isNewerGeneration', 'wantsStopped']), target: '.stopped', actions: 'startStop', reenter: true },
       { guard: and(['isNewerGeneration', 'wantsRollback']), target: '.rolling-back', actions: 'startRollback', reenter: true },
       { guard: and(['isNewerGeneration', 'wantsActive']), target: '.syncing', actions: 'startDeploy', reenter: true },
@@ -678,12 +721,27 @@ export const deploymentMachine = setup({
         idle: {},
       },
     },
+    // desired_status = 'deleted': every object goes, then the journal deletes the row (with its
+    // lease and snapshot) in the transaction that records the teardown; the actor is dropped.
+    'tearing-down': step('teardown', { onDone: { target: '#deployment.deleted', actions: 'succeedTeardown' } }),
+    deleted: {},
   },
 });
+
+/** Refs without duplicates, in first-seen order. */
+function mergeRefs(...lists: ReadonlyArray<readonly ObjectRef[]>): ObjectRef[] {
+  const seen = new Map<string, ObjectRef>();
+  for (const ref of lists.flat()) {
+    const key = `${ref.apiVersion}|${ref.kind}|${ref.namespace ?? ''}|${ref.name}`;
+    if (!seen.has(key)) seen.set(key, ref);
+  }
+  return [...seen.values()];
+}
 
 function complete(work: Work, status: Completed['status'], phases: readonly Phase[], error: string | null, imageRef: string): Completed {
   const rendered = work.action !== 'stop' && work.values ? work.values : null;
   // applied once verifyDeadline is set (recordApply); before, work.applied is the previous inventory
+  // a teardown records what it deleted (its work.applied) as its inventory
   const applied = work.action !== 'stop' && (work.verifyDeadline !== null || status === 'succeeded');
   return {
     valuesHash: rendered?.hash ?? null,
@@ -705,6 +763,7 @@ function complete(work: Work, status: Completed['status'], phases: readonly Phas
 
 function failedPhaseName(work: Work): string {
   if (work.action === 'stop') return 'scale';
+  if (work.action === 'teardown') return 'teardown';
   if (work.verifyDeadline !== null) return 'verify';
   if (work.plan !== null) return 'apply';
   if (work.phases.some((p) => p.name === 'sync')) return 'render';
@@ -712,7 +771,7 @@ function failedPhaseName(work: Work): string {
   return 'sync';
 }
 
-type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget';
+type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget' | 'teardown';
 type Done = { target: string; actions: string; guard?: string };
 
 /**
@@ -800,11 +859,14 @@ function effectInput(effect: Effect, context: Ctx): unknown {
         render: { deploymentId: context.deploymentId, desired: rendered, imageRef: work.imageRef, sha: work.sha },
         previous: context.deployed?.applied ?? [],
         prune: work.prune,
+        previousNamespace: context.deployed ? specNamespace(context.deployed.spec) : null,
       } satisfies ApplyInput;
     case 'verify':
       return { deploymentId: context.deploymentId, namespace: desired.namespace, applied: work.applied } satisfies VerifyInput;
     case 'scale':
       return { deploymentId: context.deploymentId, namespace: desired.namespace } satisfies ScaleInput;
+    case 'teardown':
+      return { deploymentId: context.deploymentId, namespace: desired.namespace, inventory: work.applied } satisfies TeardownInput;
     case 'findRollbackTarget':
       // an explicit target only for a rollback the row asked for (not an auto-rollback)
       return {

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   deploy: async () => (await import('./commands/client.ts')).deployCommand,
   rollback: async () => (await import('./commands/client.ts')).rollbackCommand,
   stop: async () => (await import('./commands/client.ts')).stopCommand,
+  delete: async () => (await import('./commands/client.ts')).deleteCommand,
   status: async () => (await import('./commands/client.ts')).statusCommand,
   wait: async () => (await import('./commands/wait.ts')).waitCommand,
 };

@@ -60,6 +60,7 @@ export interface ActionView {
  * machines/deployment.machine.ts), predicted from the row before the actor has picked it up.
  */
 export function expectedAction(row: Pick<ActionRowInput, 'desired_status' | 'current_status'>): Action {
+  if (row.desired_status === 'deleted') return 'teardown';
   if (row.desired_status === 'stopped') return 'stop';
   if (row.desired_status === 'rollback') return 'rollback';
   return row.current_status === 'stopped' ? 'resume' : 'deploy';

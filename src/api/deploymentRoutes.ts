@@ -29,6 +29,7 @@ import {
   PatchDeploymentBody,
   ProjectParams,
   RollbackAccepted,
+  TeardownAccepted,
   Transition,
   cursor,
   page,
@@ -451,6 +452,38 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         return {
           status: 202,
           body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id }, generation: row.generation, ...action.fields },
+          headers: { Location: action.location, ETag: etagOf(row) },
+        };
+      },
+    }),
+    jsonRoute({
+      method: 'delete',
+      path: '/api/projects/:project/deployments/:env',
+      operationId: 'deleteDeployment',
+      summary: 'Tear the deployment down: sets desired_status = deleted. keelson deletes every object of it from the cluster, records a `teardown` history row (kept after the row is gone) and deletes the row.',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: DeploymentParams,
+      replayHeaders: locationOf,
+      responses: {
+        202: {
+          description: 'Accepted: the actor tears the deployment down; `links.action` (also the Location) shows it running, and GET answers 404 once it is done.',
+          schema: TeardownAccepted,
+          headers: { Location: 'URL of the action.', ...etagHeader },
+        },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        // no placement check: tearing down is always allowed, even where the policy changed since
+        const row = await db.maybeOne(sql.type(DeploymentRow)`
+          update deployments set desired_status = 'deleted' where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+        if (!row) throw notFound(`No deployment ${params.project}/${params.env}: it is gone already.`);
+        await audit('deployment.delete', `${row.project}/${row.environment}`, { generation: { from: before.generation, to: row.generation } });
+        const action = await accepted(db, row);
+        return {
+          status: 202,
+          body: { deployment: redactLastError(row), generation: row.generation, ...action.fields },
           headers: { Location: action.location, ETag: etagOf(row) },
         };
       },

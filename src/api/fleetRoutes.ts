@@ -13,7 +13,7 @@ import { DeploymentSummary, Name } from './schemas.ts';
 import { canSeeProject, type Principal } from './tokens.ts';
 
 const TAGS = ['fleet'];
-export const IN_FLIGHT = ['syncing', 'applying', 'verifying', 'rolling-back'] as const;
+export const IN_FLIGHT = ['syncing', 'applying', 'verifying', 'rolling-back', 'tearing-down'] as const;
 export const ATTENTION_LIMIT = 100;
 const STATE_FILTERS = [...CURRENT_STATUSES, 'in-flight'] as const;
 
@@ -33,7 +33,7 @@ export const FleetDeploymentsQuery = z.strictObject({
   environment: z.string({ error: envMessage }).regex(/^[a-z0-9-]{1,63}$/, envMessage).optional()
     .meta({ description: 'Environments starting with this text (e.g. `prod` matches prod and prod-eu).' }),
   state: z.enum(STATE_FILTERS, { error: stateMessage }).optional()
-    .meta({ description: 'A current_status, or `in-flight` for syncing, applying, verifying and rolling-back.' }),
+    .meta({ description: 'A current_status, or `in-flight` for syncing, applying, verifying, rolling-back and tearing-down.' }),
   limit: intIn(limitMessage, 1, 500).optional().meta({ description: 'Page size, 1-500 (default 50).' }),
   offset: intIn(offsetMessage, 0, 1_000_000).optional().meta({ description: 'Rows to skip (default 0).' }),
 });

@@ -305,6 +305,12 @@ export const RollbackAccepted = z.object({
   ...ACCEPTED,
 });
 
+export const TeardownAccepted = z.object({
+  deployment: Deployment,
+  generation: z.number().int().meta({ description: 'The generation whose action is the teardown; the row is gone once it succeeded.' }),
+  ...ACCEPTED,
+});
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), next: z.number().int().nullable().meta({ description: 'Pass as `before` for the next page; null on the last page.' }) });
 

@@ -1,4 +1,4 @@
-// The people CLI: `keelson deploy|rollback|stop|status` against a running keelson server. A
+// The people CLI: `keelson deploy|rollback|stop|delete|status` against a running keelson server. A
 // change is followed live over SSE (with a slow poll as the safety net) until the deployment
 // settles at or beyond the generation the change produced; the exit code says whether it ended
 // in the wanted state.
@@ -274,6 +274,50 @@ export const stopCommand: Command = {
     return (await follow(api, project, env, row.generation, lastSeq, 'stopped', timeoutMs)) ? 0 : 1;
   },
 };
+
+const DELETE_USAGE = `keelson delete <project> <env> ${COMMON_USAGE}`;
+export const deleteCommand: Command = {
+  summary: 'Tear an environment down (every object of it leaves the cluster, the row goes); follow until it is gone.',
+  usage: DELETE_USAGE,
+  run: async (argv) => {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+    const [project, env] = target(positionals, DELETE_USAGE);
+    const timeoutMs = timeoutOf(values.timeout);
+    const api = connect(values);
+    const { body } = await api.call<{ deployment: Deployment; generation: number }>('DELETE', base(project, env));
+    console.log(`Tearing down ${project}/${env} (generation ${body.generation})`);
+    if (values['no-wait']) return 0;
+    return (await followTeardown(api, project, env, body.generation, timeoutMs)) ? 0 : 1;
+  },
+};
+
+/**
+ * Polls until the row is gone (the teardown succeeded: GET answers 404) or the teardown failed
+ * (settled at its generation in `failed`). Not over SSE: the stream ends with the row.
+ */
+async function followTeardown(api: Api, project: string, env: string, generation: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const { status, body } = await api.call<{ deployment: Deployment }>('GET', base(project, env), { allow: [404] });
+    if (status === 404) {
+      console.log(`${project}/${env} is gone: its objects were deleted (its history stays readable by SQL)`);
+      return true;
+    }
+    const row = body.deployment;
+    if (row.current_status !== last) console.log(`  ${new Date().toISOString()}  ${row.current_status}`);
+    last = row.current_status;
+    if (row.observed_generation >= generation && row.current_status === 'failed') {
+      console.error(`keelson: the teardown of ${project}/${env} failed: ${row.last_error ?? 'see its history'}`);
+      return false;
+    }
+    if (Date.now() >= deadline) {
+      console.error(`keelson: ${project}/${env} was not torn down within ${Math.round(timeoutMs / 1000)} s`);
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
+  }
+}
 
 const STATUS_USAGE = `keelson status [project] [--url <url>] [--token <token>]`;
 export const statusCommand: Command = {

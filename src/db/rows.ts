@@ -1,11 +1,11 @@
 // Row schemas shared by every reader of the contract tables (runtime, API, CLI).
 import { z } from 'zod';
 
-export const DESIRED_STATUSES = ['active', 'stopped', 'rollback'] as const;
+export const DESIRED_STATUSES = ['active', 'stopped', 'rollback', 'deleted'] as const;
 export const CURRENT_STATUSES = [
-  'idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped',
+  'idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped', 'tearing-down',
 ] as const;
-export const HISTORY_ACTIONS = ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback'] as const;
+export const HISTORY_ACTIONS = ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback', 'teardown'] as const;
 
 export type DesiredStatus = (typeof DESIRED_STATUSES)[number];
 export type CurrentStatus = (typeof CURRENT_STATUSES)[number];

@@ -2,14 +2,14 @@
 // (test/notify/events.test.ts). Every action start and end becomes one event:
 //   <kind>.started | <kind>.succeeded | <kind>.failed | <kind>.superseded
 // kind: deploy, rollback (auto-rollback too, with data.automatic), stop, resume, drift-repair (a
-// deploy the drift check started). The id is derived from (deployment, action id, start|end),
+// deploy the drift check started), teardown. The id is derived from (deployment, action id, start|end),
 // so a re-journaled entry (after a restore) yields the same ids and the insert is a no-op.
 import { createHash } from 'node:crypto';
 import type { Action, Completed } from '../../machines/deployment.machine.ts';
 import { redactSecrets } from '../api/redact.ts';
 import type { ActionRef } from '../runtime/projection.ts';
 
-export const EVENT_KINDS = ['deploy', 'rollback', 'stop', 'resume', 'drift-repair'] as const;
+export const EVENT_KINDS = ['deploy', 'rollback', 'stop', 'resume', 'drift-repair', 'teardown'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const EVENT_OUTCOMES = ['started', 'succeeded', 'failed', 'superseded'] as const;
 export type EventOutcome = (typeof EVENT_OUTCOMES)[number];

@@ -13,7 +13,7 @@ export const SINK_MATCHES = sql.fragment`
   and (s.projects is null or ev.project = any (s.projects))
   and (s.environments is null or ev.environment = any (s.environments))
   and (s.event_types is null or ev.type = any (s.event_types) or split_part(ev.type, '.', 1) || '.*' = any (s.event_types))
-  and (s.kind <> 'registry' or ev.type in ('deploy.succeeded', 'rollback.succeeded'))`;
+  and (s.kind <> 'registry' or ev.type in ('deploy.succeeded', 'rollback.succeeded', 'teardown.succeeded'))`;
 
 export async function writeEvents(tx: DatabaseTransactionConnection, entry: EventSource & { seq: number }): Promise<number> {
   let deliveries = 0;

@@ -10,7 +10,7 @@ import {
 import { fromPromise } from 'xstate';
 import type {
   ApplyInput, ApplyResult, DriftInput, DriftResult, EffectFailure, EffectOutput, FindTargetInput, FindTargetResult,
-  RenderInput, RenderResult, ScaleInput, ScaleResult, SyncInput, SyncResult, VerifyInput, VerifyResult,
+  RenderInput, RenderResult, ScaleInput, ScaleResult, SyncInput, SyncResult, TeardownInput, TeardownResult, VerifyInput, VerifyResult,
 } from '../../machines/deployment.machine.ts';
 import { KeelsonError } from '../errors.ts';
 
@@ -22,6 +22,7 @@ export interface Effects {
   scale(input: ScaleInput, signal: AbortSignal): Promise<ScaleResult>;
   findRollbackTarget(input: FindTargetInput, signal: AbortSignal): Promise<FindTargetResult | null>;
   checkDrift(input: DriftInput, signal: AbortSignal): Promise<DriftResult>;
+  teardown(input: TeardownInput, signal: AbortSignal): Promise<TeardownResult>;
 }
 
 /**
@@ -78,5 +79,6 @@ export function toMachineActors(effects: Effects, before: BeforeEffect, fenceOf:
     scale: wrap('scale', effects.scale.bind(effects)),
     findRollbackTarget: wrap('findRollbackTarget', effects.findRollbackTarget.bind(effects)),
     checkDrift: wrap('checkDrift', effects.checkDrift.bind(effects)),
+    teardown: wrap('teardown', effects.teardown.bind(effects)),
   };
 }

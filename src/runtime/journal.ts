@@ -1,6 +1,7 @@
 // The journal: every state change of an actor is committed in ONE transaction — the snapshot,
 // a transition row, the observed columns of `deployments`, and, when an action completed, its
-// history row (keyed by action id, so re-journaling after a restore never duplicates it), and
+// history row (keyed by action id, so re-journaling after a restore never duplicates it; a
+// succeeded teardown deletes the row after recording it), and
 // the outbox rows of the actions it started or ended (src/notify/outbox.ts).
 // Fencing: the lease row is locked and checked inside the same transaction — this instance,
 // this incarnation's epoch, not expired — so an actor that lost its lease, or was replaced by a
@@ -145,6 +146,12 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
     await writeEvents(tx, entry);
     const writtenBack = entry.completed && history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
     const observed = Math.max(entry.observedGeneration, writtenBack ?? 0);
+    if (entry.completed?.action === 'teardown' && entry.completed.status === 'succeeded') {
+      // The teardown is recorded (history and events outlive the row: migration 0010): the row
+      // goes, and with it its lease, snapshot and transitions. Its NOTIFY drops the actor.
+      await tx.query(sql.unsafe`delete from deployments where id = ${entry.deploymentId}`);
+      return { historyWritten: history, writtenBackGeneration: null };
+    }
     await tx.query(sql.unsafe`
       update deployments set
         current_status = ${entry.status},
@@ -164,12 +171,13 @@ const jsonbOrNull = (value: unknown) => (value === undefined || value === null ?
 async function writeHistory(tx: DatabaseTransactionConnection, deploymentId: string, completed: Completed): Promise<boolean> {
   const row = await tx.maybeOne(sql.type(z.object({ id: z.number() }))`
     insert into deployment_history
-      (deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by,
+      (deployment_id, project, environment, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by,
        values_hash, values_redacted, values_override, inventory)
-    values (${deploymentId}, ${completed.actionId}, ${completed.action}, ${completed.status}, ${completed.imageRef},
+    select ${deploymentId}, d.project, d.environment, ${completed.actionId}, ${completed.action}, ${completed.status}, ${completed.imageRef},
             ${completed.sha}, ${completed.generation}, ${sql.jsonb(completed.phases as never)}, ${completed.error},
             ${completed.triggeredBy}, ${completed.valuesHash ?? null}, ${jsonbOrNull(completed.valuesRedacted)},
-            ${jsonbOrNull(completed.valuesOverride)}, ${jsonbOrNull(completed.inventory)})
+            ${jsonbOrNull(completed.valuesOverride)}, ${jsonbOrNull(completed.inventory)}
+    from deployments d where d.id = ${deploymentId}
     on conflict (deployment_id, action_id) do nothing
     returning id`);
   return row !== null;

@@ -10,7 +10,7 @@ import type { CurrentStatus } from '../db/rows.ts';
  * top-level state, which current_status mirrors, is `stopped`.
  */
 export function isAtRest(path: string): boolean {
-  return path === 'idle' || path === 'failed' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
+  return path === 'idle' || path === 'failed' || path === 'deleted' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
 }
 
 export function statePath(value: StateValue | unknown): string {

@@ -166,7 +166,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       const { inventory, changes } = result;
       const changed = changes.filter((c) => c.action !== 'unchanged').map((c) => `${c.action} ${describeRef(c.ref)}`);
       if (changed.length > 0) log.info({ deploymentId: input.deploymentId, changed }, 'applied changes');
-      if (input.prune) {
+      // A changed namespace moves the deployment: what it left behind in the old one is pruned
+      // (previous − new) even without keelson.prune, or it would run twice.
+      const moved = input.previousNamespace != null && input.previousNamespace !== input.namespace;
+      if (input.prune || moved) {
         const pruned = await kube.prune(input.deploymentId, staleRefs(input.previous, inventory), { signal });
         if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map(describeRef) }, 'pruned objects no longer rendered');
       }
@@ -180,12 +183,29 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     },
 
     async scale(input, signal) {
-      // The input carries no inventory yet (issue #13): the workloads labelled for the deployment,
-      // in any namespace, from the cluster cache.
+      // The workloads labelled for the deployment, in any namespace, from the cluster cache: a
+      // superset of the last release's inventory that also holds what an interrupted apply created.
       const workloads = await kube.labelledRefs(input.deploymentId, WORKLOAD_KINDS, { signal });
       const { scaled, unscalable } = await kube.scaleToZero(input.deploymentId, workloads, { signal });
       const note = unscalable.length > 0 ? `; cannot scale ${unscalable.map((r) => `${r.kind} ${r.name}`).join(', ')} (delete them to stop them)` : '';
       return { message: `scaled ${scaled.length} workload(s) to 0${note}` };
+    },
+
+    async teardown(input, signal) {
+      // The machine's inventory (last release, interrupted action) ∪ what the cluster holds
+      // labelled for the deployment of those kinds and of the workload kinds: a crash between an
+      // apply's writes and its journal entry leaves objects only the labels know of.
+      const kinds = [...new Map([...WORKLOAD_KINDS, ...input.inventory].map((k) => [`${k.apiVersion} ${k.kind}`, { apiVersion: k.apiVersion, kind: k.kind }])).values()]
+        .filter((k) => k.kind !== 'Namespace');
+      const labelled = await kube.labelledRefs(input.deploymentId, kinds, { signal });
+      // A planned ref without a namespace is either cluster-scoped or was put into the
+      // deployment's namespace by apply: the labelled copy (with its namespace) replaces it.
+      const namespaced = new Set(labelled.filter((r) => r.namespace).map((r) => `${r.apiVersion} ${r.kind} ${r.name}`));
+      const inventory = input.inventory.filter((r) => r.namespace || !namespaced.has(`${r.apiVersion} ${r.kind} ${r.name}`));
+      const result = await kube.teardown(input.deploymentId, [...inventory, ...labelled], { signal });
+      const kept = result.kept.map((k) => `${describeRef(k.ref)}: ${k.reason}`);
+      if (kept.length > 0) log.warn({ deploymentId: input.deploymentId, kept }, 'teardown left objects in place');
+      return { message: `deleted ${result.deleted.length} object(s)${kept.length > 0 ? `; kept ${kept.join('; ')}` : ''}` };
     },
 
     async findRollbackTarget(input) {

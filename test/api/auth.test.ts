@@ -67,6 +67,13 @@ const cases: Case[] = [
   { name: 'PATCH a deployment', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { auto_rollback: true }] },
   { name: 'PATCH values_override', access: 'promote', scoped: true, ok: 202, request: () => ['PATCH', `${D}/staging`, { values_override: { replicas: 2 } }] },
   { name: 'POST rollback', access: 'promote', scoped: true, ok: 202, request: () => ['POST', `${D}/staging/rollback`] },
+  {
+    name: 'DELETE a deployment (teardown)',
+    access: 'promote',
+    scoped: true,
+    ok: 202,
+    request: async () => ['DELETE', `${D}/${(await h.pg.query(`insert into deployments (project, environment, image_ref) values ('shop', $1, 'x:1') returning environment`, [`del${++counter}`])).rows[0].environment}`],
+  },
   { name: 'GET history', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/history`] },
   { name: 'GET an action', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/actions/1`] },
   { name: 'GET transitions', access: 'read', scoped: true, ok: 200, request: () => ['GET', `${D}/staging/transitions`] },

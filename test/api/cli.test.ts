@@ -150,3 +150,39 @@ describe('keelson deploy / stop / status', () => {
     expect(bad.stderr).toMatch(/--release: expected a history id/);
   });
 });
+
+describe('keelson delete', () => {
+  let token: string;
+  const client = (args: string[]) => keelson(args, { KEELSON_URL: h.baseUrl, KEELSON_TOKEN: token });
+  const deleting = async (id: string) =>
+    await sleepUntil(async () => (await h.pg.query("select generation from deployments where id = $1 and desired_status = 'deleted'", [id])).rows[0]);
+
+  beforeAll(async () => {
+    token = await h.token(['deploy:read', 'deploy:promote'], null, 'deleter');
+  });
+
+  it('follows the teardown and exits 0 once the row is gone', async () => {
+    const id = await h.insertDeployment('shop', 'gone');
+    const run = client(['delete', 'shop', 'gone']);
+    await deleting(id);
+    // the test plays the runtime: tearing down, then the row goes
+    await h.pg.query("update deployments set current_status = 'tearing-down' where id = $1", [id]);
+    await sleepUntil(() => run.output().includes('tearing-down'));
+    await h.pg.query('delete from deployments where id = $1', [id]);
+    const result = await run.done;
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Tearing down shop\/gone \(generation 2\)/);
+    expect(result.stdout).toMatch(/shop\/gone is gone/);
+  });
+
+  it('exits 1 with the error when the teardown fails', async () => {
+    const id = await h.insertDeployment('shop', 'stuck');
+    const run = client(['delete', 'shop', 'stuck']);
+    const row = await deleting(id);
+    await h.pg.query("update deployments set current_status = 'failed', observed_generation = $2, last_error = 'forbidden: clusterroles' where id = $1", [id, row.generation]);
+    const result = await run.done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/the teardown of shop\/stuck failed: forbidden: clusterroles/);
+  });
+});

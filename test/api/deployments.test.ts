@@ -252,6 +252,22 @@ describe('PATCH with If-Match', () => {
   });
 });
 
+describe('delete (teardown)', () => {
+  it('answers 202 with the generation, sets desired_status = deleted, audits; 404 for an unknown deployment', async () => {
+    const id = await h.insertDeployment('shop', 'td');
+    const response = await h.request('DELETE', '/api/projects/shop/deployments/td', { token: promote });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ generation: 2, deployment: { desired_status: 'deleted', generation: 2 } });
+    expect(response.headers.get('etag')).toBe(`"${id}:2"`);
+    expect((await h.pg.query('select desired_status, generation from deployments where id = $1', [id])).rows[0]).toEqual({ desired_status: 'deleted', generation: '2' });
+    expect(await auditRows('deployment.delete', 'shop/td')).toHaveLength(1);
+    // the same request again changes nothing: the generation stays
+    const again = await h.request('DELETE', '/api/projects/shop/deployments/td', { token: promote });
+    expect(again.body.generation).toBe(2);
+    expect((await h.request('DELETE', '/api/projects/shop/deployments/nope', { token: promote })).status).toBe(404);
+  });
+});
+
 describe('rollback', () => {
   it('answers 409 when there is no previous healthy version', async () => {
     await h.insertDeployment('shop', 'rb');

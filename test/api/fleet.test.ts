@@ -41,7 +41,7 @@ describe('GET /api/fleet', () => {
     const r = await h.request('GET', '/api/fleet', { token: admin });
     expect(r.status).toBe(200);
     expect(r.body.total).toBe(7);
-    expect(r.body.by_state).toEqual({ idle: 0, syncing: 1, applying: 0, verifying: 1, healthy: 2, failed: 1, 'rolling-back': 1, stopped: 1 });
+    expect(r.body.by_state).toEqual({ idle: 0, syncing: 1, applying: 0, verifying: 1, healthy: 2, failed: 1, 'rolling-back': 1, stopped: 1, 'tearing-down': 0 });
     expect(r.body.projects.map((p: { project: string; total: number }) => [p.project, p.total])).toEqual([['blog', 3], ['shop', 4]]);
     expect(r.body.projects[1].by_state.failed).toBe(1);
   });

@@ -146,8 +146,8 @@ describe('errors', () => {
   it('answers a method a known path does not serve with 405 and Allow, and OPTIONS with 204 and Allow', async () => {
     const put = await h.request('PUT', '/api/projects/shop/deployments/prod');
     expect(put.status).toBe(405);
-    expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH, OPTIONS');
-    expect(put.body).toEqual({ error: { code: 'method_not_allowed', message: 'PUT is not supported on /api/projects/shop/deployments/prod; use GET, HEAD, PATCH, OPTIONS.' } });
+    expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH, DELETE, OPTIONS');
+    expect(put.body).toEqual({ error: { code: 'method_not_allowed', message: 'PUT is not supported on /api/projects/shop/deployments/prod; use GET, HEAD, PATCH, DELETE, OPTIONS.' } });
     expect((await h.request('DELETE', '/healthz')).headers.get('allow')).toBe('GET, HEAD, OPTIONS');
     const options = await h.request('OPTIONS', '/api/admin/ops-repos');
     expect(options.status).toBe(204);

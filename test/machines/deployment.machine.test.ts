@@ -10,6 +10,7 @@ import {
   MACHINE_VERSION,
   migratePersistedSnapshot,
   specKey,
+  specNamespace,
   topLevelState,
   type DeploymentEvent,
   type ApplyInput,
@@ -241,6 +242,48 @@ describe('deployment machine: transitions', () => {
     expect(cut.context.lastError).toBeNull();
   });
 
+  it('teardown: from any state, deletes the last release \u222a the interrupted action\'s objects, records a teardown row', () => {
+    const torn = run([changed(desired(2, { desiredStatus: 'deleted' })), done('teardown', { message: 'deleted 1 object(s)' })], healthy);
+    expect(torn.value).toBe('deleted');
+    expect(torn.context.deployed).toBeNull();
+    expect(torn.context.completed).toMatchObject({
+      action: 'teardown', status: 'succeeded', imageRef: 'shop:1', generation: 2, inventory: applied, error: null,
+    });
+    expect(torn.context.completed?.phases.map((p) => [p.name, p.detail])).toEqual([['teardown', 'deleted 1 object(s)']]);
+
+    // mid-apply of a new image with another object planned: both inventories are deleted
+    const other = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', name: 'shop-reader' };
+    const applying = run([changed(desired(2)), done('sync', { sha: 'a' }), done('render', { plan: { ...plan, refs: [other] }, files: [] })], healthy);
+    expect(applying.value).toEqual({ applying: 'running' });
+    const tearing = run([changed(desired(3, { desiredStatus: 'deleted' }))], applying);
+    expect(tearing.value).toEqual({ 'tearing-down': 'running' });
+    expect(tearing.context.work).toMatchObject({ action: 'teardown', applied: [...applied, other] });
+    // transient failures back off and retry; a terminal one fails with a teardown row
+    const backingOff = run([fail('teardown', 'transient')], tearing);
+    expect(backingOff.value).toEqual({ 'tearing-down': 'backoff' });
+    const retried = run([tick(backingOff.context.work!.retryAt!)], backingOff);
+    expect(retried.value).toEqual({ 'tearing-down': 'running' });
+    const failed = run([fail('teardown', 'terminal', 'forbidden')], retried);
+    expect(failed.value).toBe('failed');
+    expect(failed.context.completed).toMatchObject({ action: 'teardown', status: 'failed', error: 'forbidden', inventory: null });
+    expect(failed.context.completed?.phases.map((p) => p.name)).toEqual(['teardown']);
+
+    // a verification cut short by the teardown is recorded superseded, its objects torn down too
+    const verifying = run(toHealthy(2).slice(0, 4), healthy);
+    const cut = run([changed(desired(3, { desiredStatus: 'deleted' }))], verifying);
+    expect(cut.context.completed).toMatchObject({ action: 'deploy', status: 'superseded' });
+    expect(cut.context.completed?.error).toMatch(/^superseded by generation 3 \(teardown\)/);
+  });
+
+  it('apply names the namespace the deployed release was rendered into (a changed namespace prunes the old objects)', () => {
+    const applyInput = (snapshot: DeploymentSnapshot) => (snapshot.children.apply?.getSnapshot() as { input?: ApplyInput } | undefined)?.input;
+    const first = run(toHealthy(1).slice(0, 3));
+    expect(applyInput(first)?.previousNamespace).toBeNull();
+    const moving = run([changed(desired(2, { namespace: 'shop-new' })), done('sync', { sha: 'a' }), done('render', { plan, files: [] })], healthy);
+    expect(applyInput(moving)).toMatchObject({ namespace: 'shop-new', previousNamespace: 'shop-prod', previous: applied });
+    expect(specNamespace('')).toBeNull();
+  });
+
   it('a stop that cut a verification short leaves the applied image deployed, scaled to zero', () => {
     const verifying = run(toHealthy(2).slice(0, 4), healthy);
     const stopped = run([changed(desired(3, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled 1 workload(s) to 0' })], verifying);
@@ -324,6 +367,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
     changed(desired(g + 1, { autoRollback: true })),
     changed(desired(g + 1, { desiredStatus: 'stopped' })),
     changed(desired(g + 1, { desiredStatus: 'rollback' })),
+    changed(desired(g + 1, { desiredStatus: 'deleted' })),
     changed(desired(g)),
     tick(0),
     tick(T0 + 10 * 365 * 86_400_000),
@@ -339,7 +383,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
     if (id === 'sync') events.push(done(id, { sha: 'abc' }));
     if (id === 'render') events.push(done(id, { plan, files: [] }));
     if (id === 'apply') events.push(done(id, { applied }));
-    if (id === 'verify' || id === 'scale') events.push(done(id, { message: 'ok' }));
+    if (id === 'verify' || id === 'scale' || id === 'teardown') events.push(done(id, { message: 'ok' }));
     if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
     if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: false, reason: null }));
   }
@@ -430,6 +474,7 @@ describe('deployment machine: plans, and restoring version 1 snapshots', () => {
       render: { deploymentId: ID, desired: desired(1), imageRef: 'shop:1', sha: 'abc123' },
       previous: [],
       prune: false,
+      previousNamespace: null,
     });
   });
 

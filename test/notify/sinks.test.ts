@@ -67,11 +67,14 @@ describe('sinks', () => {
     );
   });
 
-  it('registry: a succeeded deploy or rollback registers the version; nothing else is sent', () => {
+  it('registry: a succeeded deploy or rollback registers the version, a teardown deregisters; nothing else is sent', () => {
     expect(registryBody(event('deploy.succeeded'))).toEqual({
       name: 'shop', version: '1.4.2', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: false,
     });
     expect(registryBody(event('rollback.succeeded'))).toMatchObject({ rollback: true });
+    // a succeeded teardown deregisters
+    expect(registryBody(event('teardown.succeeded'))).toEqual({ name: 'shop', environment: 'prod', deregister: true });
+    expect(SINKS.registry.build(event('teardown.failed'), settings('registry'), { publicUrl: null })).toBeNull();
     expect(SINKS.registry.build(event('deploy.failed'), settings('registry'), { publicUrl: null })).toBeNull();
     expect(SINKS.registry.build(event('deploy.started'), settings('registry'), { publicUrl: null })).toBeNull();
     expect([imageVersion('shop'), imageVersion('reg:5000/shop'), imageVersion('shop@sha256:abc'), imageVersion('shop:2@sha256:abc')]).toEqual(['latest', 'latest', 'sha256:abc', '2']);

@@ -45,9 +45,9 @@ describe('machineGraph(deploymentMachine)', () => {
     for (const state of graph.states.slice(1)) expect(graph.states.some((s) => s.id === state.parent)).toBe(true);
   });
 
-  it('has all 8 top-level states and starts in idle', () => {
+  it('has all 10 top-level states and starts in idle', () => {
     const top = graph.states.filter((s) => s.parent === 'deployment').map((s) => s.key);
-    expect(top.sort()).toEqual(['applying', 'failed', 'healthy', 'idle', 'rolling-back', 'stopped', 'syncing', 'verifying']);
+    expect(top.sort()).toEqual(['applying', 'deleted', 'failed', 'healthy', 'idle', 'rolling-back', 'stopped', 'syncing', 'tearing-down', 'verifying']);
     expect(graph.initial).toBe('deployment.idle');
     expect(graph.version).toBe(MACHINE_VERSION);
   });
@@ -69,6 +69,7 @@ describe('machineGraph(deploymentMachine)', () => {
   it('renders and(...) guards readably and marks root DESIRED_CHANGED as re-entering', () => {
     const desired = graph.transitions.filter((t) => t.source === 'deployment' && t.event === 'DESIRED_CHANGED');
     expect(desired.map((t) => t.guard)).toEqual([
+      'and(isNewerGeneration, wantsDeleted)',
       'and(isNewerGeneration, wantsStopped)',
       'and(isNewerGeneration, wantsRollback)',
       'and(isNewerGeneration, wantsActive)',

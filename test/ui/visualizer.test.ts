@@ -209,10 +209,10 @@ describe('visualizer', () => {
     expect(fit.pageOverflow).toBeLessThanOrEqual(0);
     console.log(`readable statechart: ${fit.naturalWidth} px wide at 100 %, drawn ${Math.round(fit.width)} px in a 1400 px window`);
     await recordFigures({ readable_chart: { natural_width_px: fit.naturalWidth, drawn_width_px: Math.round(fit.width), window_px: 1400 } });
-    // the eight top-level states and the "any state" pseudo-state; compound ones collapsed
+    // the ten top-level states and the "any state" pseudo-state; compound ones collapsed
     const drawn = await page.locator('svg.statechart [data-state-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state-id')));
-    expect(drawn.sort()).toEqual(['deployment', ...['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped'].map((k) => `deployment.${k}`)].sort());
-    expect(await page.locator('svg.statechart [data-collapsed="true"]').count()).toBe(6);
+    expect(drawn.sort()).toEqual(['deployment', ...['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped', 'tearing-down', 'deleted'].map((k) => `deployment.${k}`)].sort());
+    expect(await page.locator('svg.statechart [data-collapsed="true"]').count()).toBe(7);
     // guards on hover, not as labels
     const labels = await page.locator('svg.statechart .edge-label text').allTextContents();
     expect(labels.some((l) => l.includes('['))).toBe(false);

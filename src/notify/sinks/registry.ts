@@ -1,11 +1,10 @@
-// registry: tells a service registry what version runs where. Only a succeeded deploy or
-// rollback (auto-rollbacks included) registers; the fan-out sends it nothing else.
-// Not yet: deregistration on teardown (keelson has no teardown event yet) — when a
-// `teardown.succeeded` event exists, send {name, environment, deregister: true} here.
+// registry: tells a service registry what version runs where. A succeeded deploy or rollback
+// (auto-rollbacks included) registers; a succeeded teardown deregisters ({name, environment,
+// deregister: true}); the fan-out sends it nothing else.
 import { jsonRequest, type Sink, type StoredEvent } from './sink.ts';
 
 /** The event types a registry sink receives (the SQL fan-out uses the same list). */
-export const REGISTRY_EVENT_TYPES = ['deploy.succeeded', 'rollback.succeeded'] as const;
+export const REGISTRY_EVENT_TYPES = ['deploy.succeeded', 'rollback.succeeded', 'teardown.succeeded'] as const;
 
 /** `reg.example:5000/shop:1.4.2@sha256:…` → `1.4.2`; no tag → the digest, or `latest`. */
 export function imageVersion(imageRef: string): string {
@@ -17,7 +16,9 @@ export function imageVersion(imageRef: string): string {
 }
 
 export function registryBody(event: StoredEvent): Record<string, unknown> | null {
-  if (!(REGISTRY_EVENT_TYPES as readonly string[]).includes(event.type) || !event.data.image_ref) return null;
+  if (!(REGISTRY_EVENT_TYPES as readonly string[]).includes(event.type)) return null;
+  if (event.type === 'teardown.succeeded') return { name: event.project, environment: event.environment, deregister: true };
+  if (!event.data.image_ref) return null;
   const namespace = event.data.namespace ?? `${event.project}-${event.environment}`;
   return {
     name: event.project,

@@ -11,7 +11,7 @@ import { STATES, formatDuration, h, since, stateBadge, tickSince } from './util.
 const POLL_MS = 30_000;
 const PAGE_SIZE = 50;
 const MIN_RELOAD_MS = 1000;
-const IN_FLIGHT = ['syncing', 'applying', 'verifying', 'rolling-back'];
+const IN_FLIGHT = ['syncing', 'applying', 'verifying', 'rolling-back', 'tearing-down'];
 
 const deploymentHref = (d) => `/ui/deployments/${encodeURIComponent(d.project)}/${encodeURIComponent(d.environment)}`;
 

@@ -1,6 +1,6 @@
 /* global Node, clearTimeout, console, document, setInterval, setTimeout */
 // Small DOM and formatting helpers shared by the pages.
-export const STATES = ['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped'];
+export const STATES = ['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped', 'tearing-down'];
 
 /** h('div', { class: 'x', dataset: { a: 1 } }, child, 'text') */
 export function h(tag, attrs = {}, ...children) {
