@@ -21,6 +21,9 @@ export const KUBE_EVENT_REASONS: Readonly<Record<EventKind, Readonly<Record<Even
   stop: { started: 'Stopping', succeeded: 'Stopped', failed: 'StopFailed', superseded: 'StopSuperseded' },
   resume: { started: 'Resuming', succeeded: 'Resumed', failed: 'ResumeFailed', superseded: 'ResumeSuperseded' },
   'drift-repair': { started: 'DriftDetected', succeeded: 'DriftRepaired', failed: 'DriftRepairFailed', superseded: 'DriftRepairSuperseded' },
+  // a succeeded teardown deleted the workloads these would be recorded on: only its start (and
+  // a failure that left them) can be seen in `kubectl describe`
+  teardown: { started: 'TeardownStarted', succeeded: 'TornDown', failed: 'TeardownFailed', superseded: 'TeardownSuperseded' },
 };
 
 export const REPORTING_COMPONENT = 'keelson';
@@ -36,7 +39,7 @@ function parseType(type: string): { kind: EventKind; outcome: EventOutcome } | n
   return EVENT_KINDS.includes(kind) && EVENT_OUTCOMES.includes(outcome) ? { kind, outcome } : null;
 }
 
-const NOUNS: Record<EventKind, string> = { deploy: 'Deploy', rollback: 'Rollback', stop: 'Stop', resume: 'Resume', 'drift-repair': 'Drift repair' };
+const NOUNS: Record<EventKind, string> = { deploy: 'Deploy', rollback: 'Rollback', stop: 'Stop', resume: 'Resume', 'drift-repair': 'Drift repair', teardown: 'Teardown' };
 
 /** The Event's message: one sentence about the action, as a person reading `kubectl describe` wants it. */
 export function kubeEventMessage(kind: EventKind, outcome: EventOutcome, data: StoredEvent['data']): string {
