@@ -32,6 +32,7 @@ const FEATURE_ROUTES: ReadonlyArray<readonly [string, string]> = [
   ['deployment-events-sse', 'get /api/projects/:project/deployments/:env/events'],
   ['fleet-events-sse', 'get /api/events'],
   ['rollback', 'post /api/projects/:project/deployments/:env/rollback'],
+  ['teardown', 'delete /api/projects/:project/deployments/:env'],
   ['notifications', 'get /api/admin/sinks'],
   ['ops-repo-push-webhooks', 'post /api/hooks/ops-repos/:id'],
   ['project-policies', 'get /api/projects/:project/policy'],

@@ -35,9 +35,9 @@ describe('GET /api/capabilities', () => {
       machine_version: expect.stringMatching(/^\d+$/),
       targets: [{ name: 'kubernetes', apply: 'server-side-apply', cluster: 'sim', clusters: expect.arrayContaining(['kubeconfig', 'in-cluster', 'sim']) }],
       sinks: expect.arrayContaining(['webhook', 'slack', 'registry', 'kubernetes-events']),
-      actions: ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback'],
+      actions: ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback', 'teardown'],
       action_statuses: ['pending', 'running', 'succeeded', 'failed', 'superseded'],
-      event_types: expect.arrayContaining(['deploy.started', 'rollback.failed', 'drift-repair.succeeded', 'stop.superseded']),
+      event_types: expect.arrayContaining(['deploy.started', 'rollback.failed', 'drift-repair.succeeded', 'stop.superseded', 'teardown.succeeded']),
       limits: {
         render: { timeout_ms: 7_000, max_heap_bytes: 64 * 1024 * 1024, max_objects: 250, max_bytes: 2 * 1024 * 1024 },
         sse: { per_token: 3, total: 42, max_buffer_bytes: 1024 * 1024, heartbeat_ms: 15_000 },
@@ -48,7 +48,7 @@ describe('GET /api/capabilities', () => {
     expect(body.renderers.map((r: { name: string }) => r.name)).toEqual(['builtin', 'nunjucks']);
     // every feature names a route this server serves
     expect(body.features).toMatchObject({
-      'action-tracking': true, 'deployment-events-sse': true, 'fleet-events-sse': true, rollback: true, notifications: true,
+      'action-tracking': true, 'deployment-events-sse': true, 'fleet-events-sse': true, rollback: true, teardown: true, notifications: true,
       'ops-repo-push-webhooks': true, 'project-policies': true, visualizer: true, file_repos: false,
     });
   });

@@ -259,6 +259,9 @@ describe('delete (teardown)', () => {
     expect(response.status).toBe(202);
     expect(response.body).toMatchObject({ generation: 2, deployment: { desired_status: 'deleted', generation: 2 } });
     expect(response.headers.get('etag')).toBe(`"${id}:2"`);
+    // tracked like every mutation: the action it starts, and where to follow it
+    expect(response.body).toMatchObject({ action: 'teardown', status: 'pending', links: { action: '/api/projects/shop/deployments/td/actions/2' } });
+    expect(response.headers.get('location')).toBe('/api/projects/shop/deployments/td/actions/2');
     expect((await h.pg.query('select desired_status, generation from deployments where id = $1', [id])).rows[0]).toEqual({ desired_status: 'deleted', generation: '2' });
     expect(await auditRows('deployment.delete', 'shop/td')).toHaveLength(1);
     // the same request again changes nothing: the generation stays
