@@ -138,10 +138,10 @@ function killGroup(keelson: Keelson): void {
   }
 }
 
-const Delivery = z.object({ id: z.number(), event_id: z.string(), type: z.string(), project: z.string(), status: z.string(), attempts: z.number(), claimed: z.boolean() });
+const Delivery = z.object({ id: z.number(), event_id: z.string(), type: z.string(), project: z.string(), status: z.string(), attempts: z.number(), claimed_until: z.number().nullable() });
 const deliveries = async (projects: readonly string[]) =>
   await e2e.db.any(sql.type(Delivery)`
-    select d.id::int, d.event_id::text, ev.type, ev.project, d.status, d.attempts, (d.claimed_until > now()) is true as claimed
+    select d.id::int, d.event_id::text, ev.type, ev.project, d.status, d.attempts, (extract(epoch from d.claimed_until) * 1000)::float8 as claimed_until
     from notification_deliveries d join deployment_events ev on ev.id = d.event_id
     join notification_sinks s on s.id = d.sink_id and s.kind = 'webhook'
     where ev.project = any(${sql.array([...projects], 'text')}) order by ev.position`);
@@ -246,7 +246,11 @@ describe('SIGKILL of the dispatcher between POST and acknowledgement', () => {
     expect(killed).toMatchObject({ path: '/kill', type: 'deploy.started', signed: true, answer: null });
     expect(killed?.ceId).toBe(killed?.id);
     const [left] = await deliveries(['killme']);
-    expect(left).toMatchObject({ event_id: killed?.id, type: 'deploy.started', status: 'pending', attempts: 1, claimed: true });
+    expect(left).toMatchObject({ event_id: killed?.id, type: 'deploy.started', status: 'pending', attempts: 1 });
+    // the claim outlives any request: the timeout + 30 s from the claim, just before the POST
+    const claimedUntil = left?.claimed_until ?? 0;
+    expect(claimedUntil - killedAt).toBeGreaterThan(30_000);
+    expect(claimedUntil - killedAt).toBeLessThanOrEqual(NOTIFY_TIMEOUT_MS + 30_000);
     expect(await attempts([left?.id as number])).toEqual([]);
 
     // two replicas (new instance ids) take over: the rollout, and once A's claim expired, the delivery
@@ -281,8 +285,8 @@ describe('SIGKILL of the dispatcher between POST and acknowledgement', () => {
     const atKill = received.filter((r) => r.path === '/kill');
     expect(atKill.map((r) => [r.id, r.answer])).toEqual([[killed?.id, null], [killed?.id, 204], [events[1], 204]]);
     expect(atKill.every((r) => r.signed && r.ceId === r.id)).toBe(true);
-    // nobody sent it while A's claim lived (claimed just before the kill, for the timeout + 30 s)
-    expect((atKill[1]?.at ?? 0) - killedAt).toBeGreaterThanOrEqual(NOTIFY_TIMEOUT_MS + 30_000 - 1_000);
+    // nobody sent it while A's claim lived (the database and this process read one clock)
+    expect(atKill[1]?.at ?? 0).toBeGreaterThanOrEqual(claimedUntil - 50);
     const [again] = await attempts([killmeDone[0]?.id as number]);
     // attempt 1 died with its process: no outcome; attempt 2 came from a live replica
     expect(await attempts([killmeDone[0]?.id as number])).toHaveLength(1);
