@@ -264,6 +264,7 @@ describe('SIGKILL of the dispatcher between POST and acknowledgement', () => {
       return rows.length === LOAD.length * 2 && rows.every((r) => r.status === 'delivered') ? rows : undefined;
     }, { timeoutMs: 40_000, message: 'every load event delivered' });
     expect(new Set(loadDone.map((r) => r.type))).toEqual(new Set(['deploy.started', 'deploy.succeeded']));
+    expect(overlaps, 'requests of one event to one sink in flight at the same time').toBe(0);
     for (const delivery of loadDone) {
       const got = received.filter((r) => r.path === '/load' && r.id === delivery.event_id);
       expect(got.map((r) => r.answer), delivery.event_id).toEqual([503, 204]);
@@ -294,6 +295,6 @@ describe('SIGKILL of the dispatcher between POST and acknowledgement', () => {
     expect([b.instanceId, c.instanceId]).toContain(again?.instance_id);
     expect(killmeDone[0]?.attempts).toBe(2);
 
-    expect(overlaps).toBe(0);
+    expect(overlaps, 'requests of one event to one sink in flight at the same time').toBe(0);
   });
 });
