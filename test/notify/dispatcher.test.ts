@@ -266,6 +266,20 @@ describe('dispatcher', () => {
       { name: 'shop', version: '1', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: false },
       { name: 'shop', version: '1', environment: 'prod', endpoint: 'http://shop.shop-prod.svc.cluster.local', rollback: true },
     ]);
+
+    // a teardown: its start and end are delivered too, after everything before them, although
+    // the deployment row is gone by then; the registry is told to forget the service
+    await h.t.db.query(sql.unsafe`update deployments set desired_status = 'deleted' where id = ${id}`);
+    await sleepUntil(async () => (await h.t.db.maybeOne(sql.unsafe`select id from deployments where id = ${id}`)) === null, { timeoutMs: 15_000, message: 'the row was not torn down' });
+    await settled(id, 8 + 8 + 3); // audit and chat hear of every event, the registry of the three it acts on
+    const all = await eventRows(id);
+    expect(all.map((e) => e.type).slice(6)).toEqual(['teardown.started', 'teardown.succeeded']);
+    expect(idsAt('/audit')).toEqual(all.map((e) => e.id));
+    for (const request of received.filter((r) => r.path === '/audit').slice(6)) {
+      expect(request.headers['x-keelson-signature-256']).toBe(`sha256=${createHmac('sha256', SECRET).update(request.raw).digest('hex')}`);
+    }
+    await sleepUntil(() => received.filter((r) => r.path === '/registry').length === 3, { message: 'the registry was not told of the teardown' });
+    expect(JSON.parse(received.filter((r) => r.path === '/registry')[2]!.raw)).toEqual({ name: 'shop', environment: 'prod', deregister: true });
     await stopDispatchers();
   });
 
