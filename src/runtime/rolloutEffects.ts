@@ -267,7 +267,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         return { drifted: false, reason: null };
       }
       log.info({ deploymentId: input.deploymentId, drift: reason }, 'drift detected: re-applying the release');
-      return { drifted: true, reason };
+      return { drifted: true, reason, pin: deployed.sha };
     },
   };
 }

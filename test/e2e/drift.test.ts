@@ -53,6 +53,26 @@ describe('drift: repair', () => {
     const done = await waitStatus(e2e.db, id, 'healthy');
     expect(done).toMatchObject({ last_error: null, drift_detected: null });
   });
+
+  it('after a rollback to an older commit, the repair re-applies that commit, not the branch head', async () => {
+    const own = await createOpsRepo(e2e, 'pin-ops', { 'values.yaml': 'replicas: 2\n', 'web/deployment.yaml': WEB_TEMPLATE });
+    const id = await insertRow(e2e.db, { project: 'pin', image: 'registry.example/pin:1', opsRepoId: own.id, manifestPath: 'web' });
+    const first = await waitStatus(e2e.db, id, 'healthy');
+    const newer = await own.commit({ 'values.yaml': 'replicas: 3\n' }, 'more replicas');
+    await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_sha === newer, 'branch head deployed');
+    await e2e.db.query(sql.unsafe`update deployments set desired_status = 'rollback' where id = ${id}`);
+    await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_sha === first.current_sha && r.desired_status === 'active', 'rolled back');
+    await sleepUntil(() => simDeployment(e2e.sim, 'pin-prod', 'pin')?.replicas === 2, { message: 'rolled back to 2 replicas' });
+
+    await ok(['-n', 'pin-prod', 'set', 'image', 'deployment/pin', 'web=registry.example/intruder:8']);
+    const records = await historyLength(id, 4);
+    expect(records.map((r) => r.action)).toEqual(['deploy', 'deploy', 'rollback', 'deploy']);
+    expect(records[3]).toMatchObject({ sha: first.current_sha, image_ref: 'registry.example/pin:1' });
+    expect(records[3]?.triggered_by).toMatch(/^drift: Deployment pin changed \(.*image/);
+    await sleepUntil(() => simDeployment(e2e.sim, 'pin-prod', 'pin')?.image === 'registry.example/pin:1', { message: 'image restored' });
+    expect(simDeployment(e2e.sim, 'pin-prod', 'pin')?.replicas).toBe(2);
+    expect((await waitStatus(e2e.db, id, 'healthy')).current_sha).toBe(first.current_sha);
+  });
 });
 
 describe('drift: detect', () => {
