@@ -14,6 +14,8 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  * an older version is brought up to date by `migratePersistedSnapshot` on restore.
  * 2: `work.plan` (an opaque handle) replaced `work.rendered` (the rendered objects, Secrets included).
  * 3: releases (issue #13): `work.head`, `work.release`, `work.values`, `deployed.head`.
+ *    A drift repair's `work.release` has no `historyId` (pinned commit only): no new version,
+ *    the id was only ever read to describe a rollback's target, which always has one.
  */
 export const MACHINE_VERSION = '3';
 
@@ -37,9 +39,12 @@ export interface Desired {
   readonly rollbackTo?: number | null;
 }
 
-/** What a rollback renders again: the release's commit and values, not today's (issue #13). */
+/**
+ * What a rollback renders again: the release's commit and values, not today's (issue #13). A
+ * drift repair pins the deployed commit the same way, without a history id.
+ */
 export interface ReleaseSource {
-  readonly historyId: number;
+  readonly historyId?: number;
   readonly sha: string | null;
   /** null: the release predates migration 0007; today's values_override is used */
   readonly valuesOverride: Record<string, unknown> | null;
@@ -235,7 +240,11 @@ export interface TeardownResult { message: string }
 export interface FindTargetInput { deploymentId: string; release?: number | null }
 export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null }
 export interface DriftInput { deploymentId: string; desired: Desired; deployed: Deployed }
-export interface DriftResult { drifted: boolean; reason: string | null }
+/**
+ * `pin`: the commit the repair re-applies — the deployed release's, for live drift (a rollback's
+ * older commit stays); absent when the branch moved, which is a deploy of the new head.
+ */
+export interface DriftResult { drifted: boolean; reason: string | null; pin?: string | null }
 
 const notProvided = (name: string) =>
   fromPromise<never, unknown>(async () => {
@@ -480,8 +489,12 @@ export const deploymentMachine = setup({
     }),
     startDriftRepair: assign(({ context, event }) => {
       if (!context.desired) return {};
-      const reason = (event as unknown as DoneEvent<DriftResult>).output.value.reason ?? 'drift';
-      return { ...startWork(context, context.desired, 'deploy', `drift: ${reason}`), driftCheckAt: null };
+      const { reason, pin } = (event as unknown as DoneEvent<DriftResult>).output.value;
+      const next = startWork(context, context.desired, 'deploy', `drift: ${reason ?? 'drift'}`);
+      // live drift re-applies the release that runs (its commit; its values are the row's, which
+      // the check compared equal), not whatever the branch holds
+      const work = next.work && pin ? { ...next.work, release: { sha: pin, valuesOverride: null } } : next.work;
+      return { ...next, work, driftCheckAt: null };
     }),
     scheduleDriftCheck: assign(({ context, event }) => {
       if (event.type === 'TICK') return { driftCheckAt: event.now + context.config.driftIntervalMs };

@@ -49,7 +49,7 @@ export interface DeploymentRouteDeps {
 const TAGS = ['deployments'];
 const DEPLOYMENT_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, values_override, ops_repo_id, manifest_path,
-  namespace, auto_rollback, rollback_to, generation, current_status, current_image_ref, current_sha, deployed_at,
+  namespace, auto_rollback, rollback_to, drift, drift_detected, generation, current_status, current_image_ref, current_sha, deployed_at,
   last_error, observed_generation, status_changed_at, created_at, updated_at`;
 const SUMMARY_COLUMNS = sql.fragment`
   id, project, environment, image_ref, desired_status, current_status, current_image_ref, deployed_at,
@@ -295,10 +295,10 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         }
         const row = await db.maybeOne(sql.type(DeploymentRow)`
           insert into deployments (project, environment, image_ref, desired_status, values_override, ops_repo_id,
-                                   manifest_path, namespace, auto_rollback)
+                                   manifest_path, namespace, auto_rollback, drift)
           values (${params.project}, ${body.environment}, ${body.image_ref}, ${body.desired_status ?? 'active'},
                   ${sql.jsonb((body.values_override ?? {}) as never)}, ${opsRepoId}, ${body.manifest_path ?? null},
-                  ${body.namespace ?? null}, ${body.auto_rollback ?? false})
+                  ${body.namespace ?? null}, ${body.auto_rollback ?? false}, ${body.drift ?? 'repair'})
           on conflict (project, environment) do nothing
           returning ${DEPLOYMENT_COLUMNS}`);
         if (!row) {
@@ -311,6 +311,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           manifest_path: row.manifest_path,
           namespace: row.namespace,
           auto_rollback: row.auto_rollback,
+          drift: row.drift,
           values_override: valuesSummary(body.values_override),
         });
         const action = await accepted(db, row);
@@ -389,6 +390,9 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           body.desired_status !== undefined ? sql.fragment`desired_status = ${body.desired_status}` : null,
           body.values_override !== undefined ? sql.fragment`values_override = ${sql.jsonb(body.values_override as never)}` : null,
           body.auto_rollback !== undefined ? sql.fragment`auto_rollback = ${body.auto_rollback}` : null,
+          // a policy, not desired state: no new generation (migration 0011); a new policy clears
+          // the old policy's finding, the next check writes it again if it still holds
+          body.drift !== undefined ? sql.fragment`drift = ${body.drift}, drift_detected = null` : null,
         ].filter((s) => s !== null);
         // the generation check in the WHERE makes If-Match race-free
         const row = await db.maybeOne(sql.type(DeploymentRow)`
@@ -400,6 +404,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           image_ref: body.image_ref,
           desired_status: body.desired_status,
           auto_rollback: body.auto_rollback,
+          drift: body.drift,
           values_override: valuesSummary(body.values_override),
           generation: { from: before.generation, to: row.generation },
         });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { ACTION_STATUSES } from '../actions/status.ts';
-import { DESIRED_STATUSES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
+import { DESIRED_STATUSES, DRIFT_MODES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
 import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
 
@@ -20,6 +20,9 @@ export const Name = z.string({ error: nameMessage }).regex(NAME_PATTERN, nameMes
 export const ImageRef = ruled(imageRefProblem, 'expected an image reference such as registry.example/shop:1.4.2');
 
 export const DesiredStatus = z.enum(DESIRED_STATUSES, { error: `expected one of ${DESIRED_STATUSES.join(', ')}` });
+export const Drift = z.enum(DRIFT_MODES, { error: `expected one of ${DRIFT_MODES.join(', ')}` }).meta({
+  description: 'What the healthy actor does with objects that differ from the current release: `repair` (default) re-applies them; `detect` only writes `drift_detected`.',
+});
 
 // The app refuses bodies nested deeper than 40 levels before any schema runs (app.ts), so the
 // walks below never meet a hostile 10,000-deep document.
@@ -87,6 +90,7 @@ export const CreateDeploymentBody = z
     manifest_path: RelativePath.nullable().optional(),
     namespace: Name.nullable().optional(),
     auto_rollback: z.boolean({ error: 'expected true or false' }).optional(),
+    drift: Drift.optional(),
   })
   .superRefine((body, ctx) => {
     if (body.ops_repo !== undefined && body.ops_repo_id != null) {
@@ -100,9 +104,10 @@ export const PatchDeploymentBody = z
     desired_status: DesiredStatus.optional(),
     values_override: ValuesOverride.optional(),
     auto_rollback: z.boolean({ error: 'expected true or false' }).optional(),
+    drift: Drift.optional(),
   })
   .refine((body) => Object.keys(body).length > 0, {
-    message: 'expected at least one of image_ref, desired_status, values_override, auto_rollback',
+    message: 'expected at least one of image_ref, desired_status, values_override, auto_rollback, drift',
   });
 
 // The syncer's own shape rule (src/opsrepo/repoUrl.ts), so a URL the API accepts can always be

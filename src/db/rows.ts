@@ -1,6 +1,8 @@
 // Row schemas shared by every reader of the contract tables (runtime, API, CLI).
 import { z } from 'zod';
 
+/** migration 0011: the drift check's policy */
+export const DRIFT_MODES = ['repair', 'detect'] as const;
 export const DESIRED_STATUSES = ['active', 'stopped', 'rollback', 'deleted'] as const;
 export const CURRENT_STATUSES = [
   'idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped', 'tearing-down',
@@ -27,6 +29,10 @@ export const DeploymentRow = z.object({
   auto_rollback: z.boolean(),
   /** migration 0007; optional for readers that list columns */
   rollback_to: z.number().int().nullable().optional(),
+  /** migration 0011: what the drift check does with drifted objects; optional for readers that list columns */
+  drift: z.enum(DRIFT_MODES).optional(),
+  /** migration 0011: with drift 'detect', what the last check found drifted (null: nothing) */
+  drift_detected: z.string().nullable().optional(),
   generation: z.number().int(),
   current_status: z.enum(CURRENT_STATUSES),
   current_image_ref: z.string().nullable(),

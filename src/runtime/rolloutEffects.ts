@@ -4,7 +4,7 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import type { RenderInput } from '../../machines/deployment.machine.ts';
+import { specKey, type RenderInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
@@ -18,6 +18,7 @@ import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts
 import { scrubText, secretValues } from '../plans/secrets.ts';
 import type { Renderer } from '../render/renderer.ts';
 import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
+import { describeDrift, DRIFT_MODES, type DriftMode } from './driftReport.ts';
 import type { Effects } from './effects.ts';
 
 export interface RolloutEffectsDeps {
@@ -38,6 +39,13 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
   const plans = deps.plans ?? createPlanCache();
 
   /** Renders and checks the project policy: the objects apply may be given. */
+  /** The row's drift policy (migration 0011), read at each check: it is not desired state. */
+  async function driftModeOf(deploymentId: string): Promise<DriftMode> {
+    const mode = await db.maybeOneFirst(sql.type(z.object({ drift: z.enum(DRIFT_MODES) }))`
+      select drift from deployments where id = ${deploymentId}`);
+    return mode ?? 'repair';
+  }
+
   async function renderChecked(input: RenderInput, signal: AbortSignal) {
     const { desired } = input;
     // Exactly the commit the sync step named (or the release's, for a rollback), from a
@@ -218,7 +226,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       return { imageRef: target.image_ref, sha: target.sha, historyId: target.history_id, valuesOverride: target.values_override };
     },
 
-    /** Level-based reconcile of a healthy deployment: has the ops repo moved, or an object gone? */
+    /**
+     * Level-based reconcile of a healthy deployment: has the ops repo moved (a new deploy), or do
+     * the live objects differ from the current release (drift)?
+     */
     async checkDrift(input, signal) {
       const { desired, deployed } = input;
       if (desired.opsRepoId) {
@@ -231,13 +242,32 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         }
         // seen === null: a rollback that could not reach the remote; it stays until the next deploy
       }
-      // From the shared cluster cache: no request per deployment per interval.
-      const live = await kube.observe(input.deploymentId, deployed.applied, { signal });
-      const missing = live.objects.filter((o) => o.status === 'NotFound');
-      if (missing.length > 0) {
-        return { drifted: true, reason: `${missing.map((r) => `${r.kind} ${r.name}`).join(', ')} missing from the cluster` };
+      // The current release, rendered again: its commit, image and values. Until a rollback's
+      // write-back reaches the row, the row's values may not be the release's: not comparable
+      // yet, the next interval is.
+      const release = { ...desired, imageRef: deployed.imageRef };
+      if (specKey(release) !== deployed.spec) return { drifted: false, reason: null };
+      const { objects } = await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal);
+      // Server-side-apply dry-run against the live objects (from the shared cache; an object whose
+      // resourceVersion has not moved since keelson last compared it costs no request). Fields an
+      // autoscaler wrote through `scale` are not drift.
+      const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal });
+      const mode = await driftModeOf(input.deploymentId);
+      const reason = drifted.length > 0 ? describeDrift(drifted) : null;
+      if (signal.aborted) throw signal.reason;
+      // detect: the finding is the row's drift_detected, nothing is changed; repair: the history
+      // row of the repair names it. The column is only written when it changes.
+      const finding = mode === 'detect' ? reason : null;
+      await db.query(sql.unsafe`
+        update deployments set drift_detected = ${finding}
+        where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
+      if (reason === null) return { drifted: false, reason: null };
+      if (mode === 'detect') {
+        log.warn({ deploymentId: input.deploymentId, drift: reason }, 'drift detected (drift: detect, not repaired)');
+        return { drifted: false, reason: null };
       }
-      return { drifted: false, reason: null };
+      log.info({ deploymentId: input.deploymentId, drift: reason }, 'drift detected: re-applying the release');
+      return { drifted: true, reason, pin: deployed.sha };
     },
   };
 }

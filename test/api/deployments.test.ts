@@ -93,6 +93,7 @@ describe('create and list', () => {
     ['an unknown ops repo id', { environment: 'prod', image_ref: 'x:1', ops_repo_id: '00000000-0000-4000-8000-000000000000' }, 'ops_repo_id', /existing ops repo/],
     ['a manifest_path escaping the repo', { environment: 'prod', image_ref: 'x:1', manifest_path: '../etc' }, 'manifest_path', /relative path/],
     ['auto_rollback that is not a boolean', { environment: 'prod', image_ref: 'x:1', auto_rollback: 'yes' }, 'auto_rollback', /true or false/],
+    ['an unknown drift policy', { environment: 'prod', image_ref: 'x:1', drift: 'ignore' }, 'drift', /repair, detect/],
   ])('answers 400 naming the field for %s', async (_label, body, field, message) => {
     const response = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body });
     expect(response.status).toBe(400);
@@ -207,6 +208,19 @@ describe('PATCH with If-Match', () => {
     expect(audit).toHaveLength(1);
     expect(audit[0]?.payload).toMatchObject({ image_ref: 'x:2', generation: { from: 1, to: 2 }, values_override: { keys: ['password'] } });
     expect(JSON.stringify(audit[0]?.payload)).not.toContain('values-secret');
+  });
+
+  it('sets the drift policy at create and by PATCH without a new generation (a policy, not desired state)', async () => {
+    const created = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body: { environment: 'drift', image_ref: 'x:1', drift: 'detect' } });
+    expect(created.status).toBe(202);
+    expect(created.body).toMatchObject({ drift: 'detect', drift_detected: null, generation: 1 });
+    const defaulted = await h.request('POST', '/api/projects/shop/deployments', { token: promote, body: { environment: 'drift2', image_ref: 'x:1' } });
+    expect(defaulted.body).toMatchObject({ drift: 'repair' });
+    const patched = await h.request('PATCH', '/api/projects/shop/deployments/drift', { token: promote, body: { drift: 'repair' } });
+    expect(patched.status).toBe(202);
+    expect(patched.body).toMatchObject({ drift: 'repair', generation: 1 });
+    const audit = await auditRows('deployment.update', 'shop/drift');
+    expect(audit[0]?.payload).toMatchObject({ drift: 'repair', generation: { from: 1, to: 1 } });
   });
 
   it('answers 412 for a stale ETag and changes nothing', async () => {

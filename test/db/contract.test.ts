@@ -44,6 +44,8 @@ describe('deployments constraints', () => {
       observed_generation: '0',
       auto_rollback: false,
       values_override: {},
+      drift: 'repair',
+      drift_detected: null,
     });
     const again = (await client.query(sql.replace('1.0.0', '1.1.0'))).rows[0];
     expect(again.id).toBe(first.id);
@@ -55,6 +57,7 @@ describe('deployments constraints', () => {
     ['a current_status outside the eight states', { current_status: 'deploying' }, 'deployments_current_status_valid'],
     ['values_override that is not an object', { values_override: JSON.stringify([1, 2]) }, 'deployments_values_override_object'],
     ['a namespace that is not a DNS label', { namespace: 'Bad_NS' }, 'deployments_namespace_format'],
+    ['an unknown drift policy', { drift: 'ignore' }, 'deployments_drift_valid'],
   ])('refuses %s, naming the constraint', async (_label, extra, constraint) => {
     await expect(insert('shop', `env-${constraint.length}`, extra)).rejects.toThrow(constraint);
   });
@@ -91,9 +94,10 @@ describe('generation and notifications', () => {
       let current = (await client.query('select generation from deployments where id = $1', [row.id])).rows[0];
       expect(current.generation).toBe('2');
 
-      // keelson's own writes of observed columns: no bump, no notification
+      // keelson's own writes of observed columns, and the drift policy: no bump, no notification
+      await client.query(`update deployments set drift = 'detect' where id = $1`, [row.id]);
       await client.query(
-        `update deployments set current_status = 'syncing', observed_generation = 2, last_error = null where id = $1`,
+        `update deployments set current_status = 'syncing', observed_generation = 2, last_error = null, drift_detected = 'x' where id = $1`,
         [row.id],
       );
       // a later desired change proves the channel is still delivering, so silence above is real

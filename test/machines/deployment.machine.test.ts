@@ -334,6 +334,16 @@ describe('deployment machine: transitions', () => {
     expect(repaired.context.work).toMatchObject({ action: 'deploy', triggeredBy: 'drift: ops repo moved to def456', generation: 1 });
     // a drift repair does not force a git fetch; a desired-state change does
     expect(run([changed(desired(2))], healthy).context.work?.triggeredBy).toBe('desired-state');
+    expect(repaired.context.work?.release).toBeNull();
+  });
+
+  it('repairs live drift on the deployed commit (pinned), so a rollback to an older commit stays on it', () => {
+    const checking = run([tick(healthy.context.driftCheckAt ?? 0)], healthy);
+    const repaired = run([done('checkDrift', { drifted: true, reason: 'Deployment shop changed (.spec.replicas)', pin: 'old' })], checking);
+    expect(repaired.context.work).toMatchObject({ action: 'deploy', triggeredBy: 'drift: Deployment shop changed (.spec.replicas)', release: { sha: 'old' } });
+    // the sync step renders the pinned commit and reports the head apart
+    const synced = run([done('sync', { sha: 'old', head: 'new' })], repaired);
+    expect(synced.context.work).toMatchObject({ sha: 'old', head: 'new' });
   });
 
   it('specKey ignores key order and the parts that do not change what is rendered', () => {
