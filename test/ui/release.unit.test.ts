@@ -3,7 +3,7 @@
 // previous release, the inventory by namespace, the marks of a history row and the rollback
 // command (quoted: names reach the page from SQL writers).
 import { describe, expect, it } from 'vitest';
-import { currentAndPrevious, groupInventory, historyMarks, rollbackCommand, shellWord } from '../../src/ui/static/release.js';
+import { currentAndPrevious, groupInventory, historyMarks, rollbackCommand, shellWord, transitionMarks } from '../../src/ui/static/release.js';
 import { diffValues, joinPath, showValue } from '../../src/ui/static/valuesDiff.js';
 
 describe('diffValues', () => {
@@ -98,5 +98,17 @@ describe('release rows', () => {
     expect(groups[0]?.objects.map((o) => o.kind)).toEqual(['ClusterRole', 'Namespace']);
     expect(groups[2]?.objects.map((o) => o.kind)).toEqual(['Deployment', 'Service']);
     expect(groupInventory(null)).toEqual([]);
+  });
+
+  it('marks a transition by its action\'s history row, or by the step while in flight', () => {
+    const byAction = new Map([['a1', row(1, 'deploy', 'succeeded', 'drift: ops repo at abc')], ['a2', row(2, 'deploy', 'superseded')], ['a3', row(3, 'rollback', 'succeeded')]]);
+    const step = (action_id: string | null, from_state: string | null, to_state: string) => ({ action_id, from_state, to_state });
+    expect(transitionMarks(step('a1', 'syncing.fetching', 'applying.running'), byAction)).toEqual(['drift-repair']);
+    expect(transitionMarks(step('a2', 'applying', 'syncing'), byAction)).toEqual(['superseded']);
+    expect(transitionMarks(step('a3', 'rolling-back', 'healthy'), byAction)).toEqual([]);
+    expect(transitionMarks(step('a9', 'healthy.checking', 'syncing.fetching.running'), byAction)).toEqual(['drift-repair']);
+    expect(transitionMarks(step('a9', 'healthy.waiting', 'syncing.fetching.running'), byAction)).toEqual([]);
+    expect(transitionMarks(step('a9', 'healthy.waiting', 'tearing-down.running'), byAction)).toEqual(['teardown']);
+    expect(transitionMarks(step(null, null, 'idle'), byAction)).toEqual([]);
   });
 });

@@ -7,3 +7,5 @@ export function groupInventory(inventory: InventoryObject[] | null | undefined):
 export function historyMarks(item: ReleaseItem): string[];
 export function shellWord(word: string): string;
 export function rollbackCommand(project: string, env: string, item: ReleaseItem): string | null;
+export type TransitionLike = { action_id?: string | null; from_state: string | null; to_state: string };
+export function transitionMarks(transition: TransitionLike, historyByAction: Map<string, ReleaseItem>): string[];

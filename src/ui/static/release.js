@@ -66,3 +66,17 @@ export function rollbackCommand(project, env, item) {
   if (!isRelease(item) || item.status !== 'succeeded' || !Number.isSafeInteger(item.id) || item.id <= 0) return null;
   return `keelson rollback ${shellWord(project)} ${shellWord(env)} --release ${item.id}`;
 }
+
+/**
+ * The mark of a transition in the timeline: its action's history marks (by action_id), else
+ * what the step itself shows while the action is still in flight — the drift check's repair
+ * leaves `healthy.checking` for syncing; a teardown enters `tearing-down`.
+ */
+export function transitionMarks(transition, historyByAction) {
+  const item = transition.action_id ? historyByAction.get(transition.action_id) : undefined;
+  const marks = item ? historyMarks(item) : [];
+  const from = transition.from_state ?? '';
+  if (!marks.includes('drift-repair') && from.startsWith('healthy.checking') && transition.to_state.startsWith('syncing')) marks.push('drift-repair');
+  if (!marks.includes('teardown') && transition.to_state.startsWith('tearing-down')) marks.push('teardown');
+  return marks.filter((mark) => mark !== 'rollback');
+}
