@@ -99,18 +99,20 @@ async function waitHealthy(image: string): Promise<z.infer<typeof Row>> {
 }
 
 beforeAll(async () => {
-  t = await createTestDatabase();
   dir = await mkdtemp(path.join(os.tmpdir(), 'keelson-ui-release-'));
   await mkdir(ARTIFACTS, { recursive: true });
-  const config = loadConfig({ DATABASE_URL: t.url, PORT: '0', KEELSON_DATA_DIR: path.join(dir, 'data'), KEELSON_TICK_INTERVAL: '100ms', KEELSON_LOG_LEVEL: 'warn', KEELSON_ALLOW_FILE_REPOS: 'true' }, {}, false);
-  server = await startServer({ config, log: createLogger({ level: 'warn', format: 'json' }), demo: false, simulator: { podStartupDelayMs: 200, timeScale: 50 } });
-  token = (await createToken(t.db, { name: 'ui-release', permissions: ['deploy:read'], project: null })).token;
-  context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
+  // the browser starts while the database and the server do
+  const browserStarted = chromium.launchPersistentContext(path.join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     viewport: { width: 1600, height: 1100 },
   });
+  t = await createTestDatabase();
+  const config = loadConfig({ DATABASE_URL: t.url, PORT: '0', KEELSON_DATA_DIR: path.join(dir, 'data'), KEELSON_TICK_INTERVAL: '100ms', KEELSON_LOG_LEVEL: 'warn', KEELSON_ALLOW_FILE_REPOS: 'true' }, {}, false);
+  server = await startServer({ config, log: createLogger({ level: 'warn', format: 'json' }), demo: false, simulator: { podStartupDelayMs: 200, timeScale: 50 } });
+  token = (await createToken(t.db, { name: 'ui-release', permissions: ['deploy:read'], project: null })).token;
+  context = await browserStarted;
   page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (error) => pageErrors.push(error.message));
   page.on('console', (message) => {
@@ -144,6 +146,11 @@ describe('the release on the deployment page', () => {
     deploymentId = await server.db.oneFirst(sql.type(z.object({ id: z.string() }))`
       insert into deployments (project, environment, image_ref, ops_repo_id, manifest_path, values_override)
       values ('shop', 'prod', 'registry.example/shop:1.0.0', ${repoId}, 'shop', ${sql.jsonb({ db: { password: CANARY_1 } })}) returning id`);
+    // signed in while the first release rolls out
+    await page.goto(`${server.url}/ui`);
+    await page.locator('#token-input').fill(token);
+    await page.locator('#token-form button[type=submit]').click();
+    await page.locator('#deployments').waitFor();
     await waitHealthy('registry.example/shop:1.0.0');
     const second = await commit(repo, { 'values.yaml': 'replicas: 2\nfeature:\n  search: true\ndb:\n  host: db2\ningress:\n  host: shop.example\n' });
     await server.db.query(sql.unsafe`
@@ -173,10 +180,6 @@ describe('the release on the deployment page', () => {
       insert into notification_deliveries (event_id, sink_id, deployment_id, event_position, status, attempts, last_error, finished_at)
       values (${event.id}, ${sinkId}, ${deploymentId}, ${event.position}, 'dead', 8, 'connect ECONNREFUSED 127.0.0.1:9', now())`);
 
-    await page.goto(`${server.url}/ui`);
-    await page.locator('#token-input').fill(token);
-    await page.locator('#token-form button[type=submit]').click();
-    await page.locator('#deployments').waitFor();
     await page.goto(`${server.url}/ui/deployments/shop/prod`);
     await page.locator('body[data-deployment-ready="true"]').waitFor({ timeout: 20_000 });
 
