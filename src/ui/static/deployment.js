@@ -302,7 +302,18 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
     if (transitions.length === 0) timelineBody.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No transitions journaled yet.')));
   };
 
+  /** what each panel was last drawn from: a refresh that changes nothing leaves its DOM alone, so
+   * a rollback command or a delivery error being selected is not lost to the next event */
+  const drawnFrom = {};
+  const unchanged = (panel, ...inputs) => {
+    const key = JSON.stringify(inputs);
+    if (drawnFrom[panel] === key) return true;
+    drawnFrom[panel] = key;
+    return false;
+  };
+
   const renderHistory = () => {
+    if (unchanged('history', historyItems.slice(0, 20))) return;
     if (historyItems.length === 0) {
       historyBox.replaceChildren(h('p', { class: 'muted' }, 'No completed actions yet.'));
       return;
@@ -313,6 +324,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   /** the newest succeeded release, what it changed in the values since the one before, its objects */
   const renderRelease = () => {
     const { current, previous } = currentAndPrevious(historyItems);
+    if (unchanged('release', current, previous)) return;
     document.body.dataset.releaseId = current ? String(current.id) : '';
     if (!current) {
       releaseBox.replaceChildren(h('div', { class: 'toolbar' }, h('h2', {}, 'Current release')), h('p', { class: 'muted' }, 'No release has succeeded yet.'));
@@ -369,6 +381,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   /** the newest outbox events with each delivery's status; a dead one shows its last error */
   const renderNotifications = () => {
     const events = notificationItems.slice(0, NOTIFICATIONS_SHOWN);
+    if (unchanged('notifications', events)) return;
     const dead = events.reduce((n, e) => n + e.deliveries.filter((d) => d.status === 'dead').length, 0);
     notificationsBox.replaceChildren(
       h('div', { class: 'toolbar' }, h('h2', {}, 'Notifications'), h('span', { class: 'muted' }, 'the newest action events and their deliveries'),
