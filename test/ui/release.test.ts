@@ -223,6 +223,17 @@ describe('the release on the deployment page', () => {
     expect(html).not.toContain(CANARY_2);
     const text = await page.evaluate(() => document.body.innerText);
     expect(text).not.toContain(CANARY_2);
+    // nor what the page reads: the snapshot (its context keeps values_override), history, notifications
+    const { snapshot: served, history: servedHistory } = await page.evaluate(async (bearer) => {
+      const read = async (p: string) => (await fetch(`/api/projects/shop/deployments/prod/${p}`, { headers: { authorization: `Bearer ${bearer}` } })).text();
+      return { snapshot: await read('snapshot'), history: await read('history') + await read('notifications') };
+    }, token);
+    expect(served).toContain('"valuesOverride"');
+    expect(served).toContain('[redacted]');
+    for (const body of [served, servedHistory]) {
+      expect(body).not.toContain(CANARY_1);
+      expect(body).not.toContain(CANARY_2);
+    }
 
     await page.locator('#release').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'release.png'), fullPage: true });
