@@ -11,7 +11,7 @@ import { redactSecretObjects } from '../plans/secrets.ts';
 import { machineGraph, type MachineGraph as Graph } from '../ui/machineGraph.ts';
 import type { EventStream, EventStreams } from './eventStreams.ts';
 import { ApiError, notFound } from './httpErrors.ts';
-import { redactLastError, redactSecrets } from './redact.ts';
+import { redactLastError, redactSecrets, redactSnapshotValues } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import { DeploymentParams } from './schemas.ts';
 import { canSeeProject, type Principal } from './tokens.ts';
@@ -113,8 +113,9 @@ export function visualizerRoutes(deps: VisualizerRouteDeps): AnyRoute[] {
           where d.project = ${params.project} and d.environment = ${params.env}`);
         if (!row) throw notFound(`No deployment ${params.project}/${params.env}.`);
         // Snapshots hold no rendered objects since machine version 2; one written before (not yet
-        // restored) may still: Secret values are shown as content hashes.
-        const snapshot = row.snapshot == null ? null : JSON.parse(redactSecrets(JSON.stringify(redactSecretObjects(row.snapshot))));
+        // restored) may still: Secret values are shown as content hashes. The context holds the
+        // values_override (to render again): served redacted, as history serves values_redacted.
+        const snapshot = row.snapshot == null ? null : JSON.parse(redactSecrets(JSON.stringify(redactSnapshotValues(redactSecretObjects(row.snapshot)))));
         return { status: 200, body: { ...row, snapshot } };
       },
     }),

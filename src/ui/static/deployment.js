@@ -1,16 +1,48 @@
-/* global HTMLElement, URLSearchParams, clearInterval, document, history, location, window */
+/* global HTMLElement, URLSearchParams, clearInterval, document, history, location, navigator, window */
 // /ui/deployments/:project/:env: for a failed deployment, why it failed first (last_error, the
 // failed phase and its duration, the pod and reason when the cluster said so); the statechart
 // (readable by default: compound states collapsed, edges bundled) with the current state
 // highlighted and the last transition's edge marked; time travel over deployment_transitions
 // (slider and step buttons, deep link ?seq=N) showing each step's event, time, changed context
 // and the matching history row's phases; the timeline, the history and the persisted snapshot —
-// all kept current by the deployment's SSE stream (replayed from the last seq shown).
+// all kept current by the deployment's SSE stream (replayed from the last seq shown). Also the
+// current release (image, commit, values hash, the values diff against the previous release —
+// from values_redacted only —, its inventory by namespace), drift repairs, teardowns and
+// superseded actions marked in the history and the timeline, each release's rollback as a CLI
+// command to copy (the page never acts), and the notifications with their delivery status.
 import { AuthError, api, followEvents } from './api.js';
+import { currentAndPrevious, groupInventory, historyMarks, rollbackCommand, transitionMarks } from './release.js';
 import { renderStatechart } from './statechart.js';
 import { debounce, formatDuration, formatTime, h, since, stateBadge, tickSince, topOf } from './util.js';
+import { diffValues, showValue } from './valuesDiff.js';
 
 const TRANSITIONS_SHOWN = 500;
+const NOTIFICATIONS_SHOWN = 20;
+const MARK_LABELS = { 'drift-repair': 'drift repair', teardown: 'teardown', superseded: 'superseded', rollback: 'rollback' };
+
+const markPills = (marks) => marks.map((mark) => h('span', { class: `mark mark-${mark}`, dataset: { mark } }, MARK_LABELS[mark] ?? mark));
+const shortSha = (sha) => (sha ? sha.slice(0, 12) : null);
+const shortHash = (hash) => (hash ? hash.replace(/^sha256:/, '').slice(0, 12) : null);
+
+/** A command to copy: selectable text plus a copy button (the clipboard needs a secure origin). */
+function copyable(text, attrs = {}) {
+  const code = h('code', { class: 'copy-text', ...attrs }, text);
+  const button = h('button', { type: 'button', class: 'copy', title: 'copy to the clipboard' }, 'copy');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = 'copied';
+    } catch {
+      // no clipboard (plain http): select the text for ⌘C / Ctrl+C
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      window.getSelection()?.removeAllRanges();
+      window.getSelection()?.addRange(range);
+      button.textContent = 'selected';
+    }
+  });
+  return h('span', { class: 'copyable' }, code, button);
+}
 const DEEP_LINK_PAGES = 20;
 
 // the states the page highlighted, in order: operators (and the browser test) can replay it
@@ -56,17 +88,22 @@ function phaseBars(item, { at } = {}) {
   }));
 }
 
-function historyCard(item, options) {
+function historyCard(item, options = {}) {
+  const marks = historyMarks(item);
+  const command = options.project ? rollbackCommand(options.project, options.env, item) : null;
   const starts = item.phases.map((p) => Date.parse(p.started_at));
   const ends = item.phases.map((p, i) => (p.finished_at ? Date.parse(p.finished_at) : starts[i] + (p.duration_ms ?? 0)));
   const total = item.phases.length ? Math.max(...ends) - Math.min(...starts) : null;
-  return h('article', { class: `action status-${item.status}`, dataset: { historyId: item.id, action: item.action, actionId: item.action_id } },
+  return h('article', { class: `action status-${item.status}${marks.map((m) => ` marked-${m}`).join('')}`, dataset: { historyId: item.id, action: item.action, actionId: item.action_id, marks: marks.join(' ') } },
     h('header', {},
-      h('strong', {}, item.action), ' ', h('span', { class: `pill ${item.status}` }, item.status),
+      h('strong', {}, item.action), ' ', h('span', { class: `pill ${item.status}` }, item.status), ' ', markPills(marks),
       h('span', { class: 'mono' }, ` ${item.image_ref}`),
-      h('span', { class: 'muted' }, ` · gen ${item.generation} · ${formatTime(item.created_at)} · ${total === null ? '' : formatDuration(total)}`)),
+      item.sha ? h('span', { class: 'mono muted', title: item.sha }, ` @ ${shortSha(item.sha)}`) : null,
+      h('span', { class: 'muted' }, ` · #${item.id} · gen ${item.generation} · ${formatTime(item.created_at)} · ${total === null ? '' : formatDuration(total)}`)),
+    item.triggered_by && item.triggered_by !== 'keelson' ? h('div', { class: 'muted trigger' }, `triggered by ${item.triggered_by}`) : null,
     phaseBars(item, options),
-    item.error ? h('p', { class: 'error' }, item.error) : null);
+    item.error ? h('p', { class: 'error' }, item.error) : null,
+    command ? h('div', { class: 'rollback' }, h('span', { class: 'muted' }, 'roll back to this release: '), copyable(command, { class: 'copy-text rollback-command' })) : null);
 }
 
 export async function showDeployment({ view, signal, setLive, onAuthError, project, env }) {
@@ -117,6 +154,9 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
       liveButton, stepLabel),
     h('div', { class: 'step-body' }, stepDetail, stepHistory));
 
+  const releaseBox = h('section', { class: 'panel release', id: 'release' });
+  const inventoryBox = h('section', { class: 'panel', id: 'inventory' });
+  const notificationsBox = h('section', { class: 'panel', id: 'notifications' });
   const timelineBody = h('tbody');
   const historyBox = h('div', { class: 'history', id: 'history' });
   const snapshotPre = h('pre', { class: 'json', id: 'snapshot' });
@@ -124,6 +164,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   view.replaceChildren(
     failure,
     summary,
+    h('div', { class: 'columns' }, releaseBox, inventoryBox),
     h('section', { class: 'panel' }, chartTools, chartBox),
     travel,
     h('div', { class: 'columns' },
@@ -131,6 +172,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
         h('div', { class: 'scroll' }, h('table', { class: 'timeline', id: 'timeline' },
           h('thead', {}, h('tr', {}, ['seq', 'time', 'event', 'from', 'to', 'gen'].map((c) => h('th', {}, c)))), timelineBody))),
       h('section', { class: 'panel' }, h('div', { class: 'toolbar' }, h('h2', {}, 'History'), h('span', { class: 'muted' }, 'completed actions with per-phase timings')), historyBox)),
+    notificationsBox,
     h('section', { class: 'panel' }, h('div', { class: 'toolbar' }, h('h2', {}, 'Persisted snapshot'), snapshotMeta), snapshotPre),
   );
 
@@ -157,6 +199,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   const lastSeq = () => transitions[0]?.seq ?? 0;
   let deployment = detail.deployment;
   let historyItems = firstHistory.items;
+  let notificationItems = [];
   /** index into steps() (oldest first) while travelling; null: follow the newest */
   let cursor = null;
   /** a deep link to a step that is not (or no longer) journaled */
@@ -245,23 +288,114 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
 
   const renderTimeline = () => {
     const selected = selectedSeq();
-    timelineBody.replaceChildren(...transitions.map((t) =>
-      h('tr', { dataset: { seq: t.seq, to: t.to_state }, class: t.seq === selected ? 'selected' : null, onclick: () => go(steps().findIndex((x) => x.seq === t.seq)) },
+    const byAction = new Map(historyItems.map((item) => [item.action_id, item]));
+    timelineBody.replaceChildren(...transitions.map((t) => {
+      const marks = transitionMarks(t, byAction);
+      return h('tr', { dataset: { seq: t.seq, to: t.to_state, marks: marks.join(' ') }, class: [t.seq === selected ? 'selected' : '', ...marks.map((m) => `marked-${m}`)].join(' ').trim() || null, onclick: () => go(steps().findIndex((x) => x.seq === t.seq)) },
         h('td', { class: 'num' }, t.seq),
         h('td', { class: 'mono' }, formatTime(t.at)),
-        h('td', { class: 'mono' }, t.event),
+        h('td', { class: 'mono' }, t.event, marks.length ? ' ' : null, markPills(marks)),
         h('td', {}, t.from_state ? stateBadge(t.from_state) : h('span', { class: 'muted' }, '–')),
         h('td', {}, stateBadge(t.to_state)),
-        h('td', { class: 'num' }, t.generation))));
+        h('td', { class: 'num' }, t.generation));
+    }));
     if (transitions.length === 0) timelineBody.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No transitions journaled yet.')));
   };
 
+  /** what each panel was last drawn from: a refresh that changes nothing leaves its DOM alone, so
+   * a rollback command or a delivery error being selected is not lost to the next event */
+  const drawnFrom = {};
+  const unchanged = (panel, ...inputs) => {
+    const key = JSON.stringify(inputs);
+    if (drawnFrom[panel] === key) return true;
+    drawnFrom[panel] = key;
+    return false;
+  };
+
   const renderHistory = () => {
+    if (unchanged('history', historyItems.slice(0, 20))) return;
     if (historyItems.length === 0) {
       historyBox.replaceChildren(h('p', { class: 'muted' }, 'No completed actions yet.'));
       return;
     }
-    historyBox.replaceChildren(...historyItems.slice(0, 20).map((item) => historyCard(item)));
+    historyBox.replaceChildren(...historyItems.slice(0, 20).map((item) => historyCard(item, { project, env })));
+  };
+
+  /** the newest succeeded release, what it changed in the values since the one before, its objects */
+  const renderRelease = () => {
+    const { current, previous } = currentAndPrevious(historyItems);
+    if (unchanged('release', current, previous)) return;
+    document.body.dataset.releaseId = current ? String(current.id) : '';
+    if (!current) {
+      releaseBox.replaceChildren(h('div', { class: 'toolbar' }, h('h2', {}, 'Current release')), h('p', { class: 'muted' }, 'No release has succeeded yet.'));
+      inventoryBox.replaceChildren(h('div', { class: 'toolbar' }, h('h2', {}, 'Inventory')), h('p', { class: 'muted' }, 'Nothing applied by a succeeded release yet.'));
+      return;
+    }
+    const recorded = (item) => item.values_redacted !== null && item.values_redacted !== undefined;
+    let diffBody;
+    if (!previous) {
+      diffBody = h('p', { class: 'muted', id: 'values-diff-note' }, 'The first release: nothing to compare with.');
+    } else if (!recorded(current) || !recorded(previous)) {
+      diffBody = h('p', { class: 'muted', id: 'values-diff-note' }, `Values not recorded for release #${recorded(current) ? previous.id : current.id} (written before migration 0007).`);
+    } else {
+      const changes = diffValues(previous.values_redacted, current.values_redacted);
+      const hashesDiffer = current.values_hash && previous.values_hash && current.values_hash !== previous.values_hash;
+      diffBody = [
+        changes.length === 0
+          ? h('p', { class: 'muted', id: 'values-diff-note' }, hashesDiffer
+            ? 'No visible change, but the values hashes differ: a redacted (secret) value changed.'
+            : 'Same values as the previous release.')
+          : h('table', { class: 'values-diff', id: 'values-diff' },
+            h('thead', {}, h('tr', {}, ['', 'path', 'previous', 'current'].map((c) => h('th', {}, c)))),
+            h('tbody', {}, changes.map((c) => h('tr', { class: `change-${c.change}`, dataset: { path: c.path, change: c.change } },
+              h('td', { class: 'change-sign', title: c.change }, c.change === 'added' ? '+' : c.change === 'removed' ? '−' : '~'),
+              h('td', { class: 'mono' }, c.path),
+              h('td', { class: 'mono old' }, c.change === 'added' ? '' : showValue(c.before)),
+              h('td', { class: 'mono new' }, c.change === 'removed' ? '' : showValue(c.after)))))),
+      ];
+    }
+    releaseBox.replaceChildren(
+      h('div', { class: 'toolbar' }, h('h2', {}, 'Current release'), h('span', { class: 'muted' }, `#${current.id} · ${current.action} · ${formatTime(current.created_at)}`), markPills(historyMarks(current))),
+      h('dl', { class: 'release-facts' },
+        h('dt', {}, 'image'), h('dd', { class: 'mono', id: 'release-image' }, current.image_ref),
+        h('dt', {}, 'commit'), h('dd', { class: 'mono', id: 'release-sha', title: current.sha ?? '' }, shortSha(current.sha) ?? 'built-in template'),
+        h('dt', {}, 'values hash'), h('dd', { class: 'mono', id: 'release-values-hash', title: current.values_hash ?? '' }, shortHash(current.values_hash) ?? '–'),
+        h('dt', {}, 'previous'), h('dd', { class: 'mono' }, previous ? `#${previous.id} · ${previous.image_ref}${previous.sha ? ` @ ${shortSha(previous.sha)}` : ''}` : '–')),
+      h('h3', {}, 'Values changed since the previous release ', h('span', { class: 'muted' }, '(secrets redacted)')),
+      ...[diffBody].flat());
+
+    const groups = groupInventory(current.inventory);
+    const count = (current.inventory ?? []).length;
+    inventoryBox.replaceChildren(
+      h('div', { class: 'toolbar' }, h('h2', {}, 'Inventory'), h('span', { class: 'muted' }, current.inventory ? `${count} object${count === 1 ? '' : 's'} applied by release #${current.id}` : `not recorded for release #${current.id}`)),
+      groups.length === 0 ? '' : h('div', { class: 'scroll' }, h('table', { class: 'inventory', id: 'inventory-table' },
+        h('thead', {}, h('tr', {}, ['apiVersion', 'kind', 'namespace', 'name'].map((c) => h('th', {}, c)))),
+        groups.map((group) => h('tbody', { dataset: { namespace: group.namespace ?? '' } },
+          h('tr', { class: 'group' }, h('th', { colspan: 4 }, group.namespace === null ? 'cluster-scoped' : `namespace ${group.namespace}`)),
+          group.objects.map((o) => h('tr', { dataset: { kind: o.kind, name: o.name } },
+            h('td', { class: 'mono' }, o.apiVersion), h('td', {}, o.kind),
+            h('td', { class: group.namespace === null ? 'muted' : 'mono' }, group.namespace ?? 'cluster-scoped'),
+            h('td', { class: 'mono' }, o.name))))))));
+  };
+
+  /** the newest outbox events with each delivery's status; a dead one shows its last error */
+  const renderNotifications = () => {
+    const events = notificationItems.slice(0, NOTIFICATIONS_SHOWN);
+    if (unchanged('notifications', events)) return;
+    const dead = events.reduce((n, e) => n + e.deliveries.filter((d) => d.status === 'dead').length, 0);
+    notificationsBox.replaceChildren(
+      h('div', { class: 'toolbar' }, h('h2', {}, 'Notifications'), h('span', { class: 'muted' }, 'the newest action events and their deliveries'),
+        dead > 0 ? h('span', { class: 'pill dead', id: 'notifications-dead' }, `${dead} dead`) : null),
+      events.length === 0 ? h('p', { class: 'muted' }, 'No events yet.')
+        : h('div', { class: 'scroll' }, h('table', { class: 'notifications' },
+          h('thead', {}, h('tr', {}, ['time', 'event', 'deliveries'].map((c) => h('th', {}, c)))),
+          h('tbody', {}, events.map((e) => h('tr', { dataset: { eventId: e.id, type: e.type } },
+            h('td', { class: 'mono' }, formatTime(e.occurred_at)),
+            h('td', {}, h('span', { class: 'mono' }, e.type), h('span', { class: 'muted' }, ` · seq ${e.seq}`)),
+            h('td', {}, e.deliveries.length === 0 ? h('span', { class: 'muted' }, 'no sink matched')
+              : e.deliveries.map((d) => h('div', { class: `delivery delivery-${d.status}`, dataset: { sink: d.sink, status: d.status } },
+                h('span', { class: `pill ${d.status}` }, d.status), ' ', h('span', {}, d.sink), h('span', { class: 'muted' }, ` (${d.kind}) · ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}`),
+                d.status !== 'delivered' && d.last_error ? h('div', { class: d.status === 'dead' ? 'error delivery-error' : 'muted delivery-error' }, d.last_error) : null)))))))));
   };
 
   const renderSnapshot = (persisted) => {
@@ -303,7 +437,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
     const item = row.action_id ? historyItems.find((x) => x.action_id === row.action_id) : null;
     stepHistory.replaceChildren(
       h('h3', {}, 'History row of this action'),
-      item ? historyCard(item, { at: row.at })
+      item ? historyCard(item, { at: row.at, project, env })
         : h('p', { class: 'muted' }, row.action_id ? `${row.action_id}: not completed yet (no history row).` : 'No action in flight at this step.'));
   };
 
@@ -354,15 +488,20 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   });
 
   const refresh = async () => {
-    const [fresh, history, persisted] = await guard(Promise.all([
+    const [fresh, history, persisted, notifications] = await guard(Promise.all([
       api(base, { signal }),
       api(`${base}/history?limit=100`, { signal }),
       api(`${base}/snapshot`, { signal }),
+      api(`${base}/notifications?limit=${NOTIFICATIONS_SHOWN}`, { signal }),
     ]));
     deployment = fresh.deployment;
     historyItems = history.items;
+    notificationItems = notifications.items;
     renderSummary(fresh.snapshot);
     renderHistory();
+    renderRelease();
+    renderNotifications();
+    renderTimeline();
     renderSnapshot(persisted);
     renderStep();
   };
@@ -371,6 +510,8 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
   renderTimeline();
   renderSummary(detail.snapshot);
   renderHistory();
+  renderRelease();
+  renderNotifications();
   showState();
   chart.scrollTo(cursor === null ? transitions[0]?.to_state ?? deployment.current_status : steps()[cursor].to_state);
   await refresh();
