@@ -7,7 +7,7 @@
 // `keelson rollback … --release <id>`, a dead notification delivery shows its error — and the
 // canary secrets in values_override never reach the page (values_redacted only).
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +23,6 @@ import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve('test-artifacts/ui');
-const DOC_IMAGE = path.resolve('docs/images/release.png');
 // in values_override under secret-looking keys: values_redacted holds "[redacted]" instead
 const CANARY_1 = 'canary-1-b7e4d2a9f0c3';
 const CANARY_2 = 'canary-2-5d81c6e0a7f2';
@@ -239,7 +238,6 @@ describe('the release on the deployment page', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'release.png'), fullPage: true });
     await page.evaluate(() => document.getElementById('release')?.scrollIntoView());
     await page.screenshot({ path: path.join(ARTIFACTS, 'release-view.png'), fullPage: false });
-    await copyFile(path.join(ARTIFACTS, 'release-view.png'), DOC_IMAGE);
     expect(pageErrors).toEqual([]);
   });
 });
