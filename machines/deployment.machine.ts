@@ -16,8 +16,10 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  * 3: releases (issue #13): `work.head`, `work.release`, `work.values`, `deployed.head`.
  *    A drift repair's `work.release` has no `historyId` (pinned commit only): no new version,
  *    the id was only ever read to describe a rollback's target, which always has one.
+ * 4: live health after healthy (issue #13 item 5): `degradedSince`, and `failed` is compound
+ *    (`failed.idle`: an action failed; `failed.degraded`: a healthy release degraded in place).
  */
-export const MACHINE_VERSION = '3';
+export const MACHINE_VERSION = '4';
 
 export type DesiredStatus = 'active' | 'stopped' | 'rollback' | 'deleted';
 export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback' | 'teardown';
@@ -171,6 +173,8 @@ export interface MachineConfig {
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
   readonly driftIntervalMs: number;
+  /** how long a degraded release may stay degraded before an auto_rollback deployment rolls back */
+  readonly degradedGraceMs: number;
 }
 
 export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
@@ -178,6 +182,7 @@ export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
   retryBaseMs: 1_000,
   retryMaxMs: 300_000,
   driftIntervalMs: 60_000,
+  degradedGraceMs: 120_000,
 };
 
 export interface DeploymentContext {
@@ -193,6 +198,8 @@ export interface DeploymentContext {
   /** monotonic counter so every action gets a distinct id, also across restores */
   readonly actionCounter: number;
   readonly driftCheckAt: number | null;
+  /** when the live health of the healthy release turned Failed (failed.degraded), else null */
+  readonly degradedSince: number | null;
 }
 
 export interface DeploymentInput {
@@ -202,7 +209,15 @@ export interface DeploymentInput {
 
 export type DeploymentEvent =
   | { type: 'DESIRED_CHANGED'; desired: Desired }
-  | { type: 'TICK'; now: number };
+  | { type: 'TICK'; now: number }
+  /**
+   * The live health of the deployed inventory changed (the runtime subscribes while the actor is
+   * healthy or degraded; src/kube/observe.ts). `message` names the worst object, pod and reason.
+   */
+  | { type: 'HEALTH'; status: LiveHealthStatus; message: string; at: number };
+
+/** kstatus as src/kube/types.ts has it (the machine imports nothing with I/O). */
+export type LiveHealthStatus = 'Current' | 'InProgress' | 'Failed' | 'Terminating' | 'NotFound' | 'Unknown';
 
 // ---- effect inputs and outputs (the runtime implements these) ----
 /** `pin`: the commit to render (a rollback's release) instead of the branch head */
@@ -365,6 +380,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
     completed: cut ? cut.completed : null,
     deployed,
     lastError: null,
+    degradedSince: null,
     work: {
       actionId: `${desired.generation}-${counter}-${action}`,
       action,
@@ -447,6 +463,19 @@ export const deploymentMachine = setup({
       context.desired?.autoRollback === true && context.work?.action === 'deploy' && context.deployed !== null,
     hasRollbackTarget: ({ event }) => (event as unknown as DoneEvent<FindTargetResult | null>).output.value !== null,
     drifted: ({ event }) => (event as unknown as DoneEvent<DriftResult>).output.value.drifted,
+    /**
+     * Only Failed degrades (a crash loop, an image that cannot be pulled, a Deployment past its
+     * progress deadline): InProgress is what a workload shows while it rolls or reschedules a
+     * pod, and Unknown/NotFound say nothing about the release (a deleted object is drift).
+     */
+    healthFailed: ({ event }) => event.type === 'HEALTH' && event.status === 'Failed',
+    healthCurrent: ({ event }) => event.type === 'HEALTH' && event.status === 'Current',
+    degradedGraceOver: ({ context, event }) =>
+      event.type === 'TICK' &&
+      context.desired?.autoRollback === true &&
+      context.deployed !== null &&
+      context.degradedSince !== null &&
+      event.now >= context.degradedSince + context.config.degradedGraceMs,
   },
   actions: {
     adoptGeneration: assign(({ context, event }) => {
@@ -495,6 +524,25 @@ export const deploymentMachine = setup({
       // the check compared equal), not whatever the branch holds
       const work = next.work && pin ? { ...next.work, release: { sha: pin, valuesOverride: null } } : next.work;
       return { ...next, work, driftCheckAt: null };
+    }),
+    markDegraded: assign(({ event }) => {
+      if (event.type !== 'HEALTH') return {};
+      return { lastError: `degraded: ${event.message}`, degradedSince: event.at };
+    }),
+    // still degraded, maybe for another reason: the sentence follows, the grace does not restart
+    updateDegraded: assign(({ event }) => (event.type === 'HEALTH' ? { lastError: `degraded: ${event.message}` } : {})),
+    markRecovered: assign(({ context, event }) => ({
+      lastError: null,
+      degradedSince: null,
+      driftCheckAt: event.type === 'HEALTH' ? event.at + context.config.driftIntervalMs : context.driftCheckAt,
+    })),
+    startHealthRollback: assign(({ context }) => {
+      if (!context.desired || !context.deployed) return {};
+      const seconds = Math.round(context.config.degradedGraceMs / 1000);
+      const next = startWork(context, context.desired, 'auto-rollback', `auto-rollback of ${context.deployed.imageRef}: degraded for ${seconds} s`);
+      // the degraded release's history row was written when it went healthy: no record here;
+      // its error explains why the rollback runs
+      return { ...next, completed: null, lastError: context.lastError };
     }),
     scheduleDriftCheck: assign(({ context, event }) => {
       if (event.type === 'TICK') return { driftCheckAt: event.now + context.config.driftIntervalMs };
@@ -653,6 +701,7 @@ export const deploymentMachine = setup({
     lastError: null,
     actionCounter: 0,
     driftCheckAt: null,
+    degradedSince: null,
   }),
   initial: 'idle',
   // A newer generation always wins: from any in-flight state the machine leaves (aborting the
@@ -681,6 +730,8 @@ export const deploymentMachine = setup({
       on: {
         // at rest only: mid-rollout the cluster may already run something else
         DESIRED_CHANGED: { guard: 'isAlreadyDeployed', actions: 'adoptGeneration' },
+        // live health: a release that went healthy and then degraded in place
+        HEALTH: { guard: 'healthFailed', target: '#deployment.failed.degraded', actions: 'markDegraded' },
       },
       states: {
         idle: {
@@ -711,7 +762,55 @@ export const deploymentMachine = setup({
         },
       },
     },
-    failed: {},
+    failed: {
+      initial: 'idle',
+      states: {
+        // an action failed: only a new generation moves on
+        idle: {},
+        // current_status 'failed' too, but the release still runs: it may recover on its own.
+        // The drift check goes on: a `kubectl set image` to a broken image is drift, and its
+        // repair (drift: repair) is what fixes it.
+        degraded: {
+          initial: 'watching',
+          states: {
+            watching: {
+              on: {
+                TICK: [
+                  // the grace first: a due drift check must not put the rollback off
+                  { guard: 'degradedGraceOver', target: '#deployment.rolling-back', actions: 'startHealthRollback' },
+                  { guard: 'driftCheckDue', target: 'checking' },
+                  { guard: 'driftUnscheduled', actions: 'scheduleDriftCheck' },
+                ],
+              },
+            },
+            checking: {
+              invoke: {
+                id: 'checkDrift',
+                src: 'checkDrift',
+                input: ({ context }): DriftInput => ({
+                  deploymentId: context.deploymentId,
+                  desired: context.desired!,
+                  deployed: context.deployed!,
+                }),
+                onDone: [
+                  { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
+                  { target: 'watching', actions: 'scheduleDriftCheck' },
+                ],
+                onError: { target: 'watching', actions: 'scheduleDriftCheck' },
+              },
+              on: { TICK: { guard: 'degradedGraceOver', target: '#deployment.rolling-back', actions: 'startHealthRollback' } },
+            },
+          },
+          on: {
+            DESIRED_CHANGED: { guard: 'isAlreadyDeployed', actions: 'adoptGeneration' },
+            HEALTH: [
+              { guard: 'healthCurrent', target: '#deployment.healthy', actions: 'markRecovered' },
+              { guard: 'healthFailed', actions: 'updateDegraded' },
+            ],
+          },
+        },
+      },
+    },
     'rolling-back': {
       initial: 'finding',
       states: {
@@ -916,10 +1015,26 @@ export function migratePersistedSnapshot(snapshot: unknown, version: string): un
   if (version === MACHINE_VERSION) return snapshot;
   if (version === '1') {
     const v2 = from1to2(snapshot);
-    return v2 === undefined ? undefined : from2to3(v2);
+    const v3 = v2 === undefined ? undefined : from2to3(v2);
+    return v3 === undefined ? undefined : from3to4(v3);
   }
-  if (version === '2') return from2to3(snapshot);
+  if (version === '2') {
+    const v3 = from2to3(snapshot);
+    return v3 === undefined ? undefined : from3to4(v3);
+  }
+  if (version === '3') return from3to4(snapshot);
   return undefined;
+}
+
+/**
+ * 3 → 4: live health. `failed` became compound: a version-3 `failed` was an action's failure,
+ * now `failed.idle`. Nothing was degraded: `degradedSince` is null.
+ */
+function from3to4(snapshot: unknown): unknown {
+  if (!isObject(snapshot) || !isObject(snapshot.context)) return undefined;
+  const context: Json = { ...snapshot.context, degradedSince: null };
+  const value = snapshot.value === 'failed' ? { failed: 'idle' } : snapshot.value;
+  return { ...snapshot, value, context };
 }
 
 /**

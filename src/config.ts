@@ -105,6 +105,8 @@ const EnvSchema = z.object({
   KEELSON_TICK_INTERVAL: duration(50, 3_600_000).default(10_000),
   KEELSON_MAX_CONCURRENT_ROLLOUTS: integer(1, 10_000).default(32),
   KEELSON_VERIFY_TIMEOUT: duration(1000, 86_400_000).default(300_000),
+  // how long a healthy release may stay degraded before auto_rollback rolls it back
+  KEELSON_DEGRADED_GRACE: duration(1000, 86_400_000).default(120_000),
   // client-side rate limit of Kubernetes API requests (Flux's controllers use the same defaults)
   KEELSON_KUBE_QPS: positiveNumber(10_000).default(50),
   KEELSON_KUBE_BURST: integer(1, 100_000).default(100),
@@ -166,6 +168,7 @@ export type Config = {
   readonly tickIntervalMs: number;
   readonly maxConcurrentRollouts: number;
   readonly verifyTimeoutMs: number;
+  readonly degradedGraceMs: number;
   readonly kubeQps: number;
   readonly kubeBurst: number;
   readonly trustProxy: boolean | number | string;
@@ -209,6 +212,7 @@ export const FLAG_TO_ENV = {
   'tick-interval': 'KEELSON_TICK_INTERVAL',
   'max-concurrent-rollouts': 'KEELSON_MAX_CONCURRENT_ROLLOUTS',
   'verify-timeout': 'KEELSON_VERIFY_TIMEOUT',
+  'degraded-grace': 'KEELSON_DEGRADED_GRACE',
   'kube-qps': 'KEELSON_KUBE_QPS',
   'kube-burst': 'KEELSON_KUBE_BURST',
   'trust-proxy': 'KEELSON_TRUST_PROXY',
@@ -326,6 +330,7 @@ export function loadConfig(
     tickIntervalMs: e.KEELSON_TICK_INTERVAL,
     maxConcurrentRollouts: e.KEELSON_MAX_CONCURRENT_ROLLOUTS,
     verifyTimeoutMs: e.KEELSON_VERIFY_TIMEOUT,
+    degradedGraceMs: e.KEELSON_DEGRADED_GRACE,
     kubeQps: e.KEELSON_KUBE_QPS,
     kubeBurst: e.KEELSON_KUBE_BURST,
     trustProxy: parseTrustProxy(e.KEELSON_TRUST_PROXY),

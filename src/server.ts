@@ -138,7 +138,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       stopTimeoutMs: Math.max(1000, config.shutdownTimeoutMs - forceBudgetMs(config.shutdownTimeoutMs) - 4000),
       onFatal: options.onFatal ?? ((error) => log.fatal({ err: error.message }, 'the runtime cannot go on')),
       maxConcurrentRollouts: config.maxConcurrentRollouts,
-      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, ...options.machineConfig },
+      machineConfig: { verifyTimeoutMs: config.verifyTimeoutMs, degradedGraceMs: config.degradedGraceMs, ...options.machineConfig },
+      watchHealth: (id, inventory, listener) => kube.subscribeHealth(id, inventory, listener),
     });
     const api = createApp({
       db: apiDb,

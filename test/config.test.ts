@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       tickIntervalMs: 10_000,
       maxConcurrentRollouts: 32,
       verifyTimeoutMs: 300_000,
+      degradedGraceMs: 120_000,
       kubeQps: 50,
       kubeBurst: 100,
       trustProxy: false,

@@ -29,6 +29,8 @@ export interface Host {
   stopped: boolean;
   /** set when the actor threw: it is stopped, the record stays so the lease keeps a holder */
   quarantined: { readonly generation: number; readonly message: string } | null;
+  /** the live-health subscription of the deployed inventory while healthy or degraded (runtime.ts) */
+  health: { readonly key: string; readonly stop: () => void } | null;
 }
 
 const PersistedSnapshot = z.looseObject({
@@ -102,6 +104,7 @@ export function startHost(
     notifiedAt: null,
     stopped: false,
     quarantined: null,
+    health: null,
   };
   // the inspector may be called while createActor() runs, before the ref exists
   const ref: { current?: DeploymentActor } = {};

@@ -10,7 +10,7 @@ import type { CurrentStatus } from '../db/rows.ts';
  * top-level state, which current_status mirrors, is `stopped`.
  */
 export function isAtRest(path: string): boolean {
-  return path === 'idle' || path === 'failed' || path === 'deleted' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
+  return path === 'idle' || path === 'failed' || path.startsWith('failed.') || path === 'deleted' || path === 'stopped.idle' || path === 'healthy' || path.startsWith('healthy.');
 }
 
 export function statePath(value: StateValue | unknown): string {
@@ -24,7 +24,11 @@ export function statePath(value: StateValue | unknown): string {
  * the time; those moves are not journaled: restoring into `healthy.idle` re-runs a due check.
  */
 export function journaledState(path: string): string {
-  return path.startsWith('healthy') ? 'healthy' : path;
+  if (path.startsWith('healthy')) return 'healthy';
+  // an action's failure journals as before machine version 4 made `failed` compound;
+  // `failed.degraded` (a healthy release degraded in place) is a state of its own
+  if (path.startsWith('failed.degraded')) return 'failed.degraded';
+  return path === 'failed.idle' ? 'failed' : path;
 }
 
 /** The action in flight, as the outbox names it (src/notify/events.ts). */

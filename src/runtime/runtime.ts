@@ -17,7 +17,9 @@ import {
   MACHINE_VERSION,
   topLevelState,
   type DeploymentSnapshot,
+  type LiveHealthStatus,
   type MachineConfig,
+  type ObjectRef,
 } from '../../machines/deployment.machine.ts';
 import { backoffMs, createListener, type Listener } from '../db/listen.ts';
 import type { Db } from '../db/pool.ts';
@@ -72,6 +74,12 @@ export interface RuntimeOptions {
    * journal backlog is over its bound). Default: log at fatal and exit with status 70.
    */
   readonly onFatal?: (error: Error) => void;
+  /**
+   * Live health of an inventory, told when it changes (the kube client's subscribeHealth: from
+   * the shared cluster cache, no request per deployment). Without it nothing watches a healthy
+   * deployment's workloads after verification.
+   */
+  readonly watchHealth?: (deploymentId: string, inventory: readonly ObjectRef[], listener: (observation: { status: LiveHealthStatus; message: string }) => void) => () => void;
 }
 
 export interface TransitionNotice {
@@ -238,6 +246,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
     host.lastSnapshot = snapshot;
     try {
+      followHealth(host, snapshot);
       const projected = project(host.journaled, snapshot, eventType);
       if (projected.atRest) slots.leave(host.id);
       const entry = projected.entry;
@@ -350,10 +359,45 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   // ---- hosting ----
 
+  /**
+   * A healthy (or degraded) actor follows the live health of what it deployed: a change is sent
+   * to it as HEALTH, and the machine decides (degraded, recovered, rolled back after the grace).
+   * Restored actors subscribe again with their first snapshot; the first observation tells them
+   * what the cluster shows now.
+   */
+  function followHealth(host: Host, snapshot: DeploymentSnapshot): void {
+    const watch = options.watchHealth;
+    if (!watch) return;
+    const path = statePath(snapshot.value);
+    const deployed = snapshot.context.deployed;
+    const watching = (path.startsWith('healthy') || path.startsWith('failed.degraded')) && deployed !== null && !deployed.stopped && deployed.applied.length > 0;
+    const key = watching ? JSON.stringify(deployed.applied) : null;
+    if (host.health && host.health.key === key) return;
+    stopHealth(host);
+    if (!watching || key === null || host.stopped) return;
+    const stop = watch(host.id, deployed.applied, (observation) => {
+      // called from the cache's own turn (never inside a transition)
+      if (host.stopped || host.quarantined) return;
+      try {
+        host.actor.send({ type: 'HEALTH', status: observation.status, message: observation.message, at: Date.now() });
+      } catch (error) {
+        quarantine(host, error);
+      }
+    });
+    host.health = { key, stop };
+  }
+
+  function stopHealth(host: Host): void {
+    const health = host.health;
+    host.health = null;
+    health?.stop();
+  }
+
   function drop(host: Host, reason: string): void {
     if (host.stopped) return;
     // stopped first: the aborted effects' rejections and the actor's last snapshots are ignored
     host.stopped = true;
+    stopHealth(host);
     host.fence.abort(new FencedError(host.id));
     if (host.quarantined === null) host.actor.stop();
     slots.leave(host.id);
@@ -366,6 +410,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (host.stopped || host.quarantined) return;
     const message = `keelson could not process this deployment: ${errorMessage(error).replace(/\s+/g, ' ')}; it stays failed until its row changes`;
     host.quarantined = { generation: host.generation, message };
+    stopHealth(host);
     log.error({ deploymentId: host.id, generation: host.generation, err: errorMessage(error) }, 'actor failed; deployment quarantined until its row changes');
     host.fence.abort(new FencedError(host.id));
     slots.leave(host.id);

@@ -93,6 +93,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,
         machineConfig: { retryBaseMs: 200, retryMaxMs: 2_000, ...wiring.machineConfig },
+        watchHealth: (id, inventory, listener) => kube!.subscribeHealth(id, inventory, listener),
       });
       await runtime.start();
       return runtime;

@@ -47,6 +47,13 @@ const fail = (id: string, kind: 'transient' | 'terminal', message = `${id} broke
   error: { kind, code: 'test', message, startedAt: at - 50, at },
 });
 
+const health = (status: string, message = `Deployment shop: pod shop-1 is in CrashLoopBackOff.`, at = T0 + 1_000): AnyEvent => ({
+  type: 'HEALTH',
+  status,
+  message,
+  at,
+});
+
 // Every transition a test takes is recorded, so the coverage test can compare with the machine.
 const covered = new Set<TransitionDefinition<never, never>>();
 
@@ -79,7 +86,7 @@ describe('deployment machine: transitions', () => {
     ['verify done is healthy', toHealthy(), { healthy: 'idle' }],
     ['a stopped row scales to zero', [changed(desired(1, { desiredStatus: 'stopped' }))], { stopped: { scaling: 'running' } }],
     ['a rollback row looks for a target', [changed(desired(1, { desiredStatus: 'rollback' }))], { 'rolling-back': { finding: 'running' } }],
-    ['a terminal render error fails', [changed(desired(1)), done('sync', { sha: 'a' }), fail('render', 'terminal')], 'failed'],
+    ['a terminal render error fails', [changed(desired(1)), done('sync', { sha: 'a' }), fail('render', 'terminal')], { failed: 'idle' }],
     ['a transient apply error backs off', [...toHealthy().slice(0, 3), fail('apply', 'transient')], { applying: 'backoff' }],
     ['an older or equal generation is ignored', [...toHealthy().slice(0, 3), changed(desired(1, { imageRef: 'x' }))], { applying: 'running' }],
     ['a newer generation supersedes applying', [...toHealthy().slice(0, 3), changed(desired(2))], { syncing: { fetching: 'running' } }],
@@ -139,7 +146,7 @@ describe('deployment machine: transitions', () => {
     expect(deadline).toBe(T0 + 100 + DEFAULT_MACHINE_CONFIG.verifyTimeoutMs);
     expect(run([tick(deadline - 1)], verifying).value).toEqual({ verifying: 'running' });
     const timedOut = run([tick(deadline)], verifying);
-    expect(timedOut.value).toBe('failed');
+    expect(timedOut.value).toEqual({ failed: 'idle' });
     expect(timedOut.context.lastError).toMatch(/verification timed out after 300 s/);
     expect(timedOut.context.completed).toMatchObject({ status: 'failed', action: 'deploy' });
   });
@@ -147,7 +154,7 @@ describe('deployment machine: transitions', () => {
   it('a verify timeout while backing off also fails, and auto-rolls back when enabled', () => {
     const backingOff = run([...toHealthy(2).slice(0, 4), fail('verify', 'transient')], healthy);
     const deadline = backingOff.context.work?.verifyDeadline ?? 0;
-    expect(run([tick(deadline)], backingOff).value).toBe('failed');
+    expect(run([tick(deadline)], backingOff).value).toEqual({ failed: 'idle' });
     const auto = run([...toHealthy(2, { autoRollback: true }).slice(0, 4)], healthy);
     expect(run([tick(auto.context.work?.verifyDeadline ?? 0)], auto).value).toEqual({ 'rolling-back': { finding: 'running' } });
     const autoBackoff = run([fail('verify', 'transient')], auto);
@@ -177,12 +184,12 @@ describe('deployment machine: transitions', () => {
 
   it('a terminal verify failure of a first deploy with auto_rollback fails: nothing to roll back to', () => {
     const s = run([...toHealthy(1, { autoRollback: true }).slice(0, 4), fail('verify', 'terminal')]);
-    expect(s.value).toBe('failed');
+    expect(s.value).toEqual({ failed: 'idle' });
   });
 
   it('rollback without a previous healthy image fails with a clear error', () => {
     const s = run([changed(desired(2, { desiredStatus: 'rollback' })), done('findRollbackTarget', null)], healthy);
-    expect(s.value).toBe('failed');
+    expect(s.value).toEqual({ failed: 'idle' });
     expect(s.context.lastError).toMatch(/no previous healthy image to roll back to/);
     expect(s.context.completed).toMatchObject({ action: 'rollback', status: 'failed' });
   });
@@ -264,7 +271,7 @@ describe('deployment machine: transitions', () => {
     const retried = run([tick(backingOff.context.work!.retryAt!)], backingOff);
     expect(retried.value).toEqual({ 'tearing-down': 'running' });
     const failed = run([fail('teardown', 'terminal', 'forbidden')], retried);
-    expect(failed.value).toBe('failed');
+    expect(failed.value).toEqual({ failed: 'idle' });
     expect(failed.context.completed).toMatchObject({ action: 'teardown', status: 'failed', error: 'forbidden', inventory: null });
     expect(failed.context.completed?.phases.map((p) => p.name)).toEqual(['teardown']);
 
@@ -354,6 +361,73 @@ describe('deployment machine: transitions', () => {
   });
 });
 
+describe('deployment machine: live health after healthy', () => {
+  const GRACE = DEFAULT_MACHINE_CONFIG.degradedGraceMs;
+  const degraded = run([health('Failed')], healthy);
+
+  it.each([
+    ['a Failed observation of a healthy release degrades it', [health('Failed')], { failed: { degraded: 'watching' } }],
+    ['InProgress (a pod rescheduling) does not', [health('InProgress')], { healthy: 'idle' }],
+    ['Unknown (the cache is unavailable) does not', [health('Unknown')], { healthy: 'idle' }],
+    ['a Current observation after degraded recovers', [health('Failed'), health('Current')], { healthy: 'idle' }],
+    ['InProgress while degraded stays degraded', [health('Failed'), health('InProgress')], { failed: { degraded: 'watching' } }],
+    // the drift check goes on while degraded (driftCheckAt is due by then)
+    ['without auto_rollback the grace never ends it', [health('Failed'), tick(T0 + 1_000 + 10 * GRACE)], { failed: { degraded: 'checking' } }],
+    ['a degraded drift check that finds nothing keeps watching', [health('Failed'), tick(T0 + 10 * GRACE), done('checkDrift', { drifted: false, reason: null })], { failed: { degraded: 'watching' } }],
+    ['a degraded drift check that finds drift repairs it', [health('Failed'), tick(T0 + 10 * GRACE), done('checkDrift', { drifted: true, reason: 'Deployment shop changed (image)', pin: 'abc123' })], { syncing: { fetching: 'running' } }],
+    ['a failed degraded drift check keeps watching', [health('Failed'), tick(T0 + 10 * GRACE), fail('checkDrift', 'transient')], { failed: { degraded: 'watching' } }],
+  ] as const)('%s', (_name, events, expected) => {
+    expect(run([...events], healthy).value).toEqual(expected);
+  });
+
+  it('names the pod and reason in last_error, writes no history record, and clears both on recovery', () => {
+    expect(topLevelState(degraded.value)).toBe('failed');
+    expect(degraded.context).toMatchObject({ lastError: 'degraded: Deployment shop: pod shop-1 is in CrashLoopBackOff.', degradedSince: T0 + 1_000 });
+    // the completed record is still the deploy's: the journal writes a history row only for a new actionId
+    expect(degraded.context.completed?.actionId).toBe(healthy.context.completed?.actionId);
+    const again = run([health('Failed', 'Deployment shop: pod shop-2 is in ImagePullBackOff.', T0 + 5_000)], degraded);
+    expect(again.context).toMatchObject({ lastError: 'degraded: Deployment shop: pod shop-2 is in ImagePullBackOff.', degradedSince: T0 + 1_000 });
+    const recovered = run([health('Current', 'ok', T0 + 9_000)], again);
+    expect(recovered.context).toMatchObject({ lastError: null, degradedSince: null, driftCheckAt: T0 + 9_000 + DEFAULT_MACHINE_CONFIG.driftIntervalMs });
+  });
+
+  it('a degraded release is not failed by an action: a failure of one is failed.idle, and Current does not leave it', () => {
+    const failedDeploy = run([changed(desired(1)), done('sync', { sha: 'a' }), fail('render', 'terminal')]);
+    expect(run([health('Current')], failedDeploy).value).toEqual({ failed: 'idle' });
+  });
+
+  it('with auto_rollback, still degraded after the grace rolls back (not before)', () => {
+    const auto = run([health('Failed')], run(toHealthy(1, { autoRollback: true })));
+    // not yet: the tick only runs the drift check that is due by then
+    expect(run([tick(T0 + 1_000 + GRACE - 1)], auto).value).toEqual({ failed: { degraded: 'checking' } });
+    // mid drift check the grace ends it too
+    const checking = run([tick(T0 + 1_000 + GRACE - 1)], auto);
+    expect(run([tick(T0 + 1_000 + GRACE)], checking).value).toEqual({ 'rolling-back': { finding: 'running' } });
+    // and it comes before a drift check that is due at the same tick
+    const rolling = run([tick(T0 + 1_000 + GRACE)], auto);
+    expect(rolling.value).toEqual({ 'rolling-back': { finding: 'running' } });
+    expect(rolling.context.work).toMatchObject({ action: 'auto-rollback', triggeredBy: 'auto-rollback of shop:1: degraded for 120 s' });
+    expect(rolling.context).toMatchObject({ completed: null, degradedSince: null, lastError: 'degraded: Deployment shop: pod shop-1 is in CrashLoopBackOff.' });
+  });
+
+  it('a new generation with the spec that runs is adopted while degraded; a new spec deploys', () => {
+    const adopted = run([changed(desired(2, { imageRef: 'shop:1' }))], degraded);
+    expect(adopted.value).toEqual({ failed: { degraded: 'watching' } });
+    expect(adopted.context.observedGeneration).toBe(2);
+    const redeploy = run([changed(desired(2))], degraded);
+    expect(redeploy.value).toEqual({ syncing: { fetching: 'running' } });
+    expect(redeploy.context.degradedSince).toBeNull();
+  });
+
+  it('migrates version 3: failed becomes failed.idle, nothing is degraded', () => {
+    const v3 = { status: 'active', value: 'failed', context: { deploymentId: ID, work: null, lastError: 'x' }, children: {} };
+    expect(migratePersistedSnapshot(v3, '3')).toEqual({ ...v3, value: { failed: 'idle' }, context: { ...v3.context, degradedSince: null } });
+    const healthyV3 = { ...v3, value: { healthy: 'idle' } };
+    expect(migratePersistedSnapshot(healthyV3, '3')).toEqual({ ...healthyV3, context: { ...v3.context, degradedSince: null } });
+    expect(migratePersistedSnapshot('garbage', '3')).toBeUndefined();
+  });
+});
+
 // ---- coverage: every transition of the machine must be reached by the walk below ----
 
 function allTransitions(): Map<TransitionDefinition<never, never>, string> {
@@ -397,6 +471,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
     if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
     if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: false, reason: null }));
   }
+  events.push(health('Failed'), health('Current'));
   return events;
 }
 
@@ -586,7 +661,7 @@ describe('deployment machine: plans, and restoring version 1 snapshots', () => {
 
   it('migrates a version 1 snapshot at rest (no work, no children in flight) unchanged but for its shape', () => {
     const atRest = { status: 'active', value: { healthy: 'idle' }, context: { deploymentId: ID, work: null }, children: {} };
-    expect(migratePersistedSnapshot(atRest, '1')).toEqual(atRest);
+    expect(migratePersistedSnapshot(atRest, '1')).toEqual({ ...atRest, context: { ...atRest.context, degradedSince: null } });
   });
 });
 
@@ -604,6 +679,7 @@ describe('deployment machine: coverage', () => {
           deployed: context.deployed && { stopped: context.deployed.stopped },
           autoRollback: context.desired?.autoRollback ?? false,
           drift: context.driftCheckAt !== null,
+          degraded: context.degradedSince !== null,
         });
       },
     });

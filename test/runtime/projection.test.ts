@@ -32,6 +32,8 @@ describe('statePath, journaledState, isAtRest', () => {
     [{ stopped: 'scaling' }, 'stopped.scaling', 'stopped.scaling', false],
     [{ stopped: 'idle' }, 'stopped.idle', 'stopped.idle', true],
     ['failed', 'failed', 'failed', true],
+    [{ failed: 'idle' }, 'failed.idle', 'failed', true],
+    [{ failed: { degraded: 'checking' } }, 'failed.degraded.checking', 'failed.degraded', true],
   ] as const)('%j → %s (journaled %s, at rest %s)', (value, path, journaled, rest) => {
     expect(statePath(value)).toBe(path);
     expect(journaledState(path)).toBe(journaled);
