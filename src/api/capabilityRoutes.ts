@@ -7,7 +7,7 @@ import { MACHINE_VERSION } from '../../machines/deployment.machine.ts';
 import { ACTION_STATUSES } from '../actions/status.ts';
 import { CLUSTER_KINDS, type ClusterKind } from '../config.ts';
 import { DESIRED_STATUSES, HISTORY_ACTIONS } from '../db/rows.ts';
-import { EVENT_KINDS, EVENT_OUTCOMES } from '../notify/events.ts';
+import { EVENT_TYPES } from '../notify/events.ts';
 import { SINK_KINDS } from '../notify/sinks/sink.ts';
 import { DEFAULT_RENDER_LIMITS, RENDERERS, type RenderLimits } from '../render/renderer.ts';
 import { VALUES_MAX_BYTES, VALUES_MAX_DEPTH } from '../tenancy/inputRules.ts';
@@ -51,7 +51,7 @@ export function buildCapabilities(deps: CapabilityDeps) {
     actions: [...HISTORY_ACTIONS],
     action_statuses: [...ACTION_STATUSES],
     desired_statuses: [...DESIRED_STATUSES],
-    event_types: EVENT_KINDS.flatMap((kind) => EVENT_OUTCOMES.map((outcome) => `${kind}.${outcome}`)),
+    event_types: [...EVENT_TYPES],
     permissions: [...PERMISSIONS],
     limits: {
       render: { timeout_ms: render.timeoutMs, max_heap_bytes: render.maxHeapBytes, max_objects: render.maxObjects, max_bytes: render.maxBytes },

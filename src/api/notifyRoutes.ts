@@ -308,7 +308,7 @@ export function notifyRoutes(): AnyRoute[] {
       // not …/events: that path is the SSE stream of transitions
       path: '/api/projects/:project/deployments/:env/notifications',
       operationId: 'listDeploymentNotifications',
-      summary: 'Outbox events of a deployment (action starts and ends), newest first, with their deliveries and attempts.',
+      summary: 'Outbox events of a deployment (action starts and ends, health changes), newest first, with their deliveries and attempts.',
       tags: ['deployments', ...TAGS],
       access: 'deploy:read',
       params: DeploymentParams,

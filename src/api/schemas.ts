@@ -336,7 +336,7 @@ export const Capabilities = z.object({
   actions: z.array(z.string()),
   action_statuses: z.array(z.string()),
   desired_statuses: z.array(z.string()),
-  event_types: z.array(z.string()).meta({ description: 'deployment_events types: <kind>.<outcome>.' }),
+  event_types: z.array(z.string()).meta({ description: 'deployment_events types: <kind>.<outcome>, and health.degraded / health.recovered.' }),
   permissions: z.array(z.string()),
   limits: z.object({
     render: z.object({ timeout_ms: z.number(), max_heap_bytes: z.number(), max_objects: z.number(), max_bytes: z.number() }),

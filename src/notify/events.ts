@@ -4,6 +4,9 @@
 // kind: deploy, rollback (auto-rollback too, with data.automatic), stop, resume, drift-repair (a
 // deploy the drift check started), teardown. The id is derived from (deployment, action id, start|end),
 // so a re-journaled entry (after a restore) yields the same ids and the insert is a no-op.
+// Live health is not an action: a healthy release degrading in place (entering `failed.degraded`)
+// is `health.degraded`, recovering from it to `healthy` is `health.recovered`. Their id is derived
+// from (deployment, journal seq): a seq is journaled once per deployment, so it cannot repeat.
 import { createHash } from 'node:crypto';
 import type { Action, Completed } from '../../machines/deployment.machine.ts';
 import { redactSecrets } from '../api/redact.ts';
@@ -13,9 +16,23 @@ export const EVENT_KINDS = ['deploy', 'rollback', 'stop', 'resume', 'drift-repai
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const EVENT_OUTCOMES = ['started', 'succeeded', 'failed', 'superseded'] as const;
 export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
+/** The action events: every kind with every outcome. */
+export const ACTION_EVENT_TYPES: readonly string[] = EVENT_KINDS.flatMap((kind) => EVENT_OUTCOMES.map((outcome) => `${kind}.${outcome}`));
+export const HEALTH_EVENT_KIND = 'health';
+export const HEALTH_OUTCOMES = ['degraded', 'recovered'] as const;
+export type HealthOutcome = (typeof HEALTH_OUTCOMES)[number];
+export const HEALTH_EVENT_TYPES: readonly string[] = HEALTH_OUTCOMES.map((outcome) => `${HEALTH_EVENT_KIND}.${outcome}`);
+/** Every event type the outbox writes (capabilities, sink filter validation). */
+export const EVENT_TYPES: readonly string[] = [...ACTION_EVENT_TYPES, ...HEALTH_EVENT_TYPES];
+/** What a sink filter may name as `<kind>.*`. */
+export const EVENT_TYPE_KINDS: readonly string[] = [...EVENT_KINDS, HEALTH_EVENT_KIND];
+/** The `action_id` column of a health event (not an action): `health-<journal seq>`. */
+export const healthActionId = (seq: number) => `health-${seq}`;
+/** The journal state of a healthy release degraded in place (src/runtime/projection.ts journaledState). */
+const DEGRADED_STATE = 'failed.degraded';
 
-/** The `data` of an event (and of the CloudEvent a webhook receives); project and environment are added from the row. */
-export interface EventData {
+/** The `data` of an action event (and of the CloudEvent a webhook receives); project and environment are added from the row. */
+export interface ActionEventData {
   readonly deployment_id: string;
   readonly action: Action;
   readonly action_id: string;
@@ -34,6 +51,29 @@ export interface EventData {
   readonly duration_ms: number | null;
 }
 
+/**
+ * The `data` of a health event: the same fields, so a sink reads either alike. No action:
+ * `action` and `action_id` are null, `triggered_by` is `live-health`; image_ref and sha are the
+ * release that runs; error the degraded sentence (null on recovery); no timings.
+ */
+export interface HealthEventData {
+  readonly deployment_id: string;
+  readonly action: null;
+  readonly action_id: null;
+  readonly automatic: false;
+  readonly outcome: HealthOutcome;
+  readonly image_ref: string | null;
+  readonly sha: string | null;
+  readonly generation: number;
+  readonly triggered_by: 'live-health';
+  readonly error: string | null;
+  readonly started_at: null;
+  readonly finished_at: null;
+  readonly duration_ms: null;
+}
+
+export type EventData = ActionEventData | HealthEventData;
+
 export interface OutboxEvent {
   readonly id: string;
   readonly type: string;
@@ -41,11 +81,19 @@ export interface OutboxEvent {
   readonly data: EventData;
 }
 
+type ActionOutboxEvent = OutboxEvent & { readonly data: ActionEventData };
+
 export interface EventSource {
   readonly deploymentId: string;
   readonly started?: ActionRef | null | undefined;
   readonly abandoned?: ActionRef | null | undefined;
   readonly completed: Completed | null;
+  /** the journal's state change, its seq, and what it records: health events are derived from them */
+  readonly transition?: { readonly from: string | null; readonly to: string } | null | undefined;
+  readonly seq?: number | undefined;
+  readonly generation?: number | undefined;
+  readonly lastError?: string | null | undefined;
+  readonly deployed?: { readonly imageRef: string; readonly sha: string | null } | null | undefined;
 }
 
 export function kindOf(action: Action, triggeredBy: string): EventKind {
@@ -63,7 +111,46 @@ export function eventId(deploymentId: string, actionId: string, edge: 'start' | 
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-function startEvent(deploymentId: string, work: ActionRef): OutboxEvent {
+/** A health event's id: name-based on (deployment, journal seq), apart from action ids by its prefix. */
+export function healthEventId(deploymentId: string, seq: number): string {
+  return eventId(deploymentId, healthActionId(seq), 'start');
+}
+
+/** health.degraded entering `failed.degraded` from outside it; health.recovered leaving it for `healthy`. */
+export function healthOutcome(transition: EventSource['transition']): HealthOutcome | null {
+  if (!transition) return null;
+  if (transition.to === DEGRADED_STATE && transition.from !== DEGRADED_STATE) return 'degraded';
+  if (transition.from === DEGRADED_STATE && transition.to === 'healthy') return 'recovered';
+  return null;
+}
+
+function healthEvent(entry: EventSource): OutboxEvent | null {
+  const outcome = healthOutcome(entry.transition);
+  if (outcome === null || entry.seq === undefined) return null;
+  return {
+    id: healthEventId(entry.deploymentId, entry.seq),
+    type: `${HEALTH_EVENT_KIND}.${outcome}`,
+    actionId: healthActionId(entry.seq),
+    data: {
+      deployment_id: entry.deploymentId,
+      action: null,
+      action_id: null,
+      automatic: false,
+      outcome,
+      image_ref: entry.deployed?.imageRef || null,
+      sha: entry.deployed?.sha ?? null,
+      generation: entry.generation ?? 0,
+      triggered_by: 'live-health',
+      // the sentence names a pod and a reason; an image a SQL writer set may carry credentials
+      error: outcome === 'degraded' && entry.lastError ? redactSecrets(entry.lastError) : null,
+      started_at: null,
+      finished_at: null,
+      duration_ms: null,
+    },
+  };
+}
+
+function startEvent(deploymentId: string, work: ActionRef): ActionOutboxEvent {
   return {
     id: eventId(deploymentId, work.actionId, 'start'),
     type: `${kindOf(work.action, work.triggeredBy)}.started`,
@@ -132,6 +219,7 @@ function abandonedEvent(deploymentId: string, work: ActionRef, by: ActionRef | n
  * The events of one journal entry, in the order they happened: ends of earlier actions first
  * (a cut-short or failed action, then what replaced it), then the start, then (never in
  * practice, but ordered if it were) the end of the action that started with this very entry.
+ * A health change comes alone (no action starts or ends with it) and is listed last.
  */
 export function eventsFor(entry: EventSource): OutboxEvent[] {
   const { deploymentId, started, abandoned, completed } = entry;
@@ -141,5 +229,7 @@ export function eventsFor(entry: EventSource): OutboxEvent[] {
   if (completed && !endsStarted) events.push(endEvent(deploymentId, completed));
   if (started) events.push(startEvent(deploymentId, started));
   if (completed && endsStarted) events.push(endEvent(deploymentId, completed));
+  const health = healthEvent(entry);
+  if (health) events.push(health);
   return events;
 }

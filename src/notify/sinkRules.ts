@@ -2,7 +2,7 @@
 // migrations/0006_outbox.sql where SQL can say them, so a SQL-written sink meets the same limits.
 import { z } from 'zod';
 import { NAME_PATTERN } from '../db/rows.ts';
-import { EVENT_KINDS, EVENT_OUTCOMES } from './events.ts';
+import { EVENT_TYPE_KINDS, EVENT_TYPES } from './events.ts';
 import { RESERVED_HEADERS, SINK_KINDS } from './sinks/sink.ts';
 
 const urlMessage = 'expected an http:// or https:// URL with a host and without user:password@ (put credentials in headers), at most 2048 visible ASCII characters';
@@ -53,10 +53,13 @@ export const SinkHeaders = z
   })
   .meta({ description: 'Extra request headers (e.g. Authorization). Write-only: responses list their names only.' });
 
-const eventTypeMessage = `expected event types such as deploy.failed or rollback.* (kinds: ${EVENT_KINDS.join(', ')}; outcomes: ${EVENT_OUTCOMES.join(', ')})`;
-const EventTypePattern = z
-  .string({ error: eventTypeMessage })
-  .regex(new RegExp(`^(${EVENT_KINDS.join('|')})\\.(${EVENT_OUTCOMES.join('|')}|\\*)$`), eventTypeMessage);
+const eventTypeMessage = `expected event types such as deploy.failed, health.degraded or rollback.* (kinds: ${EVENT_TYPE_KINDS.join(', ')}; types: ${EVENT_TYPES.join(', ')})`;
+/** An event type keelson writes, or a kind with a wildcard. */
+export function isEventTypeFilter(value: string): boolean {
+  const wildcard = value.endsWith('.*') && EVENT_TYPE_KINDS.includes(value.slice(0, -2));
+  return wildcard || EVENT_TYPES.includes(value);
+}
+const EventTypePattern = z.string({ error: eventTypeMessage }).refine(isEventTypeFilter, eventTypeMessage);
 
 const nameMessage = 'expected a DNS label: 1-63 lowercase letters, digits or "-"';
 const Label = z.string({ error: nameMessage }).regex(NAME_PATTERN, nameMessage);

@@ -37,7 +37,7 @@ describe('GET /api/capabilities', () => {
       sinks: expect.arrayContaining(['webhook', 'slack', 'registry', 'kubernetes-events']),
       actions: ['deploy', 'rollback', 'stop', 'resume', 'auto-rollback', 'teardown'],
       action_statuses: ['pending', 'running', 'succeeded', 'failed', 'superseded'],
-      event_types: expect.arrayContaining(['deploy.started', 'rollback.failed', 'drift-repair.succeeded', 'stop.superseded', 'teardown.succeeded']),
+      event_types: expect.arrayContaining(['deploy.started', 'rollback.failed', 'drift-repair.succeeded', 'stop.superseded', 'teardown.succeeded', 'health.degraded', 'health.recovered']),
       limits: {
         render: { timeout_ms: 7_000, max_heap_bytes: 64 * 1024 * 1024, max_objects: 250, max_bytes: 2 * 1024 * 1024 },
         sse: { per_token: 3, total: 42, max_buffer_bytes: 1024 * 1024, heartbeat_ms: 15_000 },

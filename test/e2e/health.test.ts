@@ -5,6 +5,7 @@
 // auto_rollback is rolled back once the degraded grace is over.
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { sleepUntil } from '../helpers.ts';
 import { kubectl, type Kubectl } from '../sim/kubectl.ts';
 import { createOpsRepo, history, insertRow, simDeployment, startE2e, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
@@ -30,6 +31,11 @@ async function ok(args: string[]): Promise<void> {
   expect(result.code).toBe(0);
 }
 
+const Event = z.object({ type: z.string(), action_id: z.string(), seq: z.number(), data: z.record(z.string(), z.unknown()) });
+async function events(id: string) {
+  return await e2e.db.any(sql.type(Event)`select type, action_id, seq, data from deployment_events where deployment_id = ${id} order by position`);
+}
+
 async function detecting(id: string): Promise<void> {
   await e2e.db.query(sql.unsafe`update deployments set drift = 'detect' where id = ${id}`);
 }
@@ -51,6 +57,15 @@ describe('live health after healthy', () => {
     const recovered = await waitStatus(e2e.db, id, 'healthy');
     expect(recovered.last_error).toBeNull();
     expect(await history(e2e.db, id)).toHaveLength(1);
+
+    // the outbox (written with the journal entry): degraded, then recovered, exactly once each
+    const all = await events(id);
+    expect(all.map((e) => e.type)).toEqual(['deploy.started', 'deploy.succeeded', 'health.degraded', 'health.recovered']);
+    const [down, up] = all.slice(2);
+    expect(down).toMatchObject({ action_id: `health-${down!.seq}`, data: { outcome: 'degraded', action: null, image_ref: 'registry.example/ail:1', project: 'ail' } });
+    expect(String(down!.data.error)).toMatch(/^degraded: Deployment ail-prod\/ail: pod ail-\S+: container web is waiting: CrashLoopBackOff/);
+    expect(up).toMatchObject({ data: { outcome: 'recovered', error: null, image_ref: 'registry.example/ail:1' } });
+    expect(up!.seq).toBeGreaterThan(down!.seq);
   });
 
   it('with auto_rollback, still degraded after the grace, it rolls back to the previous release', async () => {
@@ -68,5 +83,8 @@ describe('live health after healthy', () => {
     expect(records.map((r) => [r.action, r.status])).toEqual([['deploy', 'succeeded'], ['deploy', 'succeeded'], ['auto-rollback', 'succeeded']]);
     expect(records[2]?.triggered_by).toBe('auto-rollback of registry.example/sag:2: degraded for 2 s');
     await sleepUntil(() => simDeployment(e2e.sim, 'sag-prod', 'sag')?.image === 'registry.example/sag:1', { message: 'image rolled back' });
+    // degraded, never recovered: the auto-rollback follows it
+    const types = (await events(id)).map((e) => e.type).filter((t) => t.startsWith('health.') || t.startsWith('rollback.'));
+    expect(types).toEqual(['health.degraded', 'rollback.started', 'rollback.succeeded']);
   });
 });

@@ -2,7 +2,7 @@
 // started/abandoned fields it is derived from.
 import { describe, expect, it } from 'vitest';
 import type { Completed } from '../../machines/deployment.machine.ts';
-import { eventId, eventsFor, type EventSource } from '../../src/notify/events.ts';
+import { eventId, eventsFor, healthEventId, type EventSource } from '../../src/notify/events.ts';
 import { journaledFrom, project, type ActionRef, type ProjectedSnapshot } from '../../src/runtime/projection.ts';
 
 const D = '6f1c1f0e-9c55-4c1e-8f59-2d7c1a0b7e11';
@@ -64,6 +64,15 @@ const cases: Array<{ name: string; entry: Omit<EventSource, 'deploymentId'>; typ
     entry: { completed: done('7-9-deploy', 'deploy', 'succeeded', { triggeredBy: 'drift: image changed' }) },
     types: ['drift-repair.succeeded'],
   },
+  // live health: derived from the journal's transition (journaled states, projection.ts)
+  { name: 'a healthy release degrades in place', entry: { completed: null, seq: 7, transition: { from: 'healthy', to: 'failed.degraded' } }, types: ['health.degraded'] },
+  { name: 'a degraded release recovers', entry: { completed: null, seq: 8, transition: { from: 'failed.degraded', to: 'healthy' } }, types: ['health.recovered'] },
+  { name: 'degraded, then an auto-rollback: its start only', entry: { started: ref('2-9-auto-rollback', 'auto-rollback', 'auto-rollback of reg/shop:2: degraded for 120 s', ''), completed: null, seq: 9, transition: { from: 'failed.degraded', to: 'rolling-back' } }, types: ['rollback.started'] },
+  { name: 'degraded, then a drift repair: its start only', entry: { started: ref('2-9-deploy', 'deploy', 'drift: image changed'), completed: null, seq: 9, transition: { from: 'failed.degraded', to: 'syncing.fetching.running' } }, types: ['drift-repair.started'] },
+  { name: 'an action failing is not a degradation', entry: { completed: done('1-1-deploy', 'deploy', 'failed'), seq: 5, transition: { from: 'verifying.running', to: 'failed' } }, types: ['deploy.failed'] },
+  { name: 'a drift repair succeeding is not a recovery', entry: { completed: done('7-9-deploy', 'deploy', 'succeeded', { triggeredBy: 'drift: image changed' }), seq: 12, transition: { from: 'verifying.running', to: 'healthy' } }, types: ['drift-repair.succeeded'] },
+  { name: 'still degraded (another reason): no state change, no event', entry: { completed: null, seq: 9, transition: null }, types: [] },
+  { name: 'a transition without its seq yields no health event', entry: { completed: null, transition: { from: 'healthy', to: 'failed.degraded' } }, types: [] },
 ];
 
 describe('eventsFor', () => {
@@ -89,6 +98,40 @@ describe('eventsFor', () => {
     expect(failed?.data).toMatchObject({ outcome: 'failed', duration_ms: 5500, image_ref: 'reg/shop:2', sha: 'abc', automatic: false });
     expect(failed?.data.error).toBe('verify failed: https://user:***@git.example/x');
     expect(rollback?.data).toMatchObject({ outcome: 'started', automatic: true, image_ref: null, action: 'auto-rollback' });
+  });
+});
+
+describe('health events', () => {
+  const degraded: EventSource = {
+    deploymentId: D,
+    completed: null,
+    seq: 7,
+    generation: 3,
+    transition: { from: 'healthy', to: 'failed.degraded' },
+    lastError: 'degraded: Deployment shop-prod/shop: pod shop-1: container web is waiting: CrashLoopBackOff (image https://user:hunter2@reg.example/shop:3)',
+    deployed: { imageRef: 'reg.example/shop:3', sha: 'abc' },
+  };
+
+  it('degraded carries what runs and the redacted sentence; no action; id from (deployment, seq)', () => {
+    const [event] = eventsFor(degraded);
+    expect(event).toEqual({
+      id: healthEventId(D, 7),
+      type: 'health.degraded',
+      actionId: 'health-7',
+      data: {
+        deployment_id: D, action: null, action_id: null, automatic: false, outcome: 'degraded', image_ref: 'reg.example/shop:3', sha: 'abc',
+        generation: 3, triggered_by: 'live-health',
+        error: 'degraded: Deployment shop-prod/shop: pod shop-1: container web is waiting: CrashLoopBackOff (image https://user:***@reg.example/shop:3)',
+        started_at: null, finished_at: null, duration_ms: null,
+      },
+    });
+  });
+
+  it('recovered has no error; each seq (and deployment) has its own id, never an action event\'s', () => {
+    const [event] = eventsFor({ ...degraded, seq: 8, lastError: null, transition: { from: 'failed.degraded', to: 'healthy' } });
+    expect(event?.data).toMatchObject({ outcome: 'recovered', error: null, image_ref: 'reg.example/shop:3' });
+    const ids = new Set([healthEventId(D, 7), healthEventId(D, 8), healthEventId('other', 7), eventId(D, '7', 'start'), eventId(D, '7', 'end')]);
+    expect(ids.size).toBe(5);
   });
 });
 

@@ -9,7 +9,7 @@ const data = (over: Partial<StoredEvent['data']> = {}): StoredEvent['data'] => (
   image_ref: 'registry.example/web:3', sha: '0123456789abcdef0123', generation: 3, triggered_by: 'generation', error: null,
   started_at: '2026-01-01T00:00:00.000Z', finished_at: '2026-01-01T00:00:04.200Z', duration_ms: 4200,
   project: 'web', environment: 'prod', namespace: 'web-prod', ...over,
-});
+}) as StoredEvent['data'];
 const event = (type: string, over: Partial<StoredEvent['data']> = {}): StoredEvent => ({
   id: '5f0c6a8e-1f2b-4c3d-9e8f-0a1b2c3d4e5f', type, project: 'web', environment: 'prod', occurredAt: '2026-01-01T00:00:04.321Z', data: data(over),
 });
@@ -50,6 +50,13 @@ describe('kubeEventsFor', () => {
     ['drift-repair.succeeded', {}, 'DriftRepaired', 'Normal', /^Drift repair of registry\.example\/web:3 succeeded/],
     ['deploy.started', { triggered_by: 'generation' }, 'DeployStarted', 'Normal', 'Deploy of registry.example/web:3 started (generation 3, triggered by generation).'],
     ['resume.superseded', { error: 'superseded by generation 4 (stop) before anything was applied' }, 'ResumeSuperseded', 'Normal', /was superseded \(generation 3\): superseded by generation 4/],
+    // live health: not an action
+    [
+      'health.degraded',
+      { action: null, action_id: null, outcome: 'degraded', triggered_by: 'live-health', duration_ms: null, error: 'degraded: Deployment web-prod/web: pod web-1: container web is waiting: CrashLoopBackOff' },
+      'Degraded', 'Warning', 'Release registry.example/web:3 degraded (generation 3): degraded: Deployment web-prod/web: pod web-1: container web is waiting: CrashLoopBackOff',
+    ],
+    ['health.recovered', { action: null, action_id: null, outcome: 'recovered', triggered_by: 'live-health', duration_ms: null }, 'Recovered', 'Normal', 'Release registry.example/web:3 recovered (generation 3).'],
   ] as const)('%s → %s', (type, over, reason, kind, message) => {
     const [only] = kubeEventsFor(event(type, over), [web], 'i');
     expect(only).toMatchObject({ reason, type: kind });
@@ -61,6 +68,10 @@ describe('kubeEventsFor', () => {
     expect(message).not.toContain('hunter2');
     expect(message.length).toBeLessThanOrEqual(1024);
     expect(kubeEventsFor(event('deploy.exploded'), [web], 'i')).toEqual([]);
+    expect(kubeEventsFor(event('health.exploded'), [web], 'i')).toEqual([]);
+    expect(kubeEventsFor(event('health.degraded', { error: `https://bot:hunter2@reg.example ${'x'.repeat(2000)}` }), [web], 'i')[0]).toMatchObject({
+      message: expect.not.stringContaining('hunter2'),
+    });
     expect(kubeEventsFor(event('deploy.succeeded'), [], 'i')).toEqual([]);
   });
 

@@ -2,7 +2,8 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { afterFailure, type RetryPolicy } from '../../src/notify/retry.ts';
-import { sinkUrlProblem, urlHost } from '../../src/notify/sinkRules.ts';
+import { EVENT_TYPES } from '../../src/notify/events.ts';
+import { isEventTypeFilter, sinkUrlProblem, urlHost } from '../../src/notify/sinkRules.ts';
 import { SINKS } from '../../src/notify/sinks/index.ts';
 import { imageVersion, registryBody } from '../../src/notify/sinks/registry.ts';
 import type { SinkSettings, StoredEvent } from '../../src/notify/sinks/sink.ts';
@@ -38,7 +39,7 @@ const event = (type: string, data: Partial<StoredEvent['data']> = {}): StoredEve
     deployment_id: 'd', action: 'deploy', action_id: '2-2-deploy', automatic: false, outcome: 'succeeded', image_ref: 'reg.example:5000/shop:1.4.2',
     sha: '0123456789abcdef0123', generation: 2, triggered_by: 'desired-state', error: null, started_at: null, finished_at: null, duration_ms: 5500,
     project: 'shop', environment: 'prod', namespace: 'shop-prod', ...data,
-  },
+  } as StoredEvent['data'],
 });
 const settings = (kind: SinkSettings['kind'], secret: string | null = null): SinkSettings => ({
   kind, url: 'https://hooks.example/x', secret, headers: { Authorization: 'Bearer t', 'Content-Type': 'text/evil' },
@@ -65,6 +66,28 @@ describe('sinks', () => {
     expect(slackText(event('rollback.started', { automatic: true, duration_ms: null, sha: null }), { publicUrl: null })).toBe(
       ':arrow_forward: *auto-rollback started*: shop/prod\nimage `reg.example:5000/shop:1.4.2`',
     );
+  });
+
+  it('slack: a health change is one readable line, markup from rows escaped', () => {
+    const health = { action: null, action_id: null, triggered_by: 'live-health', duration_ms: null } as const;
+    const error = 'degraded: Deployment shop-prod/shop: pod shop-1: container web is waiting: <CrashLoopBackOff>';
+    expect(slackText(event('health.degraded', { ...health, outcome: 'degraded', error }), { publicUrl: 'https://keelson.example' })).toBe(
+      ':warning: *degraded*: shop/prod — degraded: Deployment shop-prod/shop: pod shop-1: container web is waiting: &lt;CrashLoopBackOff&gt;\n<https://keelson.example/ui/deployments/shop/prod|Open in keelson>',
+    );
+    expect(slackText(event('health.recovered', { ...health, outcome: 'recovered' }), { publicUrl: null })).toBe(
+      ':white_check_mark: *recovered*: shop/prod (image `reg.example:5000/shop:1.4.2`)',
+    );
+    // the webhook sends it like any event; the registry is not told
+    const webhook = SINKS.webhook.build(event('health.degraded', { ...health, outcome: 'degraded', error }), settings('webhook', 'k'.repeat(16)), { publicUrl: null })!;
+    expect(JSON.parse(webhook.body)).toMatchObject({ type: 'health.degraded', data: { outcome: 'degraded', action: null, error } });
+    expect(SINKS.registry.build(event('health.recovered', { ...health, outcome: 'recovered' }), settings('registry'), { publicUrl: null })).toBeNull();
+  });
+
+  it('sink filters accept every event type keelson writes and a kind with a wildcard, nothing else', () => {
+    for (const type of EVENT_TYPES) expect(isEventTypeFilter(type)).toBe(true);
+    expect(EVENT_TYPES).toEqual(expect.arrayContaining(['deploy.started', 'teardown.succeeded', 'health.degraded', 'health.recovered']));
+    for (const ok of ['health.*', 'deploy.*', 'drift-repair.*']) expect(isEventTypeFilter(ok)).toBe(true);
+    for (const bad of ['health.started', 'deploy.degraded', 'deploy.exploded', 'nope.*', '*', 'health', '.*']) expect(isEventTypeFilter(bad)).toBe(false);
   });
 
   it('registry: a succeeded deploy or rollback registers the version, a teardown deregisters; nothing else is sent', () => {

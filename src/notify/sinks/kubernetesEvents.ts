@@ -11,7 +11,7 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { redactSecrets } from '../../api/redact.ts';
 import { errorMessage } from '../../errors.ts';
 import { DEPLOYMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type KubeObject, type ObjectRef } from '../../kube/types.ts';
-import { EVENT_KINDS, EVENT_OUTCOMES, type EventKind, type EventOutcome } from '../events.ts';
+import { EVENT_KINDS, EVENT_OUTCOMES, HEALTH_EVENT_KIND, HEALTH_OUTCOMES, type EventKind, type EventOutcome, type HealthOutcome } from '../events.ts';
 import type { StoredEvent } from './sink.ts';
 
 /** `reason` of each event type: what `kubectl get events` shows in its REASON column. */
@@ -24,6 +24,12 @@ export const KUBE_EVENT_REASONS: Readonly<Record<EventKind, Readonly<Record<Even
   // a succeeded teardown deleted the workloads these would be recorded on: only its start (and
   // a failure that left them) can be seen in `kubectl describe`
   teardown: { started: 'TeardownStarted', succeeded: 'TornDown', failed: 'TeardownFailed', superseded: 'TeardownSuperseded' },
+};
+
+/** Live health (not an action): `reason` and `type` of health.degraded / health.recovered. */
+export const KUBE_HEALTH_REASONS: Readonly<Record<HealthOutcome, { readonly reason: string; readonly type: 'Warning' | 'Normal' }>> = {
+  degraded: { reason: 'Degraded', type: 'Warning' },
+  recovered: { reason: 'Recovered', type: 'Normal' },
 };
 
 export const REPORTING_COMPONENT = 'keelson';
@@ -69,15 +75,42 @@ export function kubeEventMessage(kind: EventKind, outcome: EventOutcome, data: S
   return safe.length > MESSAGE_MAX ? `${safe.slice(0, MESSAGE_MAX - 1)}…` : safe;
 }
 
+/** The Event's message of a health change: what runs, and (degraded) the object, pod and reason. */
+export function kubeHealthMessage(outcome: HealthOutcome, data: StoredEvent['data']): string {
+  const subject = data.image_ref ? ` ${data.image_ref}` : '';
+  const message =
+    outcome === 'degraded'
+      ? `Release${subject} degraded (generation ${data.generation}): ${data.error ?? 'unhealthy'}`
+      : `Release${subject} recovered (generation ${data.generation}).`;
+  const safe = redactSecrets(message);
+  return safe.length > MESSAGE_MAX ? `${safe.slice(0, MESSAGE_MAX - 1)}…` : safe;
+}
+
+/** What an event type becomes in Kubernetes: reason, type, action and message (null: an unknown type). */
+function describeEvent(event: StoredEvent): { reason: string; type: 'Warning' | 'Normal'; action: string; message: string } | null {
+  const dot = event.type.lastIndexOf('.');
+  const outcome = event.type.slice(dot + 1) as HealthOutcome;
+  if (event.type.slice(0, dot) === HEALTH_EVENT_KIND && HEALTH_OUTCOMES.includes(outcome)) {
+    return { ...KUBE_HEALTH_REASONS[outcome], action: 'Health', message: kubeHealthMessage(outcome, event.data) };
+  }
+  const parsed = parseType(event.type);
+  if (!parsed) return null;
+  return {
+    reason: KUBE_EVENT_REASONS[parsed.kind][parsed.outcome],
+    type: parsed.outcome === 'failed' ? 'Warning' : 'Normal',
+    action: NOUNS[parsed.kind].replace(/ /g, ''),
+    message: kubeEventMessage(parsed.kind, parsed.outcome, event.data),
+  };
+}
+
 /** metav1.Time is whole seconds. */
 const seconds = (iso: string) => iso.replace(/\.\d+Z$/, 'Z');
 
 /** The Events one outbox event means: one per workload of its deployment (none for an unknown type). */
 export function kubeEventsFor(event: StoredEvent, workloads: readonly Workload[], reportingInstance: string): KubeObject[] {
-  const parsed = parseType(event.type);
-  if (!parsed) return [];
-  const { kind, outcome } = parsed;
-  const message = kubeEventMessage(kind, outcome, event.data);
+  const described = describeEvent(event);
+  if (!described) return [];
+  const { reason, type, action, message } = described;
   const at = seconds(event.occurredAt);
   return workloads.map((workload) => {
     const hash = createHash('sha1').update(`${event.id}\0${workload.apiVersion}\0${workload.kind}\0${workload.name}`).digest('hex').slice(0, 16);
@@ -99,10 +132,10 @@ export function kubeEventsFor(event: StoredEvent, workloads: readonly Workload[]
         namespace,
         ...(workload.uid ? { uid: workload.uid } : {}),
       },
-      reason: KUBE_EVENT_REASONS[kind][outcome],
+      reason,
       message,
-      type: outcome === 'failed' ? 'Warning' : 'Normal',
-      action: NOUNS[kind].replace(/ /g, ''),
+      type,
+      action,
       source: { component: REPORTING_COMPONENT },
       reportingComponent: REPORTING_COMPONENT,
       reportingInstance: reportingInstance.slice(0, 128),
