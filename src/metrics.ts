@@ -32,6 +32,12 @@ export function createMetrics() {
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
       registers,
     }),
+    driftChecks: new Counter({
+      name: 'keelson_drift_checks_total',
+      help: 'Drift checks of healthy deployments, by outcome: in_sync, drifted (repaired), detected (drift: detect), ops_repo_moved, not_comparable (a rollback not written back yet).',
+      labelNames: ['outcome'],
+      registers,
+    }),
     notifyAttempts: new Counter({
       name: 'keelson_notify_attempts_total',
       help: 'Notification delivery attempts, by sink kind and what became of the delivery (delivered, retrying, dead).',

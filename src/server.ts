@@ -130,7 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       log: log.child({ part: 'runtime' }),
       metrics,
       instanceId,
-      effects: createRolloutEffects({ db, kube, source: createGitSource({ opsRepos, dataDir: config.dataDir }), renderer, log }),
+      effects: createRolloutEffects({ db, kube, source: createGitSource({ opsRepos, dataDir: config.dataDir }), renderer, log, metrics }),
       tickIntervalMs: config.tickIntervalMs,
       leaseTtlMs: config.leaseTtlMs,
       // queued journal writes get what the shutdown bound leaves after the forced stop's

@@ -10,6 +10,7 @@ import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
 import type { Db } from '../db/pool.ts';
 import { chooseRollbackTarget } from '../db/queries/findRollbackTarget.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Logger } from '../logger.ts';
 import { KeelsonError, TerminalError } from '../errors.ts';
 import { redactValues, valuesHash } from '../releases/values.ts';
@@ -32,13 +33,15 @@ export interface RolloutEffectsDeps {
   readonly failFastGraceMs?: number;
   /** Rendered objects between render and apply; a bounded cache of this process by default. */
   readonly plans?: PlanCache;
+  /** Counts drift checks by outcome (`keelson_drift_checks_total`). */
+  readonly metrics?: Pick<Metrics, 'driftChecks'>;
 }
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
   const { db, kube, source, renderer, log } = deps;
   const plans = deps.plans ?? createPlanCache();
+  const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
 
-  /** Renders and checks the project policy: the objects apply may be given. */
   /** The row's drift policy (migration 0011), read at each check: it is not desired state. */
   async function driftModeOf(deploymentId: string): Promise<DriftMode> {
     const mode = await db.maybeOneFirst(sql.type(z.object({ drift: z.enum(DRIFT_MODES) }))`
@@ -46,6 +49,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     return mode ?? 'repair';
   }
 
+  /** Renders and checks the project policy: the objects apply may be given. */
   async function renderChecked(input: RenderInput, signal: AbortSignal) {
     const { desired } = input;
     // Exactly the commit the sync step named (or the release's, for a rollback), from a
@@ -238,6 +242,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
         const seen = deployed.head === undefined ? deployed.sha : deployed.head;
         const head = await source.head(desired.opsRepoId, { signal });
         if (seen !== null && head.sha !== seen) {
+          counted('ops_repo_moved');
           return { drifted: true, reason: `ops repo moved from ${seen.slice(0, 12)} to ${head.sha.slice(0, 12)}` };
         }
         // seen === null: a rollback that could not reach the remote; it stays until the next deploy
@@ -246,7 +251,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       // write-back reaches the row, the row's values may not be the release's: not comparable
       // yet, the next interval is.
       const release = { ...desired, imageRef: deployed.imageRef };
-      if (specKey(release) !== deployed.spec) return { drifted: false, reason: null };
+      if (specKey(release) !== deployed.spec) {
+        counted('not_comparable');
+        return { drifted: false, reason: null };
+      }
       const { objects } = await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal);
       // Server-side-apply dry-run against the live objects (from the shared cache; an object whose
       // resourceVersion has not moved since keelson last compared it costs no request). Fields an
@@ -261,11 +269,16 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       await db.query(sql.unsafe`
         update deployments set drift_detected = ${finding}
         where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
-      if (reason === null) return { drifted: false, reason: null };
+      if (reason === null) {
+        counted('in_sync');
+        return { drifted: false, reason: null };
+      }
       if (mode === 'detect') {
+        counted('detected');
         log.warn({ deploymentId: input.deploymentId, drift: reason }, 'drift detected (drift: detect, not repaired)');
         return { drifted: false, reason: null };
       }
+      counted('drifted');
       log.info({ deploymentId: input.deploymentId, drift: reason }, 'drift detected: re-applying the release');
       return { drifted: true, reason, pin: deployed.sha };
     },

@@ -16,6 +16,7 @@ import { DeploymentRow, HistoryRow } from '../../src/db/rows.ts';
 import { createKubeClient, type KubeClient } from '../../src/kube/kubeClient.ts';
 import { DEPLOYMENT_LABEL, MANAGED_BY_LABEL } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics, type Metrics } from '../../src/metrics.ts';
 import { createOpsRepoManager } from '../../src/opsrepo/opsRepoManager.ts';
 import { createRenderer } from '../../src/render/renderer.ts';
 import { createRolloutEffects } from '../../src/runtime/rolloutEffects.ts';
@@ -53,6 +54,8 @@ export interface E2e {
   /** a temp dir of this test file: ops repos, checkouts, kubeconfigs */
   readonly dir: string;
   readonly runtime: Runtime | undefined;
+  /** the figures of the runtime's effects (drift checks) */
+  readonly metrics: Metrics;
   /** starts a runtime in this process with the real effects (one at a time) */
   startRuntime(wiring?: RuntimeWiring): Promise<Runtime>;
   stop(): Promise<void>;
@@ -66,11 +69,13 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
   const renderer = createRenderer();
   let runtime: Runtime | undefined;
   let kube: KubeClient | undefined;
+  const metrics = createMetrics();
   const e2e: E2e = {
     t,
     db: t.db,
     sim,
     dir,
+    metrics,
     get runtime() {
       return runtime;
     },
@@ -89,7 +94,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
         databaseUrl: t.url,
         log,
         instanceId,
-        effects: createRolloutEffects({ db: t.db, kube, source: wiring.wrapSource ? wiring.wrapSource(source) : source, renderer, log, failFastGraceMs: wiring.failFastGraceMs }),
+        effects: createRolloutEffects({ db: t.db, kube, source: wiring.wrapSource ? wiring.wrapSource(source) : source, renderer, log, failFastGraceMs: wiring.failFastGraceMs, metrics }),
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,
         machineConfig: { retryBaseMs: 200, retryMaxMs: 2_000, ...wiring.machineConfig },
