@@ -212,7 +212,8 @@ describe('visualizer', () => {
     // the ten top-level states and the "any state" pseudo-state; compound ones collapsed
     const drawn = await page.locator('svg.statechart [data-state-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-state-id')));
     expect(drawn.sort()).toEqual(['deployment', ...['idle', 'syncing', 'applying', 'verifying', 'healthy', 'failed', 'rolling-back', 'stopped', 'tearing-down', 'deleted'].map((k) => `deployment.${k}`)].sort());
-    expect(await page.locator('svg.statechart [data-collapsed="true"]').count()).toBe(7);
+    // syncing, applying, verifying, healthy, failed (idle / degraded), rolling-back, stopped, tearing-down
+    expect(await page.locator('svg.statechart [data-collapsed="true"]').count()).toBe(8);
     // guards on hover, not as labels
     const labels = await page.locator('svg.statechart .edge-label text').allTextContents();
     expect(labels.some((l) => l.includes('['))).toBe(false);
