@@ -43,7 +43,7 @@ export const serveCommand: Command = {
     'keelson serve [--port 8080] [--host 127.0.0.1] [--database-url <url>] [--cluster kubeconfig|in-cluster|sim] [--kubeconfig <file>]\n' +
     '              [--data-dir ./.keelson] [--tick-interval 10s] [--max-concurrent-rollouts 32] [--verify-timeout 5m]\n' +
     '              [--trust-proxy false] [--shutdown-timeout 20s] [--lease-ttl 10s] [--instance-id <pod name>]\n' +
-    '              [--kube-qps 50] [--kube-burst 100]\n' +
+    '              [--kube-qps 50] [--kube-burst 100] [--degraded-grace 2m]\n' +
     '              [--allow-file-repos true|false] [--sse-max-per-token 10] [--sse-max 1000] [--git-fetch-timeout 5m]\n' +
     '              [--git-max-repo-bytes 1GiB] [--retain-transitions 30d] [--retain-audit 365d] [--idempotency-ttl 24h]\n' +
     '              [--render-timeout 10s] [--render-max-heap 128MiB] [--render-max-objects 1000] [--render-max-bytes 10MiB]\n' +
