@@ -743,23 +743,7 @@ export const deploymentMachine = setup({
           },
         },
         // level-based reconcile: has the ops repo moved or the live state drifted?
-        checking: {
-          invoke: {
-            id: 'checkDrift',
-            src: 'checkDrift',
-            input: ({ context }): DriftInput => ({
-              deploymentId: context.deploymentId,
-              desired: context.desired!,
-              deployed: context.deployed!,
-            }),
-            onDone: [
-              { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
-              { target: 'idle', actions: 'scheduleDriftCheck' },
-            ],
-            // a failed check is retried at the next interval; it never fails a healthy deployment
-            onError: { target: 'idle', actions: 'scheduleDriftCheck' },
-          },
-        },
+        checking: { invoke: driftCheck('idle') },
       },
     },
     failed: {
@@ -784,20 +768,7 @@ export const deploymentMachine = setup({
               },
             },
             checking: {
-              invoke: {
-                id: 'checkDrift',
-                src: 'checkDrift',
-                input: ({ context }): DriftInput => ({
-                  deploymentId: context.deploymentId,
-                  desired: context.desired!,
-                  deployed: context.deployed!,
-                }),
-                onDone: [
-                  { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
-                  { target: 'watching', actions: 'scheduleDriftCheck' },
-                ],
-                onError: { target: 'watching', actions: 'scheduleDriftCheck' },
-              },
+              invoke: driftCheck('watching'),
               on: { TICK: { guard: 'degradedGraceOver', target: '#deployment.rolling-back', actions: 'startHealthRollback' } },
             },
           },
@@ -891,6 +862,28 @@ type Done = { target: string; actions: string; guard?: string };
  * TICK passes `retryAt`; a terminal failure ends the action in `failed` — or, when a deploy's
  * verification fails (or times out) with auto_rollback on, starts an auto-rollback.
  */
+/**
+ * The drift check of a release that runs (healthy, or degraded in place): drifted → a repair
+ * from syncing; otherwise back to `rest` with the next check scheduled. A failed check is retried
+ * at the next interval; it never fails the deployment.
+ */
+function driftCheck(rest: 'idle' | 'watching') {
+  return {
+    id: 'checkDrift',
+    src: 'checkDrift',
+    input: ({ context }: { context: Ctx }): DriftInput => ({
+      deploymentId: context.deploymentId,
+      desired: context.desired!,
+      deployed: context.deployed!,
+    }),
+    onDone: [
+      { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
+      { target: rest, actions: 'scheduleDriftCheck' },
+    ],
+    onError: { target: rest, actions: 'scheduleDriftCheck' },
+  } as const;
+}
+
 function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback' }) {
   const autoRollback = options.verify === 'auto-rollback';
   const terminal = [
