@@ -190,13 +190,13 @@ const redactAction = (view: ActionView): ActionView => ({
 
 /**
  * What a mutation adds to its 202: the action its generation starts, to follow at
- * `links.action` (also the Location). Read on the mutation's own connection: a PATCH that changed
+ * `links.action` (also the Location, beside the ETag). Read on the mutation's own connection: a PATCH that changed
  * nothing answers with the current generation's action as it stands.
  */
 async function accepted(db: CommonQueryMethods, row: DeploymentRow) {
   const view = await readAction(db, row, row.generation);
   const links = actionLinks(row.project, row.environment, row.generation, 'deployment');
-  return { fields: { action: view?.action ?? expectedAction(row), status: view?.status ?? 'pending', links }, location: links.action };
+  return { fields: { action: view?.action ?? expectedAction(row), status: view?.status ?? 'pending', links }, headers: { Location: links.action, ETag: etagOf(row) } };
 }
 
 /** An idempotent replay answers with the Location of the stored answer's action. */
@@ -315,7 +315,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           values_override: valuesSummary(body.values_override),
         });
         const action = await accepted(db, row);
-        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: { Location: action.location, ETag: etagOf(row) } };
+        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: action.headers };
       },
     }),
     jsonRoute({
@@ -409,7 +409,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           generation: { from: before.generation, to: row.generation },
         });
         const action = await accepted(db, row);
-        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: { Location: action.location, ETag: etagOf(row) } };
+        return { status: 202, body: { ...redactLastError(row), ...action.fields }, headers: action.headers };
       },
     }),
     jsonRoute({
@@ -457,7 +457,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         return {
           status: 202,
           body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id }, generation: row.generation, ...action.fields },
-          headers: { Location: action.location, ETag: etagOf(row) },
+          headers: action.headers,
         };
       },
     }),
@@ -489,7 +489,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         return {
           status: 202,
           body: { deployment: redactLastError(row), generation: row.generation, ...action.fields },
-          headers: { Location: action.location, ETag: etagOf(row) },
+          headers: action.headers,
         };
       },
     }),
