@@ -42,11 +42,11 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
   const plans = deps.plans ?? createPlanCache();
   const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
 
-  /** The row's drift policy (migration 0011), read at each check: it is not desired state. */
-  async function driftModeOf(deploymentId: string): Promise<DriftMode> {
-    const mode = await db.maybeOneFirst(sql.type(z.object({ drift: z.enum(DRIFT_MODES) }))`
-      select drift from deployments where id = ${deploymentId}`);
-    return mode ?? 'repair';
+  /** The row's drift policy (migration 0011) and its last finding, read at each check: not desired state. */
+  async function driftPolicyOf(deploymentId: string): Promise<{ mode: DriftMode; detected: string | null }> {
+    const row = await db.maybeOne(sql.type(z.object({ drift: z.enum(DRIFT_MODES), drift_detected: z.string().nullable() }))`
+      select drift, drift_detected from deployments where id = ${deploymentId}`);
+    return { mode: row?.drift ?? 'repair', detected: row?.drift_detected ?? null };
   }
 
   /** Renders and checks the project policy: the objects apply may be given. */
@@ -260,15 +260,18 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       // resourceVersion has not moved since keelson last compared it costs no request). Fields an
       // autoscaler wrote through `scale` are not drift.
       const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal });
-      const mode = await driftModeOf(input.deploymentId);
+      const { mode, detected } = await driftPolicyOf(input.deploymentId);
       const reason = drifted.length > 0 ? describeDrift(drifted) : null;
       if (signal.aborted) throw signal.reason;
       // detect: the finding is the row's drift_detected, nothing is changed; repair: the history
-      // row of the repair names it. The column is only written when it changes.
+      // row of the repair names it. The column is only written when it changes (a healthy
+      // fleet's checks cost one read each).
       const finding = mode === 'detect' ? reason : null;
-      await db.query(sql.unsafe`
-        update deployments set drift_detected = ${finding}
-        where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
+      if (finding !== detected) {
+        await db.query(sql.unsafe`
+          update deployments set drift_detected = ${finding}
+          where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
+      }
       if (reason === null) {
         counted('in_sync');
         return { drifted: false, reason: null };
