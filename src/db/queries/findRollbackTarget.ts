@@ -39,9 +39,3 @@ export async function chooseRollbackTarget(
   const candidates = rows.map((row) => ({ ...row, id: row.history_id, imageRef: row.image_ref, valuesHash: row.values_hash }));
   return selectRollbackTarget(candidates, release, deployment);
 }
-
-/** The default target, or null when there is none (the API's and the actor's common case). */
-export async function findRollbackTarget(db: Pick<Db, 'any'>, deploymentId: string): Promise<RollbackTarget | null> {
-  const choice = await chooseRollbackTarget(db, deploymentId, null);
-  return choice.kind === 'target' ? choice.release : null;
-}
