@@ -165,10 +165,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
     const adminToken = demo ? await setUpDemo({ db, dataDir: config.dataDir, log }) : undefined;
 
-    // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts);
-    // on the API's pool, so a burst of deliveries never queues before a journal write
     // Kubernetes Events on the deployed workloads, delivered like any sink (src/notify/sinks/kubernetesEvents.ts)
     if (await ensureKubeEventsSink(apiDb)) log.info({ sink: BUILTIN_KUBE_EVENTS_SINK.name }, 'created the built-in kubernetes-events notification sink');
+    // every replica runs one: deliveries are claimed with SKIP LOCKED (src/notify/dispatcher.ts);
+    // on the API's pool, so a burst of deliveries never queues before a journal write
     const dispatcher = createDispatcher({
       db: apiDb,
       databaseUrl: database.url,

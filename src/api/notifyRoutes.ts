@@ -35,20 +35,10 @@ type StoredSink = z.infer<typeof StoredSink>;
 const SINK_COLUMNS = sql.fragment`
   id, name, kind, url, secret is not null as has_secret, headers, projects, environments, event_types, enabled, created_at, updated_at`;
 
-export const Sink = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    kind: z.enum(SINK_KINDS),
+export const Sink = StoredSink.omit({ url: true, headers: true })
+  .extend({
     url_host: z.string().meta({ description: 'Scheme and host of the URL; the rest is never returned.' }),
-    has_secret: z.boolean(),
     header_names: z.array(z.string()).meta({ description: 'Names of the custom headers; their values are never returned.' }),
-    projects: z.array(z.string()).nullable(),
-    environments: z.array(z.string()).nullable(),
-    event_types: z.array(z.string()).nullable(),
-    enabled: z.boolean(),
-    created_at: z.string(),
-    updated_at: z.string(),
   })
   .meta({ description: 'A notification sink; url, secret and header values are never returned.' });
 
