@@ -132,6 +132,18 @@ export interface Work {
   readonly attempt: number;
   readonly retryAt: number | null;
   readonly verifyDeadline: number | null;
+  /**
+   * A stop's record of the action it cut short before that action's apply was known to finish
+   * (a crash or a newer generation mid-apply): the cluster may run its image. Absent in
+   * snapshots written before it existed, which is the same as null.
+   */
+  readonly interrupted?: Interrupted | null;
+}
+
+export interface Interrupted {
+  readonly imageRef: string;
+  readonly sha: string | null;
+  readonly head: string | null;
 }
 
 /** A finished action, for the journal's history row (written once per actionId). */
@@ -243,7 +255,8 @@ export interface ApplyResult { applied: ObjectRef[] }
 export interface VerifyInput { deploymentId: string; namespace: string; applied: readonly ObjectRef[] }
 export interface VerifyResult { message: string }
 export interface ScaleInput { deploymentId: string; namespace: string }
-export interface ScaleResult { message: string }
+/** `images`: the container images of the workloads scaled to zero, as the cluster holds them */
+export interface ScaleResult { message: string; images?: readonly string[] }
 /**
  * `inventory`: every object the deployment may have in the cluster as the machine knows it (the
  * last release's inventory, the interrupted action's applied and planned refs); the effect adds
@@ -368,6 +381,42 @@ function cutShort(context: DeploymentContext, next: Desired, nextAction: Action)
   };
 }
 
+/**
+ * What a stop leaves scaled to zero, told by the images its workloads run (`images`, from the
+ * scale effect): the deployed release when they run its image; else the action the stop cut
+ * short mid-apply, or a failed deploy of the desired image, whose apply did change them — so that
+ * current_image_ref names what runs. Without images (nothing scaled), the deployed release.
+ */
+export function stoppedRelease(
+  deployed: Deployed | null,
+  work: Work,
+  desired: Desired,
+  images: readonly string[] | undefined,
+): { imageRef: string; sha: string | null; head: string | null } {
+  const kept = deployed
+    ? { imageRef: deployed.imageRef, sha: deployed.sha, head: deployed.head ?? deployed.sha }
+    : { imageRef: desired.imageRef, sha: null, head: null };
+  if (!images || images.length === 0 || images.includes(kept.imageRef)) return kept;
+  if (work.interrupted && images.includes(work.interrupted.imageRef)) return work.interrupted;
+  // a failed deploy of the desired image: the commit it rendered is not known here any more
+  if (images.includes(desired.imageRef)) return { imageRef: desired.imageRef, sha: kept.sha, head: kept.head };
+  return kept;
+}
+
+/**
+ * What the action cut short may have applied without the machine knowing: an apply in flight
+ * (rendered, not known to have finished) when a newer generation or a crash interrupted it, or
+ * one such action earlier in a chain of interruptions. Only a stop uses it (stoppedRelease): every
+ * other action applies over it, and a finished apply forgets it (recordApply).
+ */
+function interruptedBy(previous: Work | null, cut: boolean): Interrupted | null {
+  if (!previous || cut) return null;
+  if (previous.plan !== null && previous.verifyDeadline === null && previous.imageRef !== '') {
+    return { imageRef: previous.imageRef, sha: previous.sha, head: previous.head ?? previous.sha };
+  }
+  return previous.interrupted ?? null;
+}
+
 function startWork(context: DeploymentContext, desired: Desired, action: Action, triggeredBy: string): Partial<DeploymentContext> {
   const counter = context.actionCounter + 1;
   const cut = cutShort(context, desired, action);
@@ -398,6 +447,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       attempt: 0,
       retryAt: null,
       verifyDeadline: null,
+      interrupted: interruptedBy(context.work, cut !== null),
     },
   };
 }
@@ -588,8 +638,9 @@ export const deploymentMachine = setup({
         work: {
           ...context.work,
           applied: output.value.applied,
-          // applied: the plan is done with
+          // applied: the plan is done with, and what an earlier interrupted apply did is overwritten
           plan: null,
+          interrupted: null,
           attempt: 0,
           retryAt: null,
           verifyDeadline: output.finishedAt + context.config.verifyTimeoutMs,
@@ -635,7 +686,8 @@ export const deploymentMachine = setup({
       if (!work || !context.desired) return {};
       const stopping = work.action === 'stop';
       const phases = [...work.phases, phase(stopping ? 'scale' : 'verify', output.startedAt, output.finishedAt, output.value.message, null)];
-      const imageRef = stopping ? (context.deployed?.imageRef ?? context.desired.imageRef) : work.imageRef;
+      const stopped = stopping ? stoppedRelease(context.deployed, work, context.desired, (output.value as ScaleResult).images) : null;
+      const imageRef = stopped ? stopped.imageRef : work.imageRef;
       const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
       const desiredAfter: Desired = rolledBack ? rolledBackDesired(context.desired, work) : context.desired;
       return {
@@ -644,8 +696,8 @@ export const deploymentMachine = setup({
         completed: { ...complete(work, 'succeeded', phases, null, imageRef), writeBack: rolledBack },
         deployed: {
           imageRef,
-          sha: stopping ? (context.deployed?.sha ?? null) : work.sha,
-          head: stopping ? (context.deployed?.head ?? context.deployed?.sha ?? null) : (work.head ?? work.sha),
+          sha: stopped ? stopped.sha : work.sha,
+          head: stopped ? stopped.head : (work.head ?? work.sha),
           deployedAt: stopping ? (context.deployed?.deployedAt ?? iso(output.finishedAt)) : iso(output.finishedAt),
           spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
           applied: work.applied,

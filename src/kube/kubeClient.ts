@@ -102,7 +102,7 @@ export interface KubeClient {
     deploymentId: string,
     inventory: readonly ObjectRef[],
     options: { signal: AbortSignal; timeoutMs?: number },
-  ): Promise<{ scaled: ObjectRef[]; unscalable: ObjectRef[] }>;
+  ): Promise<{ scaled: ObjectRef[]; unscalable: ObjectRef[]; images: string[] }>;
   teardown(deploymentId: string, inventory: readonly ObjectRef[], options: { signal: AbortSignal; timeoutMs?: number }): Promise<TeardownResult>;
   verify(
     refs: readonly ObjectRef[],
@@ -799,7 +799,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     deploymentId: string,
     inventory: readonly ObjectRef[],
     options: { signal: AbortSignal; timeoutMs?: number },
-  ): Promise<{ scaled: ObjectRef[]; unscalable: ObjectRef[] }> {
+  ): Promise<{ scaled: ObjectRef[]; unscalable: ObjectRef[]; images: string[] }> {
     const { signal } = options;
     const workloadKinds = new Set(WORKLOAD_KINDS.map((k) => k.kind));
     const workloads = inventory.filter((ref) => workloadKinds.has(ref.kind));
@@ -851,8 +851,14 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       },
       signal,
     });
+    // what the stopped workloads would run again: the stop records it as the deployed image
+    const images = new Set<string>();
+    for (const ref of scaled) {
+      const containers = (cache.get(ref)?.spec as { template?: { spec?: { containers?: Array<{ image?: unknown }> } } } | undefined)?.template?.spec?.containers;
+      for (const c of containers ?? []) if (typeof c.image === 'string') images.add(c.image);
+    }
     log.info({ deploymentId, scaled: scaled.length, unscalable: unscalable.length }, 'scaled to zero');
-    return { scaled, unscalable };
+    return { scaled, unscalable, images: [...images] };
   }
 
   // ---- verify ----

@@ -198,9 +198,9 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       // The workloads labelled for the deployment, in any namespace, from the cluster cache: a
       // superset of the last release's inventory that also holds what an interrupted apply created.
       const workloads = await kube.labelledRefs(input.deploymentId, WORKLOAD_KINDS, { signal });
-      const { scaled, unscalable } = await kube.scaleToZero(input.deploymentId, workloads, { signal });
+      const { scaled, unscalable, images } = await kube.scaleToZero(input.deploymentId, workloads, { signal });
       const note = unscalable.length > 0 ? `; cannot scale ${unscalable.map((r) => `${r.kind} ${r.name}`).join(', ')} (delete them to stop them)` : '';
-      return { message: `scaled ${scaled.length} workload(s) to 0${note}` };
+      return { message: `scaled ${scaled.length} workload(s) to 0${note}`, images };
     },
 
     async teardown(input, signal) {

@@ -10,7 +10,7 @@ let repo: OpsRepo;
 beforeAll(async () => {
   e2e = await startE2e();
   repo = await createOpsRepo(e2e, 'platform', { 'values.yaml': 'replicas: 2\n', 'web/deployment.yaml': WEB_TEMPLATE });
-  await e2e.startRuntime({ machineConfig: { driftIntervalMs: 500 } });
+  await e2e.startRuntime({ machineConfig: { driftIntervalMs: 500 }, failFastGraceMs: 1_000 });
 });
 
 afterAll(async () => {
@@ -74,5 +74,25 @@ describe('stop', () => {
     const back = await waitStatus(e2e.db, id, 'healthy');
     expect(back.current_image_ref).toBe('registry.example/cut:2');
     expect(simDeployment(e2e.sim, 'cut-prod', 'cut')).toMatchObject({ image: 'registry.example/cut:2', replicas: 2, readyReplicas: 2 });
+  });
+
+  // A failed deploy leaves its image applied while current_image_ref names the last good one; a
+  // stop then scales the failed image to zero, so the stopped row must name that image (the chaos
+  // suite found the same after a kill -9 in the middle of an apply).
+  it('a stop after a failed deploy records the image its workload runs', async () => {
+    const id = await insertRow(e2e.db, { project: 'after', image: 'registry.example/after:1', opsRepoId: repo.id, manifestPath: 'web' });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/after:doesnotexist' where id = ${id}`);
+    const failed = await waitRow(e2e.db, id, (r) => r.current_status === 'failed' && r.observed_generation === r.generation, 'failed deploy');
+    expect(failed.current_image_ref).toBe('registry.example/after:1');
+    await e2e.db.query(sql.unsafe`update deployments set desired_status = 'stopped' where id = ${id}`);
+    const stopped = await waitStatus(e2e.db, id, 'stopped');
+    expect(simDeployment(e2e.sim, 'after-prod', 'after')).toMatchObject({ image: 'registry.example/after:doesnotexist', replicas: 0 });
+    expect(stopped.current_image_ref).toBe('registry.example/after:doesnotexist');
+    expect((await history(e2e.db, id)).map((r) => [r.action, r.status, r.image_ref])).toEqual([
+      ['deploy', 'succeeded', 'registry.example/after:1'],
+      ['deploy', 'failed', 'registry.example/after:doesnotexist'],
+      ['stop', 'succeeded', 'registry.example/after:doesnotexist'],
+    ]);
   });
 });

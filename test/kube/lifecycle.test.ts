@@ -90,6 +90,8 @@ describe('prune, stop and teardown', () => {
       const result = await h.client.scaleToZero('s1', inventory, { signal: h.signal });
       expect(result.scaled.map((r) => `${r.kind}/${r.namespace}`).sort()).toEqual([`Deployment/${ns}`, `StatefulSet/${other}`]);
       expect(result.unscalable.map((r) => `${r.kind}/${r.name}`)).toEqual(['DaemonSet/agent']);
+      // what the stopped workloads would run again (the stop records it as the deployed image)
+      expect([...result.images].sort()).toEqual(['db:1', 'shop:1']);
       const deploy = await read(h, 'apps/v1', 'Deployment', 'web', ns);
       const sts = await read(h, 'apps/v1', 'StatefulSet', 'db', other);
       expect(deploy?.spec.replicas).toBe(0);

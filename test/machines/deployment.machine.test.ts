@@ -328,6 +328,44 @@ describe('deployment machine: transitions', () => {
     expect(cut.context.completed).toBeNull();
   });
 
+  // A stop that cut an action short mid-apply (a crash, or a newer generation) does not know
+  // whether that apply changed the workloads: it records the image they run (the chaos suite's
+  // kill -9 in the middle of an apply, then a stop, found the row naming the old image).
+  it.each([
+    ['the interrupted apply landed', 'applying', ['shop:2'], 'shop:2', 'abc123'],
+    ['the interrupted apply did not land', 'applying', ['shop:1'], 'shop:1', 'abc123'],
+    ['nothing was scaled', 'applying', [], 'shop:1', 'abc123'],
+    ['an old effect reports no images', 'applying', undefined, 'shop:1', 'abc123'],
+    ['the workloads run something else', 'applying', ['other:9'], 'shop:1', 'abc123'],
+    ['cut short while syncing, the workloads run the new image', 'syncing', ['shop:2', 'sidecar:1'], 'shop:2', 'abc123'],
+  ] as const)('a stop after an interrupted apply (%s) records the image the workloads run', (_name, at, images, imageRef, sha) => {
+    const events = at === 'applying' ? toHealthy(2).slice(0, 3) : toHealthy(2).slice(0, 1);
+    const stopping = run([changed(desired(3, { desiredStatus: 'stopped', imageRef: 'shop:2' }))], run([...events], healthy));
+    // an action cut short before its render cannot have applied anything
+    expect(stopping.context.work?.interrupted).toEqual(at === 'applying' ? { imageRef: 'shop:2', sha: 'abc123', head: 'abc123' } : null);
+    const stopped = run([done('scale', { message: 'scaled', images })], stopping);
+    expect(stopped.value).toEqual({ stopped: 'idle' });
+    expect(stopped.context.deployed).toMatchObject({ imageRef, sha, stopped: true });
+    expect(stopped.context.completed).toMatchObject({ action: 'stop', status: 'succeeded', imageRef });
+  });
+
+  it('a failed deploy then a stop records the failed image when the workloads run it', () => {
+    const failedDeploy = run([...toHealthy(2).slice(0, 3), fail('apply', 'terminal')], healthy);
+    expect(failedDeploy.value).toEqual({ failed: 'idle' });
+    const stopped = run([changed(desired(3, { desiredStatus: 'stopped', imageRef: 'shop:2' })), done('scale', { message: 'scaled', images: ['shop:2'] })], failedDeploy);
+    expect(stopped.context.deployed).toMatchObject({ imageRef: 'shop:2', sha: 'abc123', stopped: true });
+  });
+
+  it('a chain of interruptions keeps what the first one may have applied, and a finished apply forgets it', () => {
+    const deploying = run([changed(desired(3, { imageRef: 'shop:3' }))], run(toHealthy(2).slice(0, 3), healthy));
+    expect(deploying.context.work?.interrupted).toMatchObject({ imageRef: 'shop:2' });
+    const stopping = run([changed(desired(4, { desiredStatus: 'stopped', imageRef: 'shop:3' }))], deploying);
+    const again = run([changed(desired(5, { desiredStatus: 'stopped', imageRef: 'shop:3' })), done('scale', { message: 'scaled', images: ['shop:2'] })], stopping);
+    expect(again.context.deployed).toMatchObject({ imageRef: 'shop:2', stopped: true });
+    const applied3 = run([done('sync', { sha: 'def' }), done('render', { plan, files: [] }), done('apply', { applied })], deploying);
+    expect(applied3.context.work?.interrupted).toBeNull();
+  });
+
   it('checks healthy deployments for drift on TICK and repairs drift', () => {
     expect(healthy.context.driftCheckAt).toBe(T0 + 100 + DEFAULT_MACHINE_CONFIG.driftIntervalMs);
     const due = healthy.context.driftCheckAt ?? 0;
