@@ -67,6 +67,12 @@ export interface RuntimeOptions {
   readonly instanceId?: string;
   /** journal entries waiting for the database, over all actors; past it the process stops rather than drop one */
   readonly maxQueuedEntries?: number;
+  /**
+   * Admission: deployments taken out of rest at once, plus queued entries, that new work waits
+   * below (a woken row, a claimed one); default half of maxQueuedEntries. Rollouts beyond the
+   * rollout slots only wait for a slot anyway, so this costs no throughput.
+   */
+  readonly maxInFlight?: number;
   /** how long stop() waits for queued journal writes (the database may be away) */
   readonly stopTimeoutMs?: number;
   /**
@@ -203,13 +209,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // this throw causes is never journaled (the actor is stopped first)
     if (!keeper.isValid()) selfFence();
     if (!record || record.stopped) throw new FencedError(id);
-    if (effect === 'findRollbackTarget') {
-      // it reads deployment_history: the rows this actor has queued (an auto-rollback's failed
-      // deploy, a success a moment ago) must be committed first. The snapshot that started this
-      // effect is enqueued in the same macrotask, after the effect started.
-      await new Promise((resolve) => setImmediate(resolve));
-      await abortable(record.chain, signal);
-    }
+    // Write-ahead: an effect starts once the journal holds the state it runs in (the snapshot
+    // that started it is enqueued in the same macrotask, after the effect started). So an actor
+    // never runs ahead of its journal — the backlog stays bounded by the actors in flight, however
+    // fast the effects — and findRollbackTarget, which reads deployment_history, sees the rows
+    // this actor queued (an auto-rollback's failed deploy, a success a moment ago).
+    await new Promise((resolve) => setImmediate(resolve));
+    await abortable(record.chain, signal);
     if (effect !== 'checkDrift') await slots.enter(id, signal);
   };
   const fenceOf = (id: string): AbortSignal | undefined => hosts.get(id)?.fence.signal;
@@ -225,6 +231,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let heartbeatOk = false;
   let lastTickMs = 0;
   let queued = 0;
+  // Admission: new work (a woken row's desired state, a claimed deployment) waits while the
+  // backlog is past half its bound, so a fleet-wide UPDATE or ten thousand new rows pace
+  // themselves to the database instead of reaching the bound, which is for a database that
+  // stopped answering. Effects in flight are not held back: their slots bound them.
+  const admitBelow = Math.max(1, options.maxInFlight ?? Math.floor(maxQueued / 2));
+  let admissionWaiters: Array<() => void> = [];
+  // admitted wake-ups still running (reading their row): each is about to journal an entry
+  let admitted = 0;
+  // hosted actors not at rest: each has about one entry queued at a time (effects wait for
+  // their actor's journal), so bounding them bounds the backlog
+  const busy = new Set<string>();
   let discarded = 0;
   let selfFences = 0;
   let stopDeadline = Number.POSITIVE_INFINITY;
@@ -232,6 +249,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function die(error: Error): void {
     if (fatal) return;
     fatal = true;
+    admitWaiting();
     for (const record of [...hosts.values()]) drop(record, error.message);
     onFatal(error);
   }
@@ -248,7 +266,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     try {
       followHealth(host, snapshot);
       const projected = project(host.journaled, snapshot, eventType);
-      if (projected.atRest) slots.leave(host.id);
+      if (projected.atRest) {
+        slots.leave(host.id);
+        if (busy.delete(host.id)) admitWaiting();
+      } else {
+        busy.add(host.id);
+      }
       const entry = projected.entry;
       if (!entry) return;
       host.journaled = projected.journaled;
@@ -290,7 +313,36 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     queued += 1;
     host.chain = host.chain.then(() => journal(host, entry, notifiedAt)).finally(() => {
       queued -= 1;
+      admitWaiting();
     });
+  }
+
+  /** Room for new work in the journal's backlog (see admitBelow); conservative: counts overlap. */
+  const room = (): number => admitBelow - queued - busy.size - admitted;
+
+  /**
+   * Waits for room in the backlog (not when the process stops) and takes one place; the
+   * returned function gives it back once the admitted work has enqueued its entry, or not.
+   */
+  async function admission(): Promise<() => void> {
+    while (room() <= 0 && !closing && !fatal) await new Promise<void>((resolve) => admissionWaiters.push(resolve));
+    admitted += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      admitted -= 1;
+      admitWaiting();
+    };
+  }
+
+  function admitWaiting(): void {
+    // as many as there is room for: each admitted wake-up journals about one entry
+    const n = closing || fatal ? admissionWaiters.length : room();
+    if (n <= 0 || admissionWaiters.length === 0) return;
+    const admitted = admissionWaiters.slice(0, n);
+    admissionWaiters = admissionWaiters.slice(n);
+    for (const resolve of admitted) resolve();
   }
 
   async function journal(host: Host, entry: JournalEntry, notifiedAt: number | null): Promise<void> {
@@ -402,6 +454,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (host.quarantined === null) host.actor.stop();
     slots.leave(host.id);
     if (hosts.get(host.id) === host) hosts.delete(host.id);
+    if (!hosts.has(host.id) && busy.delete(host.id)) admitWaiting();
     log.debug({ deploymentId: host.id, epoch: host.epoch, reason }, 'actor dropped');
   }
 
@@ -414,6 +467,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     log.error({ deploymentId: host.id, generation: host.generation, err: errorMessage(error) }, 'actor failed; deployment quarantined until its row changes');
     host.fence.abort(new FencedError(host.id));
     slots.leave(host.id);
+    if (busy.delete(host.id)) admitWaiting();
     try {
       host.actor.stop();
     } catch {
@@ -503,6 +557,15 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   /** Re-reads the row and tells the actor; coalesces wake-ups that arrive while one runs. */
   async function wake(id: string): Promise<void> {
+    const done = await admission();
+    try {
+      await wakeAdmitted(id);
+    } finally {
+      done();
+    }
+  }
+
+  async function wakeAdmitted(id: string): Promise<void> {
     if (closing || fatal) return;
     if (!hosts.has(id)) {
       await claimAndAdopt({ ids: [id] });
@@ -617,8 +680,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans }));
       }
       const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
-      if (hosts.size < share && keeper.isValid()) {
-        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { limit: share - hosts.size, exclude: [...hosts.keys()] }));
+      if (hosts.size < share) {
+        // in steps the backlog has room for (an adopted row with a new generation journals at
+        // once; one restored at rest does not): the next cycle adopts the rest
+        while (hosts.size < share && room() > 0 && keeper.isValid() && !closing && !fatal) {
+          const claimed = await claim(db, instanceId, incarnation, leaseTtlMs, { limit: Math.min(share - hosts.size, room()), exclude: [...hosts.keys()] });
+          if (claimed.size === 0) break;
+          await adopt(claimed);
+        }
       } else if (hosts.size > share + 1) {
         // another instance joined: hand over resting deployments until the split is fair
         const excess = [...hosts.values()]
@@ -709,6 +778,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     async stop() {
       if (closing) return;
       closing = true;
+      admitWaiting();
       // one budget for everything, the database answering or not: queued journal writes get
       // all of it but the share kept for releasing the leases
       const startedAt = performance.now();

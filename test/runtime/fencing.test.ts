@@ -134,14 +134,15 @@ describe('runtime fencing', () => {
     await sleepUntil(async () => (await effectRuns(t.db, id, 'apply')).length === 1, { message: 'apply running' });
     const epoch = runtime.epochOf(id) ?? 0;
 
-    // block the journal on the row lock, let the actor run on (verifying, then healthy queue up)
+    // block the journal on the row lock; the apply finishes and its entry (verifying) queues up
+    // (the verify effect waits for it: effects never run ahead of their actor's journal)
     const locker = await adminClient();
     await locker.query('begin');
     // no key update: the journal's foreign-key checks pass, its update of the row waits
     await locker.query('select 1 from deployments where id = $1 for no key update', [id]);
     await unhold(t.db, id, 'apply');
-    await sleepUntil(async () => (await effectRuns(t.db, id, 'verify')).some((r) => r.outcome === 'ok'), { message: 'verify done' });
-    await sleepUntil(() => runtime.stats().queuedEntries >= 2, { message: 'two entries queued' });
+    await sleepUntil(async () => (await effectRuns(t.db, id, 'apply')).some((r) => r.outcome === 'ok'), { message: 'apply done' });
+    await sleepUntil(() => runtime.stats().queuedEntries >= 1, { message: 'the verifying entry queued' });
     // a re-claim of the lease (what a restart or another process does), queued behind the
     // journal transaction that waits on the row lock
     const bumper = await adminClient();
@@ -168,7 +169,8 @@ describe('runtime fencing', () => {
     await sleepUntil(() => (runtime.epochOf(id) ?? 0) >= epoch + 2, { message: 're-hosted under a new epoch' });
     await expectContiguous(id);
     expect((await history(t.db, id)).map((h) => [h.action, h.status])).toEqual([['deploy', 'succeeded']]);
-    // the stale healthy entry did not commit: the re-hosted actor verified again
+    // the verifying entry committed (it held the lease row before the re-claim); the stale
+    // healthy entry did not: the re-hosted actor verified again
     expect((await effectRuns(t.db, id, 'verify')).length).toBe(2);
   });
 
@@ -354,6 +356,9 @@ describe('runtime fencing', () => {
 });
 
 describe('journal backlog', () => {
+  // With the default admission (half the bound) rollouts do not reach the bound: each actor has
+  // about one entry queued (effects wait for their journal). Here admission lets three actors
+  // out of rest for a bound of two, as actors that journal without an effect could be.
   it('stops with a typed error rather than drop an entry when the backlog passes its bound', async () => {
     const proxy = await startCutProxy(t.url);
     cleanups.push(() => proxy.close());
@@ -366,11 +371,12 @@ describe('journal backlog', () => {
       databaseUrl: proxy.url,
       log,
       instanceId,
-      // the effects reach the database directly: the actor moves on while its journal cannot
+      // the effects reach the database directly: the applies finish while the journal cannot
       effects: createGatedEffects(t.db, instanceId),
       tickIntervalMs: 100,
       leaseTtlMs: 10_000,
-      maxQueuedEntries: 4,
+      maxQueuedEntries: 2,
+      maxInFlight: 3,
       onFatal: (error) => fatal.push(error),
     });
     running.push(runtime);
@@ -386,12 +392,55 @@ describe('journal backlog', () => {
     await sleepUntil(() => runtime.stats().queuedEntries === 0, { message: 'journal idle' });
     expect(fatal).toEqual([]);
     proxy.cut();
-    // each finishes apply and verify: six entries for a bound of four
+    // each finishes apply: three entries for a bound of two
     for (const id of ids) await unhold(t.db, id, 'apply');
     await sleepUntil(() => fatal.length > 0, { message: 'backlog over its bound' });
     expect(fatal[0]).toBeInstanceOf(JournalBacklogError);
-    expect(fatal[0]?.message).toBe('4 journal entries are waiting for the database; stopping rather than dropping one');
+    expect(fatal[0]?.message).toBe('2 journal entries are waiting for the database; stopping rather than dropping one');
     expect(runtime.hosted()).toEqual([]);
+  });
+});
+
+describe('journal admission', () => {
+  // The bound is for a database that stopped answering, not for a big change: a fleet-wide
+  // UPDATE (or many new rows) waits for room in the backlog instead of reaching the bound.
+  it('paces a fleet-wide change to the journal instead of stopping at the bound', { timeout: 150_000 }, async () => {
+    const db = await createDb(t.url, { maxPoolSize: 3 });
+    cleanups.push(() => db.end());
+    const instanceId = randomUUID();
+    const fatal: Error[] = [];
+    const runtime = createRuntime({
+      db,
+      databaseUrl: t.url,
+      log,
+      instanceId,
+      effects: createGatedEffects(t.db, instanceId),
+      tickIntervalMs: 100,
+      leaseTtlMs: 10_000,
+      maxQueuedEntries: 8,
+      onFatal: (error) => fatal.push(error),
+    });
+    running.push(runtime);
+    await runtime.start();
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, runtime.stats().queuedEntries)), 5);
+    cleanups.push(async () => clearInterval(sampler));
+    const settled = (image: string) =>
+      t.db.oneFirst(sql.type(z.object({ n: z.number() }))`
+        select count(*)::int as n from deployments
+        where project like 'admit-%' and current_status = 'healthy' and observed_generation = generation and current_image_ref = ${image}`);
+    // new rows in one statement, then one UPDATE of all of them: five times the bound each
+    const ROWS = 40;
+    await t.db.query(sql.unsafe`
+      insert into deployments (project, environment, image_ref)
+      select 'admit-' || i, 'prod', 'registry.example/admit:1' from generate_series(1, ${ROWS}) as i`);
+    await sleepUntil(async () => (await settled('registry.example/admit:1')) === ROWS, { timeoutMs: 60_000, message: 'the new rows healthy' });
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/admit:2' where project like 'admit-%'`);
+    await sleepUntil(async () => (await settled('registry.example/admit:2')) === ROWS, { timeoutMs: 60_000, message: 'every row healthy on the new image' });
+    clearInterval(sampler);
+    expect(fatal).toEqual([]);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(8);
   });
 });
 
