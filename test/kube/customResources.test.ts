@@ -1,11 +1,16 @@
 // keelson's kube client and custom resources whose CRD is installed after keelson started: apply
 // discovers the kind afresh although a read found it unserved a moment before; the cluster cache
 // watches it; prune and teardown delete custom resources even in a process that last saw the kind
-// unserved (a miss remembered for reads must not make them skip an object as if gone).
+// unserved (a miss remembered for reads must not make them skip an object as if gone). Under RBAC,
+// the install ClusterRole plus one rule per custom kind (docs/install.md) is all keelson needs.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createKubeClient } from '../../src/kube/kubeClient.ts';
 import type { KubeObject, ObjectRef } from '../../src/kube/types.ts';
+import { startSimulator } from '../../src/sim/index.ts';
 import { sleepUntil } from '../helpers.ts';
 import { GATEWAY_API_VERSION, httpRouteBackends, installGatewayApi } from '../sim/gatewayApi.ts';
 import { configMap, log, uniqueNamespace, useHarness } from './harness.ts';
@@ -60,6 +65,73 @@ describe('custom resources of a CRD installed after keelson started', () => {
       expect(httpRouteBackends(h.sim, ns, 'web')).toBeUndefined();
     } finally {
       other.close();
+    }
+  });
+});
+
+describe('custom resources under RBAC: what a platform team grants keelson for a custom kind', () => {
+  // deploy/kustomize/base's ClusterRole plus the rule docs/install.md tells to add per custom kind.
+  const EXTRA_RULE = { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] };
+
+  /** A ClusterRole of these rules, bound to user keelson, created by the cluster's admin. */
+  async function grant(sim: Awaited<ReturnType<typeof startSimulator>>, name: string, rules: unknown[]): Promise<void> {
+    const admin = async (urlPath: string, body: unknown) => {
+      const res = await fetch(`${sim.url}${urlPath}`, { method: 'POST', headers: { Authorization: `Bearer ${sim.auth.adminToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      expect(res.status).toBe(201);
+    };
+    await admin('/apis/rbac.authorization.k8s.io/v1/clusterroles', { metadata: { name }, rules });
+    await admin('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'User', name: 'keelson', apiGroup: 'rbac.authorization.k8s.io' }],
+    });
+  }
+
+  async function rbacSetup(extraRules: unknown[]) {
+    const sim = await startSimulator({ rbac: true });
+    await installGatewayApi(sim);
+    const base = parseAllDocuments(await readFile(path.join(import.meta.dirname, '..', '..', 'deploy', 'kustomize', 'base', 'clusterrole.yaml'), 'utf8'))[0]!.toJS() as { rules: unknown[] };
+    await grant(sim, 'keelson', [...base.rules, ...extraRules]);
+    sim.auth.addToken('keelson-token', 'keelson');
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromString(sim.kubeconfigYaml({ token: 'keelson-token' }));
+    const client = createKubeClient({ kubeConfig, log, clientId: 'rbac-test', requestTimeoutMs: 10_000, watchBackoffMs: 50, watchMaxFailures: 2 });
+    return { sim, client, close: async () => { client.close(); await sim.close(); } };
+  }
+
+  it('with get, list, watch, create, patch and delete on the plural in its group: apply, prune and teardown work; list on the group\'s other kinds lets teardown remove the namespace', async () => {
+    const { sim, client, close } = await rbacSetup([EXTRA_RULE]);
+    try {
+      const signal = new AbortController().signal;
+      const ns = uniqueNamespace('rbac');
+      const { inventory } = await client.apply([configMap('settings'), route('web', 100)], { namespace: ns, deploymentId: 'r1', signal });
+      expect(httpRouteBackends(sim, ns, 'web')).toHaveLength(1);
+      const routeRef = inventory.find((ref) => ref.kind === 'HTTPRoute')!;
+      expect(await client.prune('r1', [routeRef], { signal })).toEqual([routeRef]);
+      expect(httpRouteBackends(sim, ns, 'web')).toBeUndefined();
+      const again = await client.apply([configMap('settings'), route('web', 100)], { namespace: ns, deploymentId: 'r1', signal });
+      // The namespace keelson created goes only once nothing is left in it, which keelson checks
+      // by listing every namespaced kind the cluster serves: one it may not list keeps it.
+      const first = await client.teardown('r1', again.inventory, { signal, timeoutMs: 10_000 });
+      expect(first.deleted.map((ref) => ref.kind).sort()).toEqual(['ConfigMap', 'HTTPRoute']);
+      expect(first.kept).toEqual([{ ref: { apiVersion: 'v1', kind: 'Namespace', name: ns }, reason: 'it still holds gateways keelson may not list' }]);
+      expect(httpRouteBackends(sim, ns, 'web')).toBeUndefined();
+      await grant(sim, 'keelson-list', [{ apiGroups: ['gateway.networking.k8s.io'], resources: ['*'], verbs: ['list'] }]);
+      const second = await client.teardown('r1', again.inventory, { signal, timeoutMs: 10_000 });
+      expect(second).toEqual({ deleted: [{ apiVersion: 'v1', kind: 'Namespace', name: ns }], kept: [] });
+    } finally {
+      await close();
+    }
+  });
+
+  it('without that rule, the apply fails naming the refused resource and group', async () => {
+    const { client, close } = await rbacSetup([]);
+    try {
+      const error = await client.apply([route('web', 100)], { namespace: uniqueNamespace('norbac'), deploymentId: 'r2', signal: new AbortController().signal }).catch((e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(/httproutes.*gateway\.networking\.k8s\.io|gateway\.networking\.k8s\.io.*httproutes/);
+    } finally {
+      await close();
     }
   });
 });
