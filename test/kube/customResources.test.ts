@@ -69,6 +69,33 @@ describe('custom resources of a CRD installed after keelson started', () => {
   });
 });
 
+describe('a CRD and its custom resources in one release', () => {
+  const h = useHarness();
+  const crd: KubeObject = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'widgets.example.com' },
+    spec: {
+      group: 'example.com',
+      names: { kind: 'Widget', plural: 'widgets' },
+      scope: 'Namespaced',
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  };
+  const widget: KubeObject = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: { size: 3 } };
+
+  it('applies the CRD first, then the widget into the deployment namespace; teardown removes both', async () => {
+    const ns = uniqueNamespace('crd');
+    const { inventory } = await h.client.apply([widget, crd], { namespace: ns, deploymentId: 'w1', signal: h.signal });
+    expect(inventory.map((ref) => `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`)).toEqual(['CustomResourceDefinition//widgets.example.com', `Widget/${ns}/w`]);
+    const type = h.sim.resources.findByKind('example.com/v1', 'Widget');
+    expect(h.sim.store.get(type!, ns, 'w')?.spec).toEqual({ size: 3 });
+    const result = await h.client.teardown('w1', inventory, { signal: h.signal, timeoutMs: 10_000 });
+    expect(result.kept).toEqual([]);
+    expect(h.sim.resources.findByKind('example.com/v1', 'Widget')).toBeUndefined();
+  });
+});
+
 describe('custom resources under RBAC: what a platform team grants keelson for a custom kind', () => {
   // deploy/kustomize/base's ClusterRole plus the rule docs/install.md tells to add per custom kind.
   const EXTRA_RULE = { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] };
