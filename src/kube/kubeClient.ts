@@ -720,7 +720,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     if (outside.length > 0) log.info({ deploymentId, kept: outside.map(describeRef), reason: 'outside KEELSON_NAMESPACES' }, 'stale objects kept');
     const stale = given.filter(inScope);
     if (stale.length === 0) return [];
-    const served = await servedKinds(stale, signal);
+    // Fresh: a kind believed unserved would be skipped as if its objects were gone already.
+    const served = await servedKinds(stale, signal, true);
     await cache.ensure([NAMESPACE_KIND, ...stale.filter((ref) => served.has(`${ref.apiVersion} ${ref.kind}`)).map(cacheKindOf)], signal);
     const deleted: ObjectRef[] = [];
     for (const ref of sortForDelete([...stale])) {
@@ -750,7 +751,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
     const all = [...new Map(inventory.map((ref) => [refKey(ref), ref] as const)).values()];
     const unique = all.filter(inScope);
     const kept: TeardownResult['kept'] = all.filter((ref) => !inScope(ref)).map((ref) => ({ ref, reason: 'it is outside the namespaces KEELSON_NAMESPACES lists' }));
-    const served = await servedKinds(unique, signal);
+    const served = await servedKinds(unique, signal, true);
     await cache.ensure([NAMESPACE_KIND, ...unique.filter((ref) => served.has(`${ref.apiVersion} ${ref.kind}`)).map(cacheKindOf)], signal);
     const deleted: ObjectRef[] = [];
     const objects = unique.filter((ref) => ref.kind !== 'Namespace');

@@ -152,6 +152,16 @@ function retryAfterMs(error: unknown): number | undefined {
   return Math.min(MAX_RETRY_AFTER_MS, Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 1000);
 }
 
+/** `promise`, or an AbortError as soon as `signal` aborts (the promise itself runs on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export type Transport = ReturnType<typeof createTransport>;
 
 export function createTransport(deps: TransportDeps) {
@@ -182,6 +192,8 @@ export function createTransport(deps: TransportDeps) {
   const watch = new Watch(identified);
   /** Kinds (`v1 Widget`) and group versions (`example.com/v1`) found unserved, until when. */
   const unserved = new Map<string, number>();
+  /** Discoveries under way, by `apiVersion kind`: callers asking at once share one request. */
+  const discovering = new Map<string, Promise<ServedResource | undefined>>();
 
   async function throttle(verb: KubeVerb, signal?: AbortSignal): Promise<void> {
     const waited = await limiter.take(signal);
@@ -224,16 +236,38 @@ export function createTransport(deps: TransportDeps) {
     return run(spec.verb, spec.kind, spec.what, spec.signal, () => api.send<T>(spec), spec.answers);
   }
 
-  /** Discovery: the resource for a kind, or undefined when the cluster does not serve it. */
+  /**
+   * Discovery: the resource for a kind, or undefined when the cluster does not serve it. A miss
+   * is remembered for a minute for reads; `fresh` (writes, prune, teardown: a CRD may have been
+   * installed since) asks again. The rate stays bounded: concurrent askers share one request,
+   * and every request passes the rate limiter.
+   */
   async function served(apiVersion: string, kind: string, what: string, signal?: AbortSignal, fresh = false): Promise<ServedResource | undefined> {
     const cached = api.cached(apiVersion, kind);
     if (cached) return cached;
     const now = Date.now();
     if (!fresh && ((unserved.get(apiVersion) ?? 0) > now || (unserved.get(`${apiVersion} ${kind}`) ?? 0) > now)) return undefined;
-    return run('discover', kind, what, signal, async () => {
+    if (signal?.aborted) throw abortError(signal);
+    const key = `${apiVersion} ${kind}`;
+    let pending = discovering.get(key);
+    if (!pending) {
+      // Shared, so no one caller's signal may cancel it (a read: no fence to honour); each
+      // caller still stops waiting when its own signal aborts.
+      pending = discover(apiVersion, kind, what).finally(() => discovering.delete(key));
+      discovering.set(key, pending);
+    }
+    return await untilAborted(pending, signal);
+  }
+
+  function discover(apiVersion: string, kind: string, what: string): Promise<ServedResource | undefined> {
+    return run('discover', kind, what, undefined, async () => {
       try {
         const resource = await api.discover(apiVersion, kind);
-        if (resource) return resource;
+        if (resource) {
+          unserved.delete(apiVersion);
+          unserved.delete(`${apiVersion} ${kind}`);
+          return resource;
+        }
         unserved.set(`${apiVersion} ${kind}`, Date.now() + UNSERVED_TTL_MS);
         return undefined;
       } catch (error) {

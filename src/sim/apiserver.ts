@@ -65,6 +65,7 @@ const SERVER_META = ['name', 'namespace', 'uid', 'resourceVersion', 'generation'
 
 export function fieldSelectorsFor(type: ResourceType): string[] {
   const base = ['metadata.name', 'metadata.namespace'];
+  if (type.crd) return base; // custom kinds: only these (and selectableFields, not simulated)
   if (type.kind === 'Pod') return [...base, 'spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'status.phase', 'status.podIP', 'status.nominatedNodeName'];
   if (type.kind === 'Secret') return [...base, 'type'];
   if (type.kind === 'Namespace') return [...base, 'status.phase'];
@@ -211,7 +212,7 @@ export class ApiServer {
     for (const k of ['uid', 'creationTimestamp', 'deletionTimestamp', 'generation']) delete o.metadata[k];
     o.metadata.uid = randomUUID();
     o.metadata.creationTimestamp = this.clock.timestamp();
-    if (type.statusSubresource) o.status = initialStatus(type);
+    if (type.statusSubresource) setInitialStatus(type, o);
     applyDefaults(o, this.defaultsContext());
     o.metadata.managedFields = recordUpdate({
       before: undefined,
@@ -299,7 +300,8 @@ export class ApiServer {
       if (error instanceof PatchError) throw new StatusError(422, 'Invalid', `the server rejected our request due to an error in our request: ${error.message}`);
       throw error;
     }
-    const candidate = this.checkIdentity(type, patched, ns, name);
+    // Patched objects share unchanged subtrees with `before`; the write edits the candidate's metadata.
+    const candidate = this.checkIdentity(type, clone(patched), ns, name);
     const requestedRv = isObject(patch) && isObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
     if (typeof requestedRv === 'string' && requestedRv !== before.metadata.resourceVersion) throw conflict(type.plural, type.group, name, STALE_OBJECT);
     return { object: this.write(type, before, candidate, options.manager, options.subresource, options.dryRun), created: false };
@@ -353,7 +355,7 @@ export class ApiServer {
       if (!type.namespaced) delete created.metadata.namespace;
       created.metadata.uid = randomUUID();
       created.metadata.creationTimestamp = this.clock.timestamp();
-      if (type.statusSubresource) created.status = initialStatus(type);
+      if (type.statusSubresource) setInitialStatus(type, created);
       created.metadata.managedFields = result.managedFields;
       return { object: this.commit(type, undefined, created, options.dryRun), created: true };
     }
@@ -475,6 +477,12 @@ export class ApiServer {
     }
     return this.writeScale(type, namespace, name, patched, manager);
   }
+}
+
+/** A create starts from the server's status, never the client's; a custom resource's is absent. */
+function setInitialStatus(type: ResourceType, o: KObject): void {
+  if (type.crd) delete o.status;
+  else o.status = initialStatus(type);
 }
 
 function initialStatus(type: ResourceType): Record<string, unknown> {

@@ -1,5 +1,6 @@
 // Defaulting a real API server does on every write (pkg/apis/*/v1/defaults.go), so objects read
 // back look like a real cluster's: the fields a client diffing live against desired must expect.
+import { defaultCrd, isCrd } from './crd.ts';
 import type { KObject } from './store.ts';
 
 type Obj = Record<string, unknown>;
@@ -51,6 +52,7 @@ export interface DefaultingContext {
 /** Fills in defaults in place. */
 export function applyDefaults(o: KObject, ctx: DefaultingContext): void {
   const spec = o as unknown as Obj;
+  if (isCrd(o)) return defaultCrd(o);
   switch (o.kind) {
     case 'Deployment': {
       const s = obj(spec, 'spec');

@@ -18,9 +18,10 @@ import { createTlsMaterial } from './auth/tls.ts';
 import { SimClock } from './clock.ts';
 import { ControllerContext } from './controllers/context.ts';
 import { ControllerManager } from './controllers/manager.ts';
+import { registerCustomResources } from './crd.ts';
 import { DEFAULT_ERROR_CODES, initialFaults } from './faults.ts';
 import { RequestLog } from './requestLog.ts';
-import { typeOf } from './resources.ts';
+import { ResourceRegistry, typeOf } from './resources.ts';
 import { Router } from './server.ts';
 import { Store } from './store.ts';
 
@@ -83,6 +84,11 @@ export interface Simulator {
   close(): Promise<void>; // stops controllers, closes every connection
   /** In-process access for tests' own inspection: never subject to fault injection. */
   readonly store: Store;
+  /**
+   * The kinds served now, custom ones included: `sim.resources.findByKind(apiVersion, kind)` is
+   * the type to read a custom resource from `sim.store` with.
+   */
+  readonly resources: ResourceRegistry;
 }
 
 const HOST = '127.0.0.1';
@@ -163,7 +169,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   }
   const faults = initialFaults();
   let port = options.port ?? 0;
-  const router = new Router({ api, auth, requests, faults, log, address: () => `${HOST}:${port}` });
+  const registry = new ResourceRegistry();
+  const router = new Router({ api, auth, requests, faults, log, registry, address: () => `${HOST}:${port}` });
+  const crds = registerCustomResources(store, registry, (types) => router.endWatchesOf(types));
   const sockets = new Set<Socket>();
   const server = tls
     ? createHttpsServer({ keepAliveTimeout: 5_000, cert: tls.certPem, key: tls.keyPem }, router.handle)
@@ -190,6 +198,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     url,
     port,
     store,
+    resources: registry,
     requests,
     kubeconfigYaml: kubeconfig,
     writeKubeconfig: (file, o) => writeFile(file, kubeconfig(o), { mode: 0o600 }),
@@ -244,6 +253,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       closed = true;
       controllers.stop();
       router.close();
+      crds.close();
       auth.close();
       await closeServer(server, sockets);
     },

@@ -1,14 +1,17 @@
 // OpenAPI v3 documents, enough for kubectl: `apply --server-side` with strict validation checks
 // that the PATCH operation of the kind's path lists the `fieldValidation` query parameter (it
-// then leaves validation to the server). Schemas are open objects carrying the GVK extension.
+// then leaves validation to the server). Schemas are open objects carrying the GVK extension,
+// except a custom kind's, which is its CRD's openAPIV3Schema (as a real server publishes it).
 import { createHash } from 'node:crypto';
-import { groupVersions, type ResourceType } from './resources.ts';
+import { groupVersions, RESOURCE_TYPES, type ResourceType } from './resources.ts';
 
 function gvPath(group: string, version: string): string {
   return group ? `apis/${group}/${version}` : `api/${version}`;
 }
 
 function schemaName(t: ResourceType): string {
+  // A custom kind's definition is named by its reversed group, as the apiextensions server does.
+  if (t.crd) return `${t.group.split('.').reverse().join('.')}.${t.version}.${t.kind}`;
   const pkg = t.group === '' ? 'core' : t.group.split('.')[0]!;
   return `io.k8s.api.${pkg}.${t.version}.${t.kind}`;
 }
@@ -32,6 +35,19 @@ function operation(t: ResourceType, action: string, verb: string, params: string
 const WRITE_PARAMS = ['dryRun', 'fieldManager', 'fieldValidation'];
 
 function openSchema(t: ResourceType): Record<string, unknown> {
+  if (t.schema) {
+    const properties = (t.schema.properties ?? {}) as Record<string, unknown>;
+    return {
+      ...t.schema,
+      properties: {
+        ...properties,
+        apiVersion: { type: 'string' },
+        kind: { type: 'string' },
+        metadata: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+      },
+      'x-kubernetes-group-version-kind': [gvk(t)],
+    };
+  }
   return {
     type: 'object',
     description: `${t.kind} (simulated: an open schema; the server validates).`,
@@ -47,8 +63,8 @@ function openSchema(t: ResourceType): Record<string, unknown> {
   };
 }
 
-export function groupDocument(group: string, version: string): Record<string, unknown> | undefined {
-  const gv = groupVersions().find((g) => g.group === group && g.version === version);
+export function groupDocument(group: string, version: string, types: readonly ResourceType[] = RESOURCE_TYPES): Record<string, unknown> | undefined {
+  const gv = groupVersions(types).find((g) => g.group === group && g.version === version);
   if (!gv) return undefined;
   const base = `/${gvPath(group, version)}`;
   const paths: Record<string, unknown> = {};
@@ -89,16 +105,19 @@ export function groupDocument(group: string, version: string): Record<string, un
   return { openapi: '3.0.0', info: { title: 'Kubernetes', version: 'v1.32.4' }, paths, components: { schemas } };
 }
 
-let cachedIndex: Record<string, unknown> | undefined;
+/** By the registry's snapshot, which is replaced whenever the served kinds change. */
+const cachedIndex = new WeakMap<readonly ResourceType[], Record<string, unknown>>();
 
-export function openapiIndex(): Record<string, unknown> {
-  if (cachedIndex) return cachedIndex;
+export function openapiIndex(types: readonly ResourceType[] = RESOURCE_TYPES): Record<string, unknown> {
+  const cached = cachedIndex.get(types);
+  if (cached) return cached;
   const paths: Record<string, unknown> = {};
-  for (const gv of groupVersions()) {
+  for (const gv of groupVersions(types)) {
     const p = gvPath(gv.group, gv.version);
-    const hash = createHash('sha512').update(JSON.stringify(groupDocument(gv.group, gv.version))).digest('hex').toUpperCase().slice(0, 128);
+    const hash = createHash('sha512').update(JSON.stringify(groupDocument(gv.group, gv.version, types))).digest('hex').toUpperCase().slice(0, 128);
     paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${hash}` };
   }
-  cachedIndex = { paths };
-  return cachedIndex;
+  const index = { paths };
+  cachedIndex.set(types, index);
+  return index;
 }

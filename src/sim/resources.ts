@@ -1,5 +1,7 @@
 // The kinds the simulator serves: group/version, plural and short names, scope, subresources.
-// Discovery, OpenAPI, routing and Table printing are all derived from this one registry.
+// Discovery, OpenAPI, routing and Table printing are all derived from this one registry: the
+// built-in kinds below, plus (per simulator, in a ResourceRegistry) the kinds its established
+// CustomResourceDefinitions define (crd.ts).
 
 export interface ResourceType {
   readonly group: string;
@@ -22,6 +24,22 @@ export interface ResourceType {
    * friends): the server computes the response's status from the request.
    */
   readonly virtual: boolean;
+  /** Custom kinds only: the name of the CustomResourceDefinition that defines this version. */
+  readonly crd?: string;
+  /** Custom kinds only: the version's openAPIV3Schema, served in the OpenAPI documents. */
+  readonly schema?: Record<string, unknown>;
+  /** Custom kinds only: the version's additionalPrinterColumns (none: NAME and AGE). */
+  readonly printerColumns?: readonly PrinterColumn[];
+}
+
+/** A CRD's additionalPrinterColumns entry, as `kubectl get` shows it. */
+export interface PrinterColumn {
+  readonly name: string;
+  readonly type: string;
+  readonly format?: string;
+  readonly description?: string;
+  readonly priority?: number;
+  readonly jsonPath: string;
 }
 
 export const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] as const;
@@ -74,6 +92,7 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt({ group: RBAC, version: 'v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', namespaced: false }),
   rt({ group: RBAC, version: 'v1', kind: 'Role', plural: 'roles', namespaced: true }),
   rt({ group: RBAC, version: 'v1', kind: 'RoleBinding', plural: 'rolebindings', namespaced: true }),
+  rt({ group: 'apiextensions.k8s.io', version: 'v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false, shortNames: ['crd'], categories: ['api-extensions'], subresources: ['status'] }),
   rt({ group: 'authentication.k8s.io', version: 'v1', kind: 'SelfSubjectReview', plural: 'selfsubjectreviews', namespaced: false, virtual: true }),
   rt({ group: 'authorization.k8s.io', version: 'v1', kind: 'SelfSubjectAccessReview', plural: 'selfsubjectaccessreviews', namespaced: false, virtual: true }),
   rt({ group: 'authorization.k8s.io', version: 'v1', kind: 'SelfSubjectRulesReview', plural: 'selfsubjectrulesreviews', namespaced: false, virtual: true }),
@@ -83,10 +102,16 @@ export function apiVersionOf(type: ResourceType): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
 }
 
+export interface GroupVersion {
+  group: string;
+  version: string;
+  types: ResourceType[];
+}
+
 /** Group versions in discovery order (core first). */
-export function groupVersions(): { group: string; version: string; types: ResourceType[] }[] {
-  const out: { group: string; version: string; types: ResourceType[] }[] = [];
-  for (const type of RESOURCE_TYPES) {
+export function groupVersions(types: readonly ResourceType[] = RESOURCE_TYPES): GroupVersion[] {
+  const out: GroupVersion[] = [];
+  for (const type of types) {
     let entry = out.find((e) => e.group === type.group && e.version === type.version);
     if (!entry) {
       entry = { group: type.group, version: type.version, types: [] };
@@ -97,14 +122,57 @@ export function groupVersions(): { group: string; version: string; types: Resour
   return out;
 }
 
-export function findByPlural(group: string, version: string, plural: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find((t) => t.group === group && t.version === version && t.plural === plural);
+export function findByPlural(group: string, version: string, plural: string, types: readonly ResourceType[] = RESOURCE_TYPES): ResourceType | undefined {
+  return types.find((t) => t.group === group && t.version === version && t.plural === plural);
 }
 
-export function findByKind(apiVersion: string, kind: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find((t) => apiVersionOf(t) === apiVersion && t.kind === kind);
+export function findByKind(apiVersion: string, kind: string, types: readonly ResourceType[] = RESOURCE_TYPES): ResourceType | undefined {
+  return types.find((t) => apiVersionOf(t) === apiVersion && t.kind === kind);
 }
 
+/**
+ * One simulator's served kinds: the built-in ones and those its CustomResourceDefinitions define.
+ * Per simulator, not module state, because tests run several simulators in one process and a CRD
+ * installed in one must not appear in another.
+ */
+export class ResourceRegistry {
+  private readonly custom = new Map<string, ResourceType[]>();
+  /** Replaced (never mutated) on every change, so documents derived from it can be cached by identity. */
+  private snapshot: readonly ResourceType[] = RESOURCE_TYPES;
+
+  /** Every served kind, built-in first, then custom kinds in the order their CRDs arrived. */
+  types(): readonly ResourceType[] {
+    return this.snapshot;
+  }
+
+  groupVersions(): GroupVersion[] {
+    return groupVersions(this.snapshot);
+  }
+
+  findByPlural(group: string, version: string, plural: string): ResourceType | undefined {
+    return findByPlural(group, version, plural, this.snapshot);
+  }
+
+  findByKind(apiVersion: string, kind: string): ResourceType | undefined {
+    return findByKind(apiVersion, kind, this.snapshot);
+  }
+
+  /** The custom kinds a CRD defines now. */
+  definedBy(crd: string): readonly ResourceType[] {
+    return this.custom.get(crd) ?? [];
+  }
+
+  /** Replaces what CRD `crd` defines (an empty list unregisters it); returns what it defined before. */
+  define(crd: string, types: readonly ResourceType[]): readonly ResourceType[] {
+    const before = this.custom.get(crd) ?? [];
+    if (types.length === 0) this.custom.delete(crd);
+    else this.custom.set(crd, [...types]);
+    this.snapshot = [...RESOURCE_TYPES, ...[...this.custom.values()].flat()];
+    return before;
+  }
+}
+
+/** A built-in kind by name (controllers and seeding; custom kinds are found through a ResourceRegistry). */
 export function typeOf(kind: string): ResourceType {
   const type = RESOURCE_TYPES.find((t) => t.kind === kind);
   if (!type) throw new Error(`simulator: unknown kind ${kind}`);

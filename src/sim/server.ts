@@ -14,7 +14,7 @@ import { decodeProtobufObject, isProtobuf } from './protobuf.ts';
 import { groupDocument, openapiIndex } from './openapi.ts';
 import { requestInfo, wantsWatch, type RequestInfo } from './requestInfo.ts';
 import type { RequestLog } from './requestLog.ts';
-import { apiVersionOf, findByPlural, groupVersions, type ResourceType } from './resources.ts';
+import { apiVersionOf, type ResourceRegistry, type ResourceType } from './resources.ts';
 import { matchesFields, matchesRequirements, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.ts';
 import { badRequest, expired, methodNotAllowed, pathNotFound, StatusError, successStatus } from './status.ts';
 import type { KObject, StoreEvent } from './store.ts';
@@ -51,6 +51,8 @@ export interface RouterDeps {
   faults: FaultState;
   log: Logger;
   address: () => string;
+  /** The served kinds: built-in and those of established CustomResourceDefinitions. */
+  registry: ResourceRegistry;
 }
 
 interface Route {
@@ -123,6 +125,11 @@ export class Router {
 
   dropWatches(): void {
     for (const w of [...this.watches]) w.end();
+  }
+
+  /** Ends the watches of kinds no longer served (a deleted CRD's), as a real server does. */
+  endWatchesOf(types: readonly ResourceType[]): void {
+    for (const w of [...this.watches]) if (types.includes(w.type)) w.end();
   }
 
   private sendBookmarks(): void {
@@ -199,6 +206,7 @@ export class Router {
 
   private route(call: Call): void {
     const { req, res, url, info } = call;
+    const types = this.deps.registry.types();
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (path === '/version') return sendJson(res, 200, SERVER_VERSION);
     if (path === '/healthz' || path === '/livez' || path === '/readyz') {
@@ -207,18 +215,18 @@ export class Router {
       return;
     }
     if (path === '/api') {
-      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(true), AGGREGATED_CONTENT_TYPE);
+      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(true, types), AGGREGATED_CONTENT_TYPE);
       return sendJson(res, 200, apiVersions(this.deps.address()));
     }
     if (path === '/apis') {
-      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(false), AGGREGATED_CONTENT_TYPE);
-      return sendJson(res, 200, apiGroupList());
+      if (wantsAggregated(req.headers.accept)) return sendJson(res, 200, aggregated(false, types), AGGREGATED_CONTENT_TYPE);
+      return sendJson(res, 200, apiGroupList(types));
     }
-    if (path === '/openapi/v3') return sendJson(res, 200, openapiIndex());
+    if (path === '/openapi/v3') return sendJson(res, 200, openapiIndex(types));
     const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
     if (segments[0] === 'openapi' && segments[1] === 'v3') {
       const [kind, a, b] = segments.slice(2);
-      const doc = kind === 'api' && a && !b ? groupDocument('', a) : kind === 'apis' && a && b ? groupDocument(a, b) : undefined;
+      const doc = kind === 'api' && a && !b ? groupDocument('', a, types) : kind === 'apis' && a && b ? groupDocument(a, b, types) : undefined;
       if (!doc) throw pathNotFound();
       return sendJson(res, 200, doc);
     }
@@ -226,27 +234,27 @@ export class Router {
       // What is left of the non-resource paths: /api/v1, /apis/<group> and /apis/<group>/<version>.
       const [prefix, group, version] = segments;
       if (prefix === 'api' && group && !version) {
-        const list = apiResourceList('', group);
+        const list = apiResourceList('', group, types);
         if (list) return sendJson(res, 200, list);
       }
       if (prefix === 'apis' && group && !version) {
-        const doc = apiGroup(group);
+        const doc = apiGroup(group, types);
         if (doc) return sendJson(res, 200, doc);
       }
       if (prefix === 'apis' && group && version && segments.length === 3) {
-        const list = apiResourceList(group, version);
+        const list = apiResourceList(group, version, types);
         if (list) return sendJson(res, 200, list);
       }
       throw pathNotFound();
     }
-    if (!groupVersions().some((gv) => gv.group === info.apiGroup && gv.version === info.apiVersion)) throw pathNotFound();
+    if (!this.deps.registry.groupVersions().some((gv) => gv.group === info.apiGroup && gv.version === info.apiVersion)) throw pathNotFound();
     this.resource(call, this.parseResourcePath(info));
   }
 
   /** Which kind and object a resource request names; 404 for paths the server does not serve. */
   private parseResourcePath(info: RequestInfo): Route {
     const [plural, name, subresource, ...extra] = info.parts;
-    const type = plural === undefined ? undefined : findByPlural(info.apiGroup, info.apiVersion, plural);
+    const type = plural === undefined ? undefined : this.deps.registry.findByPlural(info.apiGroup, info.apiVersion, plural);
     if (!type || extra.length > 0) throw pathNotFound();
     if (type.kind === 'Namespace') return { type, name, subresource };
     if (info.namespace) {

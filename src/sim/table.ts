@@ -1,7 +1,7 @@
 // meta.k8s.io/v1 Table rendering for `kubectl get` (server-side printing): the columns the real
 // printers in pkg/printers/internalversion/printers.go produce, priority-0 first.
 import { humanDuration, parseTime } from './clock.ts';
-import type { ResourceType } from './resources.ts';
+import type { PrinterColumn, ResourceType } from './resources.ts';
 import { formatRequirements, requirementsFromObject, type LabelSelectorObject } from './selectors.ts';
 import type { KObject } from './store.ts';
 
@@ -68,6 +68,7 @@ const BINDING: Column[] = [
 ];
 
 const COLUMNS: Record<string, Column[]> = {
+  CustomResourceDefinition: [NAME, CREATED_AT],
   Role: [NAME, CREATED_AT],
   ClusterRole: [NAME, CREATED_AT],
   RoleBinding: BINDING,
@@ -209,8 +210,57 @@ const COLUMNS: Record<string, Column[]> = {
   ],
 };
 
+/**
+ * The values a CRD printer column's JSONPath picks: `.a.b`, `.a[0].b`, `.a[*].b` (the forms CRDs
+ * use; full JSONPath is not simulated).
+ */
+export function jsonPathValues(o: unknown, path: string): unknown[] {
+  const steps = path.replace(/^\{?\.?/, '').replace(/\}$/, '').split(/\.|(?=\[)/).filter(Boolean);
+  let current: unknown[] = [o];
+  for (const step of steps) {
+    const index = /^\[(\*|\d+)\]$/.exec(step);
+    const next: unknown[] = [];
+    for (const value of current) {
+      if (index) {
+        if (!Array.isArray(value)) continue;
+        if (index[1] === '*') next.push(...value);
+        else if (value[Number(index[1])] !== undefined) next.push(value[Number(index[1])]);
+      } else if (typeof value === 'object' && value !== null && (value as Any)[step] !== undefined) next.push((value as Any)[step]);
+    }
+    current = next;
+  }
+  return current;
+}
+
+/** A CRD's additionalPrinterColumns, as the apiextensions server's table convertor fills them. */
+function printerColumn(c: PrinterColumn): Column {
+  return {
+    name: c.name,
+    type: c.type,
+    format: c.format,
+    priority: c.priority,
+    cell: (o, now) => {
+      const values = jsonPathValues(o, c.jsonPath);
+      if (values.length === 0) return null;
+      const first = values[0];
+      if (first === null) return null;
+      if (c.type === 'date' && typeof first === 'string') {
+        const at = parseTime(first);
+        return at === undefined ? first : humanDuration(now - at);
+      }
+      // Upstream prints the first result only; a list or map as JSON (HOSTNAMES ["a.example"]).
+      return typeof first === 'object' ? JSON.stringify(first) : first;
+    },
+  };
+}
+
+function columnsOf(type: ResourceType): Column[] {
+  if (type.crd) return type.printerColumns?.length ? [NAME, ...type.printerColumns.map(printerColumn)] : [NAME, AGE];
+  return COLUMNS[type.kind] ?? [NAME, AGE];
+}
+
 export function toTable(type: ResourceType, objects: readonly KObject[], now: number, resourceVersion: string, extraMeta: Record<string, unknown> = {}, includeObject = 'Metadata'): Record<string, unknown> {
-  const columns = COLUMNS[type.kind] ?? [NAME, AGE];
+  const columns = columnsOf(type);
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',

@@ -1,6 +1,7 @@
 // The validation a real server does that clients notice (422 Invalid): names, selectors that
 // must match the template, containers that need a name and an image, RBAC rules and bindings
 // (pkg/apis/rbac/validation: wording kept, so errors read as a real cluster's).
+import { crdProblems, isCrd } from './crd.ts';
 import { pathSegmentNameProblems } from './requestInfo.ts';
 import type { ResourceType } from './resources.ts';
 import { matchesRequirements, requirementsFromObject, SelectorError, type LabelSelectorObject } from './selectors.ts';
@@ -114,7 +115,9 @@ export function validate(type: ResourceType, o: KObject, previous?: KObject): vo
     });
   }
   const spec = o.spec as Record<string, unknown> | undefined;
-  switch (type.kind) {
+  if (isCrd(o)) causes.push(...crdProblems(o, previous));
+  // Custom kinds are checked against nothing but their names (no schema validation).
+  switch (type.crd ? '' : type.kind) {
     case 'Deployment':
     case 'ReplicaSet':
     case 'StatefulSet':
