@@ -520,7 +520,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const snapshotById = new Map(snapshots.map((row) => [row.deployment_id, row]));
     for (const row of rows) {
       const epoch = claimed.get(row.id);
-      if (closing || fatal || epoch === undefined) continue;
+      // past the lease validity an actor would be fenced at its first snapshot: the claimed
+      // leases stay orphans, re-hosted once a heartbeat succeeds
+      if (closing || fatal || epoch === undefined || !keeper.isValid()) continue;
       const previous = hosts.get(row.id);
       // claims exclude hosted deployments; a record still here is stale
       if (previous) drop(previous, 'replaced by a newer epoch');
