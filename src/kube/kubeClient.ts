@@ -122,6 +122,21 @@ export interface KubeClient {
    * already there (a retried delivery) is `exists`, not an error.
    */
   recordEvent(event: KubeObject, options?: { signal?: AbortSignal }): Promise<'created' | 'exists'>;
+  /**
+   * The live object: from the cache when it holds it and has seen keelson's own last write, else
+   * a GET; undefined when it does not exist or the cluster does not serve its kind.
+   */
+  get(ref: ObjectRef, options: { signal: AbortSignal }): Promise<KubeObject | undefined>;
+  /**
+   * Sets a workload's replicas through its `scale` subresource; no request when it already has
+   * that many. Refuses (`owned_by_other`) a workload labelled for another deployment; a missing
+   * one is the server's 404.
+   */
+  scaleTo(deploymentId: string, ref: ObjectRef, replicas: number, options: { signal: AbortSignal }): Promise<void>;
+  /** Whether the cluster serves the kind (discovery, cached). */
+  serves(apiVersion: string, kind: string, options: { signal: AbortSignal }): Promise<boolean>;
+  /** The top-level objects (not controller-made) labelled for a deployment, of the given kinds, from the cache. */
+  labelledObjects(deploymentId: string, kinds: readonly CacheKind[], options: { signal: AbortSignal }): Promise<KubeObject[]>;
   close(): void;
 }
 
@@ -1042,6 +1057,46 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         if (error instanceof TerminalError && httpStatus(error.cause) === 409) return 'exists';
         throw error;
       }
+    },
+    async get(ref, options) {
+      const resource = await transport.served(ref.apiVersion, ref.kind, describeRef(ref), options.signal);
+      if (!resource || !inScope(ref)) return undefined;
+      await cache.ensure([cacheKindOf(ref)], options.signal);
+      return await liveOf(ref, resource, options.signal);
+    },
+    async scaleTo(deploymentId, ref, replicas, options) {
+      const { signal } = options;
+      const resource = await transport.resourceFor(ref.apiVersion, ref.kind, describeRef(ref), signal);
+      await cache.ensure([cacheKindOf(ref)], signal);
+      const live = await liveOf(ref, resource, signal);
+      if (live && live.metadata.labels?.[DEPLOYMENT_LABEL] !== deploymentId) {
+        throw new TerminalError(refusalMessage([{ what: describeRef(ref), owner: ownerOf(live) }], deploymentId), { code: 'owned_by_other' });
+      }
+      if (live && (live.spec as { replicas?: number } | undefined)?.replicas === replicas) return;
+      await transport.request({
+        verb: 'scale',
+        kind: ref.kind,
+        what: describeRef(ref),
+        method: HttpMethod.PATCH,
+        path: `${transport.objectPath(ref.apiVersion, resource, ref.name, ref.namespace)}/scale`,
+        body: { spec: { replicas } },
+        contentType: MERGE_PATCH,
+        signal,
+      });
+      // Read-your-writes: the Scale answer carries no generation, so read the workload's, and
+      // `verify` then waits until the cache shows at least it (not the size from before).
+      const after = await getObject(ref.apiVersion, ref.kind, resource, ref.name, ref.namespace, signal);
+      if (after) remember(ref, { uid: after.metadata.uid as string | undefined, generation: after.metadata.generation as number | undefined });
+    },
+    async serves(apiVersion, kind, options) {
+      return (await transport.served(apiVersion, kind, `${kind} objects`, options.signal, true)) !== undefined;
+    },
+    async labelledObjects(deploymentId, kinds, options) {
+      const served = await servedKinds(kinds, options.signal);
+      const mirrored = kinds.filter((k) => served.has(`${k.apiVersion} ${k.kind}`));
+      await cache.ensure(mirrored, options.signal);
+      const wanted = new Set(mirrored.map((k) => k.kind));
+      return cache.labelled(deploymentId).filter((obj) => wanted.has(obj.kind) && !isControlled(obj));
     },
     close: () => cache.close(),
   };
