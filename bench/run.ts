@@ -4,6 +4,7 @@
 // cluster. Prints a table and writes bench/results/latest.json.
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { getHeapSpaceStatistics } from 'node:v8';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
@@ -131,7 +132,8 @@ async function idle(adminUrl: string) {
   await runtime.stop();
   await db.end();
   process.stderr.write(`  idle: measuring a fresh process hosting ${count} restored deployments for ${values.seconds} s\n`);
-  const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'idle-host', '--seconds', String(values.seconds), '--tick', String(values.tick)], {
+  // measured as keelson runs (bin/keelson.js's flags)
+  const child = spawn(process.execPath, ['--max-semi-space-size=16', '--expose-gc', fileURLToPath(import.meta.url), 'idle-host', '--seconds', String(values.seconds), '--tick', String(values.tick)], {
     env: { ...process.env, BENCH_HOST_URL: url, BENCH_HOST_COUNT: String(count) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -178,6 +180,10 @@ async function idleHost() {
     tick_fan_out_ms: round(lastTickMs, 1),
     cpu_percent_of_one_core: round(((cpu.user + cpu.system) / 1000 / wall) * 100, 2),
     heap_used_mb: round(memory.heapUsed / 2 ** 20, 1),
+    heap_total_mb: round(memory.heapTotal / 2 ** 20, 1),
+    external_mb: round(memory.external / 2 ** 20, 1),
+    // the young generation is what V8 grows and keeps on a machine with much memory
+    new_space_mb: round((getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20, 1),
     heap_per_deployment_kb: round((memory.heapUsed - baseline.heapUsed) / count / 1024, 2),
     rss_mb: round(memory.rss / 2 ** 20, 1),
     rss_peak_mb: round(rssPeak / 2 ** 20, 1),
