@@ -404,9 +404,8 @@ export class ApiServer {
   }
 
   private orphanDependents(uid: string): void {
-    for (const [type, obj] of [...this.store.all()]) {
-      const refs = obj.metadata.ownerReferences;
-      if (!refs?.some((r) => r.uid === uid)) continue;
+    for (const [type, obj] of this.store.dependents(uid)) {
+      const refs = obj.metadata.ownerReferences ?? [];
       const copy = clone(obj);
       copy.metadata.ownerReferences = refs.filter((r) => r.uid !== uid);
       if (copy.metadata.ownerReferences.length === 0) delete copy.metadata.ownerReferences;

@@ -42,6 +42,16 @@ export class ControllerContext {
     return this.api.store.get(typeOf(kind), namespace, name);
   }
 
+  /** The objects of `kind` that `owner` controls, by name (the order a namespaced list has). */
+  owned(kind: string, owner: KObject): KObject[] {
+    const type = typeOf(kind);
+    return this.api.store
+      .dependents(owner.metadata.uid!)
+      .filter(([t, o]) => t === type && o.metadata.namespace === owner.metadata.namespace && isControlledBy(o, owner))
+      .map(([, o]) => o)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  }
+
   create(kind: string, obj: NewObject, manager = CONTROLLER_MANAGER): KObject | undefined {
     const type = typeOf(kind);
     try {

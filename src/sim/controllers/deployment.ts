@@ -37,18 +37,21 @@ function setCondition(conditions: Condition[], next: Condition): Condition[] {
   return [...conditions.filter((c) => c.type !== next.type), next];
 }
 
-export function reconcileDeployments(ctx: ControllerContext): void {
-  for (const d of ctx.list('Deployment')) {
-    if (d.metadata.deletionTimestamp) continue;
-    try {
-      syncDeployment(ctx, d);
-    } catch (error) {
-      ctx.log.debug({ err: error, name: d.metadata.name }, 'simulated deployment sync failed');
-    }
+/**
+ * Syncs one Deployment; returns when its progress deadline passes if it is still progressing
+ * (the only thing that changes its status without a change to it or its ReplicaSets).
+ */
+export function syncDeploymentObject(ctx: ControllerContext, d: KObject): number | undefined {
+  if (d.metadata.deletionTimestamp) return undefined;
+  try {
+    return syncDeployment(ctx, d);
+  } catch (error) {
+    ctx.log.debug({ err: error, name: d.metadata.name }, 'simulated deployment sync failed');
+    return undefined;
   }
 }
 
-function syncDeployment(ctx: ControllerContext, d: KObject): void {
+function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined {
   const spec = d.spec as Any;
   const replicas: number = spec.replicas ?? 1;
   const template = spec.template as Any;
@@ -203,4 +206,9 @@ function syncDeployment(ctx: ControllerContext, d: KObject): void {
   const status = omitZero({ ...next, conditions, ...(old.collisionCount ? { collisionCount: old.collisionCount } : {}) });
   const latest = ctx.get('Deployment', d.metadata.namespace, d.metadata.name);
   if (latest) ctx.updateStatus(latest, status);
+  const progressing = conditions.find((c) => c.type === 'Progressing');
+  if (deadline === undefined || spec.paused || !progressing || progressing.reason === 'NewReplicaSetAvailable' || progressing.reason === 'ProgressDeadlineExceeded') return undefined;
+  // the check above is "deadline < now" on a second-precision timestamp: one ms past it
+  const since = Date.parse(progressing.lastUpdateTime);
+  return Number.isNaN(since) ? undefined : since + deadline * 1000 + 1;
 }
