@@ -290,7 +290,9 @@ export class ApiServer {
     }
     let patched: Json;
     try {
-      const current = before as unknown as Json;
+      // a copy: a strategic merge shares the subtrees a patch leaves alone, and write() below
+      // strips server-owned metadata from the candidate, which would strip `before`'s uid too
+      const current = clone(before) as unknown as Json;
       if (mediaType === PATCH_TYPES.merge) patched = mergePatch(current, patch as Json);
       else if (mediaType === PATCH_TYPES.strategic) patched = (mergeObjects(current, patch as Json) ?? {}) as Json;
       else if (mediaType === PATCH_TYPES.json) patched = jsonPatch(current, patch);
