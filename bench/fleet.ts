@@ -1,4 +1,4 @@
-// `npm run bench -- fleet [--deployments 1000] [--time-scale 10]`
+// `npm run bench -- fleet [--deployments 1000] [--time-scale 10] [--kube-qps N]`
 // A fleet rollout, all real and each part its own process so its CPU is measurable by pid: an
 // embedded PostgreSQL, `keelson sim --time-scale N` and `keelson serve` (real effects) against it.
 // Creates N deployments on the built-in template, waits until all are healthy, then bumps every
@@ -26,11 +26,15 @@ const { values } = parseArgs({
     deployments: { type: 'string', default: '1000' },
     'time-scale': { type: 'string', default: '10' },
     'timeout-s': { type: 'string', default: '1800' },
+    // keelson's client-side rate limit (KEELSON_KUBE_QPS; burst twice that); unset: its default
+    'kube-qps': { type: 'string' },
   },
 });
 const N = Number(values.deployments);
 const TIME_SCALE = Number(values['time-scale']);
 const TIMEOUT_MS = Number(values['timeout-s']) * 1000;
+const KUBE_QPS = values['kube-qps'] === undefined ? undefined : Number(values['kube-qps']);
+if (KUBE_QPS !== undefined && !(KUBE_QPS > 0)) throw new Error(`--kube-qps must be positive, got ${values['kube-qps']}`);
 if (!Number.isInteger(N) || N < 1) throw new Error(`--deployments must be a positive integer, got ${values.deployments}`);
 if (!(TIME_SCALE > 0)) throw new Error(`--time-scale must be positive, got ${values['time-scale']}`);
 
@@ -217,7 +221,7 @@ try {
   const keelson = spawnNode(
     'keelson',
     ['src/main.ts', 'serve', '--no-demo'],
-    { DATABASE_URL: dbUrl, KUBECONFIG: kubeconfig, KEELSON_CLUSTER: 'kubeconfig', KEELSON_LOG_FORMAT: 'json', KEELSON_LOG_LEVEL: 'warn', KEELSON_DATA_DIR: path.join(dir, 'keelson'), PORT: String(keelsonPort) },
+    { DATABASE_URL: dbUrl, KUBECONFIG: kubeconfig, KEELSON_CLUSTER: 'kubeconfig', KEELSON_LOG_FORMAT: 'json', KEELSON_LOG_LEVEL: 'warn', KEELSON_DATA_DIR: path.join(dir, 'keelson'), PORT: String(keelsonPort), ...(KUBE_QPS ? { KEELSON_KUBE_QPS: String(KUBE_QPS), KEELSON_KUBE_BURST: String(2 * KUBE_QPS) } : {}) },
     logDir,
   );
   children.push(keelson);
@@ -306,6 +310,7 @@ try {
     machine: { cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`, node: process.version },
     deployments: N,
     time_scale: TIME_SCALE,
+    kube_qps: KUBE_QPS ?? 'default (50, burst 100)',
     create_all_healthy_s: round(createdS),
     rollout_all_healthy_s: round(allHealthyS, 2),
     settle_s: { p50: percentile(settle, 50), p90: percentile(settle, 90), p99: percentile(settle, 99), max: settle[settle.length - 1] },
@@ -320,11 +325,11 @@ try {
   const { healthy_over_time: _series, ...summary } = results;
   console.log(JSON.stringify(summary, null, 2));
   await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  const base = path.join(REPO_ROOT, 'bench', 'results', `fleet-${N}`);
+  const base = path.join(REPO_ROOT, 'bench', 'results', `fleet-${N}${KUBE_QPS ? `-qps${KUBE_QPS}` : ''}`);
   await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(
     `${base}.svg`,
-    chart(`keelson fleet rollout: ${N} deployments, sim time scale ${TIME_SCALE}, all healthy ${round(allHealthyS)} s after one UPDATE`, series, settle, N),
+    chart(`keelson fleet rollout: ${N} deployments, sim time scale ${TIME_SCALE}${KUBE_QPS ? `, kube QPS ${KUBE_QPS}` : ''}, all healthy ${round(allHealthyS)} s after one UPDATE`, series, settle, N),
   );
   progress(`wrote ${path.relative(REPO_ROOT, base)}.json and .svg`);
 } catch (error) {
