@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiServer } from '../../src/sim/apiserver.ts';
 import { SimClock } from '../../src/sim/clock.ts';
+import { EventRecorder } from '../../src/sim/controllers/events.ts';
 import { TimerQueue, WorkQueue } from '../../src/sim/controllers/queue.ts';
 import { typeOf } from '../../src/sim/resources.ts';
 import { Store, type KObject } from '../../src/sim/store.ts';
@@ -106,5 +107,33 @@ describe('a strategic-merge PATCH', () => {
     expect(object.data).toEqual({ a: '2' });
     expect(object.metadata.uid).toBe(created.metadata.uid);
     expect(api.store.hasUid(created.metadata.uid!)).toBe(true);
+  });
+});
+
+describe('EventRecorder', () => {
+  const cases: [string, number, number, number][] = [
+    ['under capacity keeps all', 5, 3, 3],
+    ['over capacity keeps the newest', 3, 10, 3],
+    ['far over capacity, many times', 2, 25, 2],
+  ];
+  it.each(cases)('%s', (_name, capacity, recorded, kept) => {
+    const store = new Store();
+    const api = new ApiServer(store, new SimClock());
+    api.create(typeOf('Namespace'), undefined, { metadata: { name: 'x' } }, { manager: 'test' });
+    const pod = api.create(typeOf('ConfigMap'), 'x', { metadata: { name: 'c' } }, { manager: 'test' });
+    const recorder = new EventRecorder(store, api.clock, capacity);
+    for (let i = 0; i < recorded; i++) recorder.record(pod, 'Normal', 'Test', `event ${i}`, { component: 'test' });
+    const events = store.list(typeOf('Event'), 'x');
+    expect(events).toHaveLength(kept);
+    expect(events.map((e) => e.message).sort()).toEqual(Array.from({ length: kept }, (_, i) => `event ${recorded - kept + i}`).sort());
+    expect(events[0]).toMatchObject({ involvedObject: { kind: 'ConfigMap', name: 'c', namespace: 'x', uid: pod.metadata.uid }, reason: 'Test', type: 'Normal', count: 1, source: { component: 'test' } });
+  });
+
+  it('records nothing in a namespace that is gone or terminating', () => {
+    const store = new Store();
+    const api = new ApiServer(store, new SimClock());
+    const recorder = new EventRecorder(store, api.clock);
+    recorder.record({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'nowhere', uid: 'u' } }, 'Normal', 'Test', 'm', { component: 'test' });
+    expect(store.list(typeOf('Event'))).toEqual([]);
   });
 });

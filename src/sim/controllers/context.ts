@@ -6,6 +6,7 @@ import type { SimClock } from '../clock.ts';
 import { apiVersionOf, typeOf } from '../resources.ts';
 import { deepEqual } from '../ssa.ts';
 import type { KObject, ObjectMeta, OwnerReference } from '../store.ts';
+import { EventRecorder } from './events.ts';
 
 export interface NewObject {
   metadata: ObjectMeta;
@@ -26,12 +27,23 @@ export class ControllerContext {
   readonly clock: SimClock;
   readonly log: Logger;
   readonly kubelet: KubeletOptions;
+  readonly events: EventRecorder;
 
   constructor(api: ApiServer, clock: SimClock, log: Logger, kubelet: KubeletOptions) {
     this.api = api;
     this.clock = clock;
     this.log = log;
     this.kubelet = kubelet;
+    this.events = new EventRecorder(api.store, clock);
+  }
+
+  /** Records a core/v1 Event about `involved` (see events.ts). */
+  event(involved: KObject, type: 'Normal' | 'Warning', reason: string, message: string, component = CONTROLLER_MANAGER, fieldPath?: string): void {
+    try {
+      this.events.record(involved, type, reason, message, { component, ...(component === 'kubelet' ? { host: NODE_NAME } : {}) }, fieldPath);
+    } catch (error) {
+      this.log.debug({ err: error, reason }, 'simulated event not recorded');
+    }
   }
 
   list(kind: string, namespace?: string): KObject[] {

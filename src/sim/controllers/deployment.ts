@@ -65,12 +65,14 @@ function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined 
 
   const oldRss = () => rss.filter((rs) => rs !== newRs);
   const scaleRs = (rs: KObject, to: number): KObject => {
+    const from = rsReplicas(rs);
     const copy = clone(rs);
     (copy.spec as Any).replicas = to;
     copy.metadata.annotations = { ...copy.metadata.annotations, 'deployment.kubernetes.io/desired-replicas': String(replicas), 'deployment.kubernetes.io/max-replicas': String(replicas + surge) };
     const updated = ctx.update(copy);
     rss = rss.map((r) => (r.metadata.uid === updated.metadata.uid ? updated : r));
     if (newRs && newRs.metadata.uid === updated.metadata.uid) newRs = updated;
+    if (from !== to) ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${to}`);
     return updated;
   };
 
@@ -107,6 +109,7 @@ function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined 
         spec: { replicas: initial, minReadySeconds: spec.minReadySeconds ?? 0, selector, template: rsTemplate },
       });
       if (created) {
+        ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${created.metadata.name} from 0 to ${initial}`);
         newRs = created;
         rss.push(created);
         conditions = setCondition(conditions, { type: 'Progressing', status: 'True', lastUpdateTime: now, lastTransitionTime: now, reason: 'NewReplicaSetCreated', message: `Created new replica set "${created.metadata.name}"` });

@@ -50,6 +50,7 @@ export class Kubelet {
       const bound = clone(pod);
       (bound.spec as Any).nodeName = NODE_NAME;
       pod = ctx.update(bound, 'kube-scheduler');
+      ctx.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${NODE_NAME}`, 'default-scheduler');
     }
     const prev = (pod.status ?? {}) as Any;
     if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return undefined;
@@ -161,9 +162,41 @@ export class Kubelet {
       containerStatuses: statuses,
       qosClass: 'BestEffort',
     };
+    recordContainerEvents(ctx, pod, containers, (prev.containerStatuses ?? []) as Any[], statuses as Any[], delay);
     ctx.updateStatus(pod, status, 'kubelet');
     return Number.isFinite(next) ? runtime.createdAt + next : undefined;
   }
+}
+
+/** The kubelet's events for what changed in each container's state since the last status. */
+function recordContainerEvents(ctx: ControllerContext, pod: KObject, containers: Any[], before: Any[], after: Any[], delay: number): void {
+  containers.forEach((c, i) => {
+    const prev = before.find((s) => s.name === c.name);
+    const next = after[i];
+    if (!next) return;
+    const at = `spec.containers{${c.name}}`;
+    const event = (type: 'Normal' | 'Warning', reason: string, message: string) => ctx.event(pod, type, reason, message, 'kubelet', at);
+    const waiting = (s: Any | undefined): string | undefined => s?.state?.waiting?.reason;
+    if (!prev) event('Normal', 'Pulling', `Pulling image "${next.image}"`);
+    const reason = waiting(next);
+    if (reason && reason !== waiting(prev)) {
+      if (reason === 'ErrImagePull') {
+        event('Warning', 'Failed', `Failed to pull image "${next.image}": ${next.state.waiting.message ?? 'not found'}`);
+        event('Warning', 'Failed', 'Error: ErrImagePull');
+      } else if (reason === 'ImagePullBackOff') {
+        event('Normal', 'BackOff', `Back-off pulling image "${next.image}"`);
+        event('Warning', 'Failed', 'Error: ImagePullBackOff');
+      } else if (reason === 'CrashLoopBackOff') {
+        event('Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`);
+      }
+    }
+    if (next.state?.running && (!prev?.state?.running || (prev.restartCount ?? 0) !== (next.restartCount ?? 0))) {
+      if (!prev?.imageID) event('Normal', 'Pulled', `Successfully pulled image "${next.image}" in ${delay}ms`);
+      else event('Normal', 'Pulled', `Container image "${next.image}" already present on machine`);
+      event('Normal', 'Created', `Created container: ${c.name}`);
+      event('Normal', 'Started', `Started container ${c.name}`);
+    }
+  });
 }
 
 function backoff(restarts: number): number {

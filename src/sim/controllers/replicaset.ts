@@ -23,7 +23,10 @@ export function syncReplicaSet(ctx: ControllerContext, rs: KObject): number | un
         },
         spec: structuredClone(template.spec ?? {}),
       });
-      if (created) owned.push(created);
+      if (created) {
+        owned.push(created);
+        ctx.event(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${created.metadata.name}`);
+      }
     }
   } else if (owned.length > want) {
     // Delete the least useful pods first: not ready before ready, newest before oldest.
@@ -33,7 +36,10 @@ export function syncReplicaSet(ctx: ControllerContext, rs: KObject): number | un
       if (ra !== rb) return ra - rb;
       return (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '');
     });
-    for (const pod of victims.slice(0, owned.length - want)) ctx.delete(pod);
+    for (const pod of victims.slice(0, owned.length - want)) {
+      ctx.delete(pod);
+      ctx.event(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${pod.metadata.name}`);
+    }
     owned.splice(0, owned.length, ...owned.filter((p) => !victims.slice(0, owned.length - want).includes(p)));
   }
   const now = ctx.now();
