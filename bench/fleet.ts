@@ -313,6 +313,8 @@ try {
     kube_qps: KUBE_QPS ?? 'default (50, burst 100)',
     create_all_healthy_s: round(createdS),
     rollout_all_healthy_s: round(allHealthyS, 2),
+    // when the first row read healthy: against settle p50 it shows how far the rows lag the actors
+    first_healthy_row_s: series.find(([, n]) => n > 0)?.[0] ?? null,
     settle_s: { p50: percentile(settle, 50), p90: percentile(settle, 90), p99: percentile(settle, 99), max: settle[settle.length - 1] },
     keelson_cpu_ms_per_rollout: round((after.keelson - before.keelson) / N),
     sim_cpu_ms_per_rollout: round((after.sim - before.sim) / N),
