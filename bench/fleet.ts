@@ -323,8 +323,9 @@ try {
     pg_transactions_per_rollout: round((after.xacts - before.xacts) / N, 2),
     rss,
     healthy_over_time: series,
+    settle_times_s: settle,
   };
-  const { healthy_over_time: _series, ...summary } = results;
+  const { healthy_over_time: _series, settle_times_s: _settle, ...summary } = results;
   console.log(JSON.stringify(summary, null, 2));
   await mkdir(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
   const base = path.join(REPO_ROOT, 'bench', 'results', `fleet-${N}${KUBE_QPS ? `-qps${KUBE_QPS}` : ''}`);
