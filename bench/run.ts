@@ -1,4 +1,6 @@
 // `npm run bench [-- wakeup|idle] [--updates N] [--deployments N] [--seconds N]`
+// `npm run bench -- fleet [--deployments N] [--time-scale N]`: a fleet rollout against the
+// simulator, all real and in separate processes (bench/fleet.ts).
 // Speed and memory of the actor runtime on real PostgreSQL (an embedded server in a temp dir,
 // or BENCH_DATABASE_URL). Effects resolve at once: what is measured is keelson's host, not a
 // cluster. Prints a table and writes bench/results/latest.json.
@@ -17,6 +19,11 @@ import { createDb, type Db } from '../src/db/pool.ts';
 import { createLogger } from '../src/logger.ts';
 import type { Effects } from '../src/runtime/effects.ts';
 import { createRuntime, type Runtime, type TransitionNotice } from '../src/runtime/runtime.ts';
+
+if (process.argv[2] === 'fleet') {
+  // its own flags and processes: it exits when done
+  await import('./fleet.ts');
+}
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -291,7 +291,9 @@ export class ApiServer {
     }
     let patched: Json;
     try {
-      const current = before as unknown as Json;
+      // a copy: a strategic merge shares the subtrees a patch leaves alone, and write() below
+      // strips server-owned metadata from the candidate, which would strip `before`'s uid too
+      const current = clone(before) as unknown as Json;
       if (mediaType === PATCH_TYPES.merge) patched = mergePatch(current, patch as Json);
       else if (mediaType === PATCH_TYPES.strategic) patched = (mergeObjects(current, patch as Json) ?? {}) as Json;
       else if (mediaType === PATCH_TYPES.json) patched = jsonPatch(current, patch);
@@ -406,9 +408,8 @@ export class ApiServer {
   }
 
   private orphanDependents(uid: string): void {
-    for (const [type, obj] of [...this.store.all()]) {
-      const refs = obj.metadata.ownerReferences;
-      if (!refs?.some((r) => r.uid === uid)) continue;
+    for (const [type, obj] of this.store.dependents(uid)) {
+      const refs = obj.metadata.ownerReferences ?? [];
       const copy = clone(obj);
       copy.metadata.ownerReferences = refs.filter((r) => r.uid !== uid);
       if (copy.metadata.ownerReferences.length === 0) delete copy.metadata.ownerReferences;

@@ -391,8 +391,11 @@ export class Router {
     const send = (eventType: string, object: KObject): void => {
       if (ended) return;
       watch.lastRv = Math.max(watch.lastRv, Number(object.metadata.resourceVersion ?? 0));
-      const payload = table ? toTable(type, [object], api.clock.now(), object.metadata.resourceVersion ?? '') : object;
-      res.write(`${JSON.stringify({ type: eventType, object: payload })}\n`);
+      if (table) {
+        res.write(`${JSON.stringify({ type: eventType, object: toTable(type, [object], api.clock.now(), object.metadata.resourceVersion ?? '') })}\n`);
+        return;
+      }
+      res.write(`{"type":${JSON.stringify(eventType)},"object":${serialized(object)}}\n`);
     };
     const deliver = (event: StoreEvent): void => {
       if (event.resource !== type) return;
@@ -426,6 +429,20 @@ export class Router {
     const limitMs = timeoutSeconds > 0 ? timeoutSeconds * 1000 : watch.bookmarks ? 0 : IDLE_WATCH_LIMIT_MS;
     if (limitMs > 0) timers.push(setTimeout(() => watch.end(), limitMs));
   }
+}
+
+/**
+ * An event's object as JSON, written once however many watches it goes to: the store hands
+ * every watcher the same (never mutated) object, so it keys the cache.
+ */
+const serializedObjects = new WeakMap<KObject, string>();
+function serialized(object: KObject): string {
+  let text = serializedObjects.get(object);
+  if (text === undefined) {
+    text = JSON.stringify(object);
+    serializedObjects.set(object, text);
+  }
+  return text;
 }
 
 function isApply(req: IncomingMessage): boolean {

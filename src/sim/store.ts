@@ -1,5 +1,7 @@
 // In-memory object storage: one global resourceVersion counter (as etcd's revision), objects by
 // type/namespace/name, and a bounded history of change events that watches resume from.
+// Indexed by namespace and by owner uid, so a namespaced list, a controller's "what do I own"
+// and the garbage collector cost what they return, not the size of the cluster.
 import type { ResourceType } from './resources.ts';
 import { clone, type JsonObject } from './ssa.ts';
 
@@ -57,6 +59,12 @@ export class Store {
   private readonly historyLimit: number;
   /** Events with rv > compactedRv are in the history. */
   private compactedRv = 0;
+  /** type → namespace → keys (`namespace/name`) */
+  private readonly byNamespace = new Map<ResourceType, Map<string, Set<string>>>();
+  /** owner uid → dependents (type and key) */
+  private readonly byOwner = new Map<string, Map<string, [ResourceType, string]>>();
+  /** uid → where the object is */
+  private readonly byUid = new Map<string, [ResourceType, string]>();
 
   constructor(options: { historyLimit?: number } = {}) {
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY;
@@ -89,8 +97,72 @@ export class Store {
   list(type: ResourceType, namespace?: string): KObject[] {
     const b = this.objects.get(type);
     if (!b) return [];
-    const keys = [...b.keys()].filter((k) => namespace === undefined || k.startsWith(`${namespace}/`)).sort();
-    return keys.map((k) => clone(b.get(k)!));
+    const keys = namespace === undefined ? [...b.keys()] : [...(this.byNamespace.get(type)?.get(namespace) ?? [])];
+    return keys.sort().map((k) => clone(b.get(k)!));
+  }
+
+  /** Whether an object with this uid is stored (the garbage collector's question). */
+  hasUid(uid: string): boolean {
+    return this.byUid.has(uid);
+  }
+
+  /** The object with this uid, and its type. */
+  locate(uid: string): [ResourceType, KObject] | undefined {
+    const at = this.byUid.get(uid);
+    const obj = at && this.objects.get(at[0])?.get(at[1]);
+    return obj ? [at[0], clone(obj)] : undefined;
+  }
+
+  /** Every object in a namespace, of any type. */
+  inNamespace(namespace: string): [ResourceType, KObject][] {
+    const out: [ResourceType, KObject][] = [];
+    for (const [type, byNs] of this.byNamespace) {
+      for (const key of byNs.get(namespace) ?? []) out.push([type, clone(this.objects.get(type)!.get(key)!)]);
+    }
+    return out;
+  }
+
+  /** The objects whose ownerReferences name `uid`, of any type. */
+  dependents(uid: string): [ResourceType, KObject][] {
+    const out: [ResourceType, KObject][] = [];
+    for (const [type, key] of this.byOwner.get(uid)?.values() ?? []) {
+      const obj = this.objects.get(type)?.get(key);
+      if (obj) out.push([type, clone(obj)]);
+    }
+    return out;
+  }
+
+  private index(type: ResourceType, key: string, previous: KObject | undefined, next: KObject | undefined): void {
+    const ref = `${type.group}/${type.plural}/${key}`;
+    if (previous) {
+      for (const owner of previous.metadata.ownerReferences ?? []) {
+        const deps = this.byOwner.get(owner.uid);
+        deps?.delete(ref);
+        if (deps?.size === 0) this.byOwner.delete(owner.uid);
+      }
+      if (!next) {
+        const ns = this.byNamespace.get(type)?.get(previous.metadata.namespace ?? '');
+        ns?.delete(key);
+        if (ns?.size === 0) this.byNamespace.get(type)!.delete(previous.metadata.namespace ?? '');
+        if (previous.metadata.uid) this.byUid.delete(previous.metadata.uid);
+      }
+    }
+    if (next) {
+      for (const owner of next.metadata.ownerReferences ?? []) {
+        let deps = this.byOwner.get(owner.uid);
+        if (!deps) this.byOwner.set(owner.uid, (deps = new Map()));
+        deps.set(ref, [type, key]);
+      }
+      if (!previous) {
+        let byNs = this.byNamespace.get(type);
+        if (!byNs) this.byNamespace.set(type, (byNs = new Map()));
+        const ns = next.metadata.namespace ?? '';
+        let keys = byNs.get(ns);
+        if (!keys) byNs.set(ns, (keys = new Set()));
+        keys.add(key);
+      }
+      if (next.metadata.uid) this.byUid.set(next.metadata.uid, [type, key]);
+    }
   }
 
   /** Stores `object` (create or replace), stamping a new resourceVersion. Returns the stored copy. */
@@ -101,6 +173,7 @@ export class Store {
     const stored = clone(object);
     stored.metadata.resourceVersion = String(++this.rv);
     b.set(key, stored);
+    this.index(type, key, previous, stored);
     this.emit({ type: previous ? 'MODIFIED' : 'ADDED', resource: type, object: stored, previous, rv: this.rv });
     return clone(stored);
   }
@@ -111,6 +184,7 @@ export class Store {
     const previous = b?.get(key);
     if (!b || !previous) return undefined;
     b.delete(key);
+    this.index(type, key, previous, undefined);
     const gone = clone(previous);
     gone.metadata.resourceVersion = String(++this.rv);
     this.emit({ type: 'DELETED', resource: type, object: gone, previous, rv: this.rv });

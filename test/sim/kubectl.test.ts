@@ -139,6 +139,28 @@ describe('kubectl against the simulator', () => {
     expect(pods.stdout).toMatch(/ErrImagePull|ImagePullBackOff/);
   });
 
+  it('get events shows what the controllers and the kubelet recorded for a rollout, a crash loop and an unpullable image', async () => {
+    const k = await kubectlFor('events');
+    expect((await k(['apply', '--server-side', '-f', await manifest('e', deployment('evented', { replicas: 1 }))])).code).toBe(0);
+    expect((await k(['rollout', 'status', 'deploy/evented', '--timeout=30s'])).code).toBe(0);
+    expect((await k(['set', 'image', 'deploy/evented', 'main=example.com/crashloop:2'])).code).toBe(0);
+    expect((await k(['apply', '--server-side', '-f', await manifest('u', deployment('unpulled', { replicas: 1, image: 'example.com/doesnotexist:1' }))])).code).toBe(0);
+    const reasons = async (kind: string, name: string): Promise<string[]> =>
+      ((await getJson(k, ['get', 'events', '--field-selector', `involvedObject.kind=${kind}`])).items as { reason: string; involvedObject: { name: string } }[])
+        .filter((e) => e.involvedObject.name.startsWith(name))
+        .map((e) => e.reason);
+    await sleepUntil(async () => (await reasons('Pod', 'evented')).includes('BackOff'), { message: 'a crash-looping pod backs off' });
+    await sleepUntil(async () => (await reasons('Pod', 'unpulled')).includes('BackOff'), { message: 'an unpullable image backs off' });
+    expect(new Set(await reasons('Deployment', 'evented'))).toEqual(new Set(['ScalingReplicaSet']));
+    expect(await reasons('ReplicaSet', 'evented')).toContain('SuccessfulCreate');
+    expect(await reasons('Pod', 'evented')).toEqual(expect.arrayContaining(['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started', 'BackOff']));
+    expect(await reasons('Pod', 'unpulled')).toEqual(expect.arrayContaining(['Scheduled', 'Pulling', 'Failed', 'BackOff']));
+    const table = await k(['get', 'events']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/Normal\s+ScalingReplicaSet\s+deployment\/evented\s+Scaled up replica set evented-\w+ from 0 to 1/);
+    expect(table.stdout).toMatch(/Warning\s+BackOff\s+pod\/evented-/);
+  });
+
   it('scale --replicas=0 brings ready replicas to 0', async () => {
     const k = await kubectlFor('scale');
     expect((await k(['apply', '--server-side', '-f', await manifest('s', deployment('shrink', { replicas: 2 }))])).code).toBe(0);

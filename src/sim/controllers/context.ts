@@ -6,6 +6,7 @@ import type { SimClock } from '../clock.ts';
 import { apiVersionOf, typeOf } from '../resources.ts';
 import { deepEqual } from '../ssa.ts';
 import type { KObject, ObjectMeta, OwnerReference } from '../store.ts';
+import { EventRecorder } from './events.ts';
 
 export interface NewObject {
   metadata: ObjectMeta;
@@ -26,12 +27,23 @@ export class ControllerContext {
   readonly clock: SimClock;
   readonly log: Logger;
   readonly kubelet: KubeletOptions;
+  readonly events: EventRecorder;
 
   constructor(api: ApiServer, clock: SimClock, log: Logger, kubelet: KubeletOptions) {
     this.api = api;
     this.clock = clock;
     this.log = log;
     this.kubelet = kubelet;
+    this.events = new EventRecorder(api.store, clock);
+  }
+
+  /** Records a core/v1 Event about `involved` (see events.ts). */
+  event(involved: KObject, type: 'Normal' | 'Warning', reason: string, message: string, component = CONTROLLER_MANAGER, fieldPath?: string): void {
+    try {
+      this.events.record(involved, type, reason, message, { component, ...(component === 'kubelet' ? { host: NODE_NAME } : {}) }, fieldPath);
+    } catch (error) {
+      this.log.debug({ err: error, reason }, 'simulated event not recorded');
+    }
   }
 
   list(kind: string, namespace?: string): KObject[] {
@@ -40,6 +52,16 @@ export class ControllerContext {
 
   get(kind: string, namespace: string | undefined, name: string): KObject | undefined {
     return this.api.store.get(typeOf(kind), namespace, name);
+  }
+
+  /** The objects of `kind` that `owner` controls, by name (the order a namespaced list has). */
+  owned(kind: string, owner: KObject): KObject[] {
+    const type = typeOf(kind);
+    return this.api.store
+      .dependents(owner.metadata.uid!)
+      .filter(([t, o]) => t === type && o.metadata.namespace === owner.metadata.namespace && isControlledBy(o, owner))
+      .map(([, o]) => o)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
   }
 
   create(kind: string, obj: NewObject, manager = CONTROLLER_MANAGER): KObject | undefined {

@@ -37,18 +37,21 @@ function setCondition(conditions: Condition[], next: Condition): Condition[] {
   return [...conditions.filter((c) => c.type !== next.type), next];
 }
 
-export function reconcileDeployments(ctx: ControllerContext): void {
-  for (const d of ctx.list('Deployment')) {
-    if (d.metadata.deletionTimestamp) continue;
-    try {
-      syncDeployment(ctx, d);
-    } catch (error) {
-      ctx.log.debug({ err: error, name: d.metadata.name }, 'simulated deployment sync failed');
-    }
+/**
+ * Syncs one Deployment; returns when its progress deadline passes if it is still progressing
+ * (the only thing that changes its status without a change to it or its ReplicaSets).
+ */
+export function syncDeploymentObject(ctx: ControllerContext, d: KObject): number | undefined {
+  if (d.metadata.deletionTimestamp) return undefined;
+  try {
+    return syncDeployment(ctx, d);
+  } catch (error) {
+    ctx.log.debug({ err: error, name: d.metadata.name }, 'simulated deployment sync failed');
+    return undefined;
   }
 }
 
-function syncDeployment(ctx: ControllerContext, d: KObject): void {
+function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined {
   const spec = d.spec as Any;
   const replicas: number = spec.replicas ?? 1;
   const template = spec.template as Any;
@@ -62,12 +65,14 @@ function syncDeployment(ctx: ControllerContext, d: KObject): void {
 
   const oldRss = () => rss.filter((rs) => rs !== newRs);
   const scaleRs = (rs: KObject, to: number): KObject => {
+    const from = rsReplicas(rs);
     const copy = clone(rs);
     (copy.spec as Any).replicas = to;
     copy.metadata.annotations = { ...copy.metadata.annotations, 'deployment.kubernetes.io/desired-replicas': String(replicas), 'deployment.kubernetes.io/max-replicas': String(replicas + surge) };
     const updated = ctx.update(copy);
     rss = rss.map((r) => (r.metadata.uid === updated.metadata.uid ? updated : r));
     if (newRs && newRs.metadata.uid === updated.metadata.uid) newRs = updated;
+    if (from !== to) ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${to}`);
     return updated;
   };
 
@@ -104,6 +109,7 @@ function syncDeployment(ctx: ControllerContext, d: KObject): void {
         spec: { replicas: initial, minReadySeconds: spec.minReadySeconds ?? 0, selector, template: rsTemplate },
       });
       if (created) {
+        ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${created.metadata.name} from 0 to ${initial}`);
         newRs = created;
         rss.push(created);
         conditions = setCondition(conditions, { type: 'Progressing', status: 'True', lastUpdateTime: now, lastTransitionTime: now, reason: 'NewReplicaSetCreated', message: `Created new replica set "${created.metadata.name}"` });
@@ -203,4 +209,9 @@ function syncDeployment(ctx: ControllerContext, d: KObject): void {
   const status = omitZero({ ...next, conditions, ...(old.collisionCount ? { collisionCount: old.collisionCount } : {}) });
   const latest = ctx.get('Deployment', d.metadata.namespace, d.metadata.name);
   if (latest) ctx.updateStatus(latest, status);
+  const progressing = conditions.find((c) => c.type === 'Progressing');
+  if (deadline === undefined || spec.paused || !progressing || progressing.reason === 'NewReplicaSetAvailable' || progressing.reason === 'ProgressDeadlineExceeded') return undefined;
+  // the check above is "deadline < now" on a second-precision timestamp: one ms past it
+  const since = Date.parse(progressing.lastUpdateTime);
+  return Number.isNaN(since) ? undefined : since + deadline * 1000 + 1;
 }

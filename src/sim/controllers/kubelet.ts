@@ -19,37 +19,51 @@ export class Kubelet {
   private readonly runtimes = new Map<string, PodRuntime>();
   private ipCounter = 2;
 
-  reconcile(ctx: ControllerContext): void {
-    const seen = new Set<string>();
-    for (const pod of ctx.list('Pod')) {
-      const uid = pod.metadata.uid!;
-      seen.add(uid);
-      if (pod.metadata.deletionTimestamp) continue;
-      let runtime = this.runtimes.get(uid);
-      if (!runtime) {
-        runtime = { createdAt: ctx.now(), ip: `10.244.0.${this.ipCounter++ % 250}` };
-        this.runtimes.set(uid, runtime);
-      }
-      try {
-        this.syncPod(ctx, pod, runtime);
-      } catch (error) {
-        ctx.log.debug({ err: error, pod: pod.metadata.name }, 'simulated kubelet sync failed');
-      }
+  /**
+   * Syncs one pod; returns the simulated time its status changes next by itself (start-up
+   * delay over, a crash, a back-off ending), or undefined when only a change to it would.
+   */
+  sync(ctx: ControllerContext, pod: KObject): number | undefined {
+    if (pod.metadata.deletionTimestamp) return undefined;
+    const uid = pod.metadata.uid!;
+    let runtime = this.runtimes.get(uid);
+    if (!runtime) {
+      runtime = { createdAt: ctx.now(), ip: `10.244.0.${this.ipCounter++ % 250}` };
+      this.runtimes.set(uid, runtime);
     }
-    for (const uid of this.runtimes.keys()) if (!seen.has(uid)) this.runtimes.delete(uid);
+    try {
+      return this.syncPod(ctx, pod, runtime);
+    } catch (error) {
+      ctx.log.debug({ err: error, pod: pod.metadata.name }, 'simulated kubelet sync failed');
+      return undefined;
+    }
   }
 
-  private syncPod(ctx: ControllerContext, pod: KObject, runtime: PodRuntime): void {
+  /** The pod is gone: its container runtime goes with it. */
+  forget(uid: string): void {
+    this.runtimes.delete(uid);
+  }
+
+  private syncPod(ctx: ControllerContext, pod: KObject, runtime: PodRuntime): number | undefined {
     const spec = pod.spec as Any;
     if (!spec.nodeName) {
       const bound = clone(pod);
       (bound.spec as Any).nodeName = NODE_NAME;
       pod = ctx.update(bound, 'kube-scheduler');
+      ctx.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${NODE_NAME}`, 'default-scheduler');
     }
     const prev = (pod.status ?? {}) as Any;
-    if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return;
+    if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return undefined;
     const now = ctx.now();
     const elapsed = now - runtime.createdAt;
+    // Every "has this much time passed" question below goes through before(): a "not yet" is
+    // the next moment this pod's status changes by itself, when the kubelet looks again.
+    let next = Number.POSITIVE_INFINITY;
+    const before = (ms: number): boolean => {
+      if (elapsed >= ms) return false;
+      next = Math.min(next, ms);
+      return true;
+    };
     const delay = ctx.kubelet.podStartupDelayMs;
     const ts = (ms: number) => ctx.timestamp(runtime.createdAt + ms);
     const restartPolicy: string = spec.restartPolicy ?? 'Always';
@@ -67,13 +81,13 @@ export class Kubelet {
       if (pullFails) {
         allReady = false;
         allTerminated = false;
-        if (elapsed < pullErrorAt) return { ...base, state: { waiting: { reason: 'ContainerCreating' } } };
-        if (elapsed < pullErrorAt + BACKOFF_AFTER_PULL_ERROR_MS) {
+        if (before(pullErrorAt)) return { ...base, state: { waiting: { reason: 'ContainerCreating' } } };
+        if (before(pullErrorAt + BACKOFF_AFTER_PULL_ERROR_MS)) {
           return { ...base, state: { waiting: { reason: 'ErrImagePull', message: `failed to pull and unpack image "${image}": not found (simulated)` } } };
         }
         return { ...base, state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` } } };
       }
-      if (elapsed < delay) {
+      if (before(delay)) {
         allReady = false;
         allTerminated = false;
         return { ...base, state: { waiting: { reason: 'ContainerCreating' } } };
@@ -81,7 +95,7 @@ export class Kubelet {
       const withIds = { ...base, imageID: `sim://${image}`, containerID: `sim://${pod.metadata.uid}-${c.name}` };
       if (crashes) {
         if (restartPolicy === 'Never') {
-          if (elapsed < delay + RUN_BEFORE_CRASH_MS) {
+          if (before(delay + RUN_BEFORE_CRASH_MS)) {
             allReady = false;
             allTerminated = false;
             return { ...withIds, started: true, state: { running: { startedAt: ts(delay) } } };
@@ -98,10 +112,10 @@ export class Kubelet {
         for (;;) {
           const crashAt = start + RUN_BEFORE_CRASH_MS;
           const last = restarts > 0 ? { terminated: { exitCode: 1, reason: 'Error', startedAt: ts(start - backoff(restarts) - RUN_BEFORE_CRASH_MS), finishedAt: ts(start - backoff(restarts)) } } : {};
-          if (elapsed < crashAt) return { ...withIds, started: true, restartCount: restarts, state: { running: { startedAt: ts(start) } }, lastState: last };
+          if (before(crashAt)) return { ...withIds, started: true, restartCount: restarts, state: { running: { startedAt: ts(start) } }, lastState: last };
           restarts++;
           const restartAt = crashAt + backoff(restarts);
-          if (elapsed < restartAt) {
+          if (before(restartAt)) {
             return {
               ...withIds,
               restartCount: restarts,
@@ -112,14 +126,14 @@ export class Kubelet {
           start = restartAt;
         }
       }
-      if (restartPolicy !== 'Always' && elapsed >= delay + Math.max(delay, 1_000)) {
+      if (restartPolicy !== 'Always' && !before(delay + Math.max(delay, 1_000))) {
         allReady = false;
         return { ...withIds, state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: ts(delay), finishedAt: ts(delay + Math.max(delay, 1_000)) } } };
       }
       allTerminated = false;
       return { ...withIds, ready: true, started: true, state: { running: { startedAt: ts(delay) } } };
     });
-    if (elapsed >= delay && statuses.some((s) => s.started || s.restartCount > 0 || 'terminated' in s.state)) phase = 'Running';
+    if (!before(delay) && statuses.some((s) => s.started || s.restartCount > 0 || 'terminated' in s.state)) phase = 'Running';
     if (allTerminated) phase = anyFailed ? 'Failed' : 'Succeeded';
     if (anyFailed && restartPolicy === 'Never' && statuses.every((s) => 'terminated' in s.state)) phase = 'Failed';
     const ready = allReady && phase === 'Running';
@@ -134,7 +148,7 @@ export class Kubelet {
     const status: Any = {
       phase,
       conditions: [
-        cond('PodReadyToStartContainers', elapsed >= Math.min(delay, 1_000), Math.min(delay, 1_000)),
+        cond('PodReadyToStartContainers', !before(Math.min(delay, 1_000)), Math.min(delay, 1_000)),
         cond('Initialized', true, 0),
         cond('Ready', ready, delay, phase === 'Succeeded' ? 'PodCompleted' : 'ContainersNotReady'),
         cond('ContainersReady', ready, delay, phase === 'Succeeded' ? 'PodCompleted' : 'ContainersNotReady'),
@@ -148,8 +162,41 @@ export class Kubelet {
       containerStatuses: statuses,
       qosClass: 'BestEffort',
     };
+    recordContainerEvents(ctx, pod, containers, (prev.containerStatuses ?? []) as Any[], statuses as Any[], delay);
     ctx.updateStatus(pod, status, 'kubelet');
+    return Number.isFinite(next) ? runtime.createdAt + next : undefined;
   }
+}
+
+/** The kubelet's events for what changed in each container's state since the last status. */
+function recordContainerEvents(ctx: ControllerContext, pod: KObject, containers: Any[], before: Any[], after: Any[], delay: number): void {
+  containers.forEach((c, i) => {
+    const prev = before.find((s) => s.name === c.name);
+    const next = after[i];
+    if (!next) return;
+    const at = `spec.containers{${c.name}}`;
+    const event = (type: 'Normal' | 'Warning', reason: string, message: string) => ctx.event(pod, type, reason, message, 'kubelet', at);
+    const waiting = (s: Any | undefined): string | undefined => s?.state?.waiting?.reason;
+    if (!prev) event('Normal', 'Pulling', `Pulling image "${next.image}"`);
+    const reason = waiting(next);
+    if (reason && reason !== waiting(prev)) {
+      if (reason === 'ErrImagePull') {
+        event('Warning', 'Failed', `Failed to pull image "${next.image}": ${next.state.waiting.message ?? 'not found'}`);
+        event('Warning', 'Failed', 'Error: ErrImagePull');
+      } else if (reason === 'ImagePullBackOff') {
+        event('Normal', 'BackOff', `Back-off pulling image "${next.image}"`);
+        event('Warning', 'Failed', 'Error: ImagePullBackOff');
+      } else if (reason === 'CrashLoopBackOff') {
+        event('Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${pod.metadata.uid})`);
+      }
+    }
+    if (next.state?.running && (!prev?.state?.running || (prev.restartCount ?? 0) !== (next.restartCount ?? 0))) {
+      if (!prev?.imageID) event('Normal', 'Pulled', `Successfully pulled image "${next.image}" in ${delay}ms`);
+      else event('Normal', 'Pulled', `Container image "${next.image}" already present on machine`);
+      event('Normal', 'Created', `Created container: ${c.name}`);
+      event('Normal', 'Started', `Started container ${c.name}`);
+    }
+  });
 }
 
 function backoff(restarts: number): number {
