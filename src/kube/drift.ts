@@ -53,10 +53,12 @@ function listKeys(a: Json[], b: Json[]): readonly string[] | undefined {
   return undefined;
 }
 
-function walk(intended: Json, live: Json, path: string, out: string[]): void {
+/** `own`: only the fields `intended` sets are compared (it is not a dry-run: no server defaults). */
+function walk(intended: Json, live: Json, path: string, out: string[], own = false): void {
   if (deepEqual(intended, live)) return;
   if (isMap(intended) && isMap(live)) {
-    for (const key of new Set([...Object.keys(intended), ...Object.keys(live)])) walk(intended[key], live[key], `${path}.${key}`, out);
+    const keys = own ? Object.keys(intended) : new Set([...Object.keys(intended), ...Object.keys(live)]);
+    for (const key of keys) walk(intended[key], live[key], `${path}.${key}`, out, own);
     return;
   }
   if (Array.isArray(intended) && Array.isArray(live)) {
@@ -65,7 +67,7 @@ function walk(intended: Json, live: Json, path: string, out: string[]): void {
       const byKey = (list: Json[]) => new Map(list.map((item) => [keyOf(item as JsonMap, keys), item] as const));
       const a = byKey(intended);
       const b = byKey(live);
-      for (const key of new Set([...a.keys(), ...b.keys()])) walk(a.get(key), b.get(key), `${path}${key}`, out);
+      for (const key of own ? a.keys() : new Set([...a.keys(), ...b.keys()])) walk(a.get(key), b.get(key), `${path}${key}`, out, own);
       return;
     }
   }
@@ -143,6 +145,21 @@ export interface DriftAssessment {
   changed: string[];
   /** The changed paths that are drift: all but those an autoscaler owns. */
   drifted: string[];
+}
+
+/**
+ * The paths of keelson's own object (not a dry-run) whose values differ from `live`: what its
+ * apply changes, for an apply known to change the object without asking the server. Only the
+ * fields keelson sets are compared, so server defaults are not differences; a value the server
+ * normalises (a quantity, a port given as a string) may be named although unchanged, and a field
+ * keelson stops setting (which the apply removes) is not named.
+ */
+export function ownChangedPaths(own: KubeObject, live: KubeObject): string[] {
+  const out: string[] = [];
+  const { apiVersion: _a, kind: _k, ...a } = comparable(own);
+  const { apiVersion: _b, kind: _l, ...b } = comparable(live);
+  walk(a, b, '', out, true);
+  return out;
 }
 
 export function assessDrift(dryRun: KubeObject, live: KubeObject, fieldManager: string): DriftAssessment {

@@ -3,9 +3,11 @@
 // issues #11, #13 and #14. Decisions are pure functions in the files beside this one; requests go
 // through transport.ts (identity, fence, rate limit); reads come from the shared cluster cache.
 //
-// Requests per rollout (the built-in template, an image bump, cache warm): a dry-run per object
-// and one apply per object that changes — 3 — and no LIST. An object this process applied or
-// compared at the resourceVersion the cache still shows is known unchanged without a request.
+// Requests per rollout (the built-in template, an image bump, cache warm): one apply per object
+// that changes, and no LIST. An object this process applied or compared at the resourceVersion
+// the cache still shows is known unchanged without a request; one whose rendered form differs
+// from what this process last applied is known to change, also without one. Anything else (a
+// process that just started, an object someone else changed) is compared by a dry-run first.
 //
 // Hazards:
 // - Read-your-writes: the cache learns of keelson's own writes a moment later. Each write's uid
@@ -32,7 +34,7 @@ import {
   type CacheKind,
   type ClusterCache,
 } from './clusterCache.ts';
-import { assessDrift } from './drift.ts';
+import { assessDrift, ownChangedPaths } from './drift.ts';
 import { assessHealth } from './health.ts';
 import { abortError, httpStatus, ROLLOUT_FAILED } from './kubeErrors.ts';
 import { observeInventory, type InventoryEntry, type Observation } from './observe.ts';
@@ -587,8 +589,14 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       const stamped = stampLabels(plan.object, deploymentId, plan.live);
       const hash = hashOf(stamped);
       const change: Change = { ref: plan.ref, action: 'created', paths: [], ...(plan.adoptedFrom ? { adoptedFrom: plan.adoptedFrom } : {}) };
-      if (plan.live) {
-        const last = known.get(refKey(plan.ref));
+      const last = plan.live ? known.get(refKey(plan.ref)) : undefined;
+      if (plan.live && last?.hash !== undefined && last.hash !== hash) {
+        // What this process last applied differs from what it applies now: the object changes,
+        // whatever else happened to it meanwhile, so a dry-run could only confirm it (one request
+        // per changed object per rollout saved: an image bump costs one write, not two requests).
+        change.action = 'configured';
+        change.paths = ownChangedPaths(stamped, plan.live);
+      } else if (plan.live) {
         if (last?.hash === hash && last.resourceVersion !== undefined && last.resourceVersion === plan.live.metadata.resourceVersion) {
           changes.push({ ...change, action: 'unchanged' });
           continue;

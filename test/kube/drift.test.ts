@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessDrift, changedPaths, fieldsV1Paths } from '../../src/kube/drift.ts';
+import { assessDrift, changedPaths, fieldsV1Paths, ownChangedPaths } from '../../src/kube/drift.ts';
 import type { KubeObject } from '../../src/kube/types.ts';
 
 function deployment(patch: { image?: string; replicas?: number; labels?: Record<string, string>; env?: Array<{ name: string; value: string }>; managedFields?: unknown[]; args?: string[]; status?: unknown }): KubeObject {
@@ -42,6 +42,31 @@ describe('changedPaths', () => {
   ];
   for (const c of cases) {
     it(c.name, () => expect(changedPaths(c.intended, c.live)).toEqual(c.paths));
+  }
+});
+
+describe('ownChangedPaths (keelson\'s own object, not a dry-run)', () => {
+  // what the server adds to keelson's object: defaults and foreign fields
+  const defaulted = (obj: KubeObject): KubeObject => {
+    const spec = obj.spec as { template: { spec: { containers: Array<Record<string, unknown>> } } } & Record<string, unknown>;
+    return {
+      ...obj,
+      metadata: { ...obj.metadata, labels: { ...obj.metadata.labels, 'added-by': 'someone' }, uid: 'u-1' },
+      spec: {
+        ...spec,
+        progressDeadlineSeconds: 600,
+        template: { spec: { ...spec.template.spec, containers: spec.template.spec.containers.map((c) => ({ ...c, imagePullPolicy: 'IfNotPresent' })) } },
+      },
+    };
+  };
+  const cases: Array<{ name: string; own: KubeObject; live: KubeObject; paths: string[] }> = [
+    { name: 'server defaults and foreign labels are no change', own: deployment({}), live: defaulted(deployment({})), paths: [] },
+    { name: 'an image in a keyed list', own: deployment({ image: 'shop:2' }), live: defaulted(deployment({})), paths: ['.spec.template.spec.containers[name="web"].image'] },
+    { name: 'a label keelson sets', own: deployment({ labels: { app: 'web', tier: 'front' } }), live: defaulted(deployment({})), paths: ['.metadata.labels.tier'] },
+    { name: 'an env var added', own: deployment({ env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] }), live: defaulted(deployment({})), paths: ['.spec.template.spec.containers[name="web"].env[name="B"]'] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => expect(ownChangedPaths(c.own, c.live)).toEqual(c.paths));
   }
 });
 
