@@ -1042,6 +1042,22 @@ export function topLevelState(value: DeploymentSnapshot['value']): string {
   return typeof value === 'string' ? value : (Object.keys(value)[0] ?? 'idle');
 }
 
+/**
+ * Whether a TICK at `now` can change a snapshot. At rest nothing is timed but a healthy
+ * deployment's drift check (`driftCheckAt`) and a degraded one's grace; in flight, retries and
+ * deadlines are. The runtime sends TICK only where it can matter: ten thousand resting actors
+ * cost a tick fan-out every interval otherwise. Conservative (true when unsure), and checked
+ * against the machine in its tests: a TICK where this says false leaves the snapshot as it was.
+ */
+export function tickMatters(snapshot: Pick<DeploymentSnapshot, 'value' | 'context'>, now: number): boolean {
+  const value = snapshot.value as string | Record<string, unknown>;
+  if (value === 'idle' || value === 'deleted') return false;
+  if (typeof value !== 'object') return true;
+  if (value.failed === 'idle' || value.stopped === 'idle') return false;
+  if (value.healthy === 'idle') return snapshot.context.driftCheckAt === null || now >= snapshot.context.driftCheckAt;
+  return true;
+}
+
 // ---- restoring older snapshots ----
 
 type Json = Record<string, unknown>;

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import {
   deploymentMachine,
   MACHINE_VERSION,
+  tickMatters,
   topLevelState,
   type DeploymentSnapshot,
   type LiveHealthStatus,
@@ -620,7 +621,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         continue;
       }
       try {
-        record.actor.send({ type: 'TICK', now });
+        if (tickMatters(record.actor.getSnapshot(), now)) record.actor.send({ type: 'TICK', now });
         const state = topLevelState(record.actor.getSnapshot().value);
         counts.set(state, (counts.get(state) ?? 0) + 1);
       } catch (error) {

@@ -11,6 +11,7 @@ import {
   migratePersistedSnapshot,
   specKey,
   specNamespace,
+  tickMatters,
   topLevelState,
   type DeploymentEvent,
   type ApplyInput,
@@ -364,6 +365,31 @@ describe('deployment machine: transitions', () => {
     expect(again.context.deployed).toMatchObject({ imageRef: 'shop:2', stopped: true });
     const applied3 = run([done('sync', { sha: 'def' }), done('render', { plan, files: [] }), done('apply', { applied })], deploying);
     expect(applied3.context.work?.interrupted).toBeNull();
+  });
+
+  // The runtime skips a TICK where tickMatters says false: that must be exactly a TICK that
+  // would change nothing, checked here against the machine for every resting state.
+  it.each([
+    ['idle', () => run([])],
+    ['healthy, drift check not due', () => healthy],
+    ['failed', () => run([...toHealthy(2).slice(0, 3), fail('apply', 'terminal')], healthy)],
+    ['stopped', () => run([changed(desired(2, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled', images: ['shop:1'] })], healthy)],
+  ] as const)('tickMatters: a TICK it skips (%s) changes nothing', (_name, make) => {
+    const snapshot = make();
+    const now = T0 + 1_000;
+    expect(tickMatters(snapshot, now)).toBe(false);
+    const after = transition(deploymentMachine, snapshot, { type: 'TICK', now } as DeploymentEvent)[0];
+    expect(after.value).toEqual(snapshot.value);
+    expect(after.context).toEqual(snapshot.context);
+  });
+
+  it.each([
+    ['healthy, drift check due', () => healthy, (s: DeploymentSnapshot) => s.context.driftCheckAt ?? 0],
+    ['syncing (retries and deadlines)', () => run(toHealthy(2).slice(0, 1), healthy), () => T0],
+    ['degraded (its grace)', () => run([health('Failed')], healthy), () => T0 + 1_000],
+  ] as const)('tickMatters: a TICK it sends (%s)', (_name, make, at) => {
+    const snapshot = make();
+    expect(tickMatters(snapshot, at(snapshot))).toBe(true);
   });
 
   it('checks healthy deployments for drift on TICK and repairs drift', () => {
