@@ -69,6 +69,16 @@ export interface ObjectRef {
   readonly namespace?: string;
 }
 
+/**
+ * One step of a canary (src/render/strategy.ts reads it from `keelson.strategy`): send
+ * `setWeight` basis points of traffic to the new revision, wait `pauseMs`, or require the new
+ * revision to be ready now.
+ */
+export type CanaryStep = { readonly setWeight: number } | { readonly pauseMs: number } | { readonly waitHealthy: true };
+
+/** How a deploy reaches the cluster: replaced in place (the default), or as a canary revision. */
+export type Strategy = { readonly kind: 'replace' } | { readonly kind: 'canary'; readonly steps: readonly CanaryStep[] };
+
 /** What an effect resolves with, as wrapped by the runtime. */
 export interface EffectOutput<T> {
   readonly value: T;
@@ -244,6 +254,8 @@ export interface RenderResult {
   prune?: boolean;
   /** the merged values: hash and redacted copy */
   values?: { hash: string; redacted: unknown };
+  /** `keelson.strategy` of the merged values; absent: replace */
+  strategy?: Strategy;
 }
 /** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
 /**

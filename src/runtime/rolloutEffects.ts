@@ -18,6 +18,7 @@ import type { Source, SourceTree } from '../source/source.ts';
 import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts';
 import { scrubText, secretValues } from '../plans/secrets.ts';
 import type { Renderer } from '../render/renderer.ts';
+import { strategyOf } from '../render/strategy.ts';
 import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import { describeDrift, DRIFT_MODES, type DriftMode } from './driftReport.ts';
 import type { Effects } from './effects.ts';
@@ -136,7 +137,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     async render(input, signal) {
       const result = await renderChecked(input, signal);
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
+      // checked before the plan is kept: a mistyped strategy fails the action naming the field
+      const strategy = strategyOf(result.values);
       return {
+        strategy,
         plan: plans.put(result.objects),
         files: result.files,
         prune: keelsonValues?.prune === true,
