@@ -28,7 +28,7 @@ import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
-import { toMachineActors, type BeforeEffect, type Effects } from './effects.ts';
+import { toMachineActors, type BeforeEffect, type Effects, type TargetEffects } from './effects.ts';
 import { restorable, SnapshotRow, startHost, type Host } from './hosting.ts';
 import {
   DeploymentGoneError,
@@ -52,7 +52,7 @@ export interface RuntimeOptions {
   readonly db: Db;
   readonly databaseUrl: string;
   readonly log: Logger;
-  readonly effects: Effects;
+  readonly effects: Effects & Partial<TargetEffects>;
   readonly metrics?: Metrics;
   readonly tickIntervalMs?: number;
   readonly maxConcurrentRollouts?: number;

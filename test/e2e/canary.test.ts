@@ -1,0 +1,140 @@
+// End to end: canaries through the deploy-target contract (issue #16) — real PostgreSQL, a git ops
+// repo declaring `keelson.strategy`, the simulator serving Gateway API, the Kubernetes target
+// splitting by HTTPRoute weights. The weights are read from the simulator's store at each step.
+import { sql } from 'slonik';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleepUntil } from '../helpers.ts';
+import { httpRouteBackends, installGatewayApi } from '../sim/gatewayApi.ts';
+import { createOpsRepo, history, insertRow, simDeployment, startE2e, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
+
+let e2e: E2e;
+let repo: OpsRepo;
+
+const ROUTE_TEMPLATE = `${WEB_TEMPLATE}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {{ project }}
+spec:
+  parentRefs:
+    - name: public
+  hostnames:
+    - {{ project }}.example.com
+  rules:
+    - backendRefs:
+        - name: {{ project }}
+          port: 80
+`;
+
+const strategy = (pauses: [string, string]) => `keelson:
+  strategy:
+    canary:
+      steps:
+        - setWeight: 1000
+        - pause: ${pauses[0]}
+        - waitHealthy: true
+        - setWeight: 5000
+        - pause: ${pauses[1]}
+`;
+
+beforeAll(async () => {
+  // 100 simulated seconds per second: pods start in ~10 ms, an unpullable image backs off within ~60 ms
+  e2e = await startE2e({ sim: { timeScale: 100, podStartupDelayMs: 1000 } });
+  await installGatewayApi(e2e.sim);
+  repo = await createOpsRepo(e2e, 'platform', {
+    'values.yaml': 'replicas: 2\n',
+    'shop/deployment.yaml': ROUTE_TEMPLATE,
+    'shop/values.yaml': strategy(['1s', '1s']),
+    'slow/deployment.yaml': ROUTE_TEMPLATE,
+    'slow/values.yaml': strategy(['4s', '1s']),
+  });
+  await e2e.startRuntime({ failFastGraceMs: 1_000 });
+});
+
+afterAll(async () => {
+  await e2e?.stop();
+});
+
+/** A project whose policy admits HTTPRoutes: a kind keelson does not know passes only as if cluster-scoped. */
+async function admitRoutes(project: string): Promise<void> {
+  await e2e.db.query(sql.unsafe`
+    insert into projects (name, cluster_resource_whitelist) values (${project}, ${sql.array(['gateway.networking.k8s.io/HTTPRoute'], 'text')})`);
+}
+
+/** The route's backends as `name:weight` (one rule), or undefined before there is a route. */
+const weights = (namespace: string, name: string): string[] | undefined =>
+  httpRouteBackends(e2e.sim, namespace, name)?.[0]?.map((b) => `${b.name}:${b.weight ?? 1}`);
+
+async function waitWeights(namespace: string, name: string, expected: string[], timeoutMs = 15_000): Promise<void> {
+  await sleepUntil(() => JSON.stringify(weights(namespace, name)) === JSON.stringify(expected), {
+    timeoutMs,
+    intervalMs: 10,
+    message: `route ${namespace}/${name} to be ${expected.join(', ')} (is ${JSON.stringify(weights(namespace, name))})`,
+  });
+}
+
+describe('canary', () => {
+  it('a first deploy is one revision at 100 %; the next goes 10 % → 50 % → 100 % with the route weights at each step', async () => {
+    await admitRoutes('shop');
+    const id = await insertRow(e2e.db, { project: 'shop', image: 'registry.example/shop:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy');
+    expect(weights('shop-prod', 'shop')).toEqual(['shop-r1:1']);
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop-r1')).toMatchObject({ image: 'registry.example/shop:1', replicas: 2, readyReplicas: 2 });
+    // nothing was applied in place: the revision is the workload
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop')).toBeUndefined();
+
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/shop:2' where id = ${id}`);
+    // 90/10 and 50/50 as route weights (basis points over their greatest common divisor)
+    await waitWeights('shop-prod', 'shop', ['shop-r1:9', 'shop-r2:1']);
+    await waitWeights('shop-prod', 'shop', ['shop-r1:1', 'shop-r2:1']);
+    await waitWeights('shop-prod', 'shop', ['shop-r2:1']);
+    const done = await waitStatus(e2e.db, id, 'healthy');
+    expect(done.current_image_ref).toBe('registry.example/shop:2');
+    // promoted: the old revision drained and archived
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop-r1')).toBeUndefined();
+    const records = await history(e2e.db, id);
+    expect(records.at(-1)).toMatchObject({ action: 'deploy', status: 'succeeded', image_ref: 'registry.example/shop:2' });
+    expect(records.at(-1)?.phases.map((p) => p.name)).toEqual([
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 1 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
+    ]);
+    const pause = records.at(-1)?.phases.find((p) => p.name === 'pause 1 s');
+    expect(pause?.duration_ms).toBeGreaterThanOrEqual(1_000);
+
+    // a new image that cannot be pulled: the canary aborts, traffic stays on the stable revision,
+    // no canary workload is left, and the action fails naming why
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/shop:doesnotexist' where id = ${id}`);
+    const failed = await waitStatus(e2e.db, id, 'failed');
+    expect(failed.last_error).toMatch(/ImagePullBackOff/);
+    expect(failed.current_image_ref).toBe('registry.example/shop:2');
+    expect(weights('shop-prod', 'shop')).toEqual(['shop-r2:1']);
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop-r3')).toBeUndefined();
+    expect(simDeployment(e2e.sim, 'shop-prod', 'shop-r2')).toMatchObject({ image: 'registry.example/shop:2', readyReplicas: 2 });
+    const aborted = (await history(e2e.db, id)).at(-1);
+    expect(aborted).toMatchObject({ status: 'failed', image_ref: 'registry.example/shop:doesnotexist' });
+    expect(aborted?.phases.map((p) => [p.name, p.error === null ? 'ok' : 'error'])).toEqual([
+      ['sync', 'ok'], ['render', 'ok'], ['stage', 'ok'], ['warm', 'error'], ['abort', 'ok'], ['drain r3', 'ok'], ['archive r3', 'ok'],
+    ]);
+  });
+
+  it('a runtime restart in the middle of a pause resumes at that step with the weights unchanged', async () => {
+    await admitRoutes('slow');
+    const id = await insertRow(e2e.db, { project: 'slow', image: 'registry.example/slow:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/slow:2' where id = ${id}`);
+    await waitWeights('slow-prod', 'slow', ['slow-r1:9', 'slow-r2:1']);
+    await e2e.runtime?.stop();
+    expect(weights('slow-prod', 'slow')).toEqual(['slow-r1:9', 'slow-r2:1']);
+    await e2e.startRuntime({ failFastGraceMs: 1_000 });
+    // the new runtime restores the pause: the weights stay until it ends, then the steps go on
+    expect(weights('slow-prod', 'slow')).toEqual(['slow-r1:9', 'slow-r2:1']);
+    await waitWeights('slow-prod', 'slow', ['slow-r1:1', 'slow-r2:1']);
+    const done = await waitStatus(e2e.db, id, 'healthy');
+    expect(done.current_image_ref).toBe('registry.example/slow:2');
+    expect(weights('slow-prod', 'slow')).toEqual(['slow-r2:1']);
+    const phases = (await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name);
+    // each step once: the restored actor went on from the pause, it did not start over
+    expect(phases).toEqual([
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 4 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
+    ]);
+  });
+});
