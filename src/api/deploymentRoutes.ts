@@ -16,6 +16,8 @@ import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
   Action,
   ActionParams,
+  CanaryCommandAccepted,
+  CanaryParams,
   CreateDeploymentBody,
   DeploymentAccepted,
   DeploymentDetail,
@@ -459,6 +461,26 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id }, generation: row.generation, ...action.fields },
           headers: action.headers,
         };
+      },
+    }),
+    jsonRoute({
+      method: 'post',
+      path: '/api/projects/:project/deployments/:env/canary/:command',
+      operationId: 'commandCanary',
+      summary: 'Pause, resume, promote or abort the canary in flight (sets canary_command, which keelson consumes). No new generation: the canary goes on as told.',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: CanaryParams,
+      responses: {
+        202: { description: 'Accepted: the actor is told; without a canary in flight the command is consumed and changes nothing.', schema: CanaryCommandAccepted },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        const row = await db.one(sql.type(DeploymentRow)`
+          update deployments set canary_command = ${params.command} where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+        await audit(`deployment.canary.${params.command}`, `${row.project}/${row.environment}`, { generation: row.generation });
+        return { status: 202, body: { command: params.command, generation: row.generation, current_status: row.current_status } };
       },
     }),
     jsonRoute({

@@ -285,6 +285,26 @@ describe('delete (teardown)', () => {
   });
 });
 
+describe('canary commands', () => {
+  it('sets canary_command with 202 and no new generation, audits it, and refuses an unknown command or a read-only token', async () => {
+    await h.insertDeployment('shop', 'cn');
+    const response = await h.request('POST', '/api/projects/shop/deployments/cn/canary/pause', { token: promote });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ command: 'pause', generation: 1 });
+    const { rows } = await h.pg.query("select canary_command, generation::int from deployments where environment = 'cn'");
+    expect(rows[0]).toEqual({ canary_command: 'pause', generation: 1 });
+    expect(await auditRows('deployment.canary.pause', 'shop/cn')).toHaveLength(1);
+
+    const unknown = await h.request('POST', '/api/projects/shop/deployments/cn/canary/skip', { token: promote });
+    expect(unknown.status).toBe(400);
+    const reader = await h.token(['deploy:read'], null, 'reader');
+    expect((await h.request('POST', '/api/projects/shop/deployments/cn/canary/abort', { token: reader })).status).toBe(403);
+    expect((await h.request('POST', '/api/projects/shop/deployments/nope/canary/abort', { token: promote })).status).toBe(404);
+    // the database states the same rule for SQL writers
+    await expect(h.pg.query("update deployments set canary_command = 'skip' where environment = 'cn'")).rejects.toThrow(/deployments_canary_command_valid/);
+  });
+});
+
 describe('rollback', () => {
   it('answers 409 when there is no previous healthy version', async () => {
     await h.insertDeployment('shop', 'rb');

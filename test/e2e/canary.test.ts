@@ -47,6 +47,8 @@ beforeAll(async () => {
     'shop/values.yaml': strategy(['1s', '1s']),
     'slow/deployment.yaml': ROUTE_TEMPLATE,
     'slow/values.yaml': strategy(['4s', '1s']),
+    'ctl/deployment.yaml': ROUTE_TEMPLATE,
+    'ctl/values.yaml': strategy(['1s', '60s']),
   });
   await e2e.startRuntime({ failFastGraceMs: 1_000 });
 });
@@ -64,6 +66,19 @@ async function admitRoutes(project: string): Promise<void> {
 /** The route's backends as `name:weight` (one rule), or undefined before there is a route. */
 const weights = (namespace: string, name: string): string[] | undefined =>
   httpRouteBackends(e2e.sim, namespace, name)?.[0]?.map((b) => `${b.name}:${b.weight ?? 1}`);
+
+/** Written by SQL, as a pipeline would; keelson consumes it (sets it back to null). */
+async function command(id: string, what: string): Promise<void> {
+  await e2e.db.query(sql.unsafe`update deployments set canary_command = ${what} where id = ${id}`);
+  await sleepUntil(async () => (await e2e.db.oneFirst(sql.unsafe`select canary_command is null from deployments where id = ${id}`)) === true, {
+    message: `canary_command ${what} consumed`,
+  });
+}
+
+async function waitState(id: string, state: string): Promise<void> {
+  await sleepUntil(async () => (await e2e.db.maybeOne(sql.unsafe`
+    select 1 from deployment_transitions where deployment_id = ${id} and to_state = ${state} limit 1`)) !== null, { message: `transition to ${state}` });
+}
 
 async function waitWeights(namespace: string, name: string, expected: string[], timeoutMs = 15_000): Promise<void> {
   await sleepUntil(() => JSON.stringify(weights(namespace, name)) === JSON.stringify(expected), {
@@ -136,5 +151,36 @@ describe('canary', () => {
     expect(phases).toEqual([
       'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 4 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
     ]);
+  });
+
+  it('pause, resume, promote and abort from SQL: no new generation, the canary goes on as told', async () => {
+    await admitRoutes('ctl');
+    const id = await insertRow(e2e.db, { project: 'ctl', image: 'registry.example/ctl:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/ctl:2' where id = ${id}`);
+    await waitWeights('ctl-prod', 'ctl', ['ctl-r1:9', 'ctl-r2:1']);
+    // paused during the 1 s pause: when it ends, the next step waits
+    await command(id, 'pause');
+    await waitState(id, 'verifying.canary.steps.held');
+    expect(weights('ctl-prod', 'ctl')).toEqual(['ctl-r1:9', 'ctl-r2:1']);
+    await command(id, 'resume');
+    await waitWeights('ctl-prod', 'ctl', ['ctl-r1:1', 'ctl-r2:1']);
+    // in the 60 s pause: promote ends it now
+    await command(id, 'promote');
+    await waitWeights('ctl-prod', 'ctl', ['ctl-r2:1']);
+    const promoted = await waitStatus(e2e.db, id, 'healthy');
+    expect(promoted).toMatchObject({ current_image_ref: 'registry.example/ctl:2', generation: 2 });
+    expect(simDeployment(e2e.sim, 'ctl-prod', 'ctl-r1')).toBeUndefined();
+
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/ctl:3' where id = ${id}`);
+    await waitWeights('ctl-prod', 'ctl', ['ctl-r2:9', 'ctl-r3:1']);
+    await command(id, 'abort');
+    const aborted = await waitStatus(e2e.db, id, 'failed');
+    expect(aborted).toMatchObject({ current_image_ref: 'registry.example/ctl:2', generation: 3, last_error: 'canary r3 aborted by command' });
+    expect(weights('ctl-prod', 'ctl')).toEqual(['ctl-r2:1']);
+    expect(simDeployment(e2e.sim, 'ctl-prod', 'ctl-r3')).toBeUndefined();
+    // a command with no canary in flight is consumed and changes nothing
+    await command(id, 'promote');
+    expect((await history(e2e.db, id)).map((h) => h.status)).toEqual(['succeeded', 'succeeded', 'failed']);
   });
 });
