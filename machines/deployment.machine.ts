@@ -171,8 +171,18 @@ export interface RevisionSource {
 export interface Canary {
   /** the new revision */
   readonly revision: string;
-  /** the revision serving before, or null (a first deploy as revisions: stage, warm, 100 %) */
+  /** the revision before, or null (a first deploy as revisions: stage, warm, 100 %) */
   readonly stable: RevisionSource | null;
+  /**
+   * whether the stable revision served when the canary started: the steps shift traffic from it.
+   * A stopped one serves nothing: stage, warm, 100 %, and it is drained and archived.
+   */
+  readonly stableServing: boolean;
+  /**
+   * the workloads of a release applied in place (before its deployment declared a canary), which
+   * the promotion deletes once the new revision has all traffic; absent in older snapshots
+   */
+  readonly inPlace?: readonly ObjectRef[];
   /** index of the next step of `work.strategy.steps` */
   readonly step: number;
   /** the split last asked for (null before the first) */
@@ -351,6 +361,8 @@ export interface TargetInput {
   split: readonly SplitEntry[] | null;
 }
 export interface StageResult { message: string; refs: ObjectRef[] }
+/** Deletes objects of the deployment (those still labelled for it): a release applied in place, replaced by a revision. */
+export interface PruneInput { deploymentId: string; refs: readonly ObjectRef[] }
 export interface TargetResult { message: string }
 export type RevisionHealth = 'ready' | 'progressing' | 'failed' | 'missing';
 export interface CheckResult { status: RevisionHealth; message: string }
@@ -675,6 +687,7 @@ export const deploymentMachine = setup({
     checkRevision: notProvided('checkRevision') as unknown as ReturnType<typeof fromPromise<EffectOutput<CheckResult>, TargetInput>>,
     drain: notProvided('drain') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
     archive: notProvided('archive') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
+    pruneInPlace: notProvided('pruneInPlace') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, PruneInput>>,
   },
   guards: {
     wantsActive: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'active',
@@ -712,6 +725,8 @@ export const deploymentMachine = setup({
     healthCurrent: ({ event }) => event.type === 'HEALTH' && event.status === 'Current',
     rendersCanary: ({ event }) => (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary',
     hasStable: ({ context }) => (context.work?.canary?.stable ?? null) !== null,
+    stableServing: ({ context }) => context.work?.canary?.stableServing === true,
+    hasInPlace: ({ context }) => (context.work?.canary?.inPlace?.length ?? 0) > 0,
     canaryHeld: ({ context }) => context.work?.canary?.paused === true,
     canaryStepsDone: ({ context }) => nextStep(context) === null,
     nextIsWeight: ({ context }) => { const step = nextStep(context); return step !== null && 'setWeight' in step; },
@@ -906,6 +921,8 @@ export const deploymentMachine = setup({
           spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
           applied: work.applied,
           stopped: stopping,
+          // a stop scales the revision that runs; anything else here was applied in place
+          revision: stopping ? (context.deployed?.revision ?? null) : null,
         },
         driftCheckAt: output.finishedAt + context.config.driftIntervalMs,
       };
@@ -950,10 +967,15 @@ export const deploymentMachine = setup({
       const work = context.work;
       if (!work) return {};
       const deployed = context.deployed;
-      const stable = deployed && !deployed.stopped ? (deployed.revision ?? null) : null;
+      const stable = deployed?.revision ?? null;
+      // what a release applied in place runs: its workloads go once the revision has the traffic
+      // (its Service and HTTPRoute become the deployment's, which the target applies over)
+      const inPlace = deployed && !deployed.revision ? deployed.applied.filter((ref) => ref.apiVersion === 'apps/v1' && ref.kind === 'Deployment') : [];
       const canary: Canary = {
         revision: `r${context.actionCounter}`,
         stable,
+        stableServing: stable !== null && deployed?.stopped !== true,
+        inPlace,
         step: 0,
         split: null,
         pauseUntil: null,
@@ -1064,6 +1086,10 @@ export const deploymentMachine = setup({
       const output = (event as unknown as DoneEvent<TargetResult>).output;
       return canaryStep(context, output, `drain ${retiring(context)}`, output.value.message, {});
     }),
+    recordPrune: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, 'remove in place', output.value.message, {});
+    }),
     recordArchive: assign(({ context, event }) => {
       const output = (event as unknown as DoneEvent<TargetResult>).output;
       return canaryStep(context, output, `archive ${retiring(context)}`, output.value.message, {});
@@ -1147,7 +1173,7 @@ export const deploymentMachine = setup({
       staging: step('stage', { onDone: { target: '#deployment.applying.warming', actions: 'recordStage' }, terminal: ABORT }),
       warming: step('warm', {
         onDone: [
-          { guard: 'hasStable', target: '#deployment.verifying.canary', actions: 'recordWarm' },
+          { guard: 'stableServing', target: '#deployment.verifying.canary', actions: 'recordWarm' },
           // no stable revision (a first deploy as revisions): all traffic at once
           { target: '#deployment.verifying.canary.promoting', actions: ['recordWarm', 'beginPromote'] },
         ],
@@ -1213,9 +1239,12 @@ export const deploymentMachine = setup({
               splitting: step('split', {
                 onDone: [
                   { guard: 'hasStable', target: '#deployment.verifying.canary.promoting.draining', actions: 'recordPromoteSplit' },
+                  { guard: 'hasInPlace', target: '#deployment.verifying.canary.promoting.removing', actions: 'recordPromoteSplit' },
                   { target: '#deployment.healthy', actions: ['recordPromoteSplit', 'succeedCanary'] },
                 ],
               }),
+              // the release applied in place, now that the revision has all traffic
+              removing: step('pruneInPlace', { onDone: { target: '#deployment.healthy', actions: ['recordPrune', 'succeedCanary'] } }),
               draining: step('drain', { onDone: { target: '#deployment.verifying.canary.promoting.archiving', actions: 'recordDrain' } }),
               archiving: step('archive', { onDone: { target: '#deployment.healthy', actions: ['recordArchive', 'succeedCanary'] } }),
             },
@@ -1375,7 +1404,7 @@ function failedPhaseName(work: Work): string {
   return 'sync';
 }
 
-type TargetEffect = 'stage' | 'warm' | 'split' | 'checkRevision' | 'drain' | 'archive';
+type TargetEffect = 'stage' | 'warm' | 'split' | 'checkRevision' | 'drain' | 'archive' | 'pruneInPlace';
 type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget' | 'teardown' | TargetEffect;
 type Done = { target: string; actions: string | string[]; guard?: string };
 
@@ -1504,6 +1533,8 @@ function effectInput(effect: Effect, context: Ctx): unknown {
     case 'drain':
     case 'archive':
       return targetInput(context) satisfies TargetInput;
+    case 'pruneInPlace':
+      return { deploymentId: context.deploymentId, refs: work.canary?.inPlace ?? [] } satisfies PruneInput;
     case 'findRollbackTarget':
       // an explicit target only for a rollback the row asked for (not an auto-rollback)
       return {

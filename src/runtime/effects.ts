@@ -9,7 +9,7 @@ import {
 } from 'slonik';
 import { fromPromise } from 'xstate';
 import type {
-  CheckResult, StageResult, TargetInput, TargetResult,
+  CheckResult, PruneInput, StageResult, TargetInput, TargetResult,
   ApplyInput, ApplyResult, DriftInput, DriftResult, EffectFailure, EffectOutput, FindTargetInput, FindTargetResult,
   RenderInput, RenderResult, ScaleInput, ScaleResult, SyncInput, SyncResult, TeardownInput, TeardownResult, VerifyInput, VerifyResult,
 } from '../../machines/deployment.machine.ts';
@@ -38,6 +38,8 @@ export interface TargetEffects {
   checkRevision(input: TargetInput, signal: AbortSignal): Promise<CheckResult>;
   drain(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
   archive(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
+  /** a release applied in place, once its deployment's first canary revision has the traffic */
+  pruneInPlace(input: PruneInput, signal: AbortSignal): Promise<TargetResult>;
 }
 
 /**
@@ -101,5 +103,6 @@ export function toMachineActors(effects: Effects & Partial<TargetEffects>, befor
     ...(effects.checkRevision ? { checkRevision: wrap('checkRevision', effects.checkRevision.bind(effects)) } : {}),
     ...(effects.drain ? { drain: wrap('drain', effects.drain.bind(effects)) } : {}),
     ...(effects.archive ? { archive: wrap('archive', effects.archive.bind(effects)) } : {}),
+    ...(effects.pruneInPlace ? { pruneInPlace: wrap('pruneInPlace', effects.pruneInPlace.bind(effects)) } : {}),
   };
 }

@@ -24,7 +24,7 @@ import { describeDrift, DRIFT_MODES, type DriftMode } from './driftReport.ts';
 import type { Effects, TargetEffects } from './effects.ts';
 import type { Inventory } from '../targets/contract.ts';
 import { createKubernetesTarget } from '../targets/kubernetes/target.ts';
-import { parsePlan, revisionServiceRef, workloadRef } from '../targets/kubernetes/plan.ts';
+import { HTTPROUTE_KIND, parsePlan, revisionServiceRef, serviceRef, workloadRef } from '../targets/kubernetes/plan.ts';
 
 export interface RolloutEffectsDeps {
   readonly db: Db;
@@ -250,7 +250,13 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       const inventory = await inventoryOf(input, signal);
       const outcome = await target.stage(inventory, input.revision, { signal });
       const plan = parsePlan(input.revision, inventory.revisions.find((r) => r.name === input.revision)?.plan);
-      return { message: `staged ${outcome.resources.join(', ')}`, refs: [workloadRef(plan, input.revision), revisionServiceRef(plan, input.revision)] };
+      // the release's inventory: the revision's objects and the deployment's Service and route,
+      // which the splits write (a teardown finds every one of them)
+      const route = plan.route ? [{ ...HTTPROUTE_KIND, name: plan.route.metadata.name, namespace: plan.namespace }] : [];
+      return {
+        message: `staged ${outcome.resources.join(', ')}`,
+        refs: [workloadRef(plan, input.revision), revisionServiceRef(plan, input.revision), serviceRef(plan), ...route],
+      };
     },
 
     async warm(input, signal) {
@@ -276,6 +282,12 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     async archive(input, signal) {
       await target.archive(await inventoryOf(input, signal), input.revision, { signal });
       return { message: `${input.revision} archived` };
+    },
+
+    async pruneInPlace(input, signal) {
+      // only what still carries the deployment's label; what is gone is skipped
+      const pruned = await kube.prune(input.deploymentId, input.refs, { signal });
+      return { message: pruned.length > 0 ? `deleted ${pruned.map(describeRef).join(', ')}` : 'nothing applied in place was left' };
     },
 
     async findRollbackTarget(input) {

@@ -47,6 +47,7 @@ beforeAll(async () => {
     'shop/values.yaml': strategy(['1s', '1s']),
     'slow/deployment.yaml': ROUTE_TEMPLATE,
     'slow/values.yaml': strategy(['4s', '1s']),
+    'switch/deployment.yaml': ROUTE_TEMPLATE,
     'ctl/deployment.yaml': ROUTE_TEMPLATE,
     'ctl/values.yaml': strategy(['1s', '60s']),
   });
@@ -182,5 +183,20 @@ describe('canary', () => {
     // a command with no canary in flight is consumed and changes nothing
     await command(id, 'promote');
     expect((await history(e2e.db, id)).map((h) => h.status)).toEqual(['succeeded', 'succeeded', 'failed']);
+  });
+
+  it('a deployment that declares a canary after releases applied in place: the first canary takes all traffic, then the in-place workload goes', async () => {
+    await admitRoutes('switch');
+    const id = await insertRow(e2e.db, { project: 'switch', image: 'registry.example/switch:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy');
+    expect(simDeployment(e2e.sim, 'switch-prod', 'switch')).toMatchObject({ image: 'registry.example/switch:1', readyReplicas: 2 });
+    expect(weights('switch-prod', 'switch')).toEqual(['switch:1']);
+    const canary = { keelson: { strategy: { canary: { steps: [{ setWeight: 5000 }] } } } };
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/switch:2', values_override = ${sql.jsonb(canary)} where id = ${id}`);
+    const done = await waitStatus(e2e.db, id, 'healthy');
+    expect(done.current_image_ref).toBe('registry.example/switch:2');
+    expect(weights('switch-prod', 'switch')).toEqual(['switch-r2:1']);
+    expect(simDeployment(e2e.sim, 'switch-prod', 'switch')).toBeUndefined();
+    expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote', 'remove in place']);
   });
 });

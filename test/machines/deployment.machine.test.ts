@@ -516,6 +516,7 @@ const toFirstCanary = (): AnyEvent[] => [
   doneAt('stage', { message: 'staged', refs: revisionRefs }, 1_000),
   doneAt('warm', { message: 'warm' }, 2_000),
   doneAt('split', { message: '100 % r2' }, 3_000),
+  doneAt('pruneInPlace', { message: 'deleted Deployment shop' }, 3_500),
 ];
 const canaryHealthy = run(toFirstCanary());
 
@@ -536,18 +537,38 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(s.context.work?.canary ?? null).toBeNull();
   });
 
-  it('a first canary (no stable revision) is stage, warm, 100 %, and records the revision as deployed', () => {
+  it('a first canary (no stable revision) is stage, warm, 100 %, then the release applied in place goes; the revision is deployed', () => {
     const events = toFirstCanary();
-    expect(run(events.slice(0, -3)).value).toEqual({ applying: { staging: 'running' } });
-    expect(run(events.slice(0, -2)).value).toEqual({ applying: { warming: 'running' } });
-    const promoting = run(events.slice(0, -1));
+    expect(run(events.slice(0, -4)).value).toEqual({ applying: { staging: 'running' } });
+    expect(run(events.slice(0, -3)).value).toEqual({ applying: { warming: 'running' } });
+    const promoting = run(events.slice(0, -2));
     expect(promoting.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
     expect(promoting.context.work?.canary?.split).toEqual([{ revision: 'r2', weightBps: 10_000 }]);
+    // the in-place release's workload, not its Service (the deployment's Service from now on)
+    expect(promoting.context.work?.canary?.inPlace).toEqual(applied);
+    expect(run(events.slice(0, -1)).value).toEqual({ verifying: { canary: { promoting: { removing: 'running' } } } });
     expect(canaryHealthy.value).toEqual({ healthy: 'idle' });
     expect(canaryHealthy.context.deployed).toMatchObject({ imageRef: 'shop:2', applied: revisionRefs, revision: { name: 'r2', render: { imageRef: 'shop:2', sha: 'abc123' } } });
     expect(canaryHealthy.context.completed).toMatchObject({ action: 'deploy', status: 'succeeded', inventory: revisionRefs });
-    expect(canaryHealthy.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote']);
+    expect(canaryHealthy.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote', 'remove in place']);
     expect(topLevelState(canaryHealthy.value)).toBe('healthy');
+    // a deployment whose first release is a canary has nothing in place: healthy after the split
+    const fresh = run([changed(desired(1)), done('sync', { sha: 'a' }), canaryRender(), done('stage', { message: 'ok', refs: revisionRefs }), done('warm', { message: 'ok' }), done('split', { message: 'ok' })]);
+    expect(fresh.value).toEqual({ healthy: 'idle' });
+    expect(fresh.context.deployed?.revision?.name).toBe('r1');
+  });
+
+  it('resuming a stopped canary deployment: stage, warm, 100 % (the stopped revision serves nothing), then the old revision is drained and archived', () => {
+    const stopped = run([changed(desired(3, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled' })], canaryHealthy);
+    expect(stopped.value).toEqual({ stopped: 'idle' });
+    let s = run([changed(desired(4)), done('sync', { sha: 'abc123' }), canaryRender(), doneAt('stage', { message: 'ok', refs: revisionRefs }, 20_000), doneAt('warm', { message: 'ok' }, 21_000)], stopped);
+    expect(s.context.work?.action).toBe('resume');
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    s = run([doneAt('split', { message: 'ok' }, 22_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { draining: 'running' } } } });
+    s = run([doneAt('drain', { message: 'ok' }, 23_000), doneAt('archive', { message: 'ok' }, 24_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed).toMatchObject({ stopped: false, revision: { name: 'r4' } });
   });
 
   it('goes through every step: split 10 %, pause (TICK-driven), wait healthy, split 50 %, promote, drain and archive the old revision', () => {
@@ -599,7 +620,7 @@ describe('deployment machine: canaries (version 5)', () => {
     const s = run([...toSecondCanary(), fail('split', 'transient', 'API server unreachable', T0 + 12_000)], canaryHealthy);
     expect(s.value).toEqual({ verifying: { canary: { steps: { splitting: 'backoff' } } } });
     expect(run([tick(s.context.work?.retryAt ?? 0)], s).value).toEqual({ verifying: { canary: { steps: { splitting: 'running' } } } });
-    const first = run([...toFirstCanary().slice(0, -3), fail('stage', 'terminal', 'invalid plan')]);
+    const first = run([...toFirstCanary().slice(0, -4), fail('stage', 'terminal', 'invalid plan')]);
     expect(first.value).toEqual({ verifying: { canary: { aborting: { draining: 'running' } } } });
     expect(first.context.completed).toBeNull();
   });
@@ -771,7 +792,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
     if (id === 'sync') events.push(done(id, { sha: 'abc' }));
     if (id === 'render') events.push(done(id, { plan, files: [] }), canaryRender());
     if (id === 'stage') events.push(done(id, { message: 'ok', refs: revisionRefs }));
-    if (id === 'warm' || id === 'split' || id === 'drain' || id === 'archive') events.push(done(id, { message: 'ok' }));
+    if (id === 'warm' || id === 'split' || id === 'drain' || id === 'archive' || id === 'pruneInPlace') events.push(done(id, { message: 'ok' }));
     if (id === 'checkRevision') {
       for (const status of ['ready', 'progressing', 'failed']) events.push(done(id, { status, message: status }));
     }
@@ -996,6 +1017,8 @@ describe('deployment machine: coverage', () => {
             paused: context.work.canary.paused,
             aborting: context.work.canary.abortReason !== null,
             stable: context.work.canary.stable !== null,
+            serving: context.work.canary.stableServing,
+            inPlace: (context.work.canary.inPlace?.length ?? 0) > 0,
           },
         });
       },
