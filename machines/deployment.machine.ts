@@ -466,6 +466,8 @@ function phase(name: string, startedAt: number, finishedAt: number, detail: stri
  */
 function cutShort(context: DeploymentContext, next: Desired, nextAction: Action): { deployed: Deployed; completed: Completed } | null {
   const work = context.work;
+  const promoted = work && context.desired ? promotedCanary(context, work, context.desired, nextAction, next) : null;
+  if (promoted) return promoted;
   // verifyDeadline is set by a successful apply and only then (recordApply)
   if (!work || work.verifyDeadline === null || !context.desired) return null;
   const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
@@ -477,6 +479,31 @@ function cutShort(context: DeploymentContext, next: Desired, nextAction: Action)
   return {
     deployed: { imageRef: work.imageRef, sha: work.sha, head: work.head ?? work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
     completed: complete(work, 'superseded', work.phases, error, work.imageRef),
+  };
+}
+
+/**
+ * A canary cut short after its promotion split: the new revision has all traffic (the old one
+ * may be drained already), so it is what is deployed — a next canary must shift traffic from it,
+ * never back to a revision that may run nothing. Its history row says it was cut short.
+ */
+function promotedCanary(context: DeploymentContext, work: Work, desired: Desired, nextAction: Action, next: Desired): { deployed: Deployed; completed: Completed } | null {
+  const canary = work.canary;
+  if (!canary || canary.abortReason !== null || !work.phases.some((p) => p.name === 'promote')) return null;
+  const how = nextAction === 'stop' ? 'stopped' : 'superseded';
+  const error = `${how} by generation ${next.generation} (${nextAction}) after the promotion of canary ${canary.revision}, before the previous revision was archived`;
+  return {
+    deployed: {
+      imageRef: work.imageRef,
+      sha: work.sha,
+      head: work.head ?? work.sha,
+      deployedAt: iso(canary.at),
+      spec: specKey(desired),
+      applied: canary.refs,
+      stopped: false,
+      revision: { name: canary.revision, render: renderInput(context) },
+    },
+    completed: complete({ ...work, applied: canary.refs }, 'superseded', work.phases, error, work.imageRef),
   };
 }
 

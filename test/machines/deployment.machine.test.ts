@@ -625,6 +625,20 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(first.context.completed).toBeNull();
   });
 
+  it('a new generation after the promotion split: the new revision is deployed (the old may run nothing), the canary recorded as superseded', () => {
+    const promoteSteps: Strategy = { kind: 'canary', steps: [{ setWeight: 1000 }] };
+    const draining = run([...toSecondCanary(promoteSteps), doneAt('split', { message: 'ok' }, 12_000), doneAt('split', { message: 'ok' }, 13_000)], canaryHealthy);
+    expect(draining.value).toEqual({ verifying: { canary: { promoting: { draining: 'running' } } } });
+    const next = run([changed(desired(4))], draining);
+    expect(next.context.deployed).toMatchObject({ imageRef: 'shop:3', revision: { name: 'r3' } });
+    expect(next.context.completed).toMatchObject({ status: 'superseded', imageRef: 'shop:3' });
+    expect(next.context.completed?.error).toMatch(/superseded by generation 4 \(deploy\) after the promotion of canary r3/);
+    // before the promotion split nothing changes hands: the stable revision stays deployed
+    const beforePromotion = run([...toSecondCanary(promoteSteps), changed(desired(4))], canaryHealthy);
+    expect(beforePromotion.context.deployed?.revision?.name).toBe('r2');
+    expect(beforePromotion.context.completed).toBeNull();
+  });
+
   it('wait healthy: progressing is checked again at the interval, failed or a deadline aborts', () => {
     const waitFirst: Strategy = { kind: 'canary', steps: [{ waitHealthy: true }] };
     let s = run([...toSecondCanary(waitFirst), doneAt('checkRevision', { status: 'progressing', message: '0/1 ready' }, 12_000)], canaryHealthy);
