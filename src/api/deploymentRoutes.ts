@@ -10,6 +10,7 @@ import { errorMessage } from '../errors.ts';
 import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
 import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
 import type { EventStreams } from './eventStreams.ts';
+import { canaryView, type CanaryView } from './canaryView.ts';
 import { ApiError, notFound } from './httpErrors.ts';
 import { redactHistoryError, redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
@@ -137,6 +138,11 @@ function summarizeContext(snapshot: unknown): Record<string, unknown> | null {
     }
   }
   return summary;
+}
+
+/** An abort's reason is an error message: credentials in it are redacted like last_error's. */
+function redactCanary(view: CanaryView | null): CanaryView | null {
+  return view && { ...view, abort_reason: view.abort_reason === null ? null : redactSecrets(view.abort_reason) };
 }
 
 const SnapshotRow = z.object({ state: z.string(), seq: z.number(), updated_at: z.string(), machine_version: z.string(), snapshot: z.unknown() });
@@ -350,6 +356,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
               machine_version: snapshot.machine_version,
               status: typeof (snapshot.snapshot as { status?: unknown } | null)?.status === 'string' ? (snapshot.snapshot as { status: string }).status : null,
               context: summarizeContext(snapshot.snapshot),
+              canary: redactCanary(canaryView(snapshot.snapshot)),
             }
           : null;
         return { status: 200, body: { deployment: redactLastError(row), history: history.map(redactHistoryError), snapshot: snapshotSummary, live }, headers: { ETag: etagOf(row) } };

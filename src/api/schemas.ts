@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { ACTION_STATUSES } from '../actions/status.ts';
+import { CanaryView } from './canaryView.ts';
 import { CANARY_COMMANDS, DESIRED_STATUSES, DRIFT_MODES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
 import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
@@ -234,6 +235,7 @@ export const SnapshotSummary = z.object({
   machine_version: z.string(),
   status: z.string().nullable(),
   context: z.record(z.string(), z.unknown()).nullable().meta({ description: 'Scalar fields of the snapshot context (strings shortened).' }),
+  canary: CanaryView.nullable().optional().meta({ description: 'The canary in flight: its steps, where it is, the split last asked for; null when none runs.' }),
 });
 
 export const LiveResource = z.object({

@@ -149,6 +149,43 @@ describe('detail', () => {
     expect(liveCalls).toContainEqual([id, 'shop-detail']);
   });
 
+  it('serves the canary in flight: its steps, where it is, the split last asked for', async () => {
+    const id = await h.insertDeployment('shop', 'canary');
+    const snapshot = {
+      status: 'active',
+      value: { verifying: { canary: { steps: 'pausing' } } },
+      context: {
+        work: {
+          strategy: { kind: 'canary', steps: [{ setWeight: 1000 }, { pauseMs: 30_000 }, { waitHealthy: true }, { setWeight: 5000 }] },
+          canary: {
+            revision: 'r3', stable: { name: 'r2', render: {} }, step: 1, split: [{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }],
+            pauseUntil: Date.UTC(2026, 11, 2, 4, 0, 0), paused: false, abortReason: null, stableServing: true, at: 0, healthDeadline: null, checkAt: null, refs: [],
+          },
+        },
+      },
+    };
+    await h.pg.query(`insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq) values ($1, $2, 'verifying', '5', 3)`, [id, JSON.stringify(snapshot)]);
+    const response = await h.request('GET', '/api/projects/shop/deployments/canary', { token: promote });
+    expect(response.body.snapshot.canary).toEqual({
+      revision: 'r3',
+      stable: 'r2',
+      phase: 'steps',
+      steps: [
+        { step: '10 %', status: 'done' },
+        { step: 'pause 30 s', status: 'current' },
+        { step: 'wait healthy', status: 'pending' },
+        { step: '50 %', status: 'pending' },
+      ],
+      split: [{ revision: 'r2', weight_bps: 9000 }, { revision: 'r3', weight_bps: 1000 }],
+      paused: false,
+      pause_until: '2026-12-02T04:00:00.000Z',
+      abort_reason: null,
+    });
+    // no canary in flight (a replace, an older snapshot): null
+    const detail = await h.request('GET', '/api/projects/shop/deployments/detail', { token: promote });
+    expect(detail.body.snapshot.canary).toBeNull();
+  });
+
   it('reports live: { available: false } when the cluster errors, without failing', async () => {
     kubeMode = 'error';
     try {
