@@ -753,6 +753,8 @@ export const deploymentMachine = setup({
     rendersCanary: ({ event }) => (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary',
     hasStable: ({ context }) => (context.work?.canary?.stable ?? null) !== null,
     stableServing: ({ context }) => context.work?.canary?.stableServing === true,
+    rendersCanaryOverRevision: ({ context, event }) =>
+      (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary' && (context.deployed?.revision ?? null) !== null,
     hasInPlace: ({ context }) => (context.work?.canary?.inPlace?.length ?? 0) > 0,
     canaryHeld: ({ context }) => context.work?.canary?.paused === true,
     canaryStepsDone: ({ context }) => nextStep(context) === null,
@@ -1001,7 +1003,8 @@ export const deploymentMachine = setup({
       const canary: Canary = {
         revision: `r${context.actionCounter}`,
         stable,
-        stableServing: stable !== null && deployed?.stopped !== true,
+        // a rollback goes back at once: no steps shift traffic for it
+        stableServing: stable !== null && deployed?.stopped !== true && (work.action === 'deploy' || work.action === 'resume'),
         inPlace,
         step: 0,
         split: null,
@@ -1130,16 +1133,18 @@ export const deploymentMachine = setup({
       const work = context.work;
       const canary = work?.canary;
       if (!work || !canary || !context.desired) return {};
+      // a rollback writes its release back to the row, as `succeed` does
+      const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
       return {
         lastError: null,
         work: null,
-        completed: complete({ ...work, applied: canary.refs }, 'succeeded', work.phases, null, work.imageRef),
+        completed: { ...complete({ ...work, applied: canary.refs }, 'succeeded', work.phases, null, work.imageRef), writeBack: rolledBack },
         deployed: {
           imageRef: work.imageRef,
           sha: work.sha,
           head: work.head ?? work.sha,
           deployedAt: iso(canary.at),
-          spec: specKey(context.desired),
+          spec: specKey(rolledBack ? rolledBackDesired(context.desired, work) : context.desired),
           applied: canary.refs,
           stopped: false,
           revision: { name: canary.revision, render: renderInput(context) },
@@ -1288,7 +1293,13 @@ export const deploymentMachine = setup({
               },
               splitting: step('split', { onDone: { target: '#deployment.verifying.canary.aborting.draining', actions: 'recordAbortSplit' } }),
               draining: step('drain', { onDone: { target: '#deployment.verifying.canary.aborting.archiving', actions: 'recordDrain' } }),
-              archiving: step('archive', { onDone: { target: '#deployment.failed', actions: ['recordArchive', 'failCanary'] } }),
+              archiving: step('archive', {
+                onDone: [
+                  // auto_rollback as for a failed verification: the failed deploy is recorded, then rolled back
+                  { guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['recordArchive', 'failCanary', 'startAutoRollback'] },
+                  { target: '#deployment.failed', actions: ['recordArchive', 'failCanary'] },
+                ],
+              }),
             },
           },
         },
@@ -1361,7 +1372,15 @@ export const deploymentMachine = setup({
           ],
         }),
         fetching: step('sync', { onDone: { target: '#deployment.rolling-back.rendering', actions: 'recordSync' } }),
-        rendering: step('render', { onDone: { target: '#deployment.rolling-back.applying', actions: 'recordRender' } }),
+        rendering: step('render', {
+          onDone: [
+            // a deployment whose release is a revision rolls back as one: the release staged and
+            // warmed as a new revision, all traffic at once (applying it in place would run it
+            // beside the revision, behind the same Service)
+            { guard: 'rendersCanaryOverRevision', target: '#deployment.applying.staging', actions: ['recordRender', 'startCanary'] },
+            { target: '#deployment.rolling-back.applying', actions: 'recordRender' },
+          ],
+        }),
         applying: step('apply', { onDone: { target: '#deployment.rolling-back.verifying', actions: 'recordApply' } }),
         verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'no-auto-rollback' }),
       },

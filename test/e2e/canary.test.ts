@@ -5,7 +5,7 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleepUntil } from '../helpers.ts';
 import { httpRouteBackends, installGatewayApi } from '../sim/gatewayApi.ts';
-import { createOpsRepo, history, insertRow, simDeployment, startE2e, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
+import { createOpsRepo, history, insertRow, simDeployment, startE2e, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
 
 let e2e: E2e;
 let repo: OpsRepo;
@@ -48,6 +48,8 @@ beforeAll(async () => {
     'slow/deployment.yaml': ROUTE_TEMPLATE,
     'slow/values.yaml': strategy(['4s', '1s']),
     'switch/deployment.yaml': ROUTE_TEMPLATE,
+    'auto/deployment.yaml': ROUTE_TEMPLATE,
+    'auto/values.yaml': 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 5000\n',
     'ctl/deployment.yaml': ROUTE_TEMPLATE,
     'ctl/values.yaml': strategy(['1s', '60s']),
   });
@@ -198,5 +200,25 @@ describe('canary', () => {
     expect(weights('switch-prod', 'switch')).toEqual(['switch-r2:1']);
     expect(simDeployment(e2e.sim, 'switch-prod', 'switch')).toBeUndefined();
     expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote', 'remove in place']);
+  });
+
+  it('with auto_rollback an aborted canary is recorded failed and rolled back as a revision; the row gets the release back', async () => {
+    await admitRoutes('auto');
+    const id = await insertRow(e2e.db, { project: 'auto', image: 'registry.example/auto:1', opsRepoId: repo.id, autoRollback: true });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/auto:doesnotexist' where id = ${id}`);
+    // the rollback's write-back is a new generation, adopted without a rollout
+    const back = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.image_ref === 'registry.example/auto:1' && r.observed_generation === r.generation, 'auto rolled back');
+    expect(back.current_image_ref).toBe('registry.example/auto:1');
+    expect((await history(e2e.db, id)).map((h) => [h.action, h.status, h.image_ref])).toEqual([
+      ['deploy', 'succeeded', 'registry.example/auto:1'],
+      ['deploy', 'failed', 'registry.example/auto:doesnotexist'],
+      ['auto-rollback', 'succeeded', 'registry.example/auto:1'],
+    ]);
+    // the release again as a revision of its own, all traffic at once; nothing of the canary left
+    expect(weights('auto-prod', 'auto')).toEqual(['auto-r3:1']);
+    expect(simDeployment(e2e.sim, 'auto-prod', 'auto-r1')).toBeUndefined();
+    expect(simDeployment(e2e.sim, 'auto-prod', 'auto-r2')).toBeUndefined();
+    expect(simDeployment(e2e.sim, 'auto-prod', 'auto')).toBeUndefined();
   });
 });

@@ -616,6 +616,27 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(s.context.deployed).toEqual(canaryHealthy.context.deployed);
   });
 
+  it('with auto_rollback an aborted canary records the failed deploy and rolls back as a revision: all at once, the release written back', () => {
+    const auto = run([changed(desired(3, { autoRollback: true })), done('sync', { sha: 'def456' }), canaryRender(),
+      doneAt('stage', { message: 'ok', refs: revisionRefs }, 10_000), fail('warm', 'terminal', 'revision r3 is unhealthy', T0 + 11_000),
+      doneAt('split', { message: 'ok' }, 12_000), doneAt('drain', { message: 'ok' }, 13_000), doneAt('archive', { message: 'ok' }, 14_000)], canaryHealthy);
+    expect(auto.value).toEqual({ 'rolling-back': { finding: 'running' } });
+    expect(auto.context.completed).toMatchObject({ action: 'deploy', status: 'failed', error: 'revision r3 is unhealthy' });
+    expect(auto.context.work?.action).toBe('auto-rollback');
+    let s = run([done('findRollbackTarget', { imageRef: 'shop:2', sha: 'abc123', historyId: 2, valuesOverride: {} }), done('sync', { sha: 'abc123' }), canaryRender()], auto);
+    // not applied in place beside the revision: staged as one
+    expect(s.value).toEqual({ applying: { staging: 'running' } });
+    s = run([doneAt('stage', { message: 'ok', refs: revisionRefs }, 20_000), doneAt('warm', { message: 'ok' }, 21_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r4', stable: { name: 'r2' }, split: [{ revision: 'r4', weightBps: 10_000 }] });
+    s = run([doneAt('split', { message: 'ok' }, 22_000), doneAt('drain', { message: 'ok' }, 23_000), doneAt('archive', { message: 'ok' }, 24_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.completed).toMatchObject({ action: 'auto-rollback', status: 'succeeded', imageRef: 'shop:2', writeBack: true });
+    expect(s.context.deployed).toMatchObject({ imageRef: 'shop:2', revision: { name: 'r4' } });
+    // the row's write-back (image shop:2) is adopted without a rollout
+    expect(run([changed(desired(4, { imageRef: 'shop:2', autoRollback: true }))], s).value).toEqual({ healthy: 'idle' });
+  });
+
   it('a transient step error retries after its backoff; a stage failure of a first canary aborts without a split', () => {
     const s = run([...toSecondCanary(), fail('split', 'transient', 'API server unreachable', T0 + 12_000)], canaryHealthy);
     expect(s.value).toEqual({ verifying: { canary: { steps: { splitting: 'backoff' } } } });
