@@ -174,13 +174,14 @@ export interface Canary {
   /** the revision before, or null (a first deploy as revisions: stage, warm, 100 %) */
   readonly stable: RevisionSource | null;
   /**
-   * whether the stable revision served when the canary started: the steps shift traffic from it.
-   * A stopped one serves nothing: stage, warm, 100 %, and it is drained and archived.
+   * whether the steps shift traffic from the stable revision: it served when a deploy started.
+   * A stopped one serves nothing, and a rollback goes back at once: stage, warm, 100 %, then the
+   * stable revision is drained and archived.
    */
   readonly stableServing: boolean;
   /**
    * the workloads of a release applied in place (before its deployment declared a canary), which
-   * the promotion deletes once the new revision has all traffic; absent in older snapshots
+   * the promotion deletes once the new revision has all traffic (absent: none)
    */
   readonly inPlace?: readonly ObjectRef[];
   /** index of the next step of `work.strategy.steps` */
