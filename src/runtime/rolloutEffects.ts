@@ -62,6 +62,25 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     return { deploymentId: input.deploymentId, revisions, ...split };
   }
 
+  /**
+   * Revisions the cluster holds for the deployment that the inventory no longer names: a canary
+   * cut short by a newer generation before its promotion. The split just enforced (a promotion's
+   * or an abort's) sends them nothing, so they are deleted with the archive that ends a canary;
+   * their objects are named as the newest revision's plan names them (`<name>-<revision>`).
+   */
+  async function sweepRevisions(input: TargetInput, inventory: Inventory, signal: AbortSignal): Promise<string[]> {
+    const known = new Set(inventory.revisions.map((r) => r.name));
+    const observed = await target.observe(input.deploymentId, { signal });
+    const orphans = [...new Set(observed.revisions.map((r) => r.revision))].filter((name) => name !== '' && !known.has(name));
+    const newest = inventory.revisions.at(-1);
+    if (orphans.length === 0 || !newest) return [];
+    const plan = parsePlan(newest.name, newest.plan);
+    const refs = orphans.flatMap((name) => [workloadRef(plan, name), revisionServiceRef(plan, name)]);
+    await kube.prune(input.deploymentId, refs, { signal });
+    log.info({ deploymentId: input.deploymentId, revisions: orphans }, 'swept revisions of canaries cut short');
+    return orphans;
+  }
+
   const describeSplit = (input: TargetInput) => (input.split ?? []).map((e) => `${e.revision} ${e.weightBps / 100} %`).join(', ');
   const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
 
@@ -280,8 +299,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     },
 
     async archive(input, signal) {
-      await target.archive(await inventoryOf(input, signal), input.revision, { signal });
-      return { message: `${input.revision} archived` };
+      const inventory = await inventoryOf(input, signal);
+      await target.archive(inventory, input.revision, { signal });
+      const swept = await sweepRevisions(input, inventory, signal);
+      return { message: `${input.revision} archived${swept.length > 0 ? `; swept ${swept.join(', ')}` : ''}` };
     },
 
     async pruneInPlace(input, signal) {

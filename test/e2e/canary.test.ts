@@ -46,8 +46,10 @@ beforeAll(async () => {
     'shop/deployment.yaml': ROUTE_TEMPLATE,
     'shop/values.yaml': strategy(['1s', '1s']),
     'slow/deployment.yaml': ROUTE_TEMPLATE,
-    'slow/values.yaml': strategy(['4s', '1s']),
+    'slow/values.yaml': strategy(['3s', '1s']),
     'switch/deployment.yaml': ROUTE_TEMPLATE,
+    'cut/deployment.yaml': ROUTE_TEMPLATE,
+    'cut/values.yaml': 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 1000\n        - pause: 2s\n',
     'auto/deployment.yaml': ROUTE_TEMPLATE,
     'auto/values.yaml': 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 5000\n',
     'ctl/deployment.yaml': ROUTE_TEMPLATE,
@@ -152,7 +154,7 @@ describe('canary', () => {
     const phases = (await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name);
     // each step once: the restored actor went on from the pause, it did not start over
     expect(phases).toEqual([
-      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 4 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 3 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
     ]);
   });
 
@@ -220,5 +222,20 @@ describe('canary', () => {
     expect(simDeployment(e2e.sim, 'auto-prod', 'auto-r1')).toBeUndefined();
     expect(simDeployment(e2e.sim, 'auto-prod', 'auto-r2')).toBeUndefined();
     expect(simDeployment(e2e.sim, 'auto-prod', 'auto')).toBeUndefined();
+  });
+
+  it('a canary cut short by a newer generation: the next canary shifts from the stable revision, and its end sweeps the cut one', async () => {
+    await admitRoutes('cut');
+    const id = await insertRow(e2e.db, { project: 'cut', image: 'registry.example/cut:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy');
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/cut:2' where id = ${id}`);
+    await waitWeights('cut-prod', 'cut', ['cut-r1:9', 'cut-r2:1']);
+    await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/cut:3' where id = ${id}`);
+    await waitWeights('cut-prod', 'cut', ['cut-r1:9', 'cut-r3:1']);
+    const done = await waitStatus(e2e.db, id, 'healthy');
+    expect(done.current_image_ref).toBe('registry.example/cut:3');
+    expect(weights('cut-prod', 'cut')).toEqual(['cut-r3:1']);
+    for (const gone of ['cut-r1', 'cut-r2']) expect(simDeployment(e2e.sim, 'cut-prod', gone)).toBeUndefined();
+    expect((await history(e2e.db, id)).at(-1)?.phases.find((p) => p.name === 'archive r1')?.detail).toBe('r1 archived; swept r2');
   });
 });
