@@ -46,7 +46,7 @@ beforeAll(async () => {
     'shop/deployment.yaml': ROUTE_TEMPLATE,
     'shop/values.yaml': strategy(['1s', '1s']),
     'slow/deployment.yaml': ROUTE_TEMPLATE,
-    'slow/values.yaml': strategy(['3s', '1s']),
+    'slow/values.yaml': strategy(['4s', '1s']),
     'switch/deployment.yaml': ROUTE_TEMPLATE,
     'cut/deployment.yaml': ROUTE_TEMPLATE,
     'cut/values.yaml': 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 1000\n        - pause: 2s\n',
@@ -154,7 +154,7 @@ describe('canary', () => {
     const phases = (await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name);
     // each step once: the restored actor went on from the pause, it did not start over
     expect(phases).toEqual([
-      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 3 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 4 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
     ]);
   });
 
