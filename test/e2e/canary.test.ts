@@ -44,7 +44,7 @@ beforeAll(async () => {
   repo = await createOpsRepo(e2e, 'platform', {
     'values.yaml': 'replicas: 2\n',
     'shop/deployment.yaml': ROUTE_TEMPLATE,
-    'shop/values.yaml': strategy(['1s', '1s']),
+    'shop/values.yaml': strategy(['500ms', '500ms']),
     'slow/deployment.yaml': ROUTE_TEMPLATE,
     'slow/values.yaml': strategy(['4s', '1s']),
     'switch/deployment.yaml': ROUTE_TEMPLATE,
@@ -53,7 +53,7 @@ beforeAll(async () => {
     'auto/deployment.yaml': ROUTE_TEMPLATE,
     'auto/values.yaml': 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 5000\n',
     'ctl/deployment.yaml': ROUTE_TEMPLATE,
-    'ctl/values.yaml': strategy(['1s', '60s']),
+    'ctl/values.yaml': strategy(['2s', '60s']),
   });
   await e2e.startRuntime({ failFastGraceMs: 1_000 });
 });
@@ -115,10 +115,10 @@ describe('canary', () => {
     const records = await history(e2e.db, id);
     expect(records.at(-1)).toMatchObject({ action: 'deploy', status: 'succeeded', image_ref: 'registry.example/shop:2' });
     expect(records.at(-1)?.phases.map((p) => p.name)).toEqual([
-      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 1 s', 'wait-healthy', 'split 50 %', 'pause 1 s', 'promote', 'drain r1', 'archive r1',
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 500 ms', 'wait-healthy', 'split 50 %', 'pause 500 ms', 'promote', 'drain r1', 'archive r1',
     ]);
-    const pause = records.at(-1)?.phases.find((p) => p.name === 'pause 1 s');
-    expect(pause?.duration_ms).toBeGreaterThanOrEqual(1_000);
+    const pause = records.at(-1)?.phases.find((p) => p.name === 'pause 500 ms');
+    expect(pause?.duration_ms).toBeGreaterThanOrEqual(500);
 
     // a new image that cannot be pulled: the canary aborts, traffic stays on the stable revision,
     // no canary workload is left, and the action fails naming why
@@ -164,7 +164,7 @@ describe('canary', () => {
     await waitStatus(e2e.db, id, 'healthy');
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/ctl:2' where id = ${id}`);
     await waitWeights('ctl-prod', 'ctl', ['ctl-r1:9', 'ctl-r2:1']);
-    // paused during the 1 s pause: when it ends, the next step waits
+    // paused during the 2 s pause: when it ends, the next step waits
     await command(id, 'pause');
     await waitState(id, 'verifying.canary.steps.held');
     expect(weights('ctl-prod', 'ctl')).toEqual(['ctl-r1:9', 'ctl-r2:1']);
