@@ -18,8 +18,11 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  *    the id was only ever read to describe a rollback's target, which always has one.
  * 4: live health after healthy (issue #13 item 5): `degradedSince`, and `failed` is compound
  *    (`failed.idle`: an action failed; `failed.degraded`: a healthy release degraded in place).
+ * 5: canaries (issue #16): `work.strategy`, `work.canary`, `deployed.revision`, and the canary's
+ *    sub-states of `applying` and `verifying` beside the replace ones (`running`/`backoff`), so a
+ *    version-4 state value is a version-5 one.
  */
-export const MACHINE_VERSION = '4';
+export const MACHINE_VERSION = '5';
 
 export type DesiredStatus = 'active' | 'stopped' | 'rollback' | 'deleted';
 export type Action = 'deploy' | 'rollback' | 'stop' | 'resume' | 'auto-rollback' | 'teardown';
@@ -68,6 +71,16 @@ export interface ObjectRef {
   readonly name: string;
   readonly namespace?: string;
 }
+
+/**
+ * One step of a canary (src/render/strategy.ts reads it from `keelson.strategy`): send
+ * `setWeight` basis points of traffic to the new revision, wait `pauseMs`, or require the new
+ * revision to be ready now.
+ */
+export type CanaryStep = { readonly setWeight: number } | { readonly pauseMs: number } | { readonly waitHealthy: true };
+
+/** How a deploy reaches the cluster: replaced in place (the default), or as a canary revision. */
+export type Strategy = { readonly kind: 'replace' } | { readonly kind: 'canary'; readonly steps: readonly CanaryStep[] };
 
 /** What an effect resolves with, as wrapped by the runtime. */
 export interface EffectOutput<T> {
@@ -138,6 +151,61 @@ export interface Work {
    * snapshots written before it existed, which is the same as null.
    */
   readonly interrupted?: Interrupted | null;
+  /** set by render (`keelson.strategy`); absent in older snapshots, which is replace */
+  readonly strategy?: Strategy | null;
+  /** a canary in flight (applying/verifying's canary sub-states), else null or absent */
+  readonly canary?: Canary | null;
+}
+
+/** A revision the deploy target runs, as the machine can name it again: its render inputs. */
+export interface RevisionSource {
+  /** a DNS label (`r<action counter>`): unique per action, also across restores */
+  readonly name: string;
+  readonly render: RenderInput;
+}
+
+/**
+ * A canary in flight. The split is recorded here before the target is asked to enforce it, so a
+ * restored `split` effect re-sends the same weights; deadlines are times from events (`at`).
+ */
+export interface Canary {
+  /** the new revision */
+  readonly revision: string;
+  /** the revision before, or null (a first deploy as revisions: stage, warm, 100 %) */
+  readonly stable: RevisionSource | null;
+  /**
+   * whether the steps shift traffic from the stable revision: it served when a deploy started.
+   * A stopped one serves nothing, and a rollback goes back at once: stage, warm, 100 %, then the
+   * stable revision is drained and archived.
+   */
+  readonly stableServing: boolean;
+  /**
+   * the workloads of a release applied in place (before its deployment declared a canary), which
+   * the promotion deletes once the new revision has all traffic (absent: none)
+   */
+  readonly inPlace?: readonly ObjectRef[];
+  /** index of the next step of `work.strategy.steps` */
+  readonly step: number;
+  /** the split last asked for (null before the first) */
+  readonly split: readonly SplitEntry[] | null;
+  /** a pause step's end */
+  readonly pauseUntil: number | null;
+  /** a waitHealthy step: give up (abort) after this; re-check at `checkAt` while progressing */
+  readonly healthDeadline: number | null;
+  readonly checkAt: number | null;
+  /** `pause` command: no step starts until `resume` */
+  readonly paused: boolean;
+  /** the newest time an event carried: deadlines count from it */
+  readonly at: number;
+  /** why the canary is being aborted (the action's error), else null */
+  readonly abortReason: string | null;
+  /** the new revision's objects, from stage */
+  readonly refs: readonly ObjectRef[];
+}
+
+export interface SplitEntry {
+  readonly revision: string;
+  readonly weightBps: number;
 }
 
 export interface Interrupted {
@@ -178,6 +246,8 @@ export interface Deployed {
   readonly spec: string;
   readonly applied: readonly ObjectRef[];
   readonly stopped: boolean;
+  /** the revision serving, when a canary deployed it (absent or null: applied in place) */
+  readonly revision?: RevisionSource | null;
 }
 
 export interface MachineConfig {
@@ -187,6 +257,8 @@ export interface MachineConfig {
   readonly driftIntervalMs: number;
   /** how long a degraded release may stay degraded before an auto_rollback deployment rolls back */
   readonly degradedGraceMs: number;
+  /** a canary's waitHealthy step: how soon a progressing revision is checked again */
+  readonly canaryCheckMs: number;
 }
 
 export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
@@ -195,6 +267,7 @@ export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
   retryMaxMs: 300_000,
   driftIntervalMs: 60_000,
   degradedGraceMs: 120_000,
+  canaryCheckMs: 2_000,
 };
 
 export interface DeploymentContext {
@@ -226,7 +299,14 @@ export type DeploymentEvent =
    * The live health of the deployed inventory changed (the runtime subscribes while the actor is
    * healthy or degraded; src/kube/observe.ts). `message` names the worst object, pod and reason.
    */
-  | { type: 'HEALTH'; status: LiveHealthStatus; message: string; at: number };
+  | { type: 'HEALTH'; status: LiveHealthStatus; message: string; at: number }
+  /**
+   * An operator's word on the canary in flight (deployments.canary_command, the API): not a new
+   * generation, which would supersede the canary. Ignored when no canary runs.
+   */
+  | { type: 'CANARY'; command: CanaryCommand; at: number };
+
+export type CanaryCommand = 'pause' | 'resume' | 'promote' | 'abort';
 
 /** kstatus as src/kube/types.ts has it (the machine imports nothing with I/O). */
 export type LiveHealthStatus = 'Current' | 'InProgress' | 'Failed' | 'Terminating' | 'NotFound' | 'Unknown';
@@ -244,6 +324,8 @@ export interface RenderResult {
   prune?: boolean;
   /** the merged values: hash and redacted copy */
   values?: { hash: string; redacted: unknown };
+  /** `keelson.strategy` of the merged values; absent: replace */
+  strategy?: Strategy;
 }
 /** `render`: what the plan was rendered from, to render it again when this process does not hold it. */
 /**
@@ -267,6 +349,24 @@ export interface TeardownResult { message: string }
 /** `release`: the history id a rollback was asked to go back to (deployments.rollback_to) */
 export interface FindTargetInput { deploymentId: string; release?: number | null }
 export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null }
+/**
+ * A deploy-target verb for one revision (src/targets/contract.ts). `revisions` are the inventory,
+ * plans by reference as for apply (`plan` when this process rendered it, `render` to render it
+ * again); `split` is the split recorded, which `split` enforces and drain/archive check against.
+ */
+export interface TargetInput {
+  deploymentId: string;
+  namespace: string;
+  revision: string;
+  revisions: ReadonlyArray<{ name: string; plan: PlanHandle | null; render: RenderInput }>;
+  split: readonly SplitEntry[] | null;
+}
+export interface StageResult { message: string; refs: ObjectRef[] }
+/** Deletes objects of the deployment (those still labelled for it): a release applied in place, replaced by a revision. */
+export interface PruneInput { deploymentId: string; refs: readonly ObjectRef[] }
+export interface TargetResult { message: string }
+export type RevisionHealth = 'ready' | 'progressing' | 'failed' | 'missing';
+export interface CheckResult { status: RevisionHealth; message: string }
 export interface DriftInput { deploymentId: string; desired: Desired; deployed: Deployed }
 /**
  * `pin`: the commit the repair re-applies — the deployed release's, for live drift (a rollback's
@@ -367,6 +467,8 @@ function phase(name: string, startedAt: number, finishedAt: number, detail: stri
  */
 function cutShort(context: DeploymentContext, next: Desired, nextAction: Action): { deployed: Deployed; completed: Completed } | null {
   const work = context.work;
+  const promoted = work && context.desired ? promotedCanary(context, work, context.desired, nextAction, next) : null;
+  if (promoted) return promoted;
   // verifyDeadline is set by a successful apply and only then (recordApply)
   if (!work || work.verifyDeadline === null || !context.desired) return null;
   const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
@@ -378,6 +480,31 @@ function cutShort(context: DeploymentContext, next: Desired, nextAction: Action)
   return {
     deployed: { imageRef: work.imageRef, sha: work.sha, head: work.head ?? work.sha, deployedAt: appliedAt, spec: specKey(applied), applied: work.applied, stopped: false },
     completed: complete(work, 'superseded', work.phases, error, work.imageRef),
+  };
+}
+
+/**
+ * A canary cut short after its promotion split: the new revision has all traffic (the old one
+ * may be drained already), so it is what is deployed — a next canary must shift traffic from it,
+ * never back to a revision that may run nothing. Its history row says it was cut short.
+ */
+function promotedCanary(context: DeploymentContext, work: Work, desired: Desired, nextAction: Action, next: Desired): { deployed: Deployed; completed: Completed } | null {
+  const canary = work.canary;
+  if (!canary || canary.abortReason !== null || !work.phases.some((p) => p.name === 'promote')) return null;
+  const how = nextAction === 'stop' ? 'stopped' : 'superseded';
+  const error = `${how} by generation ${next.generation} (${nextAction}) after the promotion of canary ${canary.revision}, before the previous revision was archived`;
+  return {
+    deployed: {
+      imageRef: work.imageRef,
+      sha: work.sha,
+      head: work.head ?? work.sha,
+      deployedAt: iso(canary.at),
+      spec: specKey(desired),
+      applied: canary.refs,
+      stopped: false,
+      revision: { name: canary.revision, render: renderInput(context) },
+    },
+    completed: complete({ ...work, applied: canary.refs }, 'superseded', work.phases, error, work.imageRef),
   };
 }
 
@@ -462,6 +589,102 @@ function actionFor(context: DeploymentContext, desired: Desired): Action {
 const isNewer = (context: DeploymentContext, desired: Desired): boolean =>
   desired.generation > context.observedGeneration;
 
+// ---- canary helpers (pure) ----
+
+/** A split's weights sum to this many basis points (src/targets/contract.ts). */
+const TOTAL_BPS = 10_000;
+
+const percent = (bps: number): string => `${bps / 100} %`;
+const seconds = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+
+/** The canary's next step, or null when every step ran (or no canary runs). */
+function nextStep(context: DeploymentContext): CanaryStep | null {
+  const work = context.work;
+  if (!work?.canary || work.strategy?.kind !== 'canary') return null;
+  return work.strategy.steps[work.canary.step] ?? null;
+}
+
+function withCanary(context: DeploymentContext, patch: Partial<Canary>): Partial<DeploymentContext> {
+  const work = context.work;
+  if (!work?.canary) return {};
+  return { work: { ...work, canary: { ...work.canary, ...patch } } };
+}
+
+/** A finished canary step: its phase, the time it carried, a retry forgotten. */
+function canaryStep(
+  context: DeploymentContext,
+  output: { startedAt: number; finishedAt: number },
+  name: string,
+  detail: string | null,
+  patch: Partial<Canary>,
+): Partial<DeploymentContext> {
+  const work = context.work;
+  if (!work?.canary) return {};
+  return {
+    work: {
+      ...work,
+      attempt: 0,
+      retryAt: null,
+      phases: [...work.phases, phase(name, output.startedAt, output.finishedAt, detail, null)],
+      canary: { ...work.canary, at: Math.max(work.canary.at, output.finishedAt), ...patch },
+    },
+  };
+}
+
+/** The split that sends traffic back: all to the stable revision, or none recorded without one. */
+function beginAbort(context: DeploymentContext, reason: string, failed: Phase, at: number): Partial<DeploymentContext> {
+  const work = context.work;
+  const canary = work?.canary;
+  if (!work || !canary) return {};
+  const split = canary.stable ? [{ revision: canary.stable.name, weightBps: TOTAL_BPS }] : canary.split;
+  return {
+    lastError: reason,
+    work: {
+      ...work,
+      attempt: 0,
+      retryAt: null,
+      phases: [...work.phases, failed],
+      canary: { ...canary, abortReason: reason, split, at: Math.max(canary.at, at), pauseUntil: null, healthDeadline: null, checkAt: null },
+    },
+  };
+}
+
+/** The phase a failed canary effect names (the step in flight). */
+function failedCanaryStep(context: DeploymentContext): string {
+  const canary = context.work?.canary;
+  if (!canary) return 'canary';
+  if (canary.refs.length === 0) return 'stage';
+  const step = nextStep(context);
+  if (canary.split === null && canary.step === 0) return 'warm';
+  if (step && 'setWeight' in step) return `split ${percent(step.setWeight)}`;
+  if (step && 'waitHealthy' in step) return 'wait-healthy';
+  return 'canary';
+}
+
+/** The revision drain and archive retire: the canary once aborting, else the stable one. */
+function retiring(context: DeploymentContext): string {
+  const canary = context.work?.canary;
+  if (!canary) return '';
+  return canary.abortReason !== null || !canary.stable ? canary.revision : canary.stable.name;
+}
+
+function renderInput(context: DeploymentContext): RenderInput {
+  const work = context.work!;
+  return { deploymentId: context.deploymentId, desired: renderedDesired(context), imageRef: work.imageRef, sha: work.sha };
+}
+
+function targetInput(context: DeploymentContext): TargetInput {
+  const canary = context.work!.canary!;
+  const revisions = [
+    ...(canary.stable ? [{ name: canary.stable.name, plan: null, render: canary.stable.render }] : []),
+    { name: canary.revision, plan: context.work!.plan, render: renderInput(context) },
+  ];
+  return { deploymentId: context.deploymentId, namespace: context.desired!.namespace, revision: retiring(context), revisions, split: canary.split };
+}
+
+/** A failed canary step (a terminal error) sends traffic back and removes the canary. */
+const ABORT: Done = { target: '#deployment.verifying.canary.aborting', actions: 'abortFailed' };
+
 // ---- the machine ----
 
 type Ctx = DeploymentContext;
@@ -485,6 +708,14 @@ export const deploymentMachine = setup({
     >,
     checkDrift: notProvided('checkDrift') as unknown as ReturnType<typeof fromPromise<EffectOutput<DriftResult>, DriftInput>>,
     teardown: notProvided('teardown') as unknown as ReturnType<typeof fromPromise<EffectOutput<TeardownResult>, TeardownInput>>,
+    // the deploy-target verbs of a canary, one invoked effect each
+    stage: notProvided('stage') as unknown as ReturnType<typeof fromPromise<EffectOutput<StageResult>, TargetInput>>,
+    warm: notProvided('warm') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
+    split: notProvided('split') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
+    checkRevision: notProvided('checkRevision') as unknown as ReturnType<typeof fromPromise<EffectOutput<CheckResult>, TargetInput>>,
+    drain: notProvided('drain') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
+    archive: notProvided('archive') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, TargetInput>>,
+    pruneInPlace: notProvided('pruneInPlace') as unknown as ReturnType<typeof fromPromise<EffectOutput<TargetResult>, PruneInput>>,
   },
   guards: {
     wantsActive: ({ event }) => event.type === 'DESIRED_CHANGED' && event.desired.desiredStatus === 'active',
@@ -520,6 +751,23 @@ export const deploymentMachine = setup({
      */
     healthFailed: ({ event }) => event.type === 'HEALTH' && event.status === 'Failed',
     healthCurrent: ({ event }) => event.type === 'HEALTH' && event.status === 'Current',
+    rendersCanary: ({ event }) => (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary',
+    hasStable: ({ context }) => (context.work?.canary?.stable ?? null) !== null,
+    stableServing: ({ context }) => context.work?.canary?.stableServing === true,
+    rendersCanaryOverRevision: ({ context, event }) =>
+      (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary' && (context.deployed?.revision ?? null) !== null,
+    hasInPlace: ({ context }) => (context.work?.canary?.inPlace?.length ?? 0) > 0,
+    canaryHeld: ({ context }) => context.work?.canary?.paused === true,
+    canaryStepsDone: ({ context }) => nextStep(context) === null,
+    nextIsWeight: ({ context }) => { const step = nextStep(context); return step !== null && 'setWeight' in step; },
+    nextIsPause: ({ context }) => { const step = nextStep(context); return step !== null && 'pauseMs' in step; },
+    pauseDue: ({ context, event }) => event.type === 'TICK' && context.work?.canary?.pauseUntil != null && event.now >= context.work.canary.pauseUntil,
+    checkDue: ({ context, event }) => event.type === 'TICK' && context.work?.canary?.checkAt != null && event.now >= context.work.canary.checkAt,
+    healthWaitOver: ({ context, event }) =>
+      event.type === 'TICK' && context.work?.canary?.healthDeadline != null && event.now >= context.work.canary.healthDeadline,
+    revisionReady: ({ event }) => (event as unknown as DoneEvent<CheckResult>).output.value.status === 'ready',
+    revisionProgressing: ({ event }) => (event as unknown as DoneEvent<CheckResult>).output.value.status === 'progressing',
+    commandIs: ({ event }, params: { command: CanaryCommand }) => event.type === 'CANARY' && event.command === params.command,
     degradedGraceOver: ({ context, event }) =>
       event.type === 'TICK' &&
       context.desired?.autoRollback === true &&
@@ -625,6 +873,7 @@ export const deploymentMachine = setup({
           plan: output.value.plan,
           prune: output.value.prune === true,
           values: output.value.values ? { ...output.value.values, override: renderedDesired(context).valuesOverride } : null,
+          strategy: output.value.strategy ?? null,
           attempt: 0,
           retryAt: null,
           phases: [...context.work.phases, phase('render', output.startedAt, output.finishedAt, detail, null)],
@@ -702,6 +951,8 @@ export const deploymentMachine = setup({
           spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
           applied: work.applied,
           stopped: stopping,
+          // a stop scales the revision that runs; anything else here was applied in place
+          revision: stopping ? (context.deployed?.revision ?? null) : null,
         },
         driftCheckAt: output.finishedAt + context.config.driftIntervalMs,
       };
@@ -739,6 +990,176 @@ export const deploymentMachine = setup({
       };
     }),
     clearRetry: assign(({ context }) => (context.work ? { work: { ...context.work, retryAt: null } } : {})),
+
+    // ---- canary (version 5) ----
+    startCanary: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<RenderResult>).output;
+      const work = context.work;
+      if (!work) return {};
+      const deployed = context.deployed;
+      const stable = deployed?.revision ?? null;
+      // what a release applied in place runs: its workloads go once the revision has the traffic
+      // (its Service and HTTPRoute become the deployment's, which the target applies over)
+      const inPlace = deployed && !deployed.revision ? deployed.applied.filter((ref) => ref.apiVersion === 'apps/v1' && ref.kind === 'Deployment') : [];
+      const canary: Canary = {
+        revision: `r${context.actionCounter}`,
+        stable,
+        // a rollback goes back at once: no steps shift traffic for it
+        stableServing: stable !== null && deployed?.stopped !== true && (work.action === 'deploy' || work.action === 'resume'),
+        inPlace,
+        step: 0,
+        split: null,
+        pauseUntil: null,
+        healthDeadline: null,
+        checkAt: null,
+        paused: false,
+        at: output.finishedAt,
+        abortReason: null,
+        refs: [],
+      };
+      return { work: { ...work, canary } };
+    }),
+    recordStage: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<StageResult>).output;
+      return canaryStep(context, output, 'stage', output.value.message, { refs: output.value.refs });
+    }),
+    recordWarm: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, 'warm', output.value.message, {});
+    }),
+    beginWeight: assign(({ context }) => {
+      const canary = context.work?.canary;
+      const step = nextStep(context);
+      if (!canary || !step || !('setWeight' in step)) return {};
+      // recorded before the target is asked: a restored `split` re-sends exactly these weights
+      const split = canary.stable
+        ? [{ revision: canary.stable.name, weightBps: TOTAL_BPS - step.setWeight }, { revision: canary.revision, weightBps: step.setWeight }]
+        : [{ revision: canary.revision, weightBps: TOTAL_BPS }];
+      return withCanary(context, { split });
+    }),
+    recordSplitStep: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      const weight = context.work?.canary?.split?.find((e) => e.revision === context.work?.canary?.revision)?.weightBps ?? 0;
+      return canaryStep(context, output, `split ${percent(weight)}`, output.value.message, { step: (context.work?.canary?.step ?? 0) + 1 });
+    }),
+    beginPause: assign(({ context }) => {
+      const canary = context.work?.canary;
+      const step = nextStep(context);
+      if (!canary || !step || !('pauseMs' in step)) return {};
+      return withCanary(context, { pauseUntil: canary.at + step.pauseMs });
+    }),
+    endPause: assign(({ context, event }) => {
+      const canary = context.work?.canary;
+      const step = nextStep(context);
+      if (!canary || event.type !== 'TICK' || !step || !('pauseMs' in step) || canary.pauseUntil === null) return {};
+      const started = canary.pauseUntil - step.pauseMs;
+      return canaryStep(context, { startedAt: started, finishedAt: event.now }, `pause ${seconds(step.pauseMs)}`, null, { step: canary.step + 1, pauseUntil: null });
+    }),
+    beginHealthWait: assign(({ context }) => {
+      const canary = context.work?.canary;
+      if (!canary || canary.healthDeadline !== null) return {};
+      return withCanary(context, { healthDeadline: canary.at + context.config.verifyTimeoutMs, checkAt: null });
+    }),
+    recordHealthy: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<CheckResult>).output;
+      const canary = context.work?.canary;
+      if (!canary) return {};
+      const started = canary.healthDeadline !== null ? canary.healthDeadline - context.config.verifyTimeoutMs : output.startedAt;
+      return canaryStep(context, { startedAt: started, finishedAt: output.finishedAt }, 'wait-healthy', output.value.message, {
+        step: canary.step + 1,
+        healthDeadline: null,
+        checkAt: null,
+      });
+    }),
+    scheduleCheck: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<CheckResult>).output;
+      return withCanary(context, { checkAt: output.finishedAt + context.config.canaryCheckMs, at: output.finishedAt });
+    }),
+    abortUnhealthy: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<CheckResult>).output;
+      const canary = context.work?.canary;
+      const reason = `canary ${canary?.revision ?? ''} is ${output.value.status}: ${output.value.message}`;
+      return beginAbort(context, reason, phase('wait-healthy', output.startedAt, output.finishedAt, null, reason), output.finishedAt);
+    }),
+    abortHealthTimeout: assign(({ context, event }) => {
+      const canary = context.work?.canary;
+      if (!canary || event.type !== 'TICK') return {};
+      const reason = `canary ${canary.revision} did not become ready within ${seconds(context.config.verifyTimeoutMs)}; check the pods' events`;
+      const started = canary.healthDeadline !== null ? canary.healthDeadline - context.config.verifyTimeoutMs : event.now;
+      return beginAbort(context, reason, phase('wait-healthy', started, event.now, null, reason), event.now);
+    }),
+    abortFailed: assign(({ context, event }) => {
+      const failure = toFailure((event as unknown as ErrorEvent).error);
+      const name = failedCanaryStep(context);
+      const at = failure.at > 0 ? failure.at : (context.work?.canary?.at ?? 0);
+      return beginAbort(context, failure.message, phase(name, failure.startedAt || at, at, null, failure.message), at);
+    }),
+    abortCommand: assign(({ context, event }) => {
+      if (event.type !== 'CANARY') return {};
+      const reason = `canary ${context.work?.canary?.revision ?? ''} aborted by command`;
+      return beginAbort(context, reason, phase('abort', event.at, event.at, 'command', null), event.at);
+    }),
+    beginPromote: assign(({ context, event }) => {
+      const canary = context.work?.canary;
+      if (!canary) return {};
+      const at = event.type === 'CANARY' ? event.at : canary.at;
+      return withCanary(context, { split: [{ revision: canary.revision, weightBps: TOTAL_BPS }], at, pauseUntil: null, healthDeadline: null, checkAt: null });
+    }),
+    recordPromoteSplit: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, 'promote', output.value.message, {});
+    }),
+    recordAbortSplit: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, 'abort', output.value.message, {});
+    }),
+    recordDrain: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, `drain ${retiring(context)}`, output.value.message, {});
+    }),
+    recordPrune: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, 'remove in place', output.value.message, {});
+    }),
+    recordArchive: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      return canaryStep(context, output, `archive ${retiring(context)}`, output.value.message, {});
+    }),
+    pauseCanary: assign(({ context }) => withCanary(context, { paused: true })),
+    // a pause step that starts after a resume counts from the resume
+    resumeCanary: assign(({ context, event }) =>
+      withCanary(context, { paused: false, ...(event.type === 'CANARY' ? { at: Math.max(context.work?.canary?.at ?? 0, event.at) } : {}) }),
+    ),
+    succeedCanary: assign(({ context }) => {
+      const work = context.work;
+      const canary = work?.canary;
+      if (!work || !canary || !context.desired) return {};
+      // a rollback writes its release back to the row, as `succeed` does
+      const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
+      return {
+        lastError: null,
+        work: null,
+        completed: { ...complete({ ...work, applied: canary.refs }, 'succeeded', work.phases, null, work.imageRef), writeBack: rolledBack },
+        deployed: {
+          imageRef: work.imageRef,
+          sha: work.sha,
+          head: work.head ?? work.sha,
+          deployedAt: iso(canary.at),
+          spec: specKey(rolledBack ? rolledBackDesired(context.desired, work) : context.desired),
+          applied: canary.refs,
+          stopped: false,
+          revision: { name: canary.revision, render: renderInput(context) },
+        },
+        driftCheckAt: canary.at + context.config.driftIntervalMs,
+      };
+    }),
+    // the canary is gone and the stable revision serves as before: `deployed` is unchanged
+    failCanary: assign(({ context }) => {
+      const work = context.work;
+      const reason = work?.canary?.abortReason ?? 'canary aborted';
+      if (!work) return {};
+      return { lastError: reason, completed: complete(work, 'failed', work.phases, reason, work.imageRef), work: null };
+    }),
   },
 }).createMachine({
   id: 'deployment',
@@ -772,11 +1193,119 @@ export const deploymentMachine = setup({
       initial: 'fetching',
       states: {
         fetching: step('sync', { onDone: { target: '#deployment.syncing.rendering', actions: 'recordSync' } }),
-        rendering: step('render', { onDone: { target: '#deployment.applying', actions: 'recordRender' } }),
+        rendering: step('render', {
+          onDone: [
+            { guard: 'rendersCanary', target: '#deployment.applying.staging', actions: ['recordRender', 'startCanary'] },
+            { target: '#deployment.applying', actions: 'recordRender' },
+          ],
+        }),
       },
     },
-    applying: step('apply', { onDone: { target: '#deployment.verifying', actions: 'recordApply' } }),
-    verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'auto-rollback' }),
+    // replace: `running`/`backoff` apply in place. canary: the new revision is staged and warmed.
+    applying: withStates(step('apply', { onDone: { target: '#deployment.verifying', actions: 'recordApply' } }), {
+      staging: step('stage', { onDone: { target: '#deployment.applying.warming', actions: 'recordStage' }, terminal: ABORT }),
+      warming: step('warm', {
+        onDone: [
+          { guard: 'stableServing', target: '#deployment.verifying.canary', actions: 'recordWarm' },
+          // no stable revision (a first deploy as revisions): all traffic at once
+          { target: '#deployment.verifying.canary.promoting', actions: ['recordWarm', 'beginPromote'] },
+        ],
+        terminal: ABORT,
+      }),
+    }),
+    // replace: `running`/`backoff` verify the applied objects. canary: its steps, then promote or abort.
+    verifying: withStates(step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'auto-rollback' }), {
+      canary: {
+        initial: 'steps',
+        states: {
+          steps: {
+            initial: 'next',
+            on: {
+              CANARY: [
+                { guard: { type: 'commandIs', params: { command: 'promote' } }, target: '#deployment.verifying.canary.promoting', actions: 'beginPromote' },
+                { guard: { type: 'commandIs', params: { command: 'abort' } }, target: '#deployment.verifying.canary.aborting', actions: 'abortCommand' },
+                { guard: { type: 'commandIs', params: { command: 'pause' } }, actions: 'pauseCanary' },
+                { guard: { type: 'commandIs', params: { command: 'resume' } }, actions: 'resumeCanary' },
+              ],
+            },
+            states: {
+              // which step runs next, from context alone (a restored snapshot decides the same)
+              next: {
+                always: [
+                  { guard: 'canaryHeld', target: 'held' },
+                  { guard: 'canaryStepsDone', target: '#deployment.verifying.canary.promoting', actions: 'beginPromote' },
+                  { guard: 'nextIsWeight', target: 'splitting', actions: 'beginWeight' },
+                  { guard: 'nextIsPause', target: 'pausing', actions: 'beginPause' },
+                  { target: 'checking', actions: 'beginHealthWait' },
+                ],
+              },
+              // paused by command: the step in flight finished, the next waits for resume
+              held: {
+                on: { CANARY: { guard: { type: 'commandIs', params: { command: 'resume' } }, target: 'next', actions: 'resumeCanary' } },
+              },
+              splitting: step('split', { onDone: { target: '#deployment.verifying.canary.steps.next', actions: 'recordSplitStep' }, terminal: ABORT }),
+              pausing: {
+                on: { TICK: { guard: 'pauseDue', target: 'next', actions: 'endPause' } },
+              },
+              checking: step('checkRevision', {
+                onDone: [
+                  { guard: 'revisionReady', target: '#deployment.verifying.canary.steps.next', actions: 'recordHealthy' },
+                  { guard: 'revisionProgressing', target: '#deployment.verifying.canary.steps.waiting', actions: 'scheduleCheck' },
+                  { target: '#deployment.verifying.canary.aborting', actions: 'abortUnhealthy' },
+                ],
+                terminal: ABORT,
+              }),
+              waiting: {
+                on: {
+                  TICK: [
+                    { guard: 'healthWaitOver', target: '#deployment.verifying.canary.aborting', actions: 'abortHealthTimeout' },
+                    { guard: 'checkDue', target: 'checking' },
+                  ],
+                },
+              },
+            },
+          },
+          // all traffic to the new revision, then the old one drained and archived
+          promoting: {
+            initial: 'splitting',
+            states: {
+              splitting: step('split', {
+                onDone: [
+                  { guard: 'hasStable', target: '#deployment.verifying.canary.promoting.draining', actions: 'recordPromoteSplit' },
+                  { guard: 'hasInPlace', target: '#deployment.verifying.canary.promoting.removing', actions: 'recordPromoteSplit' },
+                  { target: '#deployment.healthy', actions: ['recordPromoteSplit', 'succeedCanary'] },
+                ],
+              }),
+              // the release applied in place, now that the revision has all traffic
+              removing: step('pruneInPlace', { onDone: { target: '#deployment.healthy', actions: ['recordPrune', 'succeedCanary'] } }),
+              draining: step('drain', { onDone: { target: '#deployment.verifying.canary.promoting.archiving', actions: 'recordDrain' } }),
+              archiving: step('archive', { onDone: { target: '#deployment.healthy', actions: ['recordArchive', 'succeedCanary'] } }),
+            },
+          },
+          // all traffic back to the stable revision, then the canary drained and archived; the action fails
+          aborting: {
+            initial: 'start',
+            states: {
+              start: {
+                always: [
+                  { guard: 'hasStable', target: 'splitting' },
+                  { target: 'draining' },
+                ],
+              },
+              splitting: step('split', { onDone: { target: '#deployment.verifying.canary.aborting.draining', actions: 'recordAbortSplit' } }),
+              draining: step('drain', { onDone: { target: '#deployment.verifying.canary.aborting.archiving', actions: 'recordDrain' } }),
+              archiving: step('archive', {
+                onDone: [
+                  // auto_rollback as for a failed verification: the failed deploy is recorded, then rolled back
+                  { guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['recordArchive', 'failCanary', 'startAutoRollback'] },
+                  { target: '#deployment.failed', actions: ['recordArchive', 'failCanary'] },
+                ],
+              }),
+            },
+          },
+        },
+      },
+    }),
     healthy: {
       initial: 'idle',
       on: {
@@ -844,7 +1373,15 @@ export const deploymentMachine = setup({
           ],
         }),
         fetching: step('sync', { onDone: { target: '#deployment.rolling-back.rendering', actions: 'recordSync' } }),
-        rendering: step('render', { onDone: { target: '#deployment.rolling-back.applying', actions: 'recordRender' } }),
+        rendering: step('render', {
+          onDone: [
+            // a deployment whose release is a revision rolls back as one: the release staged and
+            // warmed as a new revision, all traffic at once (applying it in place would run it
+            // beside the revision, behind the same Service)
+            { guard: 'rendersCanaryOverRevision', target: '#deployment.applying.staging', actions: ['recordRender', 'startCanary'] },
+            { target: '#deployment.rolling-back.applying', actions: 'recordRender' },
+          ],
+        }),
         applying: step('apply', { onDone: { target: '#deployment.rolling-back.verifying', actions: 'recordApply' } }),
         verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'no-auto-rollback' }),
       },
@@ -862,6 +1399,12 @@ export const deploymentMachine = setup({
     deleted: {},
   },
 });
+
+/** A `step` with more sub-states beside `running`/`backoff` (the canary's, in applying and verifying). */
+function withStates(base: { initial: 'running' }, states: Record<string, unknown>): { initial: 'running' } {
+  const config = base as unknown as { initial: string; states: Record<string, unknown> };
+  return { ...config, states: { ...config.states, ...states } } as unknown as { initial: 'running' };
+}
 
 /** Refs without duplicates, in first-seen order. */
 function mergeRefs(...lists: ReadonlyArray<readonly ObjectRef[]>): ObjectRef[] {
@@ -899,6 +1442,8 @@ function complete(work: Work, status: Completed['status'], phases: readonly Phas
 function failedPhaseName(work: Work): string {
   if (work.action === 'stop') return 'scale';
   if (work.action === 'teardown') return 'teardown';
+  // a canary fails here only while promoting or aborting (a failed step aborts first)
+  if (work.canary) return work.canary.abortReason !== null ? 'abort' : 'promote';
   if (work.verifyDeadline !== null) return 'verify';
   if (work.plan !== null) return 'apply';
   if (work.phases.some((p) => p.name === 'sync')) return 'render';
@@ -906,8 +1451,9 @@ function failedPhaseName(work: Work): string {
   return 'sync';
 }
 
-type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget' | 'teardown';
-type Done = { target: string; actions: string; guard?: string };
+type TargetEffect = 'stage' | 'warm' | 'split' | 'checkRevision' | 'drain' | 'archive' | 'pruneInPlace';
+type Effect = 'sync' | 'render' | 'apply' | 'verify' | 'scale' | 'findRollbackTarget' | 'teardown' | TargetEffect;
+type Done = { target: string; actions: string | string[]; guard?: string };
 
 /**
  * One effect step: `running` invokes the effect; a transient failure waits in `backoff` until a
@@ -936,12 +1482,14 @@ function driftCheck(rest: 'idle' | 'watching') {
   } as const;
 }
 
-function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback' }) {
+function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback'; terminal?: Done }) {
   const autoRollback = options.verify === 'auto-rollback';
-  const terminal = [
-    ...(autoRollback ? [{ guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['fail', 'startAutoRollback'] }] : []),
-    { target: '#deployment.failed', actions: 'fail' },
-  ];
+  const terminal = options.terminal
+    ? [options.terminal]
+    : [
+        ...(autoRollback ? [{ guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['fail', 'startAutoRollback'] }] : []),
+        { target: '#deployment.failed', actions: 'fail' },
+      ];
   const timeout = options.verify
     ? [
         ...(autoRollback
@@ -1024,6 +1572,16 @@ function effectInput(effect: Effect, context: Ctx): unknown {
       return { deploymentId: context.deploymentId, namespace: desired.namespace } satisfies ScaleInput;
     case 'teardown':
       return { deploymentId: context.deploymentId, namespace: desired.namespace, inventory: work.applied } satisfies TeardownInput;
+    case 'stage':
+    case 'warm':
+    case 'checkRevision':
+    case 'split':
+      return { ...targetInput(context), revision: work.canary!.revision } satisfies TargetInput;
+    case 'drain':
+    case 'archive':
+      return targetInput(context) satisfies TargetInput;
+    case 'pruneInPlace':
+      return { deploymentId: context.deploymentId, refs: work.canary?.inPlace ?? [] } satisfies PruneInput;
     case 'findRollbackTarget':
       // an explicit target only for a rollback the row asked for (not an auto-rollback)
       return {
@@ -1074,17 +1632,28 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
  */
 export function migratePersistedSnapshot(snapshot: unknown, version: string): unknown {
   if (version === MACHINE_VERSION) return snapshot;
-  if (version === '1') {
-    const v2 = from1to2(snapshot);
-    const v3 = v2 === undefined ? undefined : from2to3(v2);
-    return v3 === undefined ? undefined : from3to4(v3);
+  const steps: Record<string, (snapshot: unknown) => unknown> = { '1': from1to2, '2': from2to3, '3': from3to4, '4': from4to5 };
+  if (!(version in steps)) return undefined;
+  let current: unknown = snapshot;
+  for (let v = Number(version); v < Number(MACHINE_VERSION); v++) {
+    current = steps[String(v)]?.(current);
+    if (current === undefined) return undefined;
   }
-  if (version === '2') {
-    const v3 = from2to3(snapshot);
-    return v3 === undefined ? undefined : from3to4(v3);
-  }
-  if (version === '3') return from3to4(snapshot);
-  return undefined;
+  return current;
+}
+
+/**
+ * 4 → 5: canaries. A version-4 actor replaced in place: its work has no strategy and no canary
+ * (replace), its deployed release is no revision. State values are unchanged: the replace
+ * sub-states of applying/verifying (`running`/`backoff`) kept their names.
+ */
+function from4to5(snapshot: unknown): unknown {
+  if (!isObject(snapshot) || !isObject(snapshot.context)) return undefined;
+  const context: Json = { ...snapshot.context };
+  if (isObject(context.work)) context.work = { ...context.work, strategy: context.work.strategy ?? null, canary: context.work.canary ?? null };
+  if (isObject(context.deployed)) context.deployed = { ...context.deployed, revision: context.deployed.revision ?? null };
+  if (isObject(context.config)) context.config = { ...DEFAULT_MACHINE_CONFIG, ...context.config };
+  return { ...snapshot, context };
 }
 
 /**

@@ -10,12 +10,15 @@ import { errorMessage } from '../errors.ts';
 import { checkPlacement, type PlacementViolation } from '../tenancy/policy.ts';
 import { getProjectPolicy } from '../tenancy/sql/getProjectPolicy.ts';
 import type { EventStreams } from './eventStreams.ts';
+import { canaryView, type CanaryView } from './canaryView.ts';
 import { ApiError, notFound } from './httpErrors.ts';
 import { redactHistoryError, redactLastError, redactSecrets } from './redact.ts';
 import { jsonRoute, rawRoute, type AnyRoute } from './route.ts';
 import {
   Action,
   ActionParams,
+  CanaryCommandAccepted,
+  CanaryParams,
   CreateDeploymentBody,
   DeploymentAccepted,
   DeploymentDetail,
@@ -135,6 +138,11 @@ function summarizeContext(snapshot: unknown): Record<string, unknown> | null {
     }
   }
   return summary;
+}
+
+/** An abort's reason is an error message: credentials in it are redacted like last_error's. */
+function redactCanary(view: CanaryView | null): CanaryView | null {
+  return view && { ...view, abort_reason: view.abort_reason === null ? null : redactSecrets(view.abort_reason) };
 }
 
 const SnapshotRow = z.object({ state: z.string(), seq: z.number(), updated_at: z.string(), machine_version: z.string(), snapshot: z.unknown() });
@@ -348,6 +356,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
               machine_version: snapshot.machine_version,
               status: typeof (snapshot.snapshot as { status?: unknown } | null)?.status === 'string' ? (snapshot.snapshot as { status: string }).status : null,
               context: summarizeContext(snapshot.snapshot),
+              canary: redactCanary(canaryView(snapshot.snapshot)),
             }
           : null;
         return { status: 200, body: { deployment: redactLastError(row), history: history.map(redactHistoryError), snapshot: snapshotSummary, live }, headers: { ETag: etagOf(row) } };
@@ -459,6 +468,26 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
           body: { deployment: redactLastError(row), target: { image_ref: target.image_ref, sha: target.sha, history_id: target.history_id }, generation: row.generation, ...action.fields },
           headers: action.headers,
         };
+      },
+    }),
+    jsonRoute({
+      method: 'post',
+      path: '/api/projects/:project/deployments/:env/canary/:command',
+      operationId: 'commandCanary',
+      summary: 'Pause, resume, promote or abort the canary in flight (sets canary_command, which keelson consumes). No new generation: the canary goes on as told.',
+      tags: TAGS,
+      access: 'deploy:promote',
+      params: CanaryParams,
+      responses: {
+        202: { description: 'Accepted: the actor is told; without a canary in flight the command is consumed and changes nothing.', schema: CanaryCommandAccepted },
+        404: { description: 'No such deployment (or outside the token\'s scope).' },
+      },
+      handler: async ({ db, principal, params, audit }) => {
+        const before = await loadDeployment(db, principal, params.project, params.env);
+        const row = await db.one(sql.type(DeploymentRow)`
+          update deployments set canary_command = ${params.command} where id = ${before.id} returning ${DEPLOYMENT_COLUMNS}`);
+        await audit(`deployment.canary.${params.command}`, `${row.project}/${row.environment}`, { generation: row.generation });
+        return { status: 202, body: { command: params.command, generation: row.generation, current_status: row.current_status } };
       },
     }),
     jsonRoute({

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { CLUSTER_KINDS } from '../config.ts';
 import { assertSafeRepoUrl, redactRepoUrl } from '../opsrepo/repoUrl.ts';
 import { ACTION_STATUSES } from '../actions/status.ts';
-import { DESIRED_STATUSES, DRIFT_MODES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
+import { CanaryView } from './canaryView.ts';
+import { CANARY_COMMANDS, DESIRED_STATUSES, DRIFT_MODES, DeploymentRow, HISTORY_ACTIONS, HistoryPhase, HistoryRow, NAME_PATTERN, OpsRepoRow, TransitionRow } from '../db/rows.ts';
 import { branchProblem, imageRefProblem, repoPathProblem, valuesProblem } from '../tenancy/inputRules.ts';
 import { descriptionProblem, MAX_PATTERNS, patternProblem, PROJECT_COLUMNS, type PatternColumn } from '../tenancy/policy.ts';
 
@@ -234,6 +235,7 @@ export const SnapshotSummary = z.object({
   machine_version: z.string(),
   status: z.string().nullable(),
   context: z.record(z.string(), z.unknown()).nullable().meta({ description: 'Scalar fields of the snapshot context (strings shortened).' }),
+  canary: CanaryView.nullable().optional().meta({ description: 'The canary in flight: its steps, where it is, the split last asked for; null when none runs.' }),
 });
 
 export const LiveResource = z.object({
@@ -308,6 +310,16 @@ export const RollbackAccepted = z.object({
   target: z.object({ image_ref: z.string(), sha: z.string().nullable(), history_id: z.number().int() }),
   generation: z.number().int(),
   ...ACCEPTED,
+});
+
+export const CanaryParams = DeploymentParams.extend({
+  command: z.enum(CANARY_COMMANDS).meta({ description: 'pause (the next step waits), resume, promote (all traffic to the new revision now) or abort (all traffic back to the stable revision; the action fails).' }),
+});
+
+export const CanaryCommandAccepted = z.object({
+  command: z.enum(CANARY_COMMANDS),
+  generation: z.number().int().meta({ description: 'The generation whose canary the command is for; a command is no new generation.' }),
+  current_status: z.string().meta({ description: 'The row as the command was written; a command with no canary in flight is consumed and changes nothing.' }),
 });
 
 export const TeardownAccepted = z.object({

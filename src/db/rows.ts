@@ -1,6 +1,9 @@
 // Row schemas shared by every reader of the contract tables (runtime, API, CLI).
 import { z } from 'zod';
 
+/** migration 0012: what deployments.canary_command may say (machines/deployment.machine.ts CanaryCommand) */
+export const CANARY_COMMANDS = ['pause', 'resume', 'promote', 'abort'] as const;
+
 /** migration 0011: the drift check's policy */
 export const DRIFT_MODES = ['repair', 'detect'] as const;
 export const DESIRED_STATUSES = ['active', 'stopped', 'rollback', 'deleted'] as const;
@@ -33,6 +36,8 @@ export const DeploymentRow = z.object({
   drift: z.enum(DRIFT_MODES).optional(),
   /** migration 0011: with drift 'detect', what the last check found drifted (null: nothing) */
   drift_detected: z.string().nullable().optional(),
+  /** migration 0012: an operator's command for the canary in flight, consumed (nulled) by keelson */
+  canary_command: z.enum(CANARY_COMMANDS).nullable().optional(),
   generation: z.number().int(),
   current_status: z.enum(CURRENT_STATUSES),
   current_image_ref: z.string().nullable(),

@@ -9,6 +9,7 @@ import {
 } from 'slonik';
 import { fromPromise } from 'xstate';
 import type {
+  CheckResult, PruneInput, StageResult, TargetInput, TargetResult,
   ApplyInput, ApplyResult, DriftInput, DriftResult, EffectFailure, EffectOutput, FindTargetInput, FindTargetResult,
   RenderInput, RenderResult, ScaleInput, ScaleResult, SyncInput, SyncResult, TeardownInput, TeardownResult, VerifyInput, VerifyResult,
 } from '../../machines/deployment.machine.ts';
@@ -26,11 +27,27 @@ export interface Effects {
 }
 
 /**
+ * A canary's deploy-target verbs (src/targets/): optional, so a runtime without a deploy target
+ * (and test doubles written before canaries) leaves them unprovided, and a canary there fails
+ * with `effect_missing` naming the verb.
+ */
+export interface TargetEffects {
+  stage(input: TargetInput, signal: AbortSignal): Promise<StageResult>;
+  warm(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
+  split(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
+  checkRevision(input: TargetInput, signal: AbortSignal): Promise<CheckResult>;
+  drain(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
+  archive(input: TargetInput, signal: AbortSignal): Promise<TargetResult>;
+  /** a release applied in place, once its deployment's first canary revision has the traffic */
+  pruneInPlace(input: PruneInput, signal: AbortSignal): Promise<TargetResult>;
+}
+
+/**
  * Runs before each effect: takes the deployment's rollout slot (every effect but the drift check,
  * which runs at rest) and, for effects that read the journal, waits for the actor's queued
  * journal writes. See createRuntime.
  */
-export type BeforeEffect = (effect: keyof Effects, deploymentId: string, signal: AbortSignal) => Promise<void>;
+export type BeforeEffect = (effect: keyof Effects | keyof TargetEffects, deploymentId: string, signal: AbortSignal) => Promise<void>;
 
 export function classifyFailure(error: unknown, startedAt: number): EffectFailure {
   const at = Date.now();
@@ -54,8 +71,8 @@ export function classifyFailure(error: unknown, startedAt: number): EffectFailur
 /** The fence of a deployment's actor: aborted when the actor is dropped or its lease is no longer certainly held. */
 export type FenceOf = (deploymentId: string) => AbortSignal | undefined;
 
-export function toMachineActors(effects: Effects, before: BeforeEffect, fenceOf: FenceOf = () => undefined) {
-  const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
+export function toMachineActors(effects: Effects & Partial<TargetEffects>, before: BeforeEffect, fenceOf: FenceOf = () => undefined) {
+  const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects | keyof TargetEffects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
     fromPromise<EffectOutput<O>, I>(async ({ input, signal: own }) => {
       // the effect stops when the machine leaves its state (own) or when the actor is fenced:
       // every cluster request checks the signal first, so a fenced actor writes nothing more
@@ -80,5 +97,12 @@ export function toMachineActors(effects: Effects, before: BeforeEffect, fenceOf:
     findRollbackTarget: wrap('findRollbackTarget', effects.findRollbackTarget.bind(effects)),
     checkDrift: wrap('checkDrift', effects.checkDrift.bind(effects)),
     teardown: wrap('teardown', effects.teardown.bind(effects)),
+    ...(effects.stage ? { stage: wrap('stage', effects.stage.bind(effects)) } : {}),
+    ...(effects.warm ? { warm: wrap('warm', effects.warm.bind(effects)) } : {}),
+    ...(effects.split ? { split: wrap('split', effects.split.bind(effects)) } : {}),
+    ...(effects.checkRevision ? { checkRevision: wrap('checkRevision', effects.checkRevision.bind(effects)) } : {}),
+    ...(effects.drain ? { drain: wrap('drain', effects.drain.bind(effects)) } : {}),
+    ...(effects.archive ? { archive: wrap('archive', effects.archive.bind(effects)) } : {}),
+    ...(effects.pruneInPlace ? { pruneInPlace: wrap('pruneInPlace', effects.pruneInPlace.bind(effects)) } : {}),
   };
 }

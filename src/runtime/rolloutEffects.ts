@@ -4,7 +4,7 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { specKey, type RenderInput } from '../../machines/deployment.machine.ts';
+import { specKey, type RenderInput, type TargetInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
@@ -18,9 +18,13 @@ import type { Source, SourceTree } from '../source/source.ts';
 import { createPlanCache, planHash, type PlanCache } from '../plans/planCache.ts';
 import { scrubText, secretValues } from '../plans/secrets.ts';
 import type { Renderer } from '../render/renderer.ts';
+import { strategyOf } from '../render/strategy.ts';
 import { enforcePolicy } from '../tenancy/enforcePolicy.ts';
 import { describeDrift, DRIFT_MODES, type DriftMode } from './driftReport.ts';
-import type { Effects } from './effects.ts';
+import type { Effects, TargetEffects } from './effects.ts';
+import type { Inventory } from '../targets/contract.ts';
+import { createKubernetesTarget } from '../targets/kubernetes/target.ts';
+import { HTTPROUTE_KIND, parsePlan, revisionServiceRef, serviceRef, workloadRef } from '../targets/kubernetes/plan.ts';
 
 export interface RolloutEffectsDeps {
   readonly db: Db;
@@ -37,9 +41,47 @@ export interface RolloutEffectsDeps {
   readonly metrics?: Pick<Metrics, 'driftChecks'>;
 }
 
-export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
+export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & TargetEffects {
   const { db, kube, source, renderer, log } = deps;
   const plans = deps.plans ?? createPlanCache();
+  // A canary's revisions run through the deploy-target contract (src/targets/README.md).
+  const target = createKubernetesTarget({ kube, log, ...(deps.failFastGraceMs === undefined ? {} : { failFastGraceMs: deps.failFastGraceMs }) });
+
+  /**
+   * The machine's inventory (plans by reference) as the target takes it: each revision's objects
+   * from this process's plan cache, or rendered again from the revision's inputs (the stable
+   * revision, a restored actor), so no rendered object ever enters a snapshot.
+   */
+  async function inventoryOf(input: TargetInput, signal: AbortSignal): Promise<Inventory> {
+    const revisions: Inventory['revisions'] = [];
+    for (const revision of input.revisions) {
+      const objects = plans.get(revision.plan) ?? (await renderChecked(revision.render, signal)).objects;
+      revisions.push({ name: revision.name, plan: { namespace: input.namespace, objects: [...objects] } });
+    }
+    const split = input.split ? { split: { deploymentId: input.deploymentId, entries: input.split.map((e) => ({ ...e })) } } : {};
+    return { deploymentId: input.deploymentId, revisions, ...split };
+  }
+
+  /**
+   * Revisions the cluster holds for the deployment that the inventory no longer names: a canary
+   * cut short by a newer generation before its promotion. The split just enforced (a promotion's
+   * or an abort's) sends them nothing, so they are deleted with the archive that ends a canary;
+   * their objects are named as the newest revision's plan names them (`<name>-<revision>`).
+   */
+  async function sweepRevisions(input: TargetInput, inventory: Inventory, signal: AbortSignal): Promise<string[]> {
+    const known = new Set(inventory.revisions.map((r) => r.name));
+    const observed = await target.observe(input.deploymentId, { signal });
+    const orphans = [...new Set(observed.revisions.map((r) => r.revision))].filter((name) => name !== '' && !known.has(name));
+    const newest = inventory.revisions.at(-1);
+    if (orphans.length === 0 || !newest) return [];
+    const plan = parsePlan(newest.name, newest.plan);
+    const refs = orphans.flatMap((name) => [workloadRef(plan, name), revisionServiceRef(plan, name)]);
+    await kube.prune(input.deploymentId, refs, { signal });
+    log.info({ deploymentId: input.deploymentId, revisions: orphans }, 'swept revisions of canaries cut short');
+    return orphans;
+  }
+
+  const describeSplit = (input: TargetInput) => (input.split ?? []).map((e) => `${e.revision} ${e.weightBps / 100} %`).join(', ');
   const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
 
   /** The row's drift policy (migration 0011) and its last finding, read at each check: not desired state. */
@@ -136,7 +178,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
     async render(input, signal) {
       const result = await renderChecked(input, signal);
       const keelsonValues = result.values.keelson as { prune?: unknown } | undefined;
+      // checked before the plan is kept: a mistyped strategy fails the action naming the field
+      const strategy = strategyOf(result.values);
       return {
+        strategy,
         plan: plans.put(result.objects),
         files: result.files,
         prune: keelsonValues?.prune === true,
@@ -220,6 +265,52 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
       return { message: `deleted ${result.deleted.length} object(s)${kept.length > 0 ? `; kept ${kept.join('; ')}` : ''}` };
     },
 
+    async stage(input, signal) {
+      const inventory = await inventoryOf(input, signal);
+      const outcome = await target.stage(inventory, input.revision, { signal });
+      const plan = parsePlan(input.revision, inventory.revisions.find((r) => r.name === input.revision)?.plan);
+      // the release's inventory: the revision's objects and the deployment's Service and route,
+      // which the splits write (a teardown finds every one of them)
+      const route = plan.route ? [{ ...HTTPROUTE_KIND, name: plan.route.metadata.name, namespace: plan.namespace }] : [];
+      return {
+        message: `staged ${outcome.resources.join(', ')}`,
+        refs: [workloadRef(plan, input.revision), revisionServiceRef(plan, input.revision), serviceRef(plan), ...route],
+      };
+    },
+
+    async warm(input, signal) {
+      const outcome = await target.warm(await inventoryOf(input, signal), input.revision, { signal });
+      return { message: `${outcome.revision} ready at ${outcome.replicas} replica(s)` };
+    },
+
+    async split(input, signal) {
+      await target.applySplit(await inventoryOf(input, signal), { signal });
+      return { message: `traffic ${describeSplit(input)}` };
+    },
+
+    async checkRevision(input, signal) {
+      const outcome = await target.verify(await inventoryOf(input, signal), input.revision, { signal });
+      return { status: outcome.status, message: outcome.message };
+    },
+
+    async drain(input, signal) {
+      await target.drain(await inventoryOf(input, signal), input.revision, { signal });
+      return { message: `${input.revision} drained` };
+    },
+
+    async archive(input, signal) {
+      const inventory = await inventoryOf(input, signal);
+      await target.archive(inventory, input.revision, { signal });
+      const swept = await sweepRevisions(input, inventory, signal);
+      return { message: `${input.revision} archived${swept.length > 0 ? `; swept ${swept.join(', ')}` : ''}` };
+    },
+
+    async pruneInPlace(input, signal) {
+      // only what still carries the deployment's label; what is gone is skipped
+      const pruned = await kube.prune(input.deploymentId, input.refs, { signal });
+      return { message: pruned.length > 0 ? `deleted ${pruned.map(describeRef).join(', ')}` : 'nothing applied in place was left' };
+    },
+
     async findRollbackTarget(input) {
       const choice = await chooseRollbackTarget(db, input.deploymentId, input.release ?? null);
       // an explicit release the row names that is not one (another deployment's, a failed one):
@@ -246,6 +337,13 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects {
           return { drifted: true, reason: `ops repo moved from ${seen.slice(0, 12)} to ${head.sha.slice(0, 12)}` };
         }
         // seen === null: a rollback that could not reach the remote; it stays until the next deploy
+      }
+      // A canary's revision runs under other names than its render (`<name>-<revision>`): the
+      // live comparison below would find the rendered objects missing and redeploy every
+      // interval. Only the branch moving is followed for it, for now.
+      if (deployed.revision) {
+        counted('not_comparable');
+        return { drifted: false, reason: null };
       }
       // The current release, rendered again: its commit, image and values. Until a rollback's
       // write-back reaches the row, the row's values may not be the release's: not comparable

@@ -17,6 +17,7 @@ import {
   MACHINE_VERSION,
   tickMatters,
   topLevelState,
+  type CanaryCommand,
   type DeploymentSnapshot,
   type LiveHealthStatus,
   type MachineConfig,
@@ -29,7 +30,7 @@ import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
-import { toMachineActors, type BeforeEffect, type Effects } from './effects.ts';
+import { toMachineActors, type BeforeEffect, type Effects, type TargetEffects } from './effects.ts';
 import { restorable, SnapshotRow, startHost, type Host } from './hosting.ts';
 import {
   DeploymentGoneError,
@@ -53,7 +54,7 @@ export interface RuntimeOptions {
   readonly db: Db;
   readonly databaseUrl: string;
   readonly log: Logger;
-  readonly effects: Effects;
+  readonly effects: Effects & Partial<TargetEffects>;
   readonly metrics?: Metrics;
   readonly tickIntervalMs?: number;
   readonly maxConcurrentRollouts?: number;
@@ -593,8 +594,25 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         return false;
       }
       send(record, row);
+      if (row.canary_command) await deliverCanaryCommand(record, row.canary_command);
       return true;
     });
+  }
+
+  /**
+   * An operator's canary command (migration 0012): told to the actor as an event — no new
+   * generation, which would supersede the canary — then consumed, only if it is still the one
+   * read, so a command written meanwhile waits for its own notification.
+   */
+  async function deliverCanaryCommand(host: Host, command: CanaryCommand): Promise<void> {
+    try {
+      host.actor.send({ type: 'CANARY', command, at: Date.now() });
+    } catch (error) {
+      quarantine(host, error);
+      return;
+    }
+    log.info({ deploymentId: host.id, command }, 'canary command');
+    await db.query(sql.unsafe`update deployments set canary_command = null where id = ${host.id} and canary_command = ${command}`);
   }
 
   function wakeSafely(id: string): void {
@@ -607,7 +625,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     const rows = await db.any(sql.type(z.object({ id: z.string() }))`
       select d.id from deployments d
       join deployment_leases l on l.deployment_id = d.id and l.instance_id = ${instanceId}
-      where d.generation > d.observed_generation`);
+      where d.generation > d.observed_generation or d.canary_command is not null`);
     for (const { id } of rows) wakeSafely(id);
   }
 

@@ -149,6 +149,43 @@ describe('detail', () => {
     expect(liveCalls).toContainEqual([id, 'shop-detail']);
   });
 
+  it('serves the canary in flight: its steps, where it is, the split last asked for', async () => {
+    const id = await h.insertDeployment('shop', 'canary');
+    const snapshot = {
+      status: 'active',
+      value: { verifying: { canary: { steps: 'pausing' } } },
+      context: {
+        work: {
+          strategy: { kind: 'canary', steps: [{ setWeight: 1000 }, { pauseMs: 30_000 }, { waitHealthy: true }, { setWeight: 5000 }] },
+          canary: {
+            revision: 'r3', stable: { name: 'r2', render: {} }, step: 1, split: [{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }],
+            pauseUntil: Date.UTC(2026, 11, 2, 4, 0, 0), paused: false, abortReason: null, stableServing: true, at: 0, healthDeadline: null, checkAt: null, refs: [],
+          },
+        },
+      },
+    };
+    await h.pg.query(`insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq) values ($1, $2, 'verifying', '5', 3)`, [id, JSON.stringify(snapshot)]);
+    const response = await h.request('GET', '/api/projects/shop/deployments/canary', { token: promote });
+    expect(response.body.snapshot.canary).toEqual({
+      revision: 'r3',
+      stable: 'r2',
+      phase: 'steps',
+      steps: [
+        { step: '10 %', status: 'done' },
+        { step: 'pause 30 s', status: 'current' },
+        { step: 'wait healthy', status: 'pending' },
+        { step: '50 %', status: 'pending' },
+      ],
+      split: [{ revision: 'r2', weight_bps: 9000 }, { revision: 'r3', weight_bps: 1000 }],
+      paused: false,
+      pause_until: '2026-12-02T04:00:00.000Z',
+      abort_reason: null,
+    });
+    // no canary in flight (a replace, an older snapshot): null
+    const detail = await h.request('GET', '/api/projects/shop/deployments/detail', { token: promote });
+    expect(detail.body.snapshot.canary).toBeNull();
+  });
+
   it('reports live: { available: false } when the cluster errors, without failing', async () => {
     kubeMode = 'error';
     try {
@@ -282,6 +319,26 @@ describe('delete (teardown)', () => {
     const again = await h.request('DELETE', '/api/projects/shop/deployments/td', { token: promote });
     expect(again.body.generation).toBe(2);
     expect((await h.request('DELETE', '/api/projects/shop/deployments/nope', { token: promote })).status).toBe(404);
+  });
+});
+
+describe('canary commands', () => {
+  it('sets canary_command with 202 and no new generation, audits it, and refuses an unknown command or a read-only token', async () => {
+    await h.insertDeployment('shop', 'cn');
+    const response = await h.request('POST', '/api/projects/shop/deployments/cn/canary/pause', { token: promote });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ command: 'pause', generation: 1 });
+    const { rows } = await h.pg.query("select canary_command, generation::int from deployments where environment = 'cn'");
+    expect(rows[0]).toEqual({ canary_command: 'pause', generation: 1 });
+    expect(await auditRows('deployment.canary.pause', 'shop/cn')).toHaveLength(1);
+
+    const unknown = await h.request('POST', '/api/projects/shop/deployments/cn/canary/skip', { token: promote });
+    expect(unknown.status).toBe(400);
+    const reader = await h.token(['deploy:read'], null, 'reader');
+    expect((await h.request('POST', '/api/projects/shop/deployments/cn/canary/abort', { token: reader })).status).toBe(403);
+    expect((await h.request('POST', '/api/projects/shop/deployments/nope/canary/abort', { token: promote })).status).toBe(404);
+    // the database states the same rule for SQL writers
+    await expect(h.pg.query("update deployments set canary_command = 'skip' where environment = 'cn'")).rejects.toThrow(/deployments_canary_command_valid/);
   });
 });
 

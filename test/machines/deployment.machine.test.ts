@@ -1,7 +1,7 @@
 // The statechart without I/O: table-driven transitions with the pure `transition()`, and a walk
 // of the whole machine that fails when a transition exists that no test reaches.
 import { describe, expect, it } from 'vitest';
-import { createActor, fromPromise, initialTransition, transition, type AnyEventObject, type TransitionDefinition } from 'xstate';
+import { createActor, fromPromise, getMicrosteps, initialTransition, transition, type AnyEventObject, type TransitionDefinition } from 'xstate';
 import { getAdjacencyMap } from 'xstate/graph';
 import {
   backoffMs,
@@ -17,6 +17,8 @@ import {
   type ApplyInput,
   type DeploymentSnapshot,
   type Desired,
+  type Strategy,
+  type TargetInput,
 } from '../../machines/deployment.machine.ts';
 
 const ID = '00000000-0000-4000-8000-000000000001';
@@ -58,10 +60,39 @@ const health = (status: string, message = `Deployment shop: pod shop-1 is in Cra
 // Every transition a test takes is recorded, so the coverage test can compare with the machine.
 const covered = new Set<TransitionDefinition<never, never>>();
 
+/**
+ * The eventless (`always`) transitions an event's microsteps took: getTransitionData sees only
+ * the event's own. Told apart by source and target (each `always` of a state has its own target).
+ */
+function coverEventless(snapshot: DeploymentSnapshot, event: AnyEvent): void {
+  const steps = getMicrosteps(deploymentMachine, snapshot, event as DeploymentEvent).map(([s]) => s);
+  const dotted = (node: { path: string[] }) => node.path.join('.');
+  for (let i = 0; i + 1 < steps.length; i++) {
+    const [before, after] = [steps[i]!, steps[i + 1]!];
+    for (const t of eventlessTransitions()) {
+      const target = t.target?.[0];
+      if (target && before.matches(dotted(t.source) as never) && after.matches(dotted(target) as never)) covered.add(t as never);
+    }
+  }
+}
+
+let eventless: TransitionDefinition<never, never>[] | undefined;
+function eventlessTransitions(): TransitionDefinition<never, never>[] {
+  if (eventless) return eventless;
+  const found: TransitionDefinition<never, never>[] = [];
+  const visit = (node: typeof deploymentMachine.root) => {
+    for (const t of node.always ?? []) found.push(t as never);
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(deploymentMachine.root);
+  return (eventless = found);
+}
+
 function run(events: AnyEvent[], from?: DeploymentSnapshot): DeploymentSnapshot {
   let snapshot = from ?? initialTransition(deploymentMachine, { deploymentId: ID })[0];
   for (const event of events) {
     for (const t of deploymentMachine.getTransitionData(snapshot, event as DeploymentEvent)) covered.add(t as never);
+    coverEventless(snapshot, event);
     snapshot = transition(deploymentMachine, snapshot, event as DeploymentEvent)[0];
   }
   return snapshot;
@@ -492,6 +523,297 @@ describe('deployment machine: live health after healthy', () => {
   });
 });
 
+
+// ---- canaries (version 5) ----
+
+const STEPS: Strategy = { kind: 'canary', steps: [{ setWeight: 1000 }, { pauseMs: 1000 }, { waitHealthy: true }, { setWeight: 5000 }] };
+const canaryRender = (strategy: Strategy = STEPS): AnyEvent => done('render', { plan, files: ['shop/deployment.yaml'], strategy });
+const revisionRefs = [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'shop-r2', namespace: 'shop-prod' }];
+const at = (ms: number) => ({ startedAt: T0 + ms - 10, finishedAt: T0 + ms });
+const doneAt = (id: string, value: unknown, ms: number): AnyEvent => done(id, value, at(ms).startedAt, at(ms).finishedAt);
+const command = (c: string, when = T0 + 50_000): AnyEvent => ({ type: 'CANARY', command: c, at: when });
+
+/** A first canary over a replaced release: no stable revision, so stage, warm and 100 % at once. */
+const toFirstCanary = (): AnyEvent[] => [
+  ...toHealthy(1),
+  changed(desired(2)),
+  done('sync', { sha: 'abc123' }),
+  canaryRender(),
+  doneAt('stage', { message: 'staged', refs: revisionRefs }, 1_000),
+  doneAt('warm', { message: 'warm' }, 2_000),
+  doneAt('split', { message: '100 % r2' }, 3_000),
+  doneAt('pruneInPlace', { message: 'deleted Deployment shop' }, 3_500),
+];
+const canaryHealthy = run(toFirstCanary());
+
+/** The next canary (generation 3, revision r3) up to the first split's call. */
+const toSecondCanary = (strategy: Strategy = STEPS): AnyEvent[] => [
+  changed(desired(3)),
+  done('sync', { sha: 'def456' }),
+  canaryRender(strategy),
+  doneAt('stage', { message: 'staged', refs: [{ ...revisionRefs[0], name: 'shop-r3' }] }, 10_000),
+  doneAt('warm', { message: 'warm' }, 11_000),
+];
+
+describe('deployment machine: canaries (version 5)', () => {
+  it('a replace strategy (or none) applies in place as before', () => {
+    const s = run([changed(desired(1)), done('sync', { sha: 'a' }), done('render', { plan, files: [], strategy: { kind: 'replace' } })]);
+    expect(s.value).toEqual({ applying: 'running' });
+    expect(s.context.work?.strategy).toEqual({ kind: 'replace' });
+    expect(s.context.work?.canary ?? null).toBeNull();
+  });
+
+  it('a first canary (no stable revision) is stage, warm, 100 %, then the release applied in place goes; the revision is deployed', () => {
+    const events = toFirstCanary();
+    expect(run(events.slice(0, -4)).value).toEqual({ applying: { staging: 'running' } });
+    expect(run(events.slice(0, -3)).value).toEqual({ applying: { warming: 'running' } });
+    const promoting = run(events.slice(0, -2));
+    expect(promoting.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(promoting.context.work?.canary?.split).toEqual([{ revision: 'r2', weightBps: 10_000 }]);
+    // the in-place release's workload, not its Service (the deployment's Service from now on)
+    expect(promoting.context.work?.canary?.inPlace).toEqual(applied);
+    expect(run(events.slice(0, -1)).value).toEqual({ verifying: { canary: { promoting: { removing: 'running' } } } });
+    expect(canaryHealthy.value).toEqual({ healthy: 'idle' });
+    expect(canaryHealthy.context.deployed).toMatchObject({ imageRef: 'shop:2', applied: revisionRefs, revision: { name: 'r2', render: { imageRef: 'shop:2', sha: 'abc123' } } });
+    expect(canaryHealthy.context.completed).toMatchObject({ action: 'deploy', status: 'succeeded', inventory: revisionRefs });
+    expect(canaryHealthy.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote', 'remove in place']);
+    expect(topLevelState(canaryHealthy.value)).toBe('healthy');
+    // a deployment whose first release is a canary has nothing in place: healthy after the split
+    const fresh = run([changed(desired(1)), done('sync', { sha: 'a' }), canaryRender(), done('stage', { message: 'ok', refs: revisionRefs }), done('warm', { message: 'ok' }), done('split', { message: 'ok' })]);
+    expect(fresh.value).toEqual({ healthy: 'idle' });
+    expect(fresh.context.deployed?.revision?.name).toBe('r1');
+  });
+
+  it('resuming a stopped canary deployment: stage, warm, 100 % (the stopped revision serves nothing), then the old revision is drained and archived', () => {
+    const stopped = run([changed(desired(3, { desiredStatus: 'stopped' })), done('scale', { message: 'scaled' })], canaryHealthy);
+    expect(stopped.value).toEqual({ stopped: 'idle' });
+    let s = run([changed(desired(4)), done('sync', { sha: 'abc123' }), canaryRender(), doneAt('stage', { message: 'ok', refs: revisionRefs }, 20_000), doneAt('warm', { message: 'ok' }, 21_000)], stopped);
+    expect(s.context.work?.action).toBe('resume');
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    s = run([doneAt('split', { message: 'ok' }, 22_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { draining: 'running' } } } });
+    s = run([doneAt('drain', { message: 'ok' }, 23_000), doneAt('archive', { message: 'ok' }, 24_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed).toMatchObject({ stopped: false, revision: { name: 'r4' } });
+  });
+
+  it('goes through every step: split 10 %, pause (TICK-driven), wait healthy, split 50 %, promote, drain and archive the old revision', () => {
+    let s = run(toSecondCanary(), canaryHealthy);
+    expect(s.value).toEqual({ verifying: { canary: { steps: { splitting: 'running' } } } });
+    // recorded before the call: a restored split re-sends exactly this
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r3', stable: { name: 'r2' }, split: [{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }] });
+    s = run([doneAt('split', { message: 'ok' }, 12_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { steps: 'pausing' } } });
+    expect(s.context.work?.canary?.pauseUntil).toBe(T0 + 13_000);
+    expect(run([tick(T0 + 12_999)], s).value).toEqual({ verifying: { canary: { steps: 'pausing' } } });
+    s = run([tick(T0 + 13_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { steps: { checking: 'running' } } } });
+    expect(s.context.work?.canary?.healthDeadline).toBe(T0 + 13_000 + DEFAULT_MACHINE_CONFIG.verifyTimeoutMs);
+    s = run([doneAt('checkRevision', { status: 'ready', message: 'ready' }, 14_000)], s);
+    expect(s.context.work?.canary?.split).toEqual([{ revision: 'r2', weightBps: 5000 }, { revision: 'r3', weightBps: 5000 }]);
+    s = run([doneAt('split', { message: 'ok' }, 15_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(s.context.work?.canary?.split).toEqual([{ revision: 'r3', weightBps: 10_000 }]);
+    s = run([doneAt('split', { message: 'ok' }, 16_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { draining: 'running' } } } });
+    s = run([doneAt('drain', { message: 'ok' }, 17_000), doneAt('archive', { message: 'ok' }, 18_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed?.revision?.name).toBe('r3');
+    expect(s.context.completed?.phases.map((p) => p.name)).toEqual([
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 1 s', 'wait-healthy', 'split 50 %', 'promote', 'drain r2', 'archive r2',
+    ]);
+    expect(s.context.completed?.phases.find((p) => p.name === 'pause 1 s')?.duration_ms).toBe(1000);
+  });
+
+  it('a failed step aborts: traffic back to the stable revision, the canary drained and archived, the action fails, the stable release stays deployed', () => {
+    const warmFails = [...toSecondCanary().slice(0, -1), fail('warm', 'terminal', 'revision r3 is unhealthy: ImagePullBackOff', T0 + 11_000)];
+    let s = run(warmFails, canaryHealthy);
+    expect(s.value).toEqual({ verifying: { canary: { aborting: { splitting: 'running' } } } });
+    expect(s.context.work?.canary).toMatchObject({ split: [{ revision: 'r2', weightBps: 10_000 }], abortReason: 'revision r3 is unhealthy: ImagePullBackOff' });
+    s = run([doneAt('split', { message: 'ok' }, 12_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { aborting: { draining: 'running' } } } });
+    s = run([doneAt('drain', { message: 'ok' }, 13_000), doneAt('archive', { message: 'ok' }, 14_000)], s);
+    expect(s.value).toEqual({ failed: 'idle' });
+    expect(s.context.lastError).toBe('revision r3 is unhealthy: ImagePullBackOff');
+    expect(s.context.completed).toMatchObject({ status: 'failed', imageRef: 'shop:3', error: 'revision r3 is unhealthy: ImagePullBackOff', inventory: null });
+    expect(s.context.completed?.phases.map((p) => [p.name, p.error !== null])).toEqual([
+      ['sync', false], ['render', false], ['stage', false], ['warm', true], ['abort', false], ['drain r3', false], ['archive r3', false],
+    ]);
+    expect(s.context.deployed).toEqual(canaryHealthy.context.deployed);
+  });
+
+  it('with auto_rollback an aborted canary records the failed deploy and rolls back as a revision: all at once, the release written back', () => {
+    const auto = run([changed(desired(3, { autoRollback: true })), done('sync', { sha: 'def456' }), canaryRender(),
+      doneAt('stage', { message: 'ok', refs: revisionRefs }, 10_000), fail('warm', 'terminal', 'revision r3 is unhealthy', T0 + 11_000),
+      doneAt('split', { message: 'ok' }, 12_000), doneAt('drain', { message: 'ok' }, 13_000), doneAt('archive', { message: 'ok' }, 14_000)], canaryHealthy);
+    expect(auto.value).toEqual({ 'rolling-back': { finding: 'running' } });
+    expect(auto.context.completed).toMatchObject({ action: 'deploy', status: 'failed', error: 'revision r3 is unhealthy' });
+    expect(auto.context.work?.action).toBe('auto-rollback');
+    let s = run([done('findRollbackTarget', { imageRef: 'shop:2', sha: 'abc123', historyId: 2, valuesOverride: {} }), done('sync', { sha: 'abc123' }), canaryRender()], auto);
+    // not applied in place beside the revision: staged as one
+    expect(s.value).toEqual({ applying: { staging: 'running' } });
+    s = run([doneAt('stage', { message: 'ok', refs: revisionRefs }, 20_000), doneAt('warm', { message: 'ok' }, 21_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r4', stable: { name: 'r2' }, split: [{ revision: 'r4', weightBps: 10_000 }] });
+    s = run([doneAt('split', { message: 'ok' }, 22_000), doneAt('drain', { message: 'ok' }, 23_000), doneAt('archive', { message: 'ok' }, 24_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.completed).toMatchObject({ action: 'auto-rollback', status: 'succeeded', imageRef: 'shop:2', writeBack: true });
+    expect(s.context.deployed).toMatchObject({ imageRef: 'shop:2', revision: { name: 'r4' } });
+    // the row's write-back (image shop:2) is adopted without a rollout
+    expect(run([changed(desired(4, { imageRef: 'shop:2', autoRollback: true }))], s).value).toEqual({ healthy: 'idle' });
+  });
+
+  it('a transient step error retries after its backoff; a stage failure of a first canary aborts without a split', () => {
+    const s = run([...toSecondCanary(), fail('split', 'transient', 'API server unreachable', T0 + 12_000)], canaryHealthy);
+    expect(s.value).toEqual({ verifying: { canary: { steps: { splitting: 'backoff' } } } });
+    expect(run([tick(s.context.work?.retryAt ?? 0)], s).value).toEqual({ verifying: { canary: { steps: { splitting: 'running' } } } });
+    const first = run([...toFirstCanary().slice(0, -4), fail('stage', 'terminal', 'invalid plan')]);
+    expect(first.value).toEqual({ verifying: { canary: { aborting: { draining: 'running' } } } });
+    expect(first.context.completed).toBeNull();
+  });
+
+  it('a new generation after the promotion split: the new revision is deployed (the old may run nothing), the canary recorded as superseded', () => {
+    const promoteSteps: Strategy = { kind: 'canary', steps: [{ setWeight: 1000 }] };
+    const draining = run([...toSecondCanary(promoteSteps), doneAt('split', { message: 'ok' }, 12_000), doneAt('split', { message: 'ok' }, 13_000)], canaryHealthy);
+    expect(draining.value).toEqual({ verifying: { canary: { promoting: { draining: 'running' } } } });
+    const next = run([changed(desired(4))], draining);
+    expect(next.context.deployed).toMatchObject({ imageRef: 'shop:3', revision: { name: 'r3' } });
+    expect(next.context.completed).toMatchObject({ status: 'superseded', imageRef: 'shop:3' });
+    expect(next.context.completed?.error).toMatch(/superseded by generation 4 \(deploy\) after the promotion of canary r3/);
+    // before the promotion split nothing changes hands: the stable revision stays deployed
+    const beforePromotion = run([...toSecondCanary(promoteSteps), changed(desired(4))], canaryHealthy);
+    expect(beforePromotion.context.deployed?.revision?.name).toBe('r2');
+    expect(beforePromotion.context.completed).toBeNull();
+  });
+
+  it('wait healthy: progressing is checked again at the interval, failed or a deadline aborts', () => {
+    const waitFirst: Strategy = { kind: 'canary', steps: [{ waitHealthy: true }] };
+    let s = run([...toSecondCanary(waitFirst), doneAt('checkRevision', { status: 'progressing', message: '0/1 ready' }, 12_000)], canaryHealthy);
+    expect(s.value).toEqual({ verifying: { canary: { steps: 'waiting' } } });
+    expect(run([tick(T0 + 12_000 + DEFAULT_MACHINE_CONFIG.canaryCheckMs - 1)], s).value).toEqual({ verifying: { canary: { steps: 'waiting' } } });
+    s = run([tick(T0 + 12_000 + DEFAULT_MACHINE_CONFIG.canaryCheckMs)], s);
+    expect(s.value).toEqual({ verifying: { canary: { steps: { checking: 'running' } } } });
+    // the deadline counts from the step's start, not from each check
+    expect(s.context.work?.canary?.healthDeadline).toBe(T0 + 11_000 + DEFAULT_MACHINE_CONFIG.verifyTimeoutMs);
+    const failed = run([doneAt('checkRevision', { status: 'failed', message: 'CrashLoopBackOff' }, 20_000)], s);
+    expect(failed.value).toEqual({ verifying: { canary: { aborting: { splitting: 'running' } } } });
+    expect(failed.context.lastError).toBe('canary r3 is failed: CrashLoopBackOff');
+    const waiting = run([doneAt('checkRevision', { status: 'progressing', message: '0/1' }, 20_000)], s);
+    const late = run([tick(T0 + 11_000 + DEFAULT_MACHINE_CONFIG.verifyTimeoutMs)], waiting);
+    expect(late.value).toEqual({ verifying: { canary: { aborting: { splitting: 'running' } } } });
+    expect(late.context.lastError).toMatch(/canary r3 did not become ready within 300 s/);
+  });
+
+  it('pause holds the next step until resume; promote and abort act from any step', () => {
+    // paused while the 10 % split is in flight: the split finishes, the pause step waits
+    const held = run([...toSecondCanary(), command('pause', T0 + 11_500), doneAt('split', { message: 'ok' }, 12_000)], canaryHealthy);
+    expect(held.value).toEqual({ verifying: { canary: { steps: 'held' } } });
+    expect(run([tick(T0 + 99_000)], held).value).toEqual({ verifying: { canary: { steps: 'held' } } });
+    // resumed: the pause step counts from the resume
+    const resumed = run([command('resume', T0 + 50_000)], held);
+    expect(resumed.value).toEqual({ verifying: { canary: { steps: 'pausing' } } });
+    expect(resumed.context.work?.canary?.pauseUntil).toBe(T0 + 51_000);
+    // paused during a pause step: it ends, the next step waits; resumed before it ends: nothing held
+    const pausing = run([...toSecondCanary(), doneAt('split', { message: 'ok' }, 12_000)], canaryHealthy);
+    expect(run([command('pause', T0 + 12_500), tick(T0 + 13_000)], pausing).value).toEqual({ verifying: { canary: { steps: 'held' } } });
+    expect(run([command('pause', T0 + 12_500), command('resume', T0 + 12_600), tick(T0 + 13_000)], pausing).value).toEqual({
+      verifying: { canary: { steps: { checking: 'running' } } },
+    });
+    const promoted = run([command('promote')], held);
+    expect(promoted.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(promoted.context.work?.canary?.split).toEqual([{ revision: 'r3', weightBps: 10_000 }]);
+    const aborted = run([command('abort')], pausing);
+    expect(aborted.value).toEqual({ verifying: { canary: { aborting: { splitting: 'running' } } } });
+    expect(aborted.context.lastError).toBe('canary r3 aborted by command');
+    expect(aborted.context.work?.canary?.split).toEqual([{ revision: 'r2', weightBps: 10_000 }]);
+    // promoting or aborting already: a command changes nothing; no canary: ignored
+    expect(run([command('abort')], promoted).value).toEqual(promoted.value);
+    expect(run([command('abort')], canaryHealthy).value).toEqual({ healthy: 'idle' });
+  });
+
+  it('every verb gets the inventory by reference and the recorded split; a restored snapshot re-runs the verb in flight', async () => {
+    const calls: Array<[string, TargetInput]> = [];
+    const verb = (name: string, value: unknown) =>
+      fromPromise(async ({ input }: { input: TargetInput }) => {
+        calls.push([name, input]);
+        return { value, startedAt: Date.now(), finishedAt: Date.now() };
+      });
+    let hold = true;
+    const machine = deploymentMachine.provide({
+      actors: {
+        sync: fromPromise(async () => ({ value: { sha: 'def456' }, startedAt: T0, finishedAt: T0 + 1 })),
+        render: fromPromise(async () => ({ value: { plan, files: [], strategy: { kind: 'canary', steps: [{ setWeight: 1000 }] } }, startedAt: T0, finishedAt: T0 + 1 })),
+        stage: verb('stage', { message: 'staged', refs: revisionRefs }),
+        warm: verb('warm', { message: 'warm' }),
+        split: fromPromise(async ({ input }: { input: TargetInput }) => {
+          calls.push(['split', input]);
+          if (hold) return new Promise<never>(() => {});
+          return { value: { message: 'ok' }, startedAt: T0, finishedAt: T0 + 1 };
+        }),
+        drain: verb('drain', { message: 'ok' }),
+        archive: verb('archive', { message: 'ok' }),
+      } as never,
+    });
+    const until = (actor: { subscribe: (f: (s: DeploymentSnapshot) => void) => { unsubscribe(): void } }, value: unknown) =>
+      new Promise<void>((resolve) => {
+        const sub = actor.subscribe((snapshot) => {
+          if (JSON.stringify(snapshot.value) === JSON.stringify(value)) {
+            sub.unsubscribe();
+            resolve();
+          }
+        });
+      });
+    const first = createActor(machine, { snapshot: canaryHealthy, input: { deploymentId: ID } }).start();
+    const splitting = until(first, { verifying: { canary: { steps: { splitting: 'running' } } } });
+    first.send(changed(desired(3)) as DeploymentEvent);
+    await splitting;
+    const persisted = structuredClone(first.getPersistedSnapshot());
+    first.stop();
+    const stable = { name: 'r2', plan: null, render: { deploymentId: ID, desired: desired(2), imageRef: 'shop:2', sha: 'abc123' } };
+    const fresh = { name: 'r3', plan, render: { deploymentId: ID, desired: desired(3), imageRef: 'shop:3', sha: 'def456' } };
+    expect(calls.map(([name]) => name)).toEqual(['stage', 'warm', 'split']);
+    expect(calls[0]?.[1]).toEqual({ deploymentId: ID, namespace: 'shop-prod', revision: 'r3', revisions: [stable, fresh], split: null });
+    expect(calls[2]?.[1].split).toEqual([{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }]);
+
+    // restored (a new process): the split in flight is sent again with the same weights
+    hold = false;
+    const restored = createActor(machine, { snapshot: persisted as never, input: { deploymentId: ID } });
+    const healthyAgain = until(restored, { healthy: 'idle' });
+    restored.start();
+    await healthyAgain;
+    restored.stop();
+    expect(calls.slice(3).map(([name, input]) => [name, input.revision, input.split])).toEqual([
+      ['split', 'r3', [{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }]],
+      ['split', 'r3', [{ revision: 'r3', weightBps: 10_000 }]],
+      ['drain', 'r2', [{ revision: 'r3', weightBps: 10_000 }]],
+      ['archive', 'r2', [{ revision: 'r3', weightBps: 10_000 }]],
+    ]);
+  });
+
+  it('migrates version 4: no strategy, no canary, no revision; the state value is kept and a restored apply still runs', () => {
+    const v4 = {
+      status: 'active',
+      value: { applying: 'running' },
+      context: { deploymentId: ID, config: DEFAULT_MACHINE_CONFIG, work: { actionId: '1-1-deploy', plan }, deployed: { imageRef: 'shop:0' }, degradedSince: null },
+      children: {},
+    };
+    const { canaryCheckMs: _c, ...oldConfig } = DEFAULT_MACHINE_CONFIG;
+    const migrated = migratePersistedSnapshot({ ...v4, context: { ...v4.context, config: oldConfig } }, '4') as typeof v4;
+    expect(migrated.value).toEqual({ applying: 'running' });
+    expect(migrated.context.work).toEqual({ actionId: '1-1-deploy', plan, strategy: null, canary: null });
+    expect(migrated.context.deployed).toEqual({ imageRef: 'shop:0', revision: null });
+    expect(migrated.context.config).toEqual(DEFAULT_MACHINE_CONFIG);
+    expect(migratePersistedSnapshot('garbage', '4')).toBeUndefined();
+    // a whole version-4 actor mid-apply (its work without the version-5 fields) goes on as a replace
+    const current = run(toHealthy().slice(0, 3));
+    const { strategy: _s, canary: _k, ...v4work } = current.context.work!;
+    const persisted = migratePersistedSnapshot({ value: current.value, context: { ...current.context, work: v4work } }, '4') as { value: never; context: never };
+    const restored = deploymentMachine.resolveState(persisted);
+    expect(restored.context.work).toMatchObject({ strategy: null, canary: null, plan });
+    expect(run([done('apply', { applied }), done('verify', { message: 'ok' })], restored).value).toEqual({ healthy: 'idle' });
+  });
+});
+
 // ---- coverage: every transition of the machine must be reached by the walk below ----
 
 function allTransitions(): Map<TransitionDefinition<never, never>, string> {
@@ -529,13 +851,19 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
   for (const id of Object.keys(snapshot.children)) {
     events.push(fail(id, 'transient'), fail(id, 'terminal'));
     if (id === 'sync') events.push(done(id, { sha: 'abc' }));
-    if (id === 'render') events.push(done(id, { plan, files: [] }));
+    if (id === 'render') events.push(done(id, { plan, files: [] }), canaryRender());
+    if (id === 'stage') events.push(done(id, { message: 'ok', refs: revisionRefs }));
+    if (id === 'warm' || id === 'split' || id === 'drain' || id === 'archive' || id === 'pruneInPlace') events.push(done(id, { message: 'ok' }));
+    if (id === 'checkRevision') {
+      for (const status of ['ready', 'progressing', 'failed']) events.push(done(id, { status, message: status }));
+    }
     if (id === 'apply') events.push(done(id, { applied }));
     if (id === 'verify' || id === 'scale' || id === 'teardown') events.push(done(id, { message: 'ok' }));
     if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
     if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: false, reason: null }));
   }
   events.push(health('Failed'), health('Current'));
+  for (const c of ['pause', 'resume', 'promote', 'abort']) events.push(command(c));
   return events;
 }
 
@@ -744,12 +1072,22 @@ describe('deployment machine: coverage', () => {
           autoRollback: context.desired?.autoRollback ?? false,
           drift: context.driftCheckAt !== null,
           degraded: context.degradedSince !== null,
+          revision: context.deployed?.revision != null,
+          canary: context.work?.canary && {
+            step: context.work.canary.step,
+            paused: context.work.canary.paused,
+            aborting: context.work.canary.abortReason !== null,
+            stable: context.work.canary.stable !== null,
+            serving: context.work.canary.stableServing,
+            inPlace: (context.work.canary.inPlace?.length ?? 0) > 0,
+          },
         });
       },
     });
     for (const { state } of Object.values(adjacency)) {
       for (const event of eventsFor(state as DeploymentSnapshot)) {
         for (const t of deploymentMachine.getTransitionData(state as DeploymentSnapshot, event as DeploymentEvent)) covered.add(t as never);
+        coverEventless(state as DeploymentSnapshot, event);
       }
     }
     const missing = [...allTransitions()].filter(([t]) => !covered.has(t)).map(([, label]) => label);

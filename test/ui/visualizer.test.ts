@@ -315,6 +315,27 @@ describe('visualizer', () => {
     expect(new URL(page.url()).search).toBe('');
   });
 
+  it('shows a canary in flight: its revision, the split last asked for, and its steps with the current one marked', async () => {
+    await server.db.query(sql.unsafe`insert into deployments (project, environment, image_ref) values ('shop', 'canary', 'registry.example/shop:1.0.0')`);
+    await sleepUntil(async () => (await server.db.maybeOne(sql.unsafe`
+      select 1 from deployments where project = 'shop' and environment = 'canary' and current_status = 'healthy'`)) !== null, { timeoutMs: 30_000, message: 'shop/canary healthy' });
+    // the actor rests (healthy): the snapshot is only rewritten on a change, so this one is served
+    const canary = {
+      strategy: { kind: 'canary', steps: [{ setWeight: 1000 }, { pauseMs: 30_000 }, { setWeight: 5000 }] },
+      canary: { revision: 'r3', stable: { name: 'r2' }, step: 1, split: [{ revision: 'r2', weightBps: 9000 }, { revision: 'r3', weightBps: 1000 }], pauseUntil: null, paused: true, abortReason: null },
+    };
+    await server.db.query(sql.unsafe`
+      update deployment_snapshots s set snapshot = jsonb_set(jsonb_set(s.snapshot, '{context,work}', ${sql.jsonb(canary)}), '{value}', '{"verifying":{"canary":{"steps":"held"}}}')
+      from deployments d where d.id = s.deployment_id and d.project = 'shop' and d.environment = 'canary'`);
+    await page.goto(`${server.url}/ui/deployments/shop/canary`);
+    const line = page.locator('#canary');
+    await line.waitFor({ timeout: 10_000 });
+    await expect(line.textContent()).resolves.toContain('r3 from r2: r2 90 % · r3 10 % (paused)');
+    const steps = await line.locator('.canary-step').evaluateAll((els) => els.map((el) => `${el.textContent}:${(el as HTMLElement).dataset.status}`));
+    expect(steps).toEqual(['10 %:done', 'pause 30 s:current', '50 %:pending']);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'deployment-canary.png'), fullPage: false });
+  });
+
   it('needed nothing but localhost and logged no errors', async () => {
     expect(aborted).toEqual([]);
     expect(pageErrors).toEqual([]);

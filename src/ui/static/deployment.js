@@ -88,6 +88,18 @@ function phaseBars(item, { at } = {}) {
   }));
 }
 
+/** The canary in flight (the detail's snapshot.canary): its steps, where it is, the split last asked for. */
+export function canaryLine(canary) {
+  if (!canary) return null;
+  const split = canary.split ? canary.split.map((e) => `${e.revision} ${e.weight_bps / 100} %`).join(' · ') : 'no split yet';
+  const where = canary.phase === 'steps' ? (canary.paused ? 'paused' : null) : canary.phase;
+  return h('span', { id: 'canary' },
+    h('span', { class: 'mono' }, `${canary.revision}${canary.stable ? ` from ${canary.stable}` : ''}: ${split}`),
+    where ? h('span', { class: 'muted' }, ` (${where}${canary.abort_reason ? `: ${canary.abort_reason}` : ''})`) : null,
+    ' ',
+    canary.steps.map((s) => h('span', { class: `pill canary-step canary-${s.status}`, dataset: { status: s.status } }, s.step)));
+}
+
 function historyCard(item, options = {}) {
   const marks = historyMarks(item);
   const command = options.project ? rollbackCommand(options.project, options.env, item) : null;
@@ -279,7 +291,8 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
         h('dt', {}, 'running'), h('dd', { class: 'mono' }, d.current_image_ref ? `${d.current_image_ref}${d.current_sha ? ` @ ${d.current_sha.slice(0, 12)}` : ''}` : '–'),
         h('dt', {}, 'observed generation'), h('dd', {}, String(d.observed_generation)),
         h('dt', {}, 'deployed'), h('dd', {}, formatTime(d.deployed_at)),
-        h('dt', {}, 'last error'), h('dd', { class: d.last_error ? 'error' : 'muted', id: 'last-error' }, d.last_error ?? 'none')),
+        h('dt', {}, 'last error'), h('dd', { class: d.last_error ? 'error' : 'muted', id: 'last-error' }, d.last_error ?? 'none'),
+        snapshot?.canary ? [h('dt', {}, 'canary'), h('dd', {}, canaryLine(snapshot.canary))] : null),
     );
     renderFailure();
   };
