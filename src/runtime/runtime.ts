@@ -601,8 +601,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   /**
    * An operator's canary command (migration 0012): told to the actor as an event — no new
-   * generation, which would supersede the canary — then consumed, only if it is still the one
-   * read, so a command written meanwhile waits for its own notification.
+   * generation, which would supersede the canary — then consumed once the journal holds what it
+   * did, only if it is still the one read, so a command written meanwhile waits for its own
+   * notification. A crash before the commit leaves the command for the next actor: delivered at
+   * least once, and each command is idempotent (a second pause, promote or abort changes nothing).
    */
   async function deliverCanaryCommand(host: Host, command: CanaryCommand): Promise<void> {
     try {
@@ -612,6 +614,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return;
     }
     log.info({ deploymentId: host.id, command }, 'canary command');
+    // the snapshot the command made is queued already (the actor notifies synchronously)
+    await host.chain;
+    if (host.stopped) return;
     await db.query(sql.unsafe`update deployments set canary_command = null where id = ${host.id} and canary_command = ${command}`);
   }
 
