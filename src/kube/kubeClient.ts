@@ -819,6 +819,20 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
 
   // ---- stop ----
 
+  /** Sets a workload's replicas through its scale subresource (what an autoscaler would use). */
+  async function patchScale(ref: ObjectRef, resource: ServedResource, replicas: number, signal: AbortSignal): Promise<void> {
+    await transport.request({
+      verb: 'scale',
+      kind: ref.kind,
+      what: describeRef(ref),
+      method: HttpMethod.PATCH,
+      path: `${transport.objectPath(ref.apiVersion, resource, ref.name, ref.namespace)}/scale`,
+      body: { spec: { replicas } },
+      contentType: MERGE_PATCH,
+      signal,
+    });
+  }
+
   async function scaleToZero(
     deploymentId: string,
     inventory: readonly ObjectRef[],
@@ -841,16 +855,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       scaled.push(ref);
       if ((live.spec as { replicas?: number } | undefined)?.replicas === 0) continue;
       const resource = await transport.resourceFor(ref.apiVersion, ref.kind, describeRef(ref), signal);
-      await transport.request({
-        verb: 'scale',
-        kind: ref.kind,
-        what: describeRef(ref),
-        method: HttpMethod.PATCH,
-        path: `${transport.objectPath(ref.apiVersion, resource, ref.name, ref.namespace)}/scale`,
-        body: { spec: { replicas: 0 } },
-        contentType: MERGE_PATCH,
-        signal,
-      });
+      await patchScale(ref, resource, 0, signal);
     }
     const timeoutMs = options.timeoutMs ?? deps.stopTimeoutMs ?? 300_000;
     const running = (ref: ObjectRef): boolean => {
@@ -1081,16 +1086,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         throw new TerminalError(refusalMessage([{ what: describeRef(ref), owner: ownerOf(live) }], deploymentId), { code: 'owned_by_other' });
       }
       if (live && (live.spec as { replicas?: number } | undefined)?.replicas === replicas) return;
-      await transport.request({
-        verb: 'scale',
-        kind: ref.kind,
-        what: describeRef(ref),
-        method: HttpMethod.PATCH,
-        path: `${transport.objectPath(ref.apiVersion, resource, ref.name, ref.namespace)}/scale`,
-        body: { spec: { replicas } },
-        contentType: MERGE_PATCH,
-        signal,
-      });
+      await patchScale(ref, resource, replicas, signal);
       // Read-your-writes: the Scale answer carries no generation, so read the workload's, and
       // `verify` then waits until the cache shows at least it (not the size from before).
       const after = await getObject(ref.apiVersion, ref.kind, resource, ref.name, ref.namespace, signal);
