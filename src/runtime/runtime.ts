@@ -234,9 +234,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let lastTickMs = 0;
   let queued = 0;
   // Admission: new work (a woken row's desired state, a claimed deployment) waits while the
-  // backlog is past half its bound, so a fleet-wide UPDATE or ten thousand new rows pace
-  // themselves to the database instead of reaching the bound, which is for a database that
-  // stopped answering. Effects in flight are not held back: their slots bound them.
+  // actors out of rest plus the queued entries reach maxInFlight, so a fleet-wide UPDATE or ten
+  // thousand new rows pace themselves to the database instead of reaching the bound, which is
+  // for a database that stopped answering. Actors already out of rest are not held back: each
+  // has about one entry queued at a time (write-ahead, in `before`).
   const admitBelow = Math.max(1, options.maxInFlight ?? Math.floor(maxQueued / 2));
   let admissionWaiters: Array<() => void> = [];
   // admitted wake-ups still running (reading their row): each is about to journal an entry
@@ -342,9 +343,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // as many as there is room for: each admitted wake-up journals about one entry
     const n = closing || fatal ? admissionWaiters.length : room();
     if (n <= 0 || admissionWaiters.length === 0) return;
-    const admitted = admissionWaiters.slice(0, n);
+    const released = admissionWaiters.slice(0, n);
     admissionWaiters = admissionWaiters.slice(n);
-    for (const resolve of admitted) resolve();
+    for (const resolve of released) resolve();
   }
 
   async function journal(host: Host, entry: JournalEntry, notifiedAt: number | null): Promise<void> {
