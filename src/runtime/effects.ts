@@ -43,9 +43,9 @@ export interface TargetEffects {
 }
 
 /**
- * Runs before each effect: takes the deployment's rollout slot (every effect but the drift check,
- * which runs at rest) and, for effects that read the journal, waits for the actor's queued
- * journal writes. See createRuntime.
+ * Runs before each effect: waits for the actor's queued journal writes (write-ahead: the state
+ * the effect runs in is committed first), then takes the deployment's rollout slot (every effect
+ * but the drift check, which runs at rest). See createRuntime.
  */
 export type BeforeEffect = (effect: keyof Effects | keyof TargetEffects, deploymentId: string, signal: AbortSignal) => Promise<void>;
 
