@@ -4,7 +4,7 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { specKey, type RenderInput, type TargetInput } from '../../machines/deployment.machine.ts';
+import { specKey, type PlanHandle, type RenderInput, type TargetInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject } from '../kube/types.ts';
@@ -55,11 +55,31 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
   async function inventoryOf(input: TargetInput, signal: AbortSignal): Promise<Inventory> {
     const revisions: Inventory['revisions'] = [];
     for (const revision of input.revisions) {
-      const objects = plans.get(revision.plan) ?? (await renderChecked(revision.render, signal)).objects;
+      const objects = plans.get(revision.plan) ?? (await renderedAgain(revision.render, signal));
       revisions.push({ name: revision.name, plan: { namespace: input.namespace, objects: [...objects] } });
     }
     const split = input.split ? { split: { deploymentId: input.deploymentId, entries: input.split.map((e) => ({ ...e })) } } : {};
     return { deploymentId: input.deploymentId, revisions, ...split };
+  }
+
+  // A revision the actor holds no plan for (the stable one always; any after a restore) is
+  // rendered from its inputs, which pin the commit: the same inputs render the same objects. A
+  // canary calls the target at every step, so the rendering is kept in the plan cache by its
+  // inputs rather than repeated (the git tree and the render process) each time.
+  const renderedByInputs = new Map<string, PlanHandle>();
+  async function renderedAgain(render: RenderInput, signal: AbortSignal): Promise<readonly KubeObject[]> {
+    const key = JSON.stringify(render);
+    const kept = plans.get(renderedByInputs.get(key) ?? null);
+    if (kept) return kept;
+    const { objects } = await renderChecked(render, signal);
+    renderedByInputs.delete(key);
+    renderedByInputs.set(key, plans.put(objects));
+    // the handles are what is bounded here; the plan cache bounds the objects
+    for (const oldest of renderedByInputs.keys()) {
+      if (renderedByInputs.size <= 256) break;
+      renderedByInputs.delete(oldest);
+    }
+    return objects;
   }
 
   /**
