@@ -4,9 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import type { SimClock } from './clock.ts';
+import { decodeServed, storedFieldRequirements, storedFieldValue, toServed, toStored } from './conversion.ts';
 import { applyDefaults } from './defaults.ts';
+import { CORE_EVENT_FIELD_LABELS, EVENTS_V1_FIELD_LABELS } from './eventsV1.ts';
 import { jsonPatch, mergePatch, PatchError } from './patch.ts';
-import { apiVersionOf, typeOf, type ResourceType } from './resources.ts';
+import { apiVersionOf, storageOf, typeOf, type ResourceType } from './resources.ts';
 import {
   formatRequirements,
   matchesFields,
@@ -15,6 +17,7 @@ import {
   parseLabelSelector,
   requirementsFromObject,
   SelectorError,
+  type FieldRequirement,
   type LabelSelectorObject,
 } from './selectors.ts';
 import {
@@ -70,15 +73,22 @@ export function fieldSelectorsFor(type: ResourceType): string[] {
   if (type.kind === 'Secret') return [...base, 'type'];
   if (type.kind === 'Namespace') return [...base, 'status.phase'];
   if (type.kind === 'Job') return [...base, 'status.successful'];
-  // what `kubectl describe` sends to find an object's events (the real server's list, less source)
-  if (type.kind === 'Event') {
-    return [
-      ...base,
-      ...['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => `involvedObject.${f}`),
-      'reason', 'reportingComponent', 'type',
-    ];
-  }
+  // core's include what `kubectl describe` sends to find an object's events
+  if (type.kind === 'Event') return type.storage ? Object.keys(EVENTS_V1_FIELD_LABELS) : [...CORE_EVENT_FIELD_LABELS];
   return base;
+}
+
+/**
+ * A field selector as requirements on the stored objects of `type` (a view's labels relabelled
+ * for its storage); throws SelectorError for a label the kind does not support.
+ */
+export function storedFieldSelector(type: ResourceType, selector: string | null | undefined): FieldRequirement[] {
+  return storedFieldRequirements(type, parseFieldSelector(selector, fieldSelectorsFor(type)));
+}
+
+/** Whether a stored object of `type` passes label and (stored-label) field requirements. */
+export function matchesStored(type: ResourceType, o: KObject, labels: ReturnType<typeof parseLabelSelector>, fields: readonly FieldRequirement[]): boolean {
+  return matchesRequirements(o.metadata.labels, labels) && matchesFields(o, fields, storedFieldValue(type));
 }
 
 function labelSelectorOf(selector: LabelSelectorObject | undefined): string {
@@ -96,6 +106,17 @@ export class ApiServer {
     this.clock = clock;
   }
 
+  // Store access in the served form: a view's objects are read from and written to its storage
+  // kind, converted, so everything else here works in the form the client sent.
+  private read(type: ResourceType, namespace: string | undefined, name: string): KObject | undefined {
+    const stored = this.store.get(storageOf(type), namespace, name);
+    return stored && toServed(type, stored);
+  }
+
+  private persist(type: ResourceType, o: KObject): KObject {
+    return toServed(type, this.store.put(storageOf(type), toStored(type, o)));
+  }
+
   private namespaceMustExist(type: ResourceType, namespace: string | undefined): void {
     if (!type.namespaced) return;
     if (!namespace) throw badRequest('an empty namespace may not be set during creation');
@@ -107,7 +128,7 @@ export class ApiServer {
   }
 
   get(type: ResourceType, namespace: string | undefined, name: string): KObject {
-    const obj = this.store.get(type, type.namespaced ? namespace : undefined, name);
+    const obj = this.read(type, type.namespaced ? namespace : undefined, name);
     if (!obj) throw notFound(type.plural, type.group, name);
     return obj;
   }
@@ -117,15 +138,16 @@ export class ApiServer {
     let fields;
     try {
       labels = parseLabelSelector(options.labelSelector);
-      fields = parseFieldSelector(options.fieldSelector, fieldSelectorsFor(type));
+      fields = storedFieldSelector(type, options.fieldSelector);
     } catch (error) {
       if (error instanceof SelectorError) throw badRequest(`unable to parse requirement: ${error.message}`);
       throw error;
     }
     const resourceVersion = String(this.store.resourceVersion);
-    let items = this.store.list(type, type.namespaced ? namespace : undefined).filter(
-      (o) => matchesRequirements(o.metadata.labels, labels) && matchesFields(o, fields),
-    );
+    let items = this.store
+      .list(storageOf(type), type.namespaced ? namespace : undefined)
+      .filter((o) => matchesStored(type, o, labels, fields))
+      .map((o) => toServed(type, o));
     let rvOut = resourceVersion;
     if (options.continue) {
       let token: { rv: string; start: string };
@@ -200,14 +222,14 @@ export class ApiServer {
       if (deepEqual(comparableBefore, comparableAfter)) return before; // a no-op write keeps its resourceVersion
     } else if (type.generation) after.metadata.generation = 1;
     if (dryRun) return { ...after, metadata: { ...after.metadata, resourceVersion: before?.metadata.resourceVersion } };
-    return this.store.put(type, after);
+    return this.persist(type, after);
   }
 
   create(type: ResourceType, namespace: string | undefined, body: unknown, options: WriteOptions): KObject {
-    const o = this.checkIdentity(type, clone(body), namespace);
+    const o = decodeServed(type, this.checkIdentity(type, clone(body), namespace));
     if (!o.metadata.name && o.metadata.generateName) o.metadata.name = `${o.metadata.generateName}${randomSuffix()}`;
     this.namespaceMustExist(type, o.metadata.namespace);
-    if (o.metadata.name && this.store.get(type, o.metadata.namespace, o.metadata.name)) throw alreadyExists(type.plural, type.group, o.metadata.name);
+    if (o.metadata.name && this.read(type, o.metadata.namespace, o.metadata.name)) throw alreadyExists(type.plural, type.group, o.metadata.name);
     if (o.metadata.resourceVersion) throw badRequest('resourceVersion should not be set on objects to be created');
     for (const k of ['uid', 'creationTimestamp', 'deletionTimestamp', 'generation']) delete o.metadata[k];
     o.metadata.uid = randomUUID();
@@ -228,8 +250,8 @@ export class ApiServer {
   /** PUT. `subresource` "status" replaces only the status. */
   update(type: ResourceType, namespace: string | undefined, name: string, body: unknown, options: WriteOptions & { subresource?: 'status' }): KObject {
     const ns = type.namespaced ? namespace : undefined;
-    const o = this.checkIdentity(type, clone(body), ns, name);
-    const before = this.store.get(type, ns, name);
+    const o = decodeServed(type, this.checkIdentity(type, clone(body), ns, name));
+    const before = this.read(type, ns, name);
     if (!before) throw notFound(type.plural, type.group, name);
     if (o.metadata.resourceVersion && o.metadata.resourceVersion !== before.metadata.resourceVersion) throw conflict(type.plural, type.group, name, STALE_OBJECT);
     if (o.metadata.uid && o.metadata.uid !== before.metadata.uid) {
@@ -280,7 +302,7 @@ export class ApiServer {
   ): { object: KObject; created: boolean } {
     const ns = type.namespaced ? namespace : undefined;
     const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-    const before = this.store.get(type, ns, name);
+    const before = this.read(type, ns, name);
     if (mediaType === PATCH_TYPES.apply) return this.apply(type, ns, name, before, rawBody, options);
     if (!before) throw notFound(type.plural, type.group, name);
     let patch: unknown;
@@ -303,7 +325,7 @@ export class ApiServer {
       throw error;
     }
     // Patched objects share unchanged subtrees with `before`; the write edits the candidate's metadata.
-    const candidate = this.checkIdentity(type, clone(patched), ns, name);
+    const candidate = decodeServed(type, this.checkIdentity(type, clone(patched), ns, name));
     const requestedRv = isObject(patch) && isObject(patch.metadata) ? patch.metadata.resourceVersion : undefined;
     if (typeof requestedRv === 'string' && requestedRv !== before.metadata.resourceVersion) throw conflict(type.plural, type.group, name, STALE_OBJECT);
     return { object: this.write(type, before, candidate, options.manager, options.subresource, options.dryRun), created: false };
@@ -385,7 +407,7 @@ export class ApiServer {
     options: { propagationPolicy?: string; preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean } = {},
   ): KObject {
     const ns = type.namespaced ? namespace : undefined;
-    const before = this.store.get(type, ns, name);
+    const before = this.read(type, ns, name);
     if (!before) throw notFound(type.plural, type.group, name);
     const pre = options.preconditions;
     if (pre?.uid && pre.uid !== before.metadata.uid) {
@@ -404,7 +426,7 @@ export class ApiServer {
       terminating.status = { phase: 'Terminating' };
       return this.store.put(type, terminating);
     }
-    return this.store.remove(type, ns, name)!;
+    return toServed(type, this.store.remove(storageOf(type), ns, name)!);
   }
 
   private orphanDependents(uid: string): void {

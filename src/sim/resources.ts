@@ -30,6 +30,11 @@ export interface ResourceType {
   readonly schema?: Record<string, unknown>;
   /** Custom kinds only: the version's additionalPrinterColumns (none: NAME and AGE). */
   readonly printerColumns?: readonly PrinterColumn[];
+  /**
+   * A kind served from another kind's storage, converted on the way in and out (conversion.ts):
+   * events.k8s.io/v1 Event is core/v1 Event, so both show the same objects and resourceVersions.
+   */
+  readonly storage?: ResourceType;
 }
 
 /** A CRD's additionalPrinterColumns entry, as `kubectl get` shows it. */
@@ -70,6 +75,9 @@ function rt(partial: Omit<ResourceType, 'singular' | 'categories' | 'shortNames'
 
 const RBAC = 'rbac.authorization.k8s.io';
 
+// Events: what `kubectl get events` and `kubectl describe` show; keelson records its own
+const EVENT = rt({ group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, shortNames: ['ev'] });
+
 export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt({ group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false, shortNames: ['ns'], subresources: ['status'], generation: false }),
   rt({ group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true, shortNames: ['cm'] }),
@@ -77,13 +85,14 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt({ group: '', version: 'v1', kind: 'Service', plural: 'services', namespaced: true, shortNames: ['svc'], categories: ['all'], subresources: ['status'], generation: false }),
   rt({ group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true, shortNames: ['sa'], subresources: ['token'] }),
   rt({ group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, shortNames: ['po'], categories: ['all'], subresources: ['status'], generation: false }),
-  // Events: what `kubectl get events` and `kubectl describe` show; keelson records its own
-  rt({ group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, shortNames: ['ev'] }),
+  EVENT,
   rt({ group: '', version: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', namespaced: true, shortNames: ['pvc'], subresources: ['status'], generation: false }),
   rt({ group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true, shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
   rt({ group: 'apps', version: 'v1', kind: 'ReplicaSet', plural: 'replicasets', namespaced: true, shortNames: ['rs'], categories: ['all'], subresources: ['status', 'scale'] }),
   rt({ group: 'apps', version: 'v1', kind: 'StatefulSet', plural: 'statefulsets', namespaced: true, shortNames: ['sts'], categories: ['all'], subresources: ['status', 'scale'] }),
   rt({ group: 'apps', version: 'v1', kind: 'DaemonSet', plural: 'daemonsets', namespaced: true, shortNames: ['ds'], categories: ['all'], subresources: ['status'] }),
+  // the same Events under events.k8s.io's field names (a real server lists the group after apps)
+  rt({ group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, shortNames: ['ev'], storage: EVENT }),
   rt({ group: 'batch', version: 'v1', kind: 'Job', plural: 'jobs', namespaced: true, categories: ['all'], subresources: ['status'] }),
   rt({ group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'ingresses', namespaced: true, shortNames: ['ing'], subresources: ['status'], generation: true }),
   rt({ group: 'autoscaling', version: 'v2', kind: 'HorizontalPodAutoscaler', plural: 'horizontalpodautoscalers', namespaced: true, shortNames: ['hpa'], categories: ['all'], subresources: ['status'] }),
@@ -172,9 +181,14 @@ export class ResourceRegistry {
   }
 }
 
-/** A built-in kind by name (controllers and seeding; custom kinds are found through a ResourceRegistry). */
+/** Where a kind's objects are stored: its own bucket, or the kind it is a view of. */
+export function storageOf(type: ResourceType): ResourceType {
+  return type.storage ?? type;
+}
+
+/** A built-in kind by name, as stored (controllers and seeding; custom kinds are found through a ResourceRegistry). */
 export function typeOf(kind: string): ResourceType {
-  const type = RESOURCE_TYPES.find((t) => t.kind === kind);
+  const type = RESOURCE_TYPES.find((t) => t.kind === kind && !t.storage);
   if (!type) throw new Error(`simulator: unknown kind ${kind}`);
   return type;
 }

@@ -153,10 +153,12 @@ export function parseFieldSelector(input: string | undefined | null, supported: 
   });
 }
 
-export function matchesFields(obj: unknown, requirements: readonly FieldRequirement[]): boolean {
+/** `valueOf` reads a label whose value is not simply the JSON path it names (Event's `source`). */
+export function matchesFields<T>(obj: T, requirements: readonly FieldRequirement[], valueOf?: (o: T, field: string) => unknown): boolean {
   return requirements.every((r) => {
     let value: unknown = obj;
-    for (const part of r.field.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
+    if (valueOf) value = valueOf(obj, r.field);
+    else for (const part of r.field.split('.')) value = (value as Record<string, unknown> | undefined)?.[part];
     const actual = value === undefined || value === null ? '' : String(value);
     return r.op === '=' ? actual === r.value : actual !== r.value;
   });

@@ -5,8 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
 import type { ApiServer } from './apiserver.ts';
-import { fieldSelectorsFor } from './apiserver.ts';
+import { matchesStored, storedFieldSelector } from './apiserver.ts';
 import type { SimAuth, UserInfo } from './auth/index.ts';
+import { toServed } from './conversion.ts';
 import { forbidden, unauthorized } from './auth/policy.ts';
 import { aggregated, AGGREGATED_CONTENT_TYPE, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.ts';
 import { faultStatus, pickFault, type FaultState } from './faults.ts';
@@ -14,8 +15,8 @@ import { decodeProtobufObject, isProtobuf } from './protobuf.ts';
 import { groupDocument, openapiIndex } from './openapi.ts';
 import { requestInfo, wantsWatch, type RequestInfo } from './requestInfo.ts';
 import type { RequestLog } from './requestLog.ts';
-import { apiVersionOf, type ResourceRegistry, type ResourceType } from './resources.ts';
-import { matchesFields, matchesRequirements, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.ts';
+import { apiVersionOf, storageOf, type ResourceRegistry, type ResourceType } from './resources.ts';
+import { parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors.ts';
 import { badRequest, expired, methodNotAllowed, pathNotFound, StatusError, successStatus } from './status.ts';
 import type { KObject, StoreEvent } from './store.ts';
 import { toTable } from './table.ts';
@@ -355,7 +356,7 @@ export class Router {
     let fields: FieldRequirement[];
     try {
       labels = parseLabelSelector(query.get('labelSelector'));
-      fields = parseFieldSelector(query.get('fieldSelector'), fieldSelectorsFor(type));
+      fields = storedFieldSelector(type, query.get('fieldSelector'));
     } catch (error) {
       if (error instanceof SelectorError) throw badRequest(error.message);
       throw error;
@@ -363,8 +364,9 @@ export class Router {
     if (name !== undefined) fields = [...fields, { field: 'metadata.name', op: '=', value: name }];
     const ns = type.namespaced ? namespace : undefined;
     const table = wantsTable(req);
-    const matches = (o: KObject | undefined): boolean =>
-      !!o && (ns === undefined || o.metadata.namespace === ns) && matchesRequirements(o.metadata.labels, labels) && matchesFields(o, fields);
+    // store events carry the stored form (a view's storage kind); it is converted as it is sent
+    const stored = storageOf(type);
+    const matches = (o: KObject | undefined): boolean => !!o && (ns === undefined || o.metadata.namespace === ns) && matchesStored(type, o, labels, fields);
     const rvParam = query.get('resourceVersion');
     const requested = rvParam && rvParam !== '0' ? Number(rvParam) : undefined;
     if (requested !== undefined && !Number.isFinite(requested)) throw badRequest(`invalid resource version: ${rvParam}`);
@@ -392,13 +394,13 @@ export class Router {
       if (ended) return;
       watch.lastRv = Math.max(watch.lastRv, Number(object.metadata.resourceVersion ?? 0));
       if (table) {
-        res.write(`${JSON.stringify({ type: eventType, object: toTable(type, [object], api.clock.now(), object.metadata.resourceVersion ?? '') })}\n`);
+        res.write(`${JSON.stringify({ type: eventType, object: toTable(type, [toServed(type, object)], api.clock.now(), object.metadata.resourceVersion ?? '') })}\n`);
         return;
       }
-      res.write(`{"type":${JSON.stringify(eventType)},"object":${serialized(object)}}\n`);
+      res.write(`{"type":${JSON.stringify(eventType)},"object":${serialized(type, object)}}\n`);
     };
     const deliver = (event: StoreEvent): void => {
-      if (event.resource !== type) return;
+      if (event.resource !== stored) return;
       const now = matches(event.object);
       if (event.type === 'ADDED') {
         if (now) send('ADDED', event.object);
@@ -417,12 +419,13 @@ export class Router {
     res.on('error', () => watch.end());
 
     if (backlog === undefined) {
-      send('ERROR', expired(requested!, api.store.oldestResourceVersion).status as unknown as KObject);
+      // a Status, not an object of the kind: written as it is
+      res.write(`${JSON.stringify({ type: 'ERROR', object: expired(requested!, api.store.oldestResourceVersion).status })}\n`);
       watch.end();
       return;
     }
     if (requested === undefined) {
-      for (const o of api.store.list(type, ns)) if (matches(o)) send('ADDED', o);
+      for (const o of api.store.list(stored, ns)) if (matches(o)) send('ADDED', o);
     } else for (const e of backlog) deliver(e);
 
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0);
@@ -432,15 +435,18 @@ export class Router {
 }
 
 /**
- * An event's object as JSON, written once however many watches it goes to: the store hands
- * every watcher the same (never mutated) object, so it keys the cache.
+ * An event's object as JSON in the form `type` serves, written (and converted) once however
+ * many watches it goes to: the store hands every watcher the same (never mutated) object, so it
+ * keys the cache; a view of another kind's storage has a cache of its own.
  */
-const serializedObjects = new WeakMap<KObject, string>();
-function serialized(object: KObject): string {
-  let text = serializedObjects.get(object);
+const serializedObjects = new WeakMap<ResourceType, WeakMap<KObject, string>>();
+function serialized(type: ResourceType, object: KObject): string {
+  let cache = serializedObjects.get(type);
+  if (!cache) serializedObjects.set(type, (cache = new WeakMap()));
+  let text = cache.get(object);
   if (text === undefined) {
-    text = JSON.stringify(object);
-    serializedObjects.set(object, text);
+    text = JSON.stringify(toServed(type, object));
+    cache.set(object, text);
   }
   return text;
 }

@@ -1,6 +1,7 @@
 // meta.k8s.io/v1 Table rendering for `kubectl get` (server-side printing): the columns the real
 // printers in pkg/printers/internalversion/printers.go produce, priority-0 first.
 import { humanDuration, parseTime } from './clock.ts';
+import { toStored } from './conversion.ts';
 import type { PrinterColumn, ResourceType } from './resources.ts';
 import { formatRequirements, requirementsFromObject, type LabelSelectorObject } from './selectors.ts';
 import type { KObject } from './store.ts';
@@ -266,14 +267,18 @@ export function toTable(type: ResourceType, objects: readonly KObject[], now: nu
     apiVersion: 'meta.k8s.io/v1',
     metadata: { resourceVersion, ...extraMeta },
     columnDefinitions: columns.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: '', priority: c.priority ?? 0 })),
-    rows: objects.map((o) => ({
-      cells: columns.map((c) => c.cell(o, now)),
-      object:
-        includeObject === 'None'
-          ? undefined
-          : includeObject === 'Object'
-            ? o
-            : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { ...o.metadata, managedFields: undefined } },
-    })),
+    rows: objects.map((o) => {
+      // a view prints as its storage kind does (upstream prints the internal type, one for both)
+      const printed = type.storage ? toStored(type, o) : o;
+      return {
+        cells: columns.map((c) => c.cell(printed, now)),
+        object:
+          includeObject === 'None'
+            ? undefined
+            : includeObject === 'Object'
+              ? o
+              : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { ...o.metadata, managedFields: undefined } },
+      };
+    }),
   };
 }
