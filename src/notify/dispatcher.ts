@@ -22,7 +22,7 @@ import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { NOTIFY_CHANNEL } from './outbox.ts';
-import { afterFailure, DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import { afterFailure, DEFAULT_RETRY_POLICY, parseRetryAfter, RETRY_AFTER_STATUSES, type RetryPolicy } from './retry.ts';
 import { SINKS } from './sinks/index.ts';
 import type { Deliverer } from './sinks/kubernetesEvents.ts';
 import { SINK_KINDS, type HttpSinkKind, type SinkKind, type SinkRequest, type StoredEvent } from './sinks/sink.ts';
@@ -91,6 +91,8 @@ interface Outcome {
   readonly error: string | null;
   readonly durationMs: number;
   readonly startedAt: Date;
+  /** the receiver's Retry-After (a 429 or 503), as a wait in ms from its answer */
+  readonly retryAfterMs?: number;
 }
 
 /** Sends one request; never throws, never lets the URL (it may hold a token, e.g. Slack's) into the error. */
@@ -107,6 +109,13 @@ export async function send(request: SinkRequest, timeoutMs: number): Promise<Omi
     });
     await response.body?.cancel().catch(() => undefined);
     if (response.status >= 200 && response.status < 300) return { ok: true, statusCode: response.status, error: null, durationMs: took() };
+    if (RETRY_AFTER_STATUSES.has(response.status)) {
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
+      if (retryAfterMs !== undefined) {
+        const error = `HTTP ${response.status} (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)`;
+        return { ok: false, statusCode: response.status, error, durationMs: took(), retryAfterMs };
+      }
+    }
     const redirect = response.status >= 300 && response.status < 400 ? ' (redirects are not followed)' : '';
     return { ok: false, statusCode: response.status, error: `HTTP ${response.status}${redirect}`, durationMs: took() };
   } catch (error) {
@@ -175,7 +184,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   async function record(delivery: Claimed, outcome: Outcome): Promise<void> {
-    const decision = outcome.ok ? null : afterFailure(policy, delivery.attempts, delivery.age_ms + outcome.durationMs, options.random);
+    const decision = outcome.ok ? null : afterFailure(policy, delivery.attempts, delivery.age_ms + outcome.durationMs, options.random, outcome.retryAfterMs);
     const status = outcome.ok ? 'delivered' : decision?.dead ? 'dead' : 'pending';
     const delayMs = decision && !decision.dead ? decision.delayMs : 0;
     await db.transaction(async (tx) => {

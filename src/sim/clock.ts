@@ -34,6 +34,11 @@ export class SimClock {
   timestamp(ms = this.now()): string {
     return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
   }
+
+  /** RFC 3339 with microseconds, as Kubernetes writes metav1.MicroTime (an event's eventTime). */
+  microTimestamp(ms = this.now()): string {
+    return new Date(Math.floor(ms)).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  }
 }
 
 export function parseTime(value: unknown): number | undefined {

@@ -118,7 +118,18 @@ const COLUMNS: Record<string, Column[]> = {
     { name: 'Reason', type: 'string', cell: (o) => (o as Any).reason ?? '' },
     { name: 'Object', type: 'string', cell: (o) => `${String((o as Any).involvedObject?.kind ?? '').toLowerCase()}/${(o as Any).involvedObject?.name ?? ''}` },
     { name: 'Subobject', type: 'string', priority: 1, cell: (o) => (o as Any).involvedObject?.fieldPath ?? '' },
-    { name: 'Source', type: 'string', priority: 1, cell: (o) => (o as Any).source?.component ?? (o as Any).reportingComponent ?? '' },
+    // formatEventSource: component (or reporting controller), then host (or reporting instance)
+    {
+      name: 'Source',
+      type: 'string',
+      priority: 1,
+      cell: (o) => {
+        const e = o as Any;
+        const component: string = e.source?.component || e.reportingComponent || '';
+        const instance: string = e.source?.host || e.reportingInstance || '';
+        return instance ? `${component}, ${instance}` : component;
+      },
+    },
     { name: 'Message', type: 'string', cell: (o) => String((o as Any).message ?? '').trim() },
     { name: 'First Seen', type: 'string', priority: 1, cell: (o, now) => since(o, now, (o as Any).firstTimestamp ?? (o as Any).eventTime) },
     { name: 'Count', type: 'string', priority: 1, cell: (o) => String((o as Any).count ?? 1) },

@@ -1,5 +1,7 @@
 // The list-then-watch loop against a small scripted HTTP server, for what the simulator cannot
-// be told to do on cue: expire a resourceVersion (410), end a stream at a precise moment.
+// be told to do on cue: end a stream at a precise moment, fail a list. The last block runs it
+// against the simulator, whose history is compacted between the LIST and the WATCH: a real
+// server's 410 ERROR event, not a scripted one.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
@@ -8,6 +10,7 @@ import { TransientError } from '../../src/errors.ts';
 import { startResourceWatch, type ResourceWatchHandle, type WatchChange } from '../../src/kube/resourceWatch.ts';
 import type { KubeObject } from '../../src/kube/types.ts';
 import { createLogger } from '../../src/logger.ts';
+import { startSimulator, type Simulator } from '../../src/sim/index.ts';
 import { sleepUntil } from '../helpers.ts';
 
 const log = createLogger({ level: 'silent', format: 'json' });
@@ -196,5 +199,73 @@ describe('startResourceWatch', () => {
     await sleepUntil(() => fake.streams.length === 0, { message: 'stream closed' });
     expect(fake.watches).toHaveLength(1);
     expect(errors).toEqual([]);
+  });
+});
+
+describe('startResourceWatch against the simulator', () => {
+  let sim: Simulator;
+  let handle: ResourceWatchHandle | undefined;
+
+  beforeEach(async () => {
+    sim = await startSimulator({ timeScale: 20 });
+  });
+
+  afterEach(async () => {
+    handle?.stop();
+    await sim?.close();
+  });
+
+  const request = (path: string, init: RequestInit = {}) =>
+    fetch(`${sim.url}${path}`, { ...init, headers: { authorization: `Bearer ${sim.auth.adminToken}`, 'content-type': 'application/json', ...init.headers } });
+
+  it('relists when its watch resumes from a compacted resourceVersion (410 Expired)', async () => {
+    const path = '/api/v1/namespaces/default/configmaps';
+    const create = async (name: string) => expect((await request(path, { method: 'POST', body: JSON.stringify({ metadata: { name } }) })).status).toBe(201);
+    await create('first');
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.kubeconfigYaml());
+    const lists: string[] = [];
+    const watchedFrom: (string | null)[] = [];
+    const restarts: string[] = [];
+    const changes: string[] = [];
+    const watch = new Watch(kc);
+    const connect = watch.watch.bind(watch);
+    watch.watch = (p, query, callback, done) => {
+      watchedFrom.push(typeof query.resourceVersion === 'string' ? query.resourceVersion : null);
+      return connect(p, query, callback, done);
+    };
+    let compacted = false;
+    handle = startResourceWatch({
+      path,
+      what: 'ConfigMaps in default',
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      watch,
+      log,
+      backoffBaseMs: 20,
+      list: async (signal) => {
+        const body = (await (await request(path, { signal })).json()) as { items: KubeObject[]; metadata: { resourceVersion: string } };
+        lists.push(body.metadata.resourceVersion);
+        return { items: body.items, resourceVersion: body.metadata.resourceVersion };
+      },
+      // Between the first LIST and its WATCH: a change the watch would have carried, then a
+      // compaction, so the listed version is too old and only a relist can find 'second'.
+      beforeWatch: async () => {
+        if (compacted) return;
+        compacted = true;
+        await create('second');
+        sim.store.compact();
+      },
+      onRestart: (reason) => restarts.push(reason),
+      onChanges: (batch) => changes.push(...batch.map((c) => `${c.type} ${c.object.metadata.name}`)),
+    });
+    await sleepUntil(() => watchedFrom.length >= 2, { message: 'a second watch, after the relist' });
+    expect(restarts).toEqual(['expired']);
+    expect(lists).toHaveLength(2);
+    expect(Number(lists[1])).toBeGreaterThan(Number(lists[0]));
+    // the first watch asked for the first list's version (expired); the second for the relist's
+    expect(watchedFrom.slice(0, 2)).toEqual([lists[0], lists[1]]);
+    expect(changes).toEqual(['ADDED first', 'ADDED second']);
+    expect([...handle.items.keys()].sort()).toEqual(['default/first', 'default/second']);
   });
 });

@@ -32,8 +32,8 @@ let h: Harness;
 let receiver: Server;
 let rx: string;
 const received: Received[] = [];
-/** per path: what the receiver answers (status, or 'hang'), request by request */
-const behaviour = new Map<string, (n: number) => number | 'hang'>();
+/** per path: what the receiver answers (status, status and headers, or 'hang'), request by request */
+const behaviour = new Map<string, (n: number) => number | { status: number; headers: Record<string, string> } | 'hang'>();
 const delays = new Map<string, number>();
 const inFlightIds = new Map<string, number>();
 /** requests that arrived while the same delivery was in flight */
@@ -131,7 +131,8 @@ beforeAll(async () => {
       }
       setTimeout(() => {
         done();
-        res.statusCode = answer;
+        if (typeof answer === 'number') res.statusCode = answer;
+        else res.writeHead(answer.status, answer.headers);
         res.end();
       }, delays.get(path) ?? 0);
     });
@@ -306,6 +307,37 @@ describe('dispatcher', () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(100);
     expect(gaps[1]).toBeGreaterThanOrEqual(200);
     expect(gaps[2]).toBeGreaterThanOrEqual(400);
+    await stopDispatchers();
+  });
+
+  it('waits as long as a receiver answering 429 asks in Retry-After before trying again, then delivers', async () => {
+    behaviour.set('/busy', (n) => (n === 1 ? { status: 429, headers: { 'retry-after': '2' } } : 200));
+    await addSink('busy', '/busy', ['busy']);
+    await startRuntime();
+    // a 50 ms base: without Retry-After the second try would come within 50 ms
+    await startDispatcher({ retry: { baseMs: 50, maxMs: 10_000, horizonMs: 60_000 } });
+    const id = await insertDeployment('busy');
+    await settled(id, 2);
+    const [first] = await eventRows(id);
+    const row = await h.t.db.one(sql.type(z.object({ status: z.string(), next_ms: z.number(), last_error: z.string().nullable() }))`
+      select d.status, (extract(epoch from d.next_attempt_at) * 1000)::float8 as next_ms, d.last_error
+      from notification_deliveries d join notification_sinks s on s.id = d.sink_id where s.name = 'busy' and d.event_id = ${first?.id ?? ''}`);
+    const attempts = await h.t.db.any(sql.type(z.object({ attempt: z.number(), status_code: z.number().nullable(), error: z.string().nullable(), started_ms: z.number() }))`
+      select a.attempt, a.status_code, a.error, (extract(epoch from a.started_at) * 1000)::float8 as started_ms from notification_attempts a
+      join notification_deliveries d on d.id = a.delivery_id join notification_sinks s on s.id = d.sink_id
+      where s.name = 'busy' and d.event_id = ${first?.id ?? ''} order by a.attempt`);
+    expect(attempts.map((a) => [a.attempt, a.status_code, a.error])).toEqual([[1, 429, 'HTTP 429 (Retry-After 2 s)'], [2, 200, null]]);
+    expect(row).toMatchObject({ status: 'delivered', last_error: null });
+    // next_attempt_at, as the 429 left it (a delivered row keeps it): at least 2 s after that
+    // attempt began; and the second attempt did not begin before it
+    const [firstStarted, secondStarted] = attempts.map((a) => a.started_ms);
+    console.log(`Retry-After 2: next attempt due ${row.next_ms - firstStarted!} ms after the 429'd attempt began; sent ${secondStarted! - firstStarted!} ms after`);
+    expect(row.next_ms - firstStarted!).toBeGreaterThanOrEqual(2_000);
+    expect(secondStarted).toBeGreaterThanOrEqual(Math.floor(row.next_ms));
+    // and the receiver, by its own clock, was not asked again within the 2 s
+    const arrivals = received.filter((r) => r.path === '/busy' && r.headers['x-keelson-event-id'] === first?.id).map((r) => r.at);
+    expect(arrivals).toHaveLength(2);
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(2_000);
     await stopDispatchers();
   });
 

@@ -1,7 +1,7 @@
 // The pure parts of delivery: retry decisions, and what each kind of sink sends.
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { afterFailure, type RetryPolicy } from '../../src/notify/retry.ts';
+import { afterFailure, parseHttpDate, parseRetryAfter, type RetryPolicy } from '../../src/notify/retry.ts';
 import { EVENT_TYPES } from '../../src/notify/events.ts';
 import { isEventTypeFilter, sinkUrlProblem, urlHost } from '../../src/notify/sinkRules.ts';
 import { SINKS } from '../../src/notify/sinks/index.ts';
@@ -26,6 +26,52 @@ describe('afterFailure', () => {
     { attempts: 2, age: 4_000_000, random: 0, expected: { dead: true } },
   ])('attempt $attempts at age $age ms (random $random) → $expected', ({ attempts, age, random, expected }) => {
     expect(afterFailure(policy, attempts, age, () => random)).toEqual(expected);
+  });
+
+  // a receiver's Retry-After (ms, parsed) is a floor on the wait, capped at maxMs and the horizon
+  it.each([
+    { why: 'longer than the backoff: waits what it asks', attempts: 1, age: 0, random: 1, retryAfter: 2_000, expected: { dead: false, delayMs: 2_000 } },
+    { why: 'shorter than the backoff: the backoff stands', attempts: 3, age: 0, random: 0, retryAfter: 1_000, expected: { dead: false, delayMs: 2_000 } },
+    { why: 'zero (a date in the past): the backoff', attempts: 1, age: 0, random: 0, retryAfter: 0, expected: { dead: false, delayMs: 500 } },
+    { why: 'a year: capped at maxMs', attempts: 1, age: 0, random: 0, retryAfter: 365 * 86_400_000, expected: { dead: false, delayMs: 60_000 } },
+    { why: 'for ever: capped at maxMs', attempts: 1, age: 0, random: 0, retryAfter: Number.POSITIVE_INFINITY, expected: { dead: false, delayMs: 60_000 } },
+    { why: 'past the horizon: the last try at the horizon', attempts: 2, age: 3_570_000, random: 0, retryAfter: 50_000, expected: { dead: false, delayMs: 30_000 } },
+    { why: 'after the horizon: dead all the same', attempts: 2, age: 3_600_000, random: 0, retryAfter: 1_000, expected: { dead: true } },
+    { why: 'negative (never parsed so, but not trusted): the backoff', attempts: 1, age: 0, random: 0, retryAfter: -5_000, expected: { dead: false, delayMs: 500 } },
+  ])('Retry-After $retryAfter ms, $why', ({ attempts, age, random, retryAfter, expected }) => {
+    expect(afterFailure(policy, attempts, age, () => random, retryAfter)).toEqual(expected);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.parse('2026-03-01T12:00:00Z');
+  it.each([
+    ['delta-seconds', '2', 2_000],
+    ['zero', '0', 0],
+    ['surrounding spaces', ' 120 ', 120_000],
+    ['a year of seconds (capped later, by the policy)', '31536000', 31_536_000_000],
+    ['absurdly many digits: bounded', '9'.repeat(400), 2 ** 31 * 1000],
+    ['IMF-fixdate 90 s ahead', 'Sun, 01 Mar 2026 12:01:30 GMT', 90_000],
+    ['RFC 850 date 60 s ahead', 'Sunday, 01-Mar-26 12:01:00 GMT', 60_000],
+    ['asctime date 30 s ahead (GMT, whatever the local zone)', 'Sun Mar  1 12:00:30 2026', 30_000],
+    ['a date in the past: now', 'Wed, 21 Oct 2015 07:28:00 GMT', 0],
+    ['absent', null, undefined],
+    ['empty', '', undefined],
+    ['negative', '-5', undefined],
+    ['a fraction', '1.5', undefined],
+    ['garbage', 'soon', undefined],
+    ['text with a number, which Date.parse would take', 'foo 5', undefined],
+    ['a date in another zone', 'Sun, 01 Mar 2026 12:01:30 +0200', undefined],
+    ['an ISO date', '2026-03-01T12:01:30Z', undefined],
+    ['no such day', 'Sun, 31 Feb 2026 12:00:00 GMT', undefined],
+    ['no such hour', 'Sun, 01 Mar 2026 25:00:00 GMT', undefined],
+  ])('%s: %j → %j', (_why, value, expected) => {
+    expect(parseRetryAfter(value, now)).toBe(expected);
+  });
+
+  it('reads a two-digit RFC 850 year as the most recent past year ending so when 50 years ahead', () => {
+    expect(new Date(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT', now)!).toISOString()).toBe('1994-11-06T08:49:37.000Z');
+    expect(new Date(parseHttpDate('Thursday, 01-Jan-70 00:00:00 GMT', now)!).toISOString()).toBe('2070-01-01T00:00:00.000Z');
   });
 });
 

@@ -244,6 +244,82 @@ describe('events.k8s.io/v1 Event', () => {
   });
 });
 
+describe('who records the controllers’ and the kubelet’s events', () => {
+  // As on a real cluster: each controller of the controller manager has its own recorder
+  // (client-go tools/record: source and reportingComponent the same, reportingInstance the host),
+  // the kubelet names its node, and the scheduler records through events.k8s.io (tools/events:
+  // eventTime, reportingInstance `<controller>-<host>`, action Binding, no source or counts).
+  const micro = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+  const legacy = (component: string, host = '') => ({
+    core: { source: host ? { component, host } : { component }, reportingComponent: component, reportingInstance: host, count: 1, eventTime: null, firstTimestamp: expect.any(String) },
+    v1: { deprecatedSource: host ? { component, host } : { component }, reportingController: component, ...(host ? { reportingInstance: host } : {}), deprecatedCount: 1, eventTime: null },
+  });
+  const expected: Record<string, { core: Json; v1: Json }> = {
+    ScalingReplicaSet: legacy('deployment-controller'),
+    SuccessfulCreate: legacy('replicaset-controller'),
+    SuccessfulDelete: legacy('replicaset-controller'),
+    Scheduled: {
+      core: { source: {}, reportingComponent: 'default-scheduler', reportingInstance: 'default-scheduler-sim-node', action: 'Binding', eventTime: expect.stringMatching(micro), firstTimestamp: null, lastTimestamp: null },
+      v1: { deprecatedSource: {}, reportingController: 'default-scheduler', reportingInstance: 'default-scheduler-sim-node', action: 'Binding', eventTime: expect.stringMatching(micro), deprecatedFirstTimestamp: null, deprecatedLastTimestamp: null },
+    },
+    ...Object.fromEntries(['Pulling', 'Pulled', 'Created', 'Started', 'Failed', 'BackOff'].map((reason) => [reason, legacy('kubelet', 'sim-node')])),
+  };
+
+  it('names the controller, the scheduler or the kubelet (with its node) in core/v1 and events.k8s.io/v1 alike', async () => {
+    await call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'who' } });
+    const deploy = (name: string, image: string, replicas: number) =>
+      call('POST', '/apis/apps/v1/namespaces/who/deployments', {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name },
+        spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'main', image }] } } },
+      });
+    expect((await deploy('runs', 'nginx:1.27', 2)).status).toBe(201);
+    expect((await deploy('unpulled', 'example.com/doesnotexist:1', 1)).status).toBe(201);
+    const reasons = async (): Promise<Set<string>> => new Set((await call('GET', '/api/v1/namespaces/who/events')).json.items.map((e: Json) => e.reason));
+    await sleepUntil(async () => (await reasons()).has('Started'), { message: 'pods started' });
+    expect((await call('PATCH', '/apis/apps/v1/namespaces/who/deployments/runs', { spec: { replicas: 1 } }, { 'content-type': 'application/merge-patch+json' })).status).toBe(200);
+    await sleepUntil(
+      async () => {
+        const got = await reasons();
+        return Object.keys(expected).every((r) => got.has(r));
+      },
+      { message: 'every kind of event recorded' },
+    );
+
+    const core = (await call('GET', '/api/v1/namespaces/who/events')).json.items as Json[];
+    const v1 = new Map(((await call('GET', `${V1}/namespaces/who/events`)).json.items as Json[]).map((e) => [e.metadata.name, e]));
+    expect(new Set(core.map((e) => e.reason))).toEqual(new Set(Object.keys(expected)));
+    for (const event of core) {
+      const want = expected[event.reason]!;
+      expect(event, event.reason).toMatchObject(want.core);
+      expect(v1.get(event.metadata.name), event.reason).toMatchObject(want.v1);
+    }
+    // no `count` where the events.k8s.io recorder wrote it; none names the controller manager
+    expect(core.find((e) => e.reason === 'Scheduled')).not.toHaveProperty('count');
+    expect(JSON.stringify(core)).not.toContain('kube-controller-manager');
+
+    // `source` selects on the component, or the reporting controller without one (the scheduler)
+    const selected = async (base: string, selector: string): Promise<Set<string>> =>
+      new Set((await call('GET', `${base}/namespaces/who/events?fieldSelector=${encodeURIComponent(selector)}`)).json.items.map((e: Json) => e.reason));
+    expect(await selected('/api/v1', 'source=default-scheduler')).toEqual(new Set(['Scheduled']));
+    expect(await selected(V1, 'reportingController=deployment-controller')).toEqual(new Set(['ScalingReplicaSet']));
+    expect(await selected('/api/v1', 'reportingComponent=replicaset-controller')).toEqual(new Set(['SuccessfulCreate', 'SuccessfulDelete']));
+
+    // kubectl get events -o wide's SOURCE column (printers.go formatEventSource)
+    const table = await call('GET', '/api/v1/namespaces/who/events?includeObject=None', undefined, { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' });
+    const column = (table.json.columnDefinitions as Json[]).findIndex((c) => c.name === 'Source');
+    const reasonColumn = (table.json.columnDefinitions as Json[]).findIndex((c) => c.name === 'Reason');
+    const sources = new Map((table.json.rows as Json[]).map((r) => [r.cells[reasonColumn], r.cells[column]]));
+    expect(Object.fromEntries(sources)).toMatchObject({
+      ScalingReplicaSet: 'deployment-controller',
+      SuccessfulCreate: 'replicaset-controller',
+      Scheduled: 'default-scheduler, default-scheduler-sim-node',
+      Started: 'kubelet, sim-node',
+    });
+  });
+});
+
 describe('the real kubectl and events.k8s.io', () => {
   it('get events.v1.events.k8s.io -A (table and -o yaml) shows the controllers’ rollout events; create -f and delete work', async () => {
     const k = await kubectl(sim, root, 'events-v1');
@@ -279,8 +355,8 @@ spec:
         kind: 'Event',
         reason: 'ScalingReplicaSet',
         regarding: { kind: 'Deployment', name: 'rolled', namespace: 'default' },
-        reportingController: 'kube-controller-manager',
-        deprecatedSource: { component: 'kube-controller-manager' },
+        reportingController: 'deployment-controller',
+        deprecatedSource: { component: 'deployment-controller' },
         deprecatedCount: 1,
         eventTime: null,
       });

@@ -6,15 +6,28 @@ import type { SimClock } from '../clock.ts';
 import { apiVersionOf, typeOf } from '../resources.ts';
 import { deepEqual } from '../ssa.ts';
 import type { KObject, ObjectMeta, OwnerReference } from '../store.ts';
-import { EventRecorder } from './events.ts';
+import { EventRecorder, type EventSource } from './events.ts';
 
 export interface NewObject {
   metadata: ObjectMeta;
   [key: string]: unknown;
 }
 
+/** The field manager of the controllers' writes (their client's user agent), not their event source. */
 export const CONTROLLER_MANAGER = 'kube-controller-manager';
 export const NODE_NAME = 'sim-node';
+
+/**
+ * Who records each event, named as on a real cluster: each controller of the controller manager
+ * has its own recorder (deployment_controller.go, replica_set.go), the kubelet names its node, and
+ * the scheduler records through events.k8s.io with its profile's name and an action.
+ */
+export const EVENT_SOURCES = {
+  deployment: { component: 'deployment-controller' },
+  replicaSet: { component: 'replicaset-controller' },
+  scheduler: { reportingController: 'default-scheduler', reportingInstance: `default-scheduler-${NODE_NAME}`, action: 'Binding' },
+  kubelet: { component: 'kubelet', host: NODE_NAME },
+} as const satisfies Record<string, EventSource>;
 
 export interface KubeletOptions {
   podStartupDelayMs: number;
@@ -38,9 +51,9 @@ export class ControllerContext {
   }
 
   /** Records a core/v1 Event about `involved` (see events.ts). */
-  event(involved: KObject, type: 'Normal' | 'Warning', reason: string, message: string, component = CONTROLLER_MANAGER, fieldPath?: string): void {
+  event(involved: KObject, type: 'Normal' | 'Warning', reason: string, message: string, source: EventSource, fieldPath?: string): void {
     try {
-      this.events.record(involved, type, reason, message, { component, ...(component === 'kubelet' ? { host: NODE_NAME } : {}) }, fieldPath);
+      this.events.record(involved, type, reason, message, source, fieldPath);
     } catch (error) {
       this.log.debug({ err: error, reason }, 'simulated event not recorded');
     }

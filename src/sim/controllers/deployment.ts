@@ -4,7 +4,7 @@
 import { resolveFenceposts, newReplicaSetReplicas, scaleDownOld } from '../rollout.ts';
 import { clone, deepEqual } from '../ssa.ts';
 import type { KObject } from '../store.ts';
-import { controllerRef, omitZero, templateHash, type Any, type ControllerContext } from './context.ts';
+import { controllerRef, EVENT_SOURCES, omitZero, templateHash, type Any, type ControllerContext } from './context.ts';
 import { replicaSetsOf } from './replicaset.ts';
 
 const REVISION = 'deployment.kubernetes.io/revision';
@@ -72,7 +72,7 @@ function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined 
     const updated = ctx.update(copy);
     rss = rss.map((r) => (r.metadata.uid === updated.metadata.uid ? updated : r));
     if (newRs && newRs.metadata.uid === updated.metadata.uid) newRs = updated;
-    if (from !== to) ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${to}`);
+    if (from !== to) ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${to}`, EVENT_SOURCES.deployment);
     return updated;
   };
 
@@ -109,7 +109,7 @@ function syncDeployment(ctx: ControllerContext, d: KObject): number | undefined 
         spec: { replicas: initial, minReadySeconds: spec.minReadySeconds ?? 0, selector, template: rsTemplate },
       });
       if (created) {
-        ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${created.metadata.name} from 0 to ${initial}`);
+        ctx.event(d, 'Normal', 'ScalingReplicaSet', `Scaled up replica set ${created.metadata.name} from 0 to ${initial}`, EVENT_SOURCES.deployment);
         newRs = created;
         rss.push(created);
         conditions = setCondition(conditions, { type: 'Progressing', status: 'True', lastUpdateTime: now, lastTransitionTime: now, reason: 'NewReplicaSetCreated', message: `Created new replica set "${created.metadata.name}"` });

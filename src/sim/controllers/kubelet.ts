@@ -5,7 +5,7 @@
 // Jobs (restartPolicy Never/OnFailure) complete after running for the start-up delay.
 import { clone } from '../ssa.ts';
 import type { KObject } from '../store.ts';
-import { NODE_NAME, type Any, type ControllerContext } from './context.ts';
+import { EVENT_SOURCES, NODE_NAME, type Any, type ControllerContext } from './context.ts';
 
 const RUN_BEFORE_CRASH_MS = 1_000;
 const BACKOFF_AFTER_PULL_ERROR_MS = 5_000;
@@ -50,7 +50,7 @@ export class Kubelet {
       const bound = clone(pod);
       (bound.spec as Any).nodeName = NODE_NAME;
       pod = ctx.update(bound, 'kube-scheduler');
-      ctx.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${NODE_NAME}`, 'default-scheduler');
+      ctx.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${NODE_NAME}`, EVENT_SOURCES.scheduler);
     }
     const prev = (pod.status ?? {}) as Any;
     if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return undefined;
@@ -175,7 +175,7 @@ function recordContainerEvents(ctx: ControllerContext, pod: KObject, containers:
     const next = after[i];
     if (!next) return;
     const at = `spec.containers{${c.name}}`;
-    const event = (type: 'Normal' | 'Warning', reason: string, message: string) => ctx.event(pod, type, reason, message, 'kubelet', at);
+    const event = (type: 'Normal' | 'Warning', reason: string, message: string) => ctx.event(pod, type, reason, message, EVENT_SOURCES.kubelet, at);
     const waiting = (s: Any | undefined): string | undefined => s?.state?.waiting?.reason;
     if (!prev) event('Normal', 'Pulling', `Pulling image "${next.image}"`);
     const reason = waiting(next);

@@ -2,7 +2,7 @@
 // replicas/ready/available in status.
 import { randomSuffix } from '../apiserver.ts';
 import type { KObject } from '../store.ts';
-import { controllerRef, omitZero, podIsActive, podIsAvailable, podIsReady, type Any, type ControllerContext } from './context.ts';
+import { controllerRef, EVENT_SOURCES, omitZero, podIsActive, podIsAvailable, podIsReady, type Any, type ControllerContext } from './context.ts';
 
 /** Syncs one ReplicaSet; returns when a ready pod becomes available (minReadySeconds), if one will. */
 export function syncReplicaSet(ctx: ControllerContext, rs: KObject): number | undefined {
@@ -25,7 +25,7 @@ export function syncReplicaSet(ctx: ControllerContext, rs: KObject): number | un
       });
       if (created) {
         owned.push(created);
-        ctx.event(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${created.metadata.name}`);
+        ctx.event(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${created.metadata.name}`, EVENT_SOURCES.replicaSet);
       }
     }
   } else if (owned.length > want) {
@@ -38,7 +38,7 @@ export function syncReplicaSet(ctx: ControllerContext, rs: KObject): number | un
     });
     for (const pod of victims.slice(0, owned.length - want)) {
       ctx.delete(pod);
-      ctx.event(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${pod.metadata.name}`);
+      ctx.event(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${pod.metadata.name}`, EVENT_SOURCES.replicaSet);
     }
     owned.splice(0, owned.length, ...owned.filter((p) => !victims.slice(0, owned.length - want).includes(p)));
   }
