@@ -94,14 +94,14 @@ describe('back to strategy: replace', () => {
   it('the in-place workload is applied and ready, the route back on <name>, then the revision is drained and archived', async () => {
     await admitRoutes('back');
     const id = await insertRow(e2e.db, { project: 'back', image: 'registry.example/back:1', opsRepoId: repo.id });
-    await waitStatus(e2e.db, id, 'healthy');
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(weights('back-prod', 'back')).toEqual(['back-r1:1']);
     expect(simDeployment(e2e.sim, 'back-prod', 'back')).toBeUndefined();
 
     const changes = record('back-prod');
     await e2e.db.query(sql.unsafe`
       update deployments set image_ref = 'registry.example/back:2', values_override = ${sql.jsonb({ keelson: { strategy: 'replace' } })} where id = ${id}`);
-    const done = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.observed_generation === r.generation, 'switched back');
+    const done = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.observed_generation === r.generation, 'switched back', 60_000);
     changes.stop();
     expect(done).toMatchObject({ current_image_ref: 'registry.example/back:2', last_error: null });
 
@@ -134,7 +134,7 @@ describe('back to strategy: replace', () => {
 
     // and the next replace deploy is a plain one
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/back:3' where id = ${id}`);
-    await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/back:3', 'replaced in place');
+    await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/back:3', 'replaced in place', 60_000);
     expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
   });
 });
@@ -142,7 +142,7 @@ describe('back to strategy: replace', () => {
 describe('replica ratio (no HTTPRoute)', () => {
   it('10 % → 50 % → 100 % as replica counts of the two revisions behind the one Service', async () => {
     const id = await insertRow(e2e.db, { project: 'ratio', image: 'registry.example/ratio:1', opsRepoId: repo.id });
-    await waitStatus(e2e.db, id, 'healthy');
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(simDeployment(e2e.sim, 'ratio-prod', 'ratio-r1')).toMatchObject({ replicas: 4, readyReplicas: 4 });
     expect(httpRouteBackends(e2e.sim, 'ratio-prod', 'ratio')).toBeUndefined();
 
@@ -164,8 +164,8 @@ describe('replica ratio (no HTTPRoute)', () => {
     };
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/ratio:2' where id = ${id}`);
     // at 50 %: the Service selects ready pods of both revisions, two each
-    await sleepUntil(() => JSON.stringify(selected()) === JSON.stringify({ r1: 2, r2: 2 }), { intervalMs: 10, message: `pods of both revisions behind the Service (are ${JSON.stringify(selected())})` });
-    const done = await waitStatus(e2e.db, id, 'healthy');
+    await sleepUntil(() => JSON.stringify(selected()) === JSON.stringify({ r1: 2, r2: 2 }), { timeoutMs: 30_000, intervalMs: 10, message: `pods of both revisions behind the Service (are ${JSON.stringify(selected())})` });
+    const done = await waitStatus(e2e.db, id, 'healthy', 60_000);
     changes.stop();
     expect(done.current_image_ref).toBe('registry.example/ratio:2');
 
@@ -212,21 +212,21 @@ describe('live drift of the serving revision', () => {
   it('drift: repair re-applies the revision itself (kubectl set image on <name>-r1), no new canary', async () => {
     await admitRoutes('mend');
     const id = await insertRow(e2e.db, { project: 'mend', image: 'registry.example/mend:1', opsRepoId: repo.id });
-    await waitStatus(e2e.db, id, 'healthy');
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
     // a revision as the target left it is in sync: checks pass without a repair
     const inSync = await driftChecks('in_sync');
-    await sleepUntil(async () => (await driftChecks('in_sync')) >= inSync + 3, { message: 'three drift checks in sync' });
+    await sleepUntil(async () => (await driftChecks('in_sync')) >= inSync + 3, { timeoutMs: 30_000, message: 'three drift checks in sync' });
     expect(await history(e2e.db, id)).toHaveLength(1);
 
     await ok(['-n', 'mend-prod', 'set', 'image', 'deployment/mend-r1', 'web=registry.example/intruder:6']);
     const repaired = await sleepUntil(async () => {
       const records = await history(e2e.db, id);
       return records.length >= 2 && records[1]?.status === 'succeeded' ? records : undefined;
-    }, { message: 'the repair' });
+    }, { timeoutMs: 30_000, message: 'the repair' });
     expect(repaired[1]).toMatchObject({ action: 'deploy', image_ref: 'registry.example/mend:1' });
     expect(repaired[1]?.triggered_by).toMatch(/^drift: Deployment mend-r1 changed \(.*containers\[name="web"\]\.image/);
     expect(repaired[1]?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote']);
-    await sleepUntil(() => simDeployment(e2e.sim, 'mend-prod', 'mend-r1')?.image === 'registry.example/mend:1', { message: 'image restored' });
+    await sleepUntil(() => simDeployment(e2e.sim, 'mend-prod', 'mend-r1')?.image === 'registry.example/mend:1', { timeoutMs: 30_000, message: 'image restored' });
     expect(simDeployment(e2e.sim, 'mend-prod', 'mend-r1')).toMatchObject({ replicas: 2 });
     expect(weights('mend-prod', 'mend')).toEqual(['mend-r1:1']);
     expect(simDeployment(e2e.sim, 'mend-prod', 'mend-r2')).toBeUndefined();
@@ -236,19 +236,19 @@ describe('live drift of the serving revision', () => {
     const records = await sleepUntil(async () => {
       const all = await history(e2e.db, id);
       return all.length >= 3 && all[2]?.status === 'succeeded' ? all : undefined;
-    }, { message: 'the second repair' });
+    }, { timeoutMs: 30_000, message: 'the second repair' });
     expect(records[2]?.triggered_by).toMatch(/^drift: HTTPRoute mend changed \(\.spec\.rules/);
     expect(weights('mend-prod', 'mend')).toEqual(['mend-r1:1']);
-    expect((await waitStatus(e2e.db, id, 'healthy')).current_image_ref).toBe('registry.example/mend:1');
+    expect((await waitStatus(e2e.db, id, 'healthy', 60_000)).current_image_ref).toBe('registry.example/mend:1');
   });
 
   it('drift: detect reports the revision\'s drifted fields and changes nothing', async () => {
     await admitRoutes('watch');
     const id = await insertRow(e2e.db, { project: 'watch', image: 'registry.example/watch:1', opsRepoId: repo.id });
     await e2e.db.query(sql.unsafe`update deployments set drift = 'detect' where id = ${id}`);
-    await waitStatus(e2e.db, id, 'healthy');
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
     await ok(['-n', 'watch-prod', 'set', 'image', 'deployment/watch-r1', 'web=registry.example/intruder:7']);
-    const detected = await waitRow(e2e.db, id, (r) => r.drift_detected != null, 'drift detected');
+    const detected = await waitRow(e2e.db, id, (r) => r.drift_detected != null, 'drift detected', 60_000);
     expect(detected.drift_detected).toMatch(/^Deployment watch-r1 changed \(.*containers\[name="web"\]\.image\)$/);
     expect(detected).toMatchObject({ current_status: 'healthy', last_error: null });
     expect(simDeployment(e2e.sim, 'watch-prod', 'watch-r1')?.image).toBe('registry.example/intruder:7');
