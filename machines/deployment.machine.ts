@@ -21,6 +21,9 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  * 5: canaries (issue #16): `work.strategy`, `work.canary`, `deployed.revision`, and the canary's
  *    sub-states of `applying` and `verifying` beside the replace ones (`running`/`backoff`), so a
  *    version-4 state value is a version-5 one.
+ *    Later, without a new version: `work.retire` and `work.repair` (optional: absent is null /
+ *    false) and the sub-states `verifying.retiring` and `rolling-back.retiring` (added: every
+ *    version-5 state value is still one), so version-5 snapshots restore as they are.
  */
 export const MACHINE_VERSION = '5';
 
