@@ -21,6 +21,9 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  * 5: canaries (issue #16): `work.strategy`, `work.canary`, `deployed.revision`, and the canary's
  *    sub-states of `applying` and `verifying` beside the replace ones (`running`/`backoff`), so a
  *    version-4 state value is a version-5 one.
+ *    Later, without a new version: `work.retire` and `work.repair` (optional: absent is null /
+ *    false) and the sub-states `verifying.retiring` and `rolling-back.retiring` (added: every
+ *    version-5 state value is still one), so version-5 snapshots restore as they are.
  */
 export const MACHINE_VERSION = '5';
 
@@ -155,6 +158,18 @@ export interface Work {
   readonly strategy?: Strategy | null;
   /** a canary in flight (applying/verifying's canary sub-states), else null or absent */
   readonly canary?: Canary | null;
+  /**
+   * The revision a release applied in place takes over from (`strategy: replace` after a canary):
+   * drained and archived once the in-place release is verified. The deployed revision when the
+   * action started, or the one an action cut short before its archive left running. Absent in
+   * older snapshots, which is null: they had no such step.
+   */
+  readonly retire?: RevisionSource | null;
+  /**
+   * A live drift repair of a release that runs as a revision: that revision is re-applied under
+   * its own name (stage, warm, 100 %), not replaced by a new canary. Absent: false.
+   */
+  readonly repair?: boolean;
 }
 
 /** A revision the deploy target runs, as the machine can name it again: its render inputs. */
@@ -530,6 +545,34 @@ export function stoppedRelease(
   return kept;
 }
 
+/** A finished action (in place, a stop, a rollback): `phases` end with its last step, at `finishedAt`. */
+function succeeded(context: DeploymentContext, phases: readonly Phase[], finishedAt: number, images: readonly string[] | undefined): Partial<DeploymentContext> {
+  const work = context.work;
+  if (!work || !context.desired) return {};
+  const stopping = work.action === 'stop';
+  const stopped = stopping ? stoppedRelease(context.deployed, work, context.desired, images) : null;
+  const imageRef = stopped ? stopped.imageRef : work.imageRef;
+  const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
+  const desiredAfter: Desired = rolledBack ? rolledBackDesired(context.desired, work) : context.desired;
+  return {
+    lastError: null,
+    work: null,
+    completed: { ...complete(work, 'succeeded', phases, null, imageRef), writeBack: rolledBack },
+    deployed: {
+      imageRef,
+      sha: stopped ? stopped.sha : work.sha,
+      head: stopped ? stopped.head : (work.head ?? work.sha),
+      deployedAt: stopping ? (context.deployed?.deployedAt ?? iso(finishedAt)) : iso(finishedAt),
+      spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
+      applied: work.applied,
+      stopped: stopping,
+      // a stop scales the revision that runs; anything else here was applied in place
+      revision: stopping ? (context.deployed?.revision ?? null) : null,
+    },
+    driftCheckAt: finishedAt + context.config.driftIntervalMs,
+  };
+}
+
 /**
  * What the action cut short may have applied without the machine knowing: an apply in flight
  * (rendered, not known to have finished) when a newer generation or a crash interrupted it, or
@@ -575,6 +618,9 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       retryAt: null,
       verifyDeadline: null,
       interrupted: interruptedBy(context.work, cut !== null),
+      // a replace action cut short after its apply made its release `deployed` (cutShort): the
+      // revision it was to retire is still to go
+      retire: deployed?.revision ?? context.work?.retire ?? null,
     },
   };
 }
@@ -682,8 +728,42 @@ function targetInput(context: DeploymentContext): TargetInput {
   return { deploymentId: context.deploymentId, namespace: context.desired!.namespace, revision: retiring(context), revisions, split: canary.split };
 }
 
+/**
+ * Replace after revisions (`work.retire`): once the release applied in place is verified — its
+ * workload ready behind the deployment's Service and route, which its apply pointed back at
+ * `<name>` — the revision it took over from is drained and archived, each a phase.
+ */
+const RETIRE = (parent: 'verifying' | 'rolling-back'): Done => ({ guard: 'retiresRevision', target: `#deployment.${parent}.retiring`, actions: 'recordVerify' });
+function retiringStates(parent: 'verifying' | 'rolling-back') {
+  return {
+    initial: 'draining',
+    states: {
+      draining: step('drain', { onDone: { target: `#deployment.${parent}.retiring.archiving`, actions: 'recordRetireDrain' } }),
+      archiving: step('archive', { onDone: { target: '#deployment.healthy', actions: 'succeedRetired' } }),
+    },
+  };
+}
+
+/**
+ * The revision a release applied in place takes over from, alone in the inventory with no split:
+ * nothing sends it traffic any more (the apply pointed the Service and route at `<name>`). Its
+ * own namespace: the in-place release may have moved the deployment.
+ */
+function retireInput(context: DeploymentContext): TargetInput {
+  const retire = context.work!.retire!;
+  return {
+    deploymentId: context.deploymentId,
+    namespace: retire.render.desired.namespace,
+    revision: retire.name,
+    revisions: [{ name: retire.name, plan: null, render: retire.render }],
+    split: null,
+  };
+}
+
 /** A failed canary step (a terminal error) sends traffic back and removes the canary. */
 const ABORT: Done = { target: '#deployment.verifying.canary.aborting', actions: 'abortFailed' };
+/** Stage and warm: a repair's revision is the one serving; it fails like a repair in place, nothing is archived. */
+const ABORT_UNLESS_REPAIR: Done[] = [{ guard: 'isRepair', target: '#deployment.failed', actions: 'fail' }, ABORT];
 
 // ---- the machine ----
 
@@ -757,6 +837,11 @@ export const deploymentMachine = setup({
     rendersCanaryOverRevision: ({ context, event }) =>
       (event as unknown as DoneEvent<RenderResult>).output.value.strategy?.kind === 'canary' && (context.deployed?.revision ?? null) !== null,
     hasInPlace: ({ context }) => (context.work?.canary?.inPlace?.length ?? 0) > 0,
+    /** a release applied in place over a revision: the revision goes once the release is verified */
+    /** the canary in flight re-applies the serving revision (a live drift repair) */
+    isRepair: ({ context }) =>
+      context.work?.repair === true && context.work.canary != null && context.deployed?.revision?.name === context.work.canary.revision,
+    retiresRevision: ({ context }) => (context.work?.retire ?? null) !== null && !context.work?.canary,
     canaryHeld: ({ context }) => context.work?.canary?.paused === true,
     canaryStepsDone: ({ context }) => nextStep(context) === null,
     nextIsWeight: ({ context }) => { const step = nextStep(context); return step !== null && 'setWeight' in step; },
@@ -820,7 +905,7 @@ export const deploymentMachine = setup({
       const next = startWork(context, context.desired, 'deploy', `drift: ${reason ?? 'drift'}`);
       // live drift re-applies the release that runs (its commit; its values are the row's, which
       // the check compared equal), not whatever the branch holds
-      const work = next.work && pin ? { ...next.work, release: { sha: pin, valuesOverride: null } } : next.work;
+      const work = next.work && pin ? { ...next.work, release: { sha: pin, valuesOverride: null }, repair: true } : next.work;
       return { ...next, work, driftCheckAt: null };
     }),
     markDegraded: assign(({ event }) => {
@@ -932,30 +1017,32 @@ export const deploymentMachine = setup({
     succeed: assign(({ context, event }) => {
       const output = (event as unknown as DoneEvent<VerifyResult | ScaleResult>).output;
       const work = context.work;
-      if (!work || !context.desired) return {};
-      const stopping = work.action === 'stop';
-      const phases = [...work.phases, phase(stopping ? 'scale' : 'verify', output.startedAt, output.finishedAt, output.value.message, null)];
-      const stopped = stopping ? stoppedRelease(context.deployed, work, context.desired, (output.value as ScaleResult).images) : null;
-      const imageRef = stopped ? stopped.imageRef : work.imageRef;
-      const rolledBack = work.action === 'rollback' || work.action === 'auto-rollback';
-      const desiredAfter: Desired = rolledBack ? rolledBackDesired(context.desired, work) : context.desired;
-      return {
-        lastError: null,
-        work: null,
-        completed: { ...complete(work, 'succeeded', phases, null, imageRef), writeBack: rolledBack },
-        deployed: {
-          imageRef,
-          sha: stopped ? stopped.sha : work.sha,
-          head: stopped ? stopped.head : (work.head ?? work.sha),
-          deployedAt: stopping ? (context.deployed?.deployedAt ?? iso(output.finishedAt)) : iso(output.finishedAt),
-          spec: stopping ? (context.deployed?.spec ?? '') : specKey(desiredAfter),
-          applied: work.applied,
-          stopped: stopping,
-          // a stop scales the revision that runs; anything else here was applied in place
-          revision: stopping ? (context.deployed?.revision ?? null) : null,
-        },
-        driftCheckAt: output.finishedAt + context.config.driftIntervalMs,
-      };
+      if (!work) return {};
+      const name = work.action === 'stop' ? 'scale' : 'verify';
+      const phases = [...work.phases, phase(name, output.startedAt, output.finishedAt, output.value.message, null)];
+      return succeeded(context, phases, output.finishedAt, (output.value as ScaleResult).images);
+    }),
+    // the in-place release is verified; the revision it takes over from is retired before it succeeds
+    recordVerify: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<VerifyResult>).output;
+      const work = context.work;
+      if (!work) return {};
+      const phases = [...work.phases, phase('verify', output.startedAt, output.finishedAt, output.value.message, null)];
+      return { work: { ...work, attempt: 0, retryAt: null, phases } };
+    }),
+    recordRetireDrain: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      const work = context.work;
+      if (!work) return {};
+      const phases = [...work.phases, phase(`drain ${work.retire?.name ?? ''}`, output.startedAt, output.finishedAt, output.value.message, null)];
+      return { work: { ...work, attempt: 0, retryAt: null, phases } };
+    }),
+    succeedRetired: assign(({ context, event }) => {
+      const output = (event as unknown as DoneEvent<TargetResult>).output;
+      const work = context.work;
+      if (!work) return {};
+      const phases = [...work.phases, phase(`archive ${work.retire?.name ?? ''}`, output.startedAt, output.finishedAt, output.value.message, null)];
+      return succeeded(context, phases, output.finishedAt, undefined);
     }),
     fail: assign(({ context, event }) => {
       const work = context.work;
@@ -997,12 +1084,17 @@ export const deploymentMachine = setup({
       const work = context.work;
       if (!work) return {};
       const deployed = context.deployed;
-      const stable = deployed?.revision ?? null;
+      // A live drift repair of a revision re-applies that revision under its own name: stage
+      // (its workload's template, at the size it has), warm (its size, ready), 100 % (its route
+      // and Service). Nothing else serves, so nothing is drained, and a failure fails the repair:
+      // the revision is never aborted away.
+      const own = work.repair === true && deployed?.revision ? deployed.revision : null;
+      const stable = own ? null : (deployed?.revision ?? null);
       // what a release applied in place runs: its workloads go once the revision has the traffic
       // (its Service and HTTPRoute become the deployment's, which the target applies over)
-      const inPlace = deployed && !deployed.revision ? deployed.applied.filter((ref) => ref.apiVersion === 'apps/v1' && ref.kind === 'Deployment') : [];
+      const inPlace = deployed && !deployed.revision && !own ? deployed.applied.filter((ref) => ref.apiVersion === 'apps/v1' && ref.kind === 'Deployment') : [];
       const canary: Canary = {
-        revision: `r${context.actionCounter}`,
+        revision: own ? own.name : `r${context.actionCounter}`,
         stable,
         // a rollback goes back at once: no steps shift traffic for it
         stableServing: stable !== null && deployed?.stopped !== true && (work.action === 'deploy' || work.action === 'resume'),
@@ -1203,18 +1295,20 @@ export const deploymentMachine = setup({
     },
     // replace: `running`/`backoff` apply in place. canary: the new revision is staged and warmed.
     applying: withStates(step('apply', { onDone: { target: '#deployment.verifying', actions: 'recordApply' } }), {
-      staging: step('stage', { onDone: { target: '#deployment.applying.warming', actions: 'recordStage' }, terminal: ABORT }),
+      staging: step('stage', { onDone: { target: '#deployment.applying.warming', actions: 'recordStage' }, terminal: ABORT_UNLESS_REPAIR }),
       warming: step('warm', {
         onDone: [
           { guard: 'stableServing', target: '#deployment.verifying.canary', actions: 'recordWarm' },
           // no stable revision (a first deploy as revisions): all traffic at once
           { target: '#deployment.verifying.canary.promoting', actions: ['recordWarm', 'beginPromote'] },
         ],
-        terminal: ABORT,
+        terminal: ABORT_UNLESS_REPAIR,
       }),
     }),
     // replace: `running`/`backoff` verify the applied objects. canary: its steps, then promote or abort.
-    verifying: withStates(step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'auto-rollback' }), {
+    verifying: withStates(step('verify', { onDone: [RETIRE('verifying'), { target: '#deployment.healthy', actions: 'succeed' }], verify: 'auto-rollback' }), {
+      // replace after revisions: the in-place release is verified, the revision it took over from goes
+      retiring: retiringStates('verifying'),
       canary: {
         initial: 'steps',
         states: {
@@ -1383,7 +1477,8 @@ export const deploymentMachine = setup({
           ],
         }),
         applying: step('apply', { onDone: { target: '#deployment.rolling-back.verifying', actions: 'recordApply' } }),
-        verifying: step('verify', { onDone: { target: '#deployment.healthy', actions: 'succeed' }, verify: 'no-auto-rollback' }),
+        verifying: step('verify', { onDone: [RETIRE('rolling-back'), { target: '#deployment.healthy', actions: 'succeed' }], verify: 'no-auto-rollback' }),
+        retiring: retiringStates('rolling-back'),
       },
     },
     stopped: {
@@ -1442,8 +1537,14 @@ function complete(work: Work, status: Completed['status'], phases: readonly Phas
 function failedPhaseName(work: Work): string {
   if (work.action === 'stop') return 'scale';
   if (work.action === 'teardown') return 'teardown';
+  // a repair of a revision fails at the step in flight (it never aborts)
+  if (work.canary && work.repair) return work.canary.refs.length === 0 ? 'stage' : work.phases.some((p) => p.name === 'warm') ? 'promote' : 'warm';
   // a canary fails here only while promoting or aborting (a failed step aborts first)
   if (work.canary) return work.canary.abortReason !== null ? 'abort' : 'promote';
+  // verified in place, retiring the revision it took over from
+  if (work.retire && work.phases.some((p) => p.name === 'verify')) {
+    return `${work.phases.some((p) => p.name.startsWith('drain ')) ? 'archive' : 'drain'} ${work.retire.name}`;
+  }
   if (work.verifyDeadline !== null) return 'verify';
   if (work.plan !== null) return 'apply';
   if (work.phases.some((p) => p.name === 'sync')) return 'render';
@@ -1482,10 +1583,10 @@ function driftCheck(rest: 'idle' | 'watching') {
   } as const;
 }
 
-function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback'; terminal?: Done }) {
+function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-rollback' | 'no-auto-rollback'; terminal?: Done | Done[] }) {
   const autoRollback = options.verify === 'auto-rollback';
   const terminal = options.terminal
-    ? [options.terminal]
+    ? [options.terminal].flat()
     : [
         ...(autoRollback ? [{ guard: 'autoRollbackApplies', target: '#deployment.rolling-back', actions: ['fail', 'startAutoRollback'] }] : []),
         { target: '#deployment.failed', actions: 'fail' },
@@ -1579,7 +1680,7 @@ function effectInput(effect: Effect, context: Ctx): unknown {
       return { ...targetInput(context), revision: work.canary!.revision } satisfies TargetInput;
     case 'drain':
     case 'archive':
-      return targetInput(context) satisfies TargetInput;
+      return (work.canary ? targetInput(context) : retireInput(context)) satisfies TargetInput;
     case 'pruneInPlace':
       return { deploymentId: context.deploymentId, refs: work.canary?.inPlace ?? [] } satisfies PruneInput;
     case 'findRollbackTarget':

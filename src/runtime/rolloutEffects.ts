@@ -4,10 +4,10 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { specKey, type PlanHandle, type RenderInput, type TargetInput } from '../../machines/deployment.machine.ts';
+import { specKey, type PlanHandle, type RenderInput, type RevisionSource, type TargetInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
-import { describeRef, type KubeObject } from '../kube/types.ts';
+import { describeRef, type KubeObject, type ObjectRef } from '../kube/types.ts';
 import type { Db } from '../db/pool.ts';
 import { chooseRollbackTarget } from '../db/queries/findRollbackTarget.ts';
 import type { Metrics } from '../metrics.ts';
@@ -24,7 +24,7 @@ import { describeDrift, DRIFT_MODES, type DriftMode } from './driftReport.ts';
 import type { Effects, TargetEffects } from './effects.ts';
 import type { Inventory } from '../targets/contract.ts';
 import { createKubernetesTarget } from '../targets/kubernetes/target.ts';
-import { HTTPROUTE_KIND, parsePlan, revisionServiceRef, serviceRef, workloadRef } from '../targets/kubernetes/plan.ts';
+import { DEPLOYMENT_KIND, HTTPROUTE_KIND, parsePlan, REVISION_LABEL, revisionServiceRef, SERVICE_KIND, serviceRef, servingObjects, workloadRef } from '../targets/kubernetes/plan.ts';
 
 export interface RolloutEffectsDeps {
   readonly db: Db;
@@ -99,6 +99,29 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     await kube.prune(input.deploymentId, refs, { signal });
     log.info({ deploymentId: input.deploymentId, revisions: orphans }, 'swept revisions of canaries cut short');
     return orphans;
+  }
+
+  /**
+   * A release applied in place over a revision (`strategy: replace` after a canary) has the
+   * revision's objects in its previous inventory; they must keep serving until the new workload
+   * is verified, then leave through drain and archive — never through this apply's prune.
+   */
+  async function withoutRevisions(refs: readonly ObjectRef[], signal: AbortSignal): Promise<ObjectRef[]> {
+    const kept: ObjectRef[] = [];
+    for (const ref of refs) {
+      const revisionKind = (ref.apiVersion === DEPLOYMENT_KIND.apiVersion && ref.kind === DEPLOYMENT_KIND.kind) || (ref.apiVersion === SERVICE_KIND.apiVersion && ref.kind === SERVICE_KIND.kind);
+      if (revisionKind && (await kube.get(ref, { signal }))?.metadata.labels?.[REVISION_LABEL] !== undefined) continue;
+      kept.push(ref);
+    }
+    return kept;
+  }
+
+  /** The objects of a revision serving alone, from its render inputs (src/targets/kubernetes/plan.ts). */
+  async function servingRevision(deploymentId: string, revision: RevisionSource, signal: AbortSignal): Promise<KubeObject[]> {
+    const objects = await renderedAgain(revision.render, signal);
+    const plan = parsePlan(revision.name, { namespace: revision.render.desired.namespace, objects: [...objects] });
+    const routed = plan.route !== undefined && (await kube.serves(HTTPROUTE_KIND.apiVersion, HTTPROUTE_KIND.kind, { signal }));
+    return servingObjects(plan, revision.name, deploymentId, routed);
   }
 
   const describeSplit = (input: TargetInput) => (input.split ?? []).map((e) => `${e.revision} ${e.weightBps / 100} %`).join(', ');
@@ -247,7 +270,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // (previous − new) even without keelson.prune, or it would run twice.
       const moved = input.previousNamespace != null && input.previousNamespace !== input.namespace;
       if (input.prune || moved) {
-        const pruned = await kube.prune(input.deploymentId, staleRefs(input.previous, inventory), { signal });
+        const pruned = await kube.prune(input.deploymentId, await withoutRevisions(staleRefs(input.previous, inventory), signal), { signal });
         if (pruned.length > 0) log.info({ deploymentId: input.deploymentId, pruned: pruned.map(describeRef) }, 'pruned objects no longer rendered');
       }
       // done with (a failed prune retries the apply, which then takes the plan from here again)
@@ -358,13 +381,6 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
         }
         // seen === null: a rollback that could not reach the remote; it stays until the next deploy
       }
-      // A canary's revision runs under other names than its render (`<name>-<revision>`): the
-      // live comparison below would find the rendered objects missing and redeploy every
-      // interval. Only the branch moving is followed for it, for now.
-      if (deployed.revision) {
-        counted('not_comparable');
-        return { drifted: false, reason: null };
-      }
       // The current release, rendered again: its commit, image and values. Until a rollback's
       // write-back reaches the row, the row's values may not be the release's: not comparable
       // yet, the next interval is.
@@ -373,7 +389,12 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
         counted('not_comparable');
         return { drifted: false, reason: null };
       }
-      const { objects } = await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal);
+      // A release that runs as a revision is compared as the target left it (`<name>-<revision>`
+      // at full size, its Service, the deployment's Service and route sending it everything),
+      // rendered from the revision's own inputs; a repair re-applies that revision.
+      const objects = deployed.revision
+        ? await servingRevision(input.deploymentId, deployed.revision, signal)
+        : (await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal)).objects;
       // Server-side-apply dry-run against the live objects (from the shared cache; an object whose
       // resourceVersion has not moved since keelson last compared it costs no request). Fields an
       // autoscaler wrote through `scale` are not drift.

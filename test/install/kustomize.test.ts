@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { STATUS_KINDS, WORKLOAD_KINDS } from '../../src/kube/kubeClient.ts';
+import { DEPLOYMENT_KIND, HTTPROUTE_KIND, SERVICE_KIND } from '../../src/targets/kubernetes/plan.ts';
 import { REPO_ROOT } from './support.ts';
 
 const exec = promisify(execFile);
@@ -145,6 +146,20 @@ describe('deploy/kustomize', () => {
     const binding = find(objects, 'ClusterRoleBinding', 'keelson') as Obj & { roleRef: { name: string }; subjects: unknown[] };
     expect(binding.roleRef.name).toBe('keelson');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'keelson', namespace: 'keelson' }]);
+  });
+
+  it('canaries: the base role covers a revision\'s objects and sizing; the extra role docs/install.md shows grants HTTPRoute for splits', async () => {
+    const granted = grants((find(built.base as Obj[], 'ClusterRole', 'keelson') as Obj & { rules: Rule[] }).rules);
+    const needed = (kind: { apiVersion: string; kind: string }) => ['get', 'list', 'watch', 'create', 'patch', 'delete'].map((verb) => `${resourceOf(kind.apiVersion, kind.kind)}:${verb}`);
+    // a revision is a Deployment and a Service of its own, sized through the scale subresource
+    const canary = [...needed(DEPLOYMENT_KIND), ...needed(SERVICE_KIND), `${resourceOf(DEPLOYMENT_KIND.apiVersion, DEPLOYMENT_KIND.kind)}/scale:patch`];
+    expect(canary.filter((g) => !granted.has(g))).toEqual([]);
+    // HTTPRoute is no built-in kind: the documented extra ClusterRole grants what a split needs
+    const text = await readFile(path.join(REPO_ROOT, 'docs', 'install.md'), 'utf8');
+    const block = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((yaml) => yaml.includes('name: keelson-extra'));
+    const extra = parseAllDocuments(block ?? '').map((doc) => doc.toJS() as Obj).find((o) => o.kind === 'ClusterRole') as (Obj & { rules: Rule[] }) | undefined;
+    const routes = grants(extra?.rules ?? []);
+    expect(needed(HTTPROUTE_KIND).filter((g) => !routes.has(g))).toEqual([]);
   });
 
   it('namespaced component: no cluster-wide binding; the listed namespaces get the namespaced subset of the base rules', () => {

@@ -672,6 +672,86 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(first.context.completed).toBeNull();
   });
 
+  it('strategy replace after a revision: applied in place and verified, then the revision drained and archived; the release is in place', () => {
+    const inputOf = <T>(snapshot: DeploymentSnapshot, id: string) => (snapshot.children[id]?.getSnapshot() as { input?: T } | undefined)?.input;
+    let s = run([changed(desired(3)), done('sync', { sha: 'def456' }), done('render', { plan, files: [], strategy: { kind: 'replace' } })], canaryHealthy);
+    expect(s.value).toEqual({ applying: 'running' });
+    expect(s.context.work?.retire).toMatchObject({ name: 'r2', render: { imageRef: 'shop:2', sha: 'abc123' } });
+    // the revision's objects are in the previous inventory: the runtime keeps them out of a prune
+    expect(inputOf<ApplyInput>(s, 'apply')?.previous).toEqual(revisionRefs);
+    s = run([doneAt('apply', { applied }, 20_000)], s);
+    expect(s.value).toEqual({ verifying: 'running' });
+    s = run([doneAt('verify', { message: 'all 1 workload(s) are current' }, 21_000)], s);
+    expect(s.value).toEqual({ verifying: { retiring: { draining: 'running' } } });
+    // the revision alone, no split: nothing sends it traffic any more
+    expect(inputOf<TargetInput>(s, 'drain')).toEqual({
+      deploymentId: ID,
+      namespace: 'shop-prod',
+      revision: 'r2',
+      revisions: [{ name: 'r2', plan: null, render: { deploymentId: ID, desired: desired(2), imageRef: 'shop:2', sha: 'abc123' } }],
+      split: null,
+    });
+    s = run([doneAt('drain', { message: 'r2 drained' }, 22_000)], s);
+    expect(s.value).toEqual({ verifying: { retiring: { archiving: 'running' } } });
+    const retiring = s;
+    s = run([doneAt('archive', { message: 'r2 archived' }, 23_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed).toMatchObject({ imageRef: 'shop:3', applied, revision: null, deployedAt: new Date(T0 + 23_000).toISOString() });
+    expect(s.context.completed).toMatchObject({ action: 'deploy', status: 'succeeded', inventory: applied });
+    expect(s.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify', 'drain r2', 'archive r2']);
+    // the next replace deploy has nothing to retire
+    expect(run([changed(desired(4))], s).context.work?.retire).toBeNull();
+
+    // a newer generation while it archives: the in-place release is deployed (superseded), and
+    // the revision is still to go with the next action
+    const cut = run([changed(desired(4))], retiring);
+    expect(cut.context.deployed?.imageRef).toBe('shop:3');
+    expect(cut.context.deployed?.revision ?? null).toBeNull();
+    expect(cut.context.completed).toMatchObject({ status: 'superseded' });
+    expect(cut.context.work?.retire?.name).toBe('r2');
+    // a terminal failure of the archive fails the action naming the step; the revision stays deployed
+    const failed = run([fail('archive', 'terminal', 'forbidden')], retiring);
+    expect(failed.value).toEqual({ failed: 'idle' });
+    expect(failed.context.completed?.phases.at(-1)).toMatchObject({ name: 'archive r2', error: 'forbidden' });
+    expect(failed.context.deployed?.revision?.name).toBe('r2');
+  });
+
+  it('a rollback in place over a revision retires the revision too', () => {
+    let s = run([changed(desired(3, { desiredStatus: 'rollback' })), done('findRollbackTarget', { imageRef: 'shop:1', sha: 'abc123', historyId: 1, valuesOverride: {} }),
+      done('sync', { sha: 'abc123' }), done('render', { plan, files: [] }), done('apply', { applied }), done('verify', { message: 'ok' })], canaryHealthy);
+    expect(s.value).toEqual({ 'rolling-back': { retiring: { draining: 'running' } } });
+    s = run([done('drain', { message: 'ok' }), done('archive', { message: 'ok' })], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.completed).toMatchObject({ action: 'rollback', status: 'succeeded', writeBack: true });
+    expect(s.context.completed?.phases.map((p) => p.name)).toEqual(['find-target', 'sync', 'render', 'apply', 'verify', 'drain r2', 'archive r2']);
+    expect(s.context.deployed?.revision).toBeNull();
+  });
+
+  it('a live drift repair of a revision re-applies that revision (stage, warm, 100 %), never a new canary; a failure fails the repair, nothing is aborted', () => {
+    const checkAt = canaryHealthy.context.driftCheckAt ?? 0;
+    const drift = [tick(checkAt), done('checkDrift', { drifted: true, reason: 'Deployment shop-r2 changed (.spec.template.spec.containers[name="web"].image)', pin: 'abc123' }, checkAt, checkAt + 10)];
+    let s = run([...drift, done('sync', { sha: 'abc123', head: 'abc123' }), canaryRender()], canaryHealthy);
+    expect(s.value).toEqual({ applying: { staging: 'running' } });
+    expect(s.context.work).toMatchObject({ repair: true, triggeredBy: expect.stringMatching(/^drift: Deployment shop-r2 changed/) });
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r2', stable: null, stableServing: false, inPlace: [] });
+    const staging = s;
+    s = run([doneAt('stage', { message: 'staged', refs: revisionRefs }, 30_000), doneAt('warm', { message: 'warm' }, 31_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(s.context.work?.canary?.split).toEqual([{ revision: 'r2', weightBps: 10_000 }]);
+    s = run([doneAt('split', { message: 'traffic r2 100 %' }, 32_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed).toMatchObject({ imageRef: 'shop:2', revision: { name: 'r2' }, applied: revisionRefs });
+    expect(s.context.completed?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote']);
+
+    const failed = run([doneAt('stage', { message: 'staged', refs: revisionRefs }, 30_000), fail('warm', 'terminal', 'revision r2 is unhealthy: CrashLoopBackOff')], staging);
+    expect(failed.value).toEqual({ failed: 'idle' });
+    expect(failed.context.completed?.phases.at(-1)).toMatchObject({ name: 'warm', error: 'revision r2 is unhealthy: CrashLoopBackOff' });
+    expect(failed.context.deployed).toEqual(canaryHealthy.context.deployed);
+    // the branch moving is no repair: a new canary beside the revision, as any deploy
+    const moved = run([tick(checkAt), done('checkDrift', { drifted: true, reason: 'ops repo moved' }), done('sync', { sha: 'fff000' }), canaryRender()], canaryHealthy);
+    expect(moved.context.work?.canary).toMatchObject({ revision: 'r3', stable: { name: 'r2' } });
+  });
+
   it('a new generation after the promotion split: the new revision is deployed (the old may run nothing), the canary recorded as superseded', () => {
     const promoteSteps: Strategy = { kind: 'canary', steps: [{ setWeight: 1000 }] };
     const draining = run([...toSecondCanary(promoteSteps), doneAt('split', { message: 'ok' }, 12_000), doneAt('split', { message: 'ok' }, 13_000)], canaryHealthy);
@@ -860,7 +940,7 @@ function eventsFor(snapshot: DeploymentSnapshot): AnyEvent[] {
     if (id === 'apply') events.push(done(id, { applied }));
     if (id === 'verify' || id === 'scale' || id === 'teardown') events.push(done(id, { message: 'ok' }));
     if (id === 'findRollbackTarget') events.push(done(id, null), done(id, { imageRef: 'shop:0', sha: null }));
-    if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: false, reason: null }));
+    if (id === 'checkDrift') events.push(done(id, { drifted: true, reason: 'x' }), done(id, { drifted: true, reason: 'x', pin: 'abc' }), done(id, { drifted: false, reason: null }));
   }
   events.push(health('Failed'), health('Current'));
   for (const c of ['pause', 'resume', 'promote', 'abort']) events.push(command(c));
@@ -1073,6 +1153,8 @@ describe('deployment machine: coverage', () => {
           drift: context.driftCheckAt !== null,
           degraded: context.degradedSince !== null,
           revision: context.deployed?.revision != null,
+          retire: context.work?.retire != null,
+          repair: context.work?.repair === true,
           canary: context.work?.canary && {
             step: context.work.canary.step,
             paused: context.work.canary.paused,

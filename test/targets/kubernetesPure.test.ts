@@ -23,6 +23,7 @@ import {
   renderSharedService,
   renderWorkload,
   REVISION_LABEL,
+  servingObjects,
   SPLIT_ANNOTATION,
 } from '../../src/targets/kubernetes/plan.ts';
 import { apportion, replicaCounts, routeWeights, splitFromAmounts } from '../../src/targets/kubernetes/split.ts';
@@ -212,5 +213,22 @@ describe('observation', () => {
     const service = labelled(renderSharedService(parsed, split(['r1', 10_000])));
     service.metadata.annotations = { [SPLIT_ANNOTATION]: '{not json' };
     expect(observation('d1', [service]).recordedSplit).toBeNull();
+  });
+});
+
+describe('servingObjects (what a drift check compares for a revision with all traffic)', () => {
+  it('is what a 100 % split leaves: the workload at full size, its Service, the recorded split, the route to it alone', () => {
+    const parsed = parsePlan('r2', plan());
+    const objects = servingObjects(parsed, 'r2', 'd1', true);
+    expect(objects.map((o) => `${o.kind} ${o.metadata.name}`)).toEqual(['Deployment web-r2', 'Service web-r2', 'Service web', 'HTTPRoute web']);
+    // exactly the objects stage, warm and a 100 % split apply, so a target that is in sync is no drift
+    expect(objects[0]).toEqual(renderWorkload(parsed, 'r2', 3));
+    expect(objects[1]).toEqual(renderRevisionService(parsed, 'r2'));
+    expect(objects[2]).toEqual(renderSharedService(parsed, split(['r2', 10_000])));
+    expect(objects[3]).toEqual(renderRoute(parsed, [{ service: 'web-r2', port: 80, weight: routeWeights([{ revision: 'r2', weightBps: 10_000 }])[0] ?? 0 }]));
+    expect(replicaCounts([{ revision: 'r2', weightBps: 10_000 }], 3)).toEqual([3]);
+    // no Gateway API served, or no route in the plan: no route to compare
+    expect(servingObjects(parsed, 'r2', 'd1', false).map((o) => o.kind)).toEqual(['Deployment', 'Service', 'Service']);
+    expect(servingObjects(parsePlan('r2', plan([])), 'r2', 'd1', true).map((o) => o.kind)).toEqual(['Deployment', 'Service', 'Service']);
   });
 });

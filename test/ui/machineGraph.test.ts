@@ -62,7 +62,11 @@ describe('machineGraph(deploymentMachine)', () => {
   it('includes invoke done/error edges and every invoke id', () => {
     expect(graph.states.flatMap((s) => s.invoke.map((i) => i.id)).sort()).toEqual([...raw.invokes].sort());
     const verify = graph.transitions.filter((t) => t.source === 'deployment.verifying.running');
-    expect(verify.find((t) => t.kind === 'done')).toMatchObject({ event: 'xstate.done.actor.verify', targets: ['deployment.healthy'], actions: ['succeed'] });
+    // over a revision (back to replace) the revision is retired first; else healthy
+    expect(verify.filter((t) => t.kind === 'done')).toMatchObject([
+      { event: 'xstate.done.actor.verify', guard: 'retiresRevision', targets: ['deployment.verifying.retiring'], actions: ['recordVerify'] },
+      { event: 'xstate.done.actor.verify', guard: null, targets: ['deployment.healthy'], actions: ['succeed'] },
+    ]);
     expect(verify.filter((t) => t.kind === 'error').map((t) => t.guard)).toEqual(['isTransient', 'autoRollbackApplies', null]);
   });
 

@@ -157,9 +157,10 @@ describe('visualizer', () => {
     }
     expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
 
-    // the current state is highlighted and the last edge (done: verify → healthy) marked
+    // the current state is highlighted and the last edge (done: verify → healthy; the first done
+    // edge retires a revision, when going back to replace) marked
     await expect(page.locator('svg.statechart [data-state-id="deployment.healthy"]').getAttribute('class')).resolves.toMatch(/\bcurrent\b/);
-    await expect(page.locator('svg.statechart').getAttribute('data-last-transition')).resolves.toBe('deployment.verifying.running|xstate.done.actor.verify|0');
+    await expect(page.locator('svg.statechart').getAttribute('data-last-transition')).resolves.toBe('deployment.verifying.running|xstate.done.actor.verify|1');
     // the timeline, the history bars and the snapshot came along without a reload
     await sleepUntil(async () => (await page.locator('#history [data-action="deploy"]').count()) >= 2, { message: 'history did not show both deploys' });
     const phases = await page.locator('#history [data-action="deploy"]').first().locator('.bar-row').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.phase));

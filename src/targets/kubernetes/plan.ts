@@ -178,3 +178,20 @@ export function renderRoute(plan: ParsedPlan, backends: readonly RouteBackend[])
   object.metadata = { ...object.metadata, namespace: plan.namespace };
   return object;
 }
+
+/**
+ * What a revision that has all traffic consists of, as the target leaves it after a 100 % split:
+ * its workload at the plan's replicas, its Service, the deployment's Service recording the split,
+ * and (`routed`) the route sending everything to it. A drift check compares these with the live
+ * objects, as it compares a release applied in place with its render.
+ */
+export function servingObjects(plan: ParsedPlan, revision: string, deploymentId: string, routed: boolean): KubeObject[] {
+  const objects = [
+    renderWorkload(plan, revision, planReplicas(plan)),
+    renderRevisionService(plan, revision),
+    renderSharedService(plan, { deploymentId, entries: [{ revision, weightBps: 10_000 }] }),
+  ];
+  // routeWeights of a single 100 % entry: 1
+  if (routed && plan.route) objects.push(renderRoute(plan, [{ service: revisionServiceRef(plan, revision).name, port: servicePort(plan), weight: 1 }]));
+  return objects;
+}
