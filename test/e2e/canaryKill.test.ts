@@ -214,9 +214,9 @@ function writeTo(namespace: string, plural: string, name: string, options: { rea
 /**
  * Walks one deployment's action through `points`: at each, waits until the process is there
  * (the journaled state, and the held request when the point has one), SIGKILLs it, and lets the
- * next process go on: every third kill a restart with the same instance id (a crash-looping pod,
- * which reclaims its leases at once), else a standby started beforehand with a new one (another
- * replica, which takes the leases over once they expire). Checks that nothing moved the route
+ * next process go on: every fourth kill (the first included) a restart with the same instance
+ * id (a crash-looping pod, which reclaims its leases at once), else a standby started beforehand
+ * with a new one (another replica, which takes the leases over once they expire). Checks that nothing moved the route
  * while no process held the deployment, and that the first thing the next process journals is
  * the end of the very step it was killed in: it resumed there, it did not start over.
  */
@@ -245,14 +245,12 @@ async function walk(
   await trigger(arm);
   arm();
   for (const [i, point] of points.entries()) {
-    const takeover = i % 3 !== 0;
+    const takeover = i % 4 !== 0;
     if (takeover) standby ??= start();
     await sleepUntil(async () => {
       const last = (await transitionsOf(id, afterSeq)).at(-1);
       return last?.to_state === point.state && (hold === undefined || hold.held.length > 0);
     }, { timeoutMs: 60_000, intervalMs: 10, message: `${project} at ${point.step} (${point.state}${hold ? ', its request held' : ''})` });
-    const next = takeover ? await standby! : undefined;
-    standby = undefined;
     console.log(`${project}: killing in ${point.step} after ${Date.now() - started} ms`);
     await kill(current);
     route.setDown(true);
@@ -264,7 +262,9 @@ async function walk(
     kills.push({ point, at, weights: atKill, held: hold, requestsBefore: proxy.requests.length });
     hold?.stop();
 
-    current = next ?? (await start(current.instanceId));
+    // the kill does not wait for the standby to be ready: a pause would run out meanwhile
+    current = takeover ? await standby! : await start(current.instanceId);
+    standby = undefined;
     hold = holdFor(points[i + 1]);
     // The successor acts only once it holds the lease, and its first cluster write comes after
     // it rendered the plan again (a render process): polled every 5 ms, the lease is seen first.
@@ -532,7 +532,7 @@ describe('canary commands over the HTTP API', () => {
     const refused = await post('abort', foreign);
     // a token of another project does not see this one: 404, as for a deployment that is not there
     expect(refused.status).toBe(404);
-    expect(refused.text).toMatch(/No project "knob" is visible to this token/);
+    expect(refused.body).toMatchObject({ error: { code: 'not_found', message: 'No project "knob" is visible to this token.' } });
     // an unknown command: 400 naming the parameter and what it accepts
     const unknown = await post('skip', token);
     expect(unknown.status).toBe(400);
