@@ -324,11 +324,11 @@ export function simObjectsOf(sim: Simulator, deploymentId: string): KObject[] {
 export type { RuntimeProcess };
 
 /** The real-effects runtime of fixtures/realRuntimeProcess.ts, against the in-process simulator. */
-export async function spawnRealRuntime(e2e: E2e, env: Record<string, string> = {}): Promise<RuntimeProcess> {
+export async function spawnRealRuntime(e2e: E2e, env: Record<string, string> = {}, options: { readyTimeoutMs?: number } = {}): Promise<RuntimeProcess> {
   const kubeconfig = path.join(e2e.dir, 'kubeconfig');
   await e2e.sim.writeKubeconfig(kubeconfig);
   const dataDir = path.join(e2e.dir, `data-${randomUUID()}`);
   // each process its own checkouts, as the opsrepo manager asks
   return await spawnRuntime(e2e.t.url, { KUBECONFIG_FILE: kubeconfig, DATA_DIR: dataDir, ...env },
-    path.join(import.meta.dirname, 'fixtures', 'realRuntimeProcess.ts'));
+    path.join(import.meta.dirname, 'fixtures', 'realRuntimeProcess.ts'), options);
 }

@@ -2,6 +2,8 @@
 // (method, path, query, headers) and can answer the next matching requests itself (a 429 with
 // Retry-After). It counts requests on the wire, not in keelson's own metrics, so a test of
 // "requests per rollout" or "X-Keelson-Client on every request" cannot be fooled by the client.
+// It can also hold matching requests (before they reach the server, or their answers after), so a
+// test kills a process exactly while one of its cluster requests is in flight.
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -23,10 +25,28 @@ export interface Injection {
   times?: number;
 }
 
+/**
+ * Matching requests held until their client goes away (a killed process): `request` holds them
+ * before they reach the server (the write never happens), `response` forwards them and holds the
+ * answer (the write happened; the client never learns it).
+ */
+export interface HoldRule {
+  match: (request: RecordedRequest) => boolean;
+  at: 'request' | 'response';
+}
+
+export interface Hold {
+  /** The requests held so far, in arrival order. */
+  readonly held: RecordedRequest[];
+  /** Matching requests pass again from now on (those held stay held). */
+  stop(): void;
+}
+
 export interface RecordingProxy {
   url: string;
   requests: RecordedRequest[];
   inject(injection: Injection): void;
+  hold(rule: HoldRule): Hold;
   /** Holds back every chunk of watch streams by `ms` (a lagging cache), 0 to stop. */
   delayWatches(ms: number): void;
   /** A kubeconfig (YAML) for the proxy, from the simulator's. */
@@ -61,6 +81,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   const upstream = new URL(target);
   const requests: RecordedRequest[] = [];
   const injections: Injection[] = [];
+  const holds: Array<HoldRule & { held: RecordedRequest[] }> = [];
   let watchDelayMs = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
@@ -81,9 +102,18 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
       res.end(JSON.stringify(injection.body));
       return;
     }
+    const hold = holds.find((h) => h.match(recorded));
+    hold?.held.push(recorded);
+    // held before the server: nothing is forwarded, the socket stays open until the client goes
+    if (hold?.at === 'request') return;
     const forward = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
       (response) => {
+        if (hold) {
+          // the server acted; its answer never reaches the client
+          response.resume();
+          return;
+        }
         res.writeHead(response.statusCode ?? 502, response.headers);
         if (recorded.verb !== 'watch') return void response.pipe(res);
         // Chunk by chunk, in order, each held back by the delay in force when it arrived.
@@ -105,6 +135,17 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     url,
     requests,
     inject: (injection) => injections.push(injection),
+    hold: (rule) => {
+      const entry = { ...rule, held: [] as RecordedRequest[] };
+      holds.push(entry);
+      return {
+        held: entry.held,
+        stop: () => {
+          const at = holds.indexOf(entry);
+          if (at >= 0) holds.splice(at, 1);
+        },
+      };
+    },
     delayWatches: (ms) => {
       watchDelayMs = ms;
     },

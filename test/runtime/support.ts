@@ -60,6 +60,7 @@ export async function spawnRuntime(
   databaseUrl: string,
   env: Record<string, string> = {},
   script = path.join(import.meta.dirname, 'fixtures', 'runtimeProcess.ts'),
+  options: { readyTimeoutMs?: number } = {},
 ): Promise<RuntimeProcess> {
   const instanceId = env.INSTANCE_ID ?? randomUUID();
   const child = spawn(process.execPath, [script], {
@@ -70,7 +71,14 @@ export async function spawnRuntime(
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await sleepUntil(() => output.includes('"ready"') || child.exitCode !== null, { timeoutMs: 20_000, message: 'runtime process ready' });
+  try {
+    await sleepUntil(() => output.includes('"ready"') || child.exitCode !== null, { timeoutMs: options.readyTimeoutMs ?? 20_000, message: 'runtime process ready' });
+  } catch (error) {
+    // not ready in time: it must not outlive the test as an orphan holding leases
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
   if (child.exitCode !== null) throw new Error(`runtime process exited early with status ${child.exitCode}:\n${output}`);
   return {
     instanceId,
