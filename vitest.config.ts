@@ -6,7 +6,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * larger files first, so these would start last and run alone on one worker while the other
  * idles; started first, the rest of the suite runs beside them.
  */
-const LONG_RUNNING = ['test/chaos/chaos.test.ts', 'test/e2e/idleRequests.test.ts', 'test/ui/visualizer.test.ts', 'test/e2e/notifyKill.test.ts'];
+const LONG_RUNNING = ['test/chaos/chaos.test.ts', 'test/e2e/idleRequests.test.ts', 'test/e2e/canaryKill.test.ts', 'test/ui/visualizer.test.ts', 'test/e2e/notifyKill.test.ts'];
 
 class LongRunningFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
