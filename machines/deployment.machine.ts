@@ -23,7 +23,9 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  *    version-4 state value is a version-5 one.
  *    Later, without a new version: `work.retire` and `work.repair` (optional: absent is null /
  *    false) and the sub-states `verifying.retiring` and `rolling-back.retiring` (added: every
- *    version-5 state value is still one), so version-5 snapshots restore as they are.
+ *    version-5 state value is still one), so version-5 snapshots restore as they are. Likewise the
+ *    effect inputs' optional `TargetInput.sweep` and `PruneInput.canary` (a restored in-flight
+ *    verb without them sweeps nothing; the next canary's end does).
  */
 export const MACHINE_VERSION = '5';
 
@@ -375,10 +377,21 @@ export interface TargetInput {
   revision: string;
   revisions: ReadonlyArray<{ name: string; plan: PlanHandle | null; render: RenderInput }>;
   split: readonly SplitEntry[] | null;
+  /**
+   * This verb ends the canary (a promotion with no revision to drain and archive): once the split
+   * gives the revision all traffic, nothing else of the deployment may run — revisions the
+   * inventory does not name and the workload applied in place are swept, as the archive that
+   * ends any other canary sweeps them. Absent: false (and in snapshots from before it).
+   */
+  sweep?: boolean;
 }
 export interface StageResult { message: string; refs: ObjectRef[] }
-/** Deletes objects of the deployment (those still labelled for it): a release applied in place, replaced by a revision. */
-export interface PruneInput { deploymentId: string; refs: readonly ObjectRef[] }
+/**
+ * Deletes objects of the deployment (those still labelled for it): a release applied in place,
+ * replaced by a revision. `canary`: the canary this step ends, whose leftovers (revisions it does
+ * not name) are swept too; absent in snapshots from before it.
+ */
+export interface PruneInput { deploymentId: string; refs: readonly ObjectRef[]; canary?: TargetInput }
 export interface TargetResult { message: string }
 export type RevisionHealth = 'ready' | 'progressing' | 'failed' | 'missing';
 export interface CheckResult { status: RevisionHealth; message: string }
@@ -758,6 +771,15 @@ function retireInput(context: DeploymentContext): TargetInput {
     revisions: [{ name: retire.name, plan: null, render: retire.render }],
     split: null,
   };
+}
+
+/**
+ * Whether the canary ends at its promotion's split (`promoting.splitting` → `healthy`): no stable
+ * revision to drain and archive, no release in place to remove. Only a promotion splits a canary
+ * without a stable revision.
+ */
+function endsAtSplit(canary: Canary): boolean {
+  return canary.stable === null && (canary.inPlace?.length ?? 0) === 0 && canary.abortReason === null;
 }
 
 /** A failed canary step (a terminal error) sends traffic back and removes the canary. */
@@ -1676,13 +1698,21 @@ function effectInput(effect: Effect, context: Ctx): unknown {
     case 'stage':
     case 'warm':
     case 'checkRevision':
-    case 'split':
       return { ...targetInput(context), revision: work.canary!.revision } satisfies TargetInput;
+    case 'split':
+      // with neither a stable revision to archive nor a release in place to remove, the
+      // promotion's split is the canary's last step: it sweeps what an action cut short left
+      return {
+        ...targetInput(context),
+        revision: work.canary!.revision,
+        ...(endsAtSplit(work.canary!) ? { sweep: true } : {}),
+      } satisfies TargetInput;
     case 'drain':
     case 'archive':
       return (work.canary ? targetInput(context) : retireInput(context)) satisfies TargetInput;
     case 'pruneInPlace':
-      return { deploymentId: context.deploymentId, refs: work.canary?.inPlace ?? [] } satisfies PruneInput;
+      // the canary's last step: a revision a replace deploy cut short was retiring goes too
+      return { deploymentId: context.deploymentId, refs: work.canary?.inPlace ?? [], canary: { ...targetInput(context), revision: work.canary!.revision } } satisfies PruneInput;
     case 'findRollbackTarget':
       // an explicit target only for a rollback the row asked for (not an auto-rollback)
       return {

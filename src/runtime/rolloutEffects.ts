@@ -83,22 +83,42 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
   }
 
   /**
-   * Revisions the cluster holds for the deployment that the inventory no longer names: a canary
-   * cut short by a newer generation before its promotion. The split just enforced (a promotion's
-   * or an abort's) sends them nothing, so they are deleted with the archive that ends a canary;
-   * their objects are named as the newest revision's plan names them (`<name>-<revision>`).
+   * What the end of a canary leaves of the deployment besides the revisions it names (the archive
+   * that ends it, or the promotion's split or in-place removal when nothing is archived):
+   * - revisions the cluster holds that the inventory no longer names: a canary cut short by a
+   *   newer generation before its promotion, or the revision a replace deploy cut short was
+   *   retiring. The split just enforced sends them nothing, so they are deleted; their objects are
+   *   named as the newest revision's plan names them (`<name>-<revision>`);
+   * - when the split gives one revision all traffic, the workload applied in place (the plan's
+   *   Deployment as rendered, `<name>`), which the deployment's Service would still select: a
+   *   failed replace deploy over a revision leaves it. Never otherwise — after a replace deploy's
+   *   retire, or a first canary's abort, the release in place is what serves.
+   * Both through prune: only what is still labelled for the deployment, and what is gone is skipped.
    */
-  async function sweepRevisions(input: TargetInput, inventory: Inventory, signal: AbortSignal): Promise<string[]> {
+  async function sweepLeftovers(input: TargetInput, inventory: Inventory, signal: AbortSignal): Promise<string[]> {
+    const newest = inventory.revisions.at(-1);
+    if (!newest) return [];
+    const plan = parsePlan(newest.name, newest.plan);
     const known = new Set(inventory.revisions.map((r) => r.name));
     const observed = await target.observe(input.deploymentId, { signal });
     const orphans = [...new Set(observed.revisions.map((r) => r.revision))].filter((name) => name !== '' && !known.has(name));
-    const newest = inventory.revisions.at(-1);
-    if (orphans.length === 0 || !newest) return [];
-    const plan = parsePlan(newest.name, newest.plan);
-    const refs = orphans.flatMap((name) => [workloadRef(plan, name), revisionServiceRef(plan, name)]);
-    await kube.prune(input.deploymentId, refs, { signal });
-    log.info({ deploymentId: input.deploymentId, revisions: orphans }, 'swept revisions of canaries cut short');
-    return orphans;
+    const swept: string[] = [];
+    if (orphans.length > 0) {
+      const refs = orphans.flatMap((name) => [workloadRef(plan, name), revisionServiceRef(plan, name)]);
+      await kube.prune(input.deploymentId, refs, { signal });
+      log.info({ deploymentId: input.deploymentId, revisions: orphans }, 'swept revisions left by actions cut short');
+      swept.push(`swept ${orphans.join(', ')}`);
+    }
+    const alone = input.split?.length === 1 && input.split[0]?.weightBps === 10_000;
+    if (alone) {
+      const inPlace: ObjectRef = { ...DEPLOYMENT_KIND, name: plan.workload.metadata.name, namespace: plan.namespace };
+      const removed = await kube.prune(input.deploymentId, [inPlace], { signal });
+      if (removed.length > 0) {
+        log.info({ deploymentId: input.deploymentId, removed: removed.map(describeRef) }, 'removed the workload left in place');
+        swept.push(`removed ${removed.map(describeRef).join(', ')} in place`);
+      }
+    }
+    return swept;
   }
 
   /**
@@ -327,8 +347,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     },
 
     async split(input, signal) {
-      await target.applySplit(await inventoryOf(input, signal), { signal });
-      return { message: `traffic ${describeSplit(input)}` };
+      const inventory = await inventoryOf(input, signal);
+      await target.applySplit(inventory, { signal });
+      const swept = input.sweep === true ? await sweepLeftovers(input, inventory, signal) : [];
+      return { message: [`traffic ${describeSplit(input)}`, ...swept].join('; ') };
     },
 
     async checkRevision(input, signal) {
@@ -344,14 +366,17 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     async archive(input, signal) {
       const inventory = await inventoryOf(input, signal);
       await target.archive(inventory, input.revision, { signal });
-      const swept = await sweepRevisions(input, inventory, signal);
-      return { message: `${input.revision} archived${swept.length > 0 ? `; swept ${swept.join(', ')}` : ''}` };
+      const swept = await sweepLeftovers(input, inventory, signal);
+      return { message: [`${input.revision} archived`, ...swept].join('; ') };
     },
 
     async pruneInPlace(input, signal) {
       // only what still carries the deployment's label; what is gone is skipped
       const pruned = await kube.prune(input.deploymentId, input.refs, { signal });
-      return { message: pruned.length > 0 ? `deleted ${pruned.map(describeRef).join(', ')}` : 'nothing applied in place was left' };
+      const message = pruned.length > 0 ? `deleted ${pruned.map(describeRef).join(', ')}` : 'nothing applied in place was left';
+      // the canary's last step: what else it leaves (a revision a replace deploy cut short was retiring)
+      const swept = input.canary ? await sweepLeftovers(input.canary, await inventoryOf(input.canary, signal), signal) : [];
+      return { message: [message, ...swept].join('; ') };
     },
 
     async findRollbackTarget(input) {

@@ -1,6 +1,6 @@
 // End to end (issue #16, the canary's known limits): going back to `strategy: replace` after
-// revisions, a canary split by replica ratio (no HTTPRoute), and live drift of the serving
-// revision. Real PostgreSQL, a git ops repo, the simulator serving Gateway API; what keelson does
+// revisions, nothing of a failed or cut-short replace deploy outliving the canary after it, a
+// canary split by replica ratio (no HTTPRoute), and live drift of the serving revision. Real PostgreSQL, a git ops repo, the simulator serving Gateway API; what keelson does
 // to the cluster is read from the simulator's store, every change of it in order where the order
 // is the point.
 import { sql } from 'slonik';
@@ -48,6 +48,12 @@ beforeAll(async () => {
     'mend/values.yaml': CANARY,
     'watch/deployment.yaml': ROUTE_TEMPLATE,
     'watch/values.yaml': CANARY,
+    // a replace deploy over a revision that fails, with auto_rollback
+    'fall/deployment.yaml': ROUTE_TEMPLATE,
+    'fall/values.yaml': CANARY,
+    // a replace deploy over a revision cut short by a canary while it retires the revision
+    'recut/deployment.yaml': ROUTE_TEMPLATE,
+    'recut/values.yaml': CANARY,
   });
   run = await kubectl(e2e.sim, e2e.dir, 'switch');
   await e2e.startRuntime({ failFastGraceMs: 1_000, machineConfig: { driftIntervalMs: 300 } });
@@ -82,6 +88,15 @@ async function ok(args: string[]): Promise<void> {
   const result = await run(args);
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
+}
+
+/** The revision workloads (`<name>-r<n>`) the cluster holds in a namespace. */
+const revisionWorkloads = (namespace: string): string[] =>
+  simList(e2e.sim, 'Deployment', namespace).filter((d) => d.metadata.labels?.[REVISION_LABEL] !== undefined).map((d) => d.metadata.name).sort();
+
+async function waitState(id: string, state: string): Promise<void> {
+  await sleepUntil(async () => (await e2e.db.maybeOne(sql.unsafe`
+    select 1 from deployment_transitions where deployment_id = ${id} and to_state = ${state} limit 1`)) !== null, { timeoutMs: 60_000, message: `transition to ${state}` });
 }
 
 /** Drift checks the runtime made so far, by outcome (keelson_drift_checks_total). */
@@ -136,6 +151,83 @@ describe('back to strategy: replace', () => {
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/back:3' where id = ${id}`);
     await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/back:3', 'replaced in place', 60_000);
     expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
+  });
+});
+
+describe('nothing of a failed or cut-short replace deploy outlives the canary that follows it', () => {
+  it('a failed replace deploy over a revision with auto_rollback: rolled back as a new revision, the failed in-place workload removed', async () => {
+    await admitRoutes('fall');
+    const id = await insertRow(e2e.db, { project: 'fall', image: 'registry.example/fall:1', opsRepoId: repo.id, autoRollback: true });
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
+    expect(revisionWorkloads('fall-prod')).toEqual(['fall-r1']);
+
+    await e2e.db.query(sql.unsafe`
+      update deployments set image_ref = 'registry.example/fall:doesnotexist', values_override = ${sql.jsonb({ keelson: { strategy: 'replace' } })} where id = ${id}`);
+    // the rollback's write-back is a new generation, adopted without a rollout
+    const back = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.image_ref === 'registry.example/fall:1' && r.observed_generation === r.generation, 'auto rolled back', 60_000);
+    expect(back.current_image_ref).toBe('registry.example/fall:1');
+    const records = await history(e2e.db, id);
+    expect(records.map((h) => [h.action, h.status, h.image_ref])).toEqual([
+      ['deploy', 'succeeded', 'registry.example/fall:1'],
+      ['deploy', 'failed', 'registry.example/fall:doesnotexist'],
+      ['auto-rollback', 'succeeded', 'registry.example/fall:1'],
+    ]);
+    // the failed deploy did apply in place (its workload existed); after the rollback nothing of it is left
+    expect(records[1]?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
+    expect(records[2]?.phases.map((p) => p.name)).toEqual(['find-target', 'sync', 'render', 'stage', 'warm', 'promote', 'drain r1', 'archive r1']);
+    expect(simDeployment(e2e.sim, 'fall-prod', 'fall')).toBeUndefined();
+    // traffic on the rolled-back revision alone
+    expect(revisionWorkloads('fall-prod')).toEqual(['fall-r3']);
+    expect(simDeployment(e2e.sim, 'fall-prod', 'fall-r3')).toMatchObject({ image: 'registry.example/fall:1', replicas: 2, readyReplicas: 2 });
+    expect(weights('fall-prod', 'fall')).toEqual(['fall-r3:1']);
+    expect(JSON.parse(simObject(e2e.sim, 'Service', 'fall-prod', 'fall')?.metadata.annotations?.[SPLIT_ANNOTATION] ?? '{}')).toMatchObject({ entries: [{ revision: 'r3', weightBps: 10_000 }] });
+    // by the archive that ends the rollback's canary: one revision has all traffic, nothing in place may run
+    expect(records[2]?.phases.find((p) => p.name === 'archive r1')?.detail).toBe('r1 archived; removed Deployment fall-prod/fall in place');
+  });
+
+  it('a canary cutting short a replace deploy while it retires the revision: its end sweeps that revision and the in-place workload', async () => {
+    await admitRoutes('recut');
+    const id = await insertRow(e2e.db, { project: 'recut', image: 'registry.example/recut:1', opsRepoId: repo.id });
+    await waitStatus(e2e.db, id, 'healthy', 60_000);
+    expect(revisionWorkloads('recut-prod')).toEqual(['recut-r1']);
+
+    // Hold the retire: once the in-place workload is ready (its verification about to succeed),
+    // every request to the API server waits 4 s, so the drain of r1 is still in flight when the
+    // canary's generation arrives. The watches already open (the verification's) are not delayed.
+    let braked = false;
+    const brake = e2e.sim.store.subscribe((event) => {
+      if (!braked && isKind(event, 'Deployment') && event.object.metadata.namespace === 'recut-prod' && event.object.metadata.name === 'recut' && readyOf(event) === 2) {
+        braked = true;
+        e2e.sim.faults.setLatency(4_000);
+      }
+    });
+    try {
+      await e2e.db.query(sql.unsafe`
+        update deployments set image_ref = 'registry.example/recut:2', values_override = ${sql.jsonb({ keelson: { strategy: 'replace' } })} where id = ${id}`);
+      await waitState(id, 'verifying.retiring.draining.running');
+      await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/recut:3', values_override = '{}' where id = ${id}`);
+    } finally {
+      brake();
+      e2e.sim.faults.setLatency(0);
+    }
+    expect(braked).toBe(true);
+    const done = await waitRow(e2e.db, id, (r) => r.current_status === 'healthy' && r.current_image_ref === 'registry.example/recut:3' && r.observed_generation === r.generation, 'the canary', 60_000);
+    expect(done.last_error).toBeNull();
+    const records = await history(e2e.db, id);
+    // the replace deploy was cut short in its retire: r1 was never archived by it
+    expect(records.map((h) => [h.action, h.status, h.image_ref])).toEqual([
+      ['deploy', 'succeeded', 'registry.example/recut:1'],
+      ['deploy', 'superseded', 'registry.example/recut:2'],
+      ['deploy', 'succeeded', 'registry.example/recut:3'],
+    ]);
+    expect(records[1]?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'apply', 'verify']);
+    // the canary over the release in place: all traffic at once, the in-place workload removed, r1 swept
+    expect(records[2]?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote', 'remove in place']);
+    expect(revisionWorkloads('recut-prod')).toEqual(['recut-r3']);
+    expect(simObject(e2e.sim, 'Service', 'recut-prod', 'recut-r1')).toBeUndefined();
+    expect(simDeployment(e2e.sim, 'recut-prod', 'recut')).toBeUndefined();
+    expect(weights('recut-prod', 'recut')).toEqual(['recut-r3:1']);
+    expect(records[2]?.phases.at(-1)?.detail).toBe('deleted Deployment recut-prod/recut; swept r1');
   });
 });
 

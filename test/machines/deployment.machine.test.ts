@@ -17,6 +17,7 @@ import {
   type ApplyInput,
   type DeploymentSnapshot,
   type Desired,
+  type PruneInput,
   type Strategy,
   type TargetInput,
 } from '../../machines/deployment.machine.ts';
@@ -714,6 +715,58 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(failed.value).toEqual({ failed: 'idle' });
     expect(failed.context.completed?.phases.at(-1)).toMatchObject({ name: 'archive r2', error: 'forbidden' });
     expect(failed.context.deployed?.revision?.name).toBe('r2');
+  });
+
+  it('a canary cutting short a replace deploy\'s retire ends by sweeping: its last step carries the canary, whose inventory does not name the retiring revision', () => {
+    const inputOf = <T>(snapshot: DeploymentSnapshot, id: string) => (snapshot.children[id]?.getSnapshot() as { input?: T } | undefined)?.input;
+    const retiring = run([changed(desired(3)), done('sync', { sha: 'def456' }), done('render', { plan, files: [], strategy: { kind: 'replace' } }),
+      doneAt('apply', { applied }, 20_000), doneAt('verify', { message: 'ok' }, 21_000)], canaryHealthy);
+    expect(retiring.value).toEqual({ verifying: { retiring: { draining: 'running' } } });
+    // the canary: the in-place release is deployed (superseded), so it is a first canary over it
+    let s = run([changed(desired(4)), done('sync', { sha: 'fff000' }), canaryRender(),
+      doneAt('stage', { message: 'staged', refs: [{ ...revisionRefs[0], name: 'shop-r4' }] }, 30_000), doneAt('warm', { message: 'warm' }, 31_000)], retiring);
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r4', stable: null, inPlace: applied });
+    expect(s.context.work?.retire?.name).toBe('r2');
+    // the promotion's split is not its last step here: the release in place goes after it
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(inputOf<TargetInput>(s, 'split')?.sweep).toBeUndefined();
+    s = run([doneAt('split', { message: 'ok' }, 32_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { removing: 'running' } } } });
+    const r4 = { name: 'r4', plan, render: { deploymentId: ID, desired: desired(4), imageRef: 'shop:4', sha: 'fff000' } };
+    // the last step: the in-place workload, and the canary whose end sweeps what it does not name (r2)
+    expect(inputOf<PruneInput>(s, 'pruneInPlace')).toEqual({
+      deploymentId: ID,
+      refs: applied,
+      canary: { deploymentId: ID, namespace: 'shop-prod', revision: 'r4', revisions: [r4], split: [{ revision: 'r4', weightBps: 10_000 }] },
+    });
+    expect(run([doneAt('pruneInPlace', { message: 'deleted Deployment shop-prod/shop; swept r2' }, 33_000)], s).value).toEqual({ healthy: 'idle' });
+
+    // with nothing in place to remove and no stable revision (a deployment whose first release in
+    // place failed), the promotion's split is the last step and sweeps
+    const fresh = run([changed(desired(1)), done('sync', { sha: 'a' }), canaryRender(), done('stage', { message: 'ok', refs: revisionRefs }), done('warm', { message: 'ok' })]);
+    expect(fresh.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(inputOf<TargetInput>(fresh, 'split')).toMatchObject({ revision: 'r1', split: [{ revision: 'r1', weightBps: 10_000 }], sweep: true });
+    // a canary over a stable revision ends with its archive, which sweeps: no sweep at the split
+    const over = run([...toSecondCanary({ kind: 'canary', steps: [] })], canaryHealthy);
+    expect(over.value).toEqual({ verifying: { canary: { promoting: { splitting: 'running' } } } });
+    expect(inputOf<TargetInput>(over, 'split')?.sweep).toBeUndefined();
+  });
+
+  it('a failed replace deploy over a revision with auto_rollback rolls back as a new revision; its archive gets the split giving it all traffic', () => {
+    const inputOf = <T>(snapshot: DeploymentSnapshot, id: string) => (snapshot.children[id]?.getSnapshot() as { input?: T } | undefined)?.input;
+    let s = run([changed(desired(3, { autoRollback: true })), done('sync', { sha: 'def456' }), done('render', { plan, files: [], strategy: { kind: 'replace' } }),
+      doneAt('apply', { applied }, 20_000), fail('verify', 'terminal', 'Deployment shop: CrashLoopBackOff', T0 + 21_000)], canaryHealthy);
+    expect(s.value).toEqual({ 'rolling-back': { finding: 'running' } });
+    expect(s.context.completed).toMatchObject({ action: 'deploy', status: 'failed', inventory: applied });
+    s = run([done('findRollbackTarget', { imageRef: 'shop:2', sha: 'abc123', historyId: 2, valuesOverride: {} }), done('sync', { sha: 'abc123' }), canaryRender(),
+      doneAt('stage', { message: 'ok', refs: revisionRefs }, 30_000), doneAt('warm', { message: 'ok' }, 31_000), doneAt('split', { message: 'ok' }, 32_000), doneAt('drain', { message: 'ok' }, 33_000)], s);
+    expect(s.value).toEqual({ verifying: { canary: { promoting: { archiving: 'running' } } } });
+    expect(s.context.work?.canary).toMatchObject({ revision: 'r4', stable: { name: 'r2' }, inPlace: [] });
+    // the runtime's archive removes the failed in-place workload when one revision has all traffic
+    expect(inputOf<TargetInput>(s, 'archive')).toMatchObject({ revision: 'r2', split: [{ revision: 'r4', weightBps: 10_000 }] });
+    s = run([doneAt('archive', { message: 'r2 archived; removed Deployment shop-prod/shop in place' }, 34_000)], s);
+    expect(s.value).toEqual({ healthy: 'idle' });
+    expect(s.context.deployed).toMatchObject({ imageRef: 'shop:2', revision: { name: 'r4' } });
   });
 
   it('a rollback in place over a revision retires the revision too', () => {
