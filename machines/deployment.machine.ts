@@ -690,6 +690,37 @@ function canaryStep(
   };
 }
 
+/** A canary step a `promote` or `abort` command can cut short: the machine leaves its state mid-way. */
+export type CutStep = 'split' | 'pause' | 'wait-healthy';
+
+/**
+ * The phase of the step in flight when a `promote` or `abort` command ends it, up to the
+ * command's time, so the history says what happened to it: a split cancelled (whether its write
+ * reached the target is unknown; the next split overrides it), a pause or health wait ended
+ * early. A detail, no error: nothing failed, an operator decided. Called before beginPromote or
+ * beginAbort, which replace the split and clear the deadlines it reads.
+ */
+function cutShortStep(context: DeploymentContext, cut: CutStep, command: CanaryCommand, at: number): Partial<DeploymentContext> {
+  const work = context.work;
+  const canary = work?.canary;
+  if (!work || !canary) return {};
+  const step = nextStep(context);
+  let entry: { name: string; startedAt: number; detail: string } | null = null;
+  if (cut === 'split') {
+    // beginWeight recorded the split in flight; it began when the step before it ended (canary.at)
+    const weight = canary.split?.find((e) => e.revision === canary.revision)?.weightBps ?? 0;
+    entry = { name: `split ${percent(weight)}`, startedAt: canary.at, detail: `cancelled by ${command}` };
+  } else if (cut === 'pause' && step && 'pauseMs' in step && canary.pauseUntil !== null) {
+    entry = { name: `pause ${seconds(step.pauseMs)}`, startedAt: canary.pauseUntil - step.pauseMs, detail: `ended by ${command}` };
+  } else if (cut === 'wait-healthy' && canary.healthDeadline !== null) {
+    entry = { name: 'wait-healthy', startedAt: canary.healthDeadline - context.config.verifyTimeoutMs, detail: `ended by ${command}` };
+  }
+  if (!entry) return {};
+  // another process's clock may be behind: a phase never ends before it began
+  const ended = phase(entry.name, entry.startedAt, Math.max(entry.startedAt, at), entry.detail, null);
+  return { work: { ...work, phases: [...work.phases, ended] } };
+}
+
 /** The split that sends traffic back: all to the stable revision, or none recorded without one. */
 function beginAbort(context: DeploymentContext, reason: string, failed: Phase, at: number): Partial<DeploymentContext> {
   const work = context.work;
@@ -781,6 +812,25 @@ function retireInput(context: DeploymentContext): TargetInput {
 function endsAtSplit(canary: Canary): boolean {
   return canary.stable === null && (canary.inPlace?.length ?? 0) === 0 && canary.abortReason === null;
 }
+
+/**
+ * `promote` and `abort` in a step: the step's phase (cut short), then as from `steps`. The state
+ * says which step is in flight, so the record does not guess it from context.
+ */
+const CUT_SHORT = (cut: CutStep) => ({
+  CANARY: [
+    {
+      guard: { type: 'commandIs', params: { command: 'promote' } },
+      target: '#deployment.verifying.canary.promoting',
+      actions: [{ type: 'recordCutShort', params: { step: cut } }, 'beginPromote'],
+    },
+    {
+      guard: { type: 'commandIs', params: { command: 'abort' } },
+      target: '#deployment.verifying.canary.aborting',
+      actions: [{ type: 'recordCutShort', params: { step: cut } }, 'abortCommand'],
+    },
+  ],
+});
 
 /** A failed canary step (a terminal error) sends traffic back and removes the canary. */
 const ABORT: Done = { target: '#deployment.verifying.canary.aborting', actions: 'abortFailed' };
@@ -1208,11 +1258,16 @@ export const deploymentMachine = setup({
       const at = failure.at > 0 ? failure.at : (context.work?.canary?.at ?? 0);
       return beginAbort(context, failure.message, phase(name, failure.startedAt || at, at, null, failure.message), at);
     }),
+    // the command is a phase of its own, named apart from `abort`, the split back to the stable
+    // revision (as after a failed step)
     abortCommand: assign(({ context, event }) => {
       if (event.type !== 'CANARY') return {};
       const reason = `canary ${context.work?.canary?.revision ?? ''} aborted by command`;
-      return beginAbort(context, reason, phase('abort', event.at, event.at, 'command', null), event.at);
+      return beginAbort(context, reason, phase('abort (command)', event.at, event.at, null, null), event.at);
     }),
+    recordCutShort: assign(({ context, event }, params: { step: CutStep }) =>
+      event.type === 'CANARY' ? cutShortStep(context, params.step, event.command, event.at) : {},
+    ),
     beginPromote: assign(({ context, event }) => {
       const canary = context.work?.canary;
       if (!canary) return {};
@@ -1359,24 +1414,32 @@ export const deploymentMachine = setup({
               held: {
                 on: { CANARY: { guard: { type: 'commandIs', params: { command: 'resume' } }, target: 'next', actions: 'resumeCanary' } },
               },
-              splitting: step('split', { onDone: { target: '#deployment.verifying.canary.steps.next', actions: 'recordSplitStep' }, terminal: ABORT }),
-              pausing: {
-                on: { TICK: { guard: 'pauseDue', target: 'next', actions: 'endPause' } },
+              // promote or abort in a step cut it short: its phase first (pause and resume go to `steps`)
+              splitting: {
+                ...step('split', { onDone: { target: '#deployment.verifying.canary.steps.next', actions: 'recordSplitStep' }, terminal: ABORT }),
+                on: CUT_SHORT('split'),
               },
-              checking: step('checkRevision', {
-                onDone: [
-                  { guard: 'revisionReady', target: '#deployment.verifying.canary.steps.next', actions: 'recordHealthy' },
-                  { guard: 'revisionProgressing', target: '#deployment.verifying.canary.steps.waiting', actions: 'scheduleCheck' },
-                  { target: '#deployment.verifying.canary.aborting', actions: 'abortUnhealthy' },
-                ],
-                terminal: ABORT,
-              }),
+              pausing: {
+                on: { TICK: { guard: 'pauseDue', target: 'next', actions: 'endPause' }, ...CUT_SHORT('pause') },
+              },
+              checking: {
+                ...step('checkRevision', {
+                  onDone: [
+                    { guard: 'revisionReady', target: '#deployment.verifying.canary.steps.next', actions: 'recordHealthy' },
+                    { guard: 'revisionProgressing', target: '#deployment.verifying.canary.steps.waiting', actions: 'scheduleCheck' },
+                    { target: '#deployment.verifying.canary.aborting', actions: 'abortUnhealthy' },
+                  ],
+                  terminal: ABORT,
+                }),
+                on: CUT_SHORT('wait-healthy'),
+              },
               waiting: {
                 on: {
                   TICK: [
                     { guard: 'healthWaitOver', target: '#deployment.verifying.canary.aborting', actions: 'abortHealthTimeout' },
                     { guard: 'checkDue', target: 'checking' },
                   ],
+                  ...CUT_SHORT('wait-healthy'),
                 },
               },
             },

@@ -312,8 +312,19 @@ export const RollbackAccepted = z.object({
   ...ACCEPTED,
 });
 
+/**
+ * A value the caller sent, repeated in an error message: at most 64 characters (whole code
+ * points, so no pair is split) and JSON-quoted, so quotes, control characters and lone
+ * surrogates arrive escaped and the message stays one readable line.
+ */
+export function quoteSent(value: unknown): string {
+  if (typeof value !== 'string') return `a ${value === null ? 'null' : typeof value}`;
+  const chars = Array.from(value);
+  return JSON.stringify(chars.length > 64 ? `${chars.slice(0, 64).join('')}…` : value);
+}
+
 export const CanaryParams = DeploymentParams.extend({
-  command: z.enum(CANARY_COMMANDS).meta({ description: 'pause (the next step waits), resume, promote (all traffic to the new revision now) or abort (all traffic back to the stable revision; the action fails).' }),
+  command: z.enum(CANARY_COMMANDS, { error: (issue) => `unknown command ${quoteSent(issue.input)}; expected one of ${CANARY_COMMANDS.join(', ')}` }).meta({ description: 'pause (the next step waits), resume, promote (all traffic to the new revision now) or abort (all traffic back to the stable revision; the action fails).' }),
 });
 
 export const CanaryCommandAccepted = z.object({

@@ -334,6 +334,17 @@ describe('canary commands', () => {
 
     const unknown = await h.request('POST', '/api/projects/shop/deployments/cn/canary/skip', { token: promote });
     expect(unknown.status).toBe(400);
+    // the value sent, quoted, and what is accepted
+    expect(unknown.body.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'Invalid request path: path.command: unknown command "skip"; expected one of pause, resume, promote, abort.',
+      details: [{ field: 'path.command', message: 'unknown command "skip"; expected one of pause, resume, promote, abort' }],
+    });
+    // a long or hostile value: cut to 64 characters and JSON-quoted (its quote and newline escaped)
+    const hostile = await h.request('POST', `/api/projects/shop/deployments/cn/canary/${encodeURIComponent(`a"b\n${'x'.repeat(200)}`)}`, { token: promote });
+    expect(hostile.status).toBe(400);
+    expect(hostile.body.error.details[0].message).toBe(`unknown command ${JSON.stringify(`a"b\n${'x'.repeat(60)}…`)}; expected one of pause, resume, promote, abort`);
+    expect(hostile.body.error.message).not.toContain('\n');
     const reader = await h.token(['deploy:read'], null, 'reader');
     expect((await h.request('POST', '/api/projects/shop/deployments/cn/canary/abort', { token: reader })).status).toBe(403);
     expect((await h.request('POST', '/api/projects/shop/deployments/nope/canary/abort', { token: promote })).status).toBe(404);

@@ -465,10 +465,12 @@ describe('SIGKILL at every canary step', () => {
     expect(weights(ns, 'fall')).toEqual(['fall-r1:1']);
     expect(revisionObjects(ns, 'fall')).toEqual(['Deployment/fall-r1', 'Service/fall-r1']);
     expect((await transitionsOf(id, before)).map((t) => t.to_state)).toEqual(ABORTED_STATES(false));
-    // the command is a phase of its own (detail `command`), then the split back is `abort` too
-    expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => (p.detail === 'command' ? `${p.name} (command)` : p.name))).toEqual([
-      'sync', 'render', 'stage', 'warm', 'split 10 %', 'abort (command)', 'abort', 'drain r3', 'archive r3',
+    // the pause the command cut short, the command, then the split back (`abort`, as after a failed step)
+    const commandedPhases = (await history(e2e.db, id)).at(-1)?.phases ?? [];
+    expect(commandedPhases.map((p) => p.name)).toEqual([
+      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 2 s', 'abort (command)', 'abort', 'drain r3', 'archive r3',
     ]);
+    expect(commandedPhases.find((p) => p.name === 'pause 2 s')).toMatchObject({ detail: 'ended by abort', error: null });
     expectReRuns(commanded.kills);
     // the canary's share went up to 10 % and back to 0, never up again, never while down
     expect(route.seen.map((s) => s.backends)).toEqual([['fall-r1:9', 'fall-r3:1'], ['fall-r1:1']]);
@@ -538,6 +540,7 @@ describe('canary commands over the HTTP API', () => {
     expect(unknown.status).toBe(400);
     expect(unknown.text).toMatch(/command/);
     expect(unknown.text).toMatch(/pause.*resume.*promote.*abort/);
+    expect(unknown.text).toContain('unknown command \\"skip\\"');
     expect((await row(e2e.db, id)).canary_command).toBeNull();
     expect(await auditRows()).toEqual([]);
 
@@ -561,8 +564,12 @@ describe('canary commands over the HTTP API', () => {
     const promoted = await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(promoted).toMatchObject({ current_image_ref: 'registry.example/knob:2', generation: 2, canary_command: null });
     expect(revisionObjects(ns, 'knob')).toEqual(['Deployment/knob-r2', 'Service/knob-r2']);
-    expect((await history(e2e.db, id)).at(-1)?.phases.map((p) => p.name)).toEqual([
-      'sync', 'render', 'stage', 'warm', 'split 10 %', 'pause 2 s', 'wait-healthy', 'split 50 %', 'promote', 'drain r1', 'archive r1',
+    // the 60 s pause is a phase, ended by the promote
+    const promotedPhases = (await history(e2e.db, id)).at(-1)?.phases ?? [];
+    expect(promotedPhases.map((p) => [p.name, p.detail])).toEqual([
+      ['sync', expect.anything()], ['render', expect.anything()], ['stage', expect.anything()], ['warm', expect.anything()], ['split 10 %', expect.anything()],
+      ['pause 2 s', null], ['wait-healthy', expect.anything()], ['split 50 %', expect.anything()], ['pause 60 s', 'ended by promote'], ['promote', expect.anything()],
+      ['drain r1', expect.anything()], ['archive r1', expect.anything()],
     ]);
 
     before = await lastSeq(id);

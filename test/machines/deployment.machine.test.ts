@@ -864,6 +864,56 @@ describe('deployment machine: canaries (version 5)', () => {
     expect(run([command('abort')], canaryHealthy).value).toEqual({ healthy: 'idle' });
   });
 
+  // issue #16: what a commanded canary leaves in history. The step in flight when promote or
+  // abort arrives (T0 + 12_400 below, or 13_500 in a health wait) is a phase of its own, cut short.
+  const inSplit = toSecondCanary(); // the 10 % split running since warm ended (T0 + 11_000)
+  const inSplitBackoff = [...inSplit, fail('split', 'transient', 'route conflict', T0 + 11_200)];
+  const inPause = [...inSplit, doneAt('split', { message: 'ok' }, 12_000)]; // the 1 s pause from T0 + 12_000
+  const inCheck = [...inPause, tick(T0 + 13_000)]; // wait-healthy from T0 + 13_000, its check in flight
+  const inWait = [...inCheck, doneAt('checkRevision', { status: 'progressing', message: '0/1' }, 13_200)];
+  const inHeld = [...inSplit, command('pause', T0 + 11_500), doneAt('split', { message: 'ok' }, 12_000)];
+  const cutCases: Array<[string, AnyEvent[], number, { name: string; started: number; verb: string } | null]> = [
+    ['a split in flight', inSplit, 12_400, { name: 'split 10 %', started: 11_000, verb: 'cancelled' }],
+    ['a split retrying after a transient error', inSplitBackoff, 12_400, { name: 'split 10 %', started: 11_000, verb: 'cancelled' }],
+    ['a pause step', inPause, 12_400, { name: 'pause 1 s', started: 12_000, verb: 'ended' }],
+    ['a health check in flight', inCheck, 13_500, { name: 'wait-healthy', started: 13_000, verb: 'ended' }],
+    ['a health wait between checks', inWait, 13_500, { name: 'wait-healthy', started: 13_000, verb: 'ended' }],
+    // held by `pause`: no step in flight, nothing cut short
+    ['a held canary', inHeld, 12_400, null],
+  ];
+  for (const [what, events, when, cut] of cutCases) {
+    for (const c of ['promote', 'abort'] as const) {
+      it(`${c} during ${what}: ${cut ? `${cut.name} is recorded ${cut.verb} by ${c}, with the time it lasted` : 'no step phase'}`, () => {
+        const before = run(events, canaryHealthy);
+        const s = run([command(c, T0 + when)], before);
+        expect(s.value).toEqual({ verifying: { canary: c === 'promote' ? { promoting: { splitting: 'running' } } : { aborting: { splitting: 'running' } } } });
+        const added = (s.context.work?.phases ?? []).slice(before.context.work?.phases.length ?? 0);
+        const marker = c === 'abort' ? [{ name: 'abort (command)', started_at: new Date(T0 + when).toISOString(), duration_ms: 0, detail: null, error: null }] : [];
+        const step = cut
+          ? [{ name: cut.name, started_at: new Date(T0 + cut.started).toISOString(), finished_at: new Date(T0 + when).toISOString(), duration_ms: when - cut.started, detail: `${cut.verb} by ${c}`, error: null }]
+          : [];
+        expect(added).toMatchObject([...step, ...marker]);
+        expect(added).toHaveLength(step.length + marker.length);
+      });
+    }
+  }
+
+  it('a commanded abort: the command and the split back are distinct phases, as after a failed step; its history row keeps the cut-short pause', () => {
+    const s = run([command('abort', T0 + 12_400), doneAt('split', { message: 'r2 100 %' }, 13_000), doneAt('drain', { message: 'ok' }, 14_000), doneAt('archive', { message: 'ok' }, 15_000)], run(inPause, canaryHealthy));
+    expect(s.value).toEqual({ failed: 'idle' });
+    expect(s.context.completed?.phases.map((p) => [p.name, p.detail])).toEqual([
+      ['sync', expect.anything()], ['render', expect.anything()], ['stage', 'staged'], ['warm', 'warm'], ['split 10 %', 'ok'],
+      ['pause 1 s', 'ended by abort'], ['abort (command)', null], ['abort', 'r2 100 %'], ['drain r3', 'ok'], ['archive r3', 'ok'],
+    ]);
+    // a name appears once: the visualizer's history tells each phase apart by it
+    const names = s.context.completed?.phases.map((p) => p.name) ?? [];
+    expect(new Set(names).size).toBe(names.length);
+    // the split cut short by abort is recorded, never an error: the action's error is the command
+    const cancelled = run([command('abort', T0 + 12_400)], run(inSplit, canaryHealthy));
+    expect(cancelled.context.work?.phases.filter((p) => p.error !== null)).toEqual([]);
+    expect(cancelled.context.lastError).toBe('canary r3 aborted by command');
+  });
+
   it('every verb gets the inventory by reference and the recorded split; a restored snapshot re-runs the verb in flight', async () => {
     const calls: Array<[string, TargetInput]> = [];
     const verb = (name: string, value: unknown) =>
