@@ -118,28 +118,49 @@ async function checkLease(tx: DatabaseTransactionConnection, deploymentId: strin
   if (lease.epoch !== epoch) throw new StaleEpochError(deploymentId, epoch, lease.epoch);
 }
 
+// The fence and the snapshot in one statement (one round trip fewer on every wake-up): the
+// lease row is locked first — the insert reads `lease` before it writes — and the snapshot is
+// written only under this actor's live lease and epoch. Otherwise nothing is written, the
+// caller throws, and the transaction rolls back, exactly as when the check ran on its own.
+const FencedSnapshot = z.object({ instance_id: z.string().nullable(), epoch: z.number().nullable(), live: z.boolean().nullable(), moved: z.number().nullable() });
+
 async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Promise<JournalResult> {
   {
-    await checkLease(tx, entry.deploymentId, entry.instanceId, entry.epoch);
-    const moved = await tx.maybeOne(sql.type(z.object({ seq: z.number() }))`
-      insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, epoch, updated_at)
-      values (${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, ${entry.epoch}, now())
-      on conflict (deployment_id) do update set
-        snapshot = excluded.snapshot, state = excluded.state, machine_version = excluded.machine_version,
-        seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
-      where deployment_snapshots.seq < excluded.seq
-      returning seq`);
-    if (!moved) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+    const fenced = await tx.one(sql.type(FencedSnapshot)`
+      with lease as (
+        select instance_id, epoch, expires_at > now() as live from deployment_leases
+        where deployment_id = ${entry.deploymentId}
+        for update
+      ), moved as (
+        insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, epoch, updated_at)
+        select ${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, ${entry.epoch}, now()
+        where exists (select 1 from lease where instance_id = ${entry.instanceId} and live and epoch = ${entry.epoch})
+        on conflict (deployment_id) do update set
+          snapshot = excluded.snapshot, state = excluded.state, machine_version = excluded.machine_version,
+          seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
+        where deployment_snapshots.seq < excluded.seq
+        returning seq
+      )
+      select (select instance_id from lease), (select epoch from lease), (select live from lease), (select seq from moved) as moved`);
+    if (fenced.instance_id !== entry.instanceId || fenced.live !== true) {
+      const exists = await tx.exists(sql.unsafe`select 1 from deployments where id = ${entry.deploymentId}`);
+      throw exists ? new LostOwnershipError(entry.deploymentId) : new DeploymentGoneError(entry.deploymentId);
+    }
+    if (fenced.epoch !== entry.epoch) throw new StaleEpochError(entry.deploymentId, entry.epoch, fenced.epoch ?? 0);
+    if (fenced.moved === null) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
     if (entry.transition) {
+      // the transition row and its notification (delivered on commit: API processes stream it
+      // to SSE clients) in one statement
       await tx.query(sql.unsafe`
-        insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
-                                            action_id, image_ref, attempt, last_error)
-        values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
-                ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
-                ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})`);
-      // delivered on commit: API processes stream it to SSE clients
-      await tx.query(sql.unsafe`
-        select pg_notify('keelson_transitions', json_build_object('deployment_id', ${entry.deploymentId}::text, 'seq', ${entry.seq}::bigint)::text)`);
+        with transition as (
+          insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
+                                              action_id, image_ref, attempt, last_error)
+          values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
+                  ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
+                  ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
+          returning deployment_id, seq
+        )
+        select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text) from transition`);
     }
     const history = entry.completed ? await writeHistory(tx, entry.deploymentId, entry.completed) : false;
     // the outbox: in this transaction, after the fence, so a refused write leaves no event
