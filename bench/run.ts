@@ -3,7 +3,8 @@
 // simulator, all real and in separate processes (bench/fleet.ts).
 // Speed and memory of the actor runtime on real PostgreSQL (an embedded server in a temp dir,
 // or BENCH_DATABASE_URL). Effects resolve at once: what is measured is keelson's host, not a
-// cluster. Prints a table and writes bench/results/latest.json.
+// cluster. Prints a table and writes bench/results/latest.json. BENCH_CPU_PROF=dir: the idle
+// host writes a V8 CPU profile of its measured window there (open it in Chrome DevTools).
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import inspector from 'node:inspector/promises';
 import os from 'node:os';
