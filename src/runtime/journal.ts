@@ -148,9 +148,11 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
     }
     if (fenced.epoch !== entry.epoch) throw new StaleEpochError(entry.deploymentId, entry.epoch, fenced.epoch ?? 0);
     if (fenced.moved === null) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+    // Without a completed action nothing is written back, so the observed columns are known
+    // now: they go with the transition row and its notification (delivered on commit: API
+    // processes stream it to SSE clients), one statement — a wake-up's first entry is one.
+    const observedNow = entry.completed ? null : observedColumns(entry, entry.observedGeneration);
     if (entry.transition) {
-      // the transition row and its notification (delivered on commit: API processes stream it
-      // to SSE clients) in one statement
       await tx.query(sql.unsafe`
         with transition as (
           insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
@@ -159,31 +161,38 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
                   ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
                   ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
           returning deployment_id, seq
-        )
+        )${observedNow ? sql.fragment`, observed as (${observedNow})` : sql.fragment``}
         select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text) from transition`);
+    } else if (observedNow) {
+      await tx.query(sql.unsafe`${observedNow}`);
     }
     const history = entry.completed ? await writeHistory(tx, entry.deploymentId, entry.completed) : false;
     // the outbox: in this transaction, after the fence, so a refused write leaves no event
     await writeEvents(tx, entry);
-    const writtenBack = entry.completed && history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
-    const observed = Math.max(entry.observedGeneration, writtenBack ?? 0);
-    if (entry.completed?.action === 'teardown' && entry.completed.status === 'succeeded') {
+    if (!entry.completed) return { historyWritten: false, writtenBackGeneration: null };
+    const writtenBack = history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
+    if (entry.completed.action === 'teardown' && entry.completed.status === 'succeeded') {
       // The teardown is recorded (history and events outlive the row: migration 0010): the row
       // goes, and with it its lease, snapshot and transitions. Its NOTIFY drops the actor.
       await tx.query(sql.unsafe`delete from deployments where id = ${entry.deploymentId}`);
       return { historyWritten: history, writtenBackGeneration: null };
     }
-    await tx.query(sql.unsafe`
-      update deployments set
-        current_status = ${entry.status},
-        current_image_ref = ${entry.deployed?.imageRef ?? null},
-        current_sha = ${entry.deployed?.sha ?? null},
-        deployed_at = ${entry.deployed?.deployedAt ?? null},
-        last_error = ${entry.lastError},
-        observed_generation = greatest(observed_generation, ${observed})
-      where id = ${entry.deploymentId}`);
+    await tx.query(sql.unsafe`${observedColumns(entry, Math.max(entry.observedGeneration, writtenBack ?? 0))}`);
     return { historyWritten: history, writtenBackGeneration: writtenBack };
   }
+}
+
+/** What keelson writes of the row: current_status and the other observed columns. */
+function observedColumns(entry: JournalEntry, observed: number) {
+  return sql.fragment`
+    update deployments set
+      current_status = ${entry.status},
+      current_image_ref = ${entry.deployed?.imageRef ?? null},
+      current_sha = ${entry.deployed?.sha ?? null},
+      deployed_at = ${entry.deployed?.deployedAt ?? null},
+      last_error = ${entry.lastError},
+      observed_generation = greatest(observed_generation, ${observed})
+    where id = ${entry.deploymentId}`;
 }
 
 // a Completed restored from a version-2 snapshot has none of the release fields
