@@ -13,7 +13,7 @@ import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
 import type { Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
-import { writeEvents } from '../notify/outbox.ts';
+import { singleEventRows, writeEvents } from '../notify/outbox.ts';
 import type { ActionRef } from './projection.ts';
 import type { StepContext } from './stepContext.ts';
 
@@ -152,6 +152,8 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
     // now: they go with the transition row and its notification (delivered on commit: API
     // processes stream it to SSE clients), one statement — a wake-up's first entry is one.
     const observedNow = entry.completed ? null : observedColumns(entry, entry.observedGeneration);
+    // and so does its one outbox event, if it has just one (the action it started)
+    const outbox = observedNow && entry.transition ? singleEventRows(entry) : null;
     if (entry.transition) {
       await tx.query(sql.unsafe`
         with transition as (
@@ -161,14 +163,15 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
                   ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
                   ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
           returning deployment_id, seq
-        )${observedNow ? sql.fragment`, observed as (${observedNow})` : sql.fragment``}
-        select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text) from transition`);
+        )${observedNow ? sql.fragment`, observed as (${observedNow})` : sql.fragment``}${outbox ? sql.fragment`, ${outbox.ctes}` : sql.fragment``}
+        select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text)${outbox ? sql.fragment`, ${outbox.wake}` : sql.fragment``}
+        from transition`);
     } else if (observedNow) {
       await tx.query(sql.unsafe`${observedNow}`);
     }
     const history = entry.completed ? await writeHistory(tx, entry.deploymentId, entry.completed) : false;
     // the outbox: in this transaction, after the fence, so a refused write leaves no event
-    await writeEvents(tx, entry);
+    if (!outbox) await writeEvents(tx, entry);
     if (!entry.completed) return { historyWritten: false, writtenBackGeneration: null };
     const writtenBack = history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
     if (entry.completed.action === 'teardown' && entry.completed.status === 'succeeded') {
