@@ -3,8 +3,10 @@
 // simulator, all real and in separate processes (bench/fleet.ts).
 // Speed and memory of the actor runtime on real PostgreSQL (an embedded server in a temp dir,
 // or BENCH_DATABASE_URL). Effects resolve at once: what is measured is keelson's host, not a
-// cluster. Prints a table and writes bench/results/latest.json.
+// cluster. Prints a table and writes bench/results/latest.json. BENCH_CPU_PROF=dir: the idle
+// host writes a V8 CPU profile of its measured window there (open it in Chrome DevTools).
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import inspector from 'node:inspector/promises';
 import os from 'node:os';
 import { getHeapSpaceStatistics } from 'node:v8';
 import path from 'node:path';
@@ -167,6 +169,13 @@ async function idleHost() {
   const restoreSeconds = (performance.now() - restoreStart) / 1000;
   if (runtime.stats().hosted !== count) throw new Error(`restored ${runtime.stats().hosted} of ${count}`);
   globalThis.gc?.();
+  // BENCH_CPU_PROF=dir: a V8 CPU profile of the measured window only (not the restore)
+  const profiler = process.env.BENCH_CPU_PROF ? new inspector.Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
   let rssPeak = 0;
@@ -176,6 +185,15 @@ async function idleHost() {
   const cpu = process.cpuUsage(cpuStart);
   const wall = performance.now() - wallStart;
   const { lastTickMs } = runtime.stats();
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    const dir = process.env.BENCH_CPU_PROF ?? '.';
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `idle-host-${count}-${Date.now()}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    profiler.disconnect();
+    process.stderr.write(`  idle: CPU profile of the measured window in ${file}\n`);
+  }
   globalThis.gc?.();
   const memory = process.memoryUsage();
   await runtime.stop();

@@ -71,21 +71,49 @@ export function classifyFailure(error: unknown, startedAt: number): EffectFailur
 /** The fence of a deployment's actor: aborted when the actor is dropped or its lease is no longer certainly held. */
 export type FenceOf = (deploymentId: string) => AbortSignal | undefined;
 
+/**
+ * An effect's signal: aborted with the reason of the first of `own` (the machine left the
+ * state) and `fence` to abort, like AbortSignal.any — which leaves a weak reference to every
+ * composite among the long-lived fence's dependants, cleaned only by garbage collection: one
+ * per drift check of every healthy actor, a measurable share of an idle host's CPU. `unlink`
+ * takes the listener off the fence once the effect is over; `own` is the effect's alone.
+ */
+export function linkSignals(own: AbortSignal, fence: AbortSignal): { signal: AbortSignal; unlink: () => void } {
+  const controller = new AbortController();
+  const first = own.aborted ? own : fence.aborted ? fence : undefined;
+  if (first) {
+    controller.abort(first.reason);
+    return { signal: controller.signal, unlink: () => undefined };
+  }
+  const onOwn = () => {
+    fence.removeEventListener('abort', onFence);
+    controller.abort(own.reason);
+  };
+  const onFence = () => controller.abort(fence.reason);
+  own.addEventListener('abort', onOwn, { once: true });
+  fence.addEventListener('abort', onFence, { once: true });
+  return { signal: controller.signal, unlink: () => fence.removeEventListener('abort', onFence) };
+}
+
 export function toMachineActors(effects: Effects & Partial<TargetEffects>, before: BeforeEffect, fenceOf: FenceOf = () => undefined) {
   const wrap = <I extends { deploymentId: string }, O>(name: keyof Effects | keyof TargetEffects, run: (input: I, signal: AbortSignal) => Promise<O>) =>
     fromPromise<EffectOutput<O>, I>(async ({ input, signal: own }) => {
       // the effect stops when the machine leaves its state (own) or when the actor is fenced:
       // every cluster request checks the signal first, so a fenced actor writes nothing more
       const fence = fenceOf(input.deploymentId);
-      const signal = fence ? AbortSignal.any([own, fence]) : own;
-      await before(name, input.deploymentId, signal);
-      const startedAt = Date.now();
+      const { signal, unlink } = fence ? linkSignals(own, fence) : { signal: own, unlink: () => undefined };
       try {
-        signal.throwIfAborted();
-        const value = await run(input, signal);
-        return { value, startedAt, finishedAt: Date.now() };
-      } catch (error) {
-        throw classifyFailure(error, startedAt);
+        await before(name, input.deploymentId, signal);
+        const startedAt = Date.now();
+        try {
+          signal.throwIfAborted();
+          const value = await run(input, signal);
+          return { value, startedAt, finishedAt: Date.now() };
+        } catch (error) {
+          throw classifyFailure(error, startedAt);
+        }
+      } finally {
+        unlink();
       }
     });
   return {

@@ -5,6 +5,7 @@ import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import { z } from 'zod';
 import { migratePersistedSnapshot, type deploymentMachine, type DeploymentSnapshot, type MachineConfig } from '../../machines/deployment.machine.ts';
 import type { Logger } from '../logger.ts';
+import { leaseDigest } from './leases.ts';
 import { journaledFrom, type Journaled } from './projection.ts';
 
 export type DeploymentActor = Actor<ReturnType<typeof deploymentMachine.provide>>;
@@ -19,6 +20,8 @@ export interface Host {
   readonly fence: AbortController;
   /** performance.now() when hosted (a heartbeat sent before it cannot speak for it) */
   readonly hostedAt: number;
+  /** leaseDigest(id, epoch): the heartbeat compares the sum over the actors with the leases it renewed */
+  readonly leaseDigest: number;
   journaled: Journaled;
   /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
   lastSnapshot: DeploymentSnapshot | undefined;
@@ -96,6 +99,7 @@ export function startHost(
     actor: undefined as unknown as DeploymentActor,
     fence: new AbortController(),
     hostedAt: performance.now(),
+    leaseDigest: leaseDigest(id, epoch),
     // what was journaled already: only later changes are written
     journaled: journaledFrom(restored, seq),
     lastSnapshot: undefined,

@@ -13,7 +13,7 @@ import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
 import type { Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
-import { writeEvents } from '../notify/outbox.ts';
+import { singleEventRows, writeEvents } from '../notify/outbox.ts';
 import type { ActionRef } from './projection.ts';
 import type { StepContext } from './stepContext.ts';
 
@@ -118,51 +118,84 @@ async function checkLease(tx: DatabaseTransactionConnection, deploymentId: strin
   if (lease.epoch !== epoch) throw new StaleEpochError(deploymentId, epoch, lease.epoch);
 }
 
+// The fence and the snapshot in one statement (one round trip fewer on every wake-up): the
+// lease row is locked first — the insert reads `lease` before it writes — and the snapshot is
+// written only under this actor's live lease and epoch. Otherwise nothing is written, the
+// caller throws, and the transaction rolls back, exactly as when the check ran on its own.
+const FencedSnapshot = z.object({ instance_id: z.string().nullable(), epoch: z.number().nullable(), live: z.boolean().nullable(), moved: z.number().nullable() });
+
 async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Promise<JournalResult> {
   {
-    await checkLease(tx, entry.deploymentId, entry.instanceId, entry.epoch);
-    const moved = await tx.maybeOne(sql.type(z.object({ seq: z.number() }))`
-      insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, epoch, updated_at)
-      values (${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, ${entry.epoch}, now())
-      on conflict (deployment_id) do update set
-        snapshot = excluded.snapshot, state = excluded.state, machine_version = excluded.machine_version,
-        seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
-      where deployment_snapshots.seq < excluded.seq
-      returning seq`);
-    if (!moved) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+    const fenced = await tx.one(sql.type(FencedSnapshot)`
+      with lease as (
+        select instance_id, epoch, expires_at > now() as live from deployment_leases
+        where deployment_id = ${entry.deploymentId}
+        for update
+      ), moved as (
+        insert into deployment_snapshots (deployment_id, snapshot, state, machine_version, seq, epoch, updated_at)
+        select ${entry.deploymentId}, ${sql.jsonb(entry.snapshot as never)}, ${entry.state}, ${entry.machineVersion}, ${entry.seq}, ${entry.epoch}, now()
+        where exists (select 1 from lease where instance_id = ${entry.instanceId} and live and epoch = ${entry.epoch})
+        on conflict (deployment_id) do update set
+          snapshot = excluded.snapshot, state = excluded.state, machine_version = excluded.machine_version,
+          seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
+        where deployment_snapshots.seq < excluded.seq
+        returning seq
+      )
+      select (select instance_id from lease), (select epoch from lease), (select live from lease), (select seq from moved) as moved`);
+    if (fenced.instance_id !== entry.instanceId || fenced.live !== true) {
+      const exists = await tx.exists(sql.unsafe`select 1 from deployments where id = ${entry.deploymentId}`);
+      throw exists ? new LostOwnershipError(entry.deploymentId) : new DeploymentGoneError(entry.deploymentId);
+    }
+    if (fenced.epoch !== entry.epoch) throw new StaleEpochError(entry.deploymentId, entry.epoch, fenced.epoch ?? 0);
+    if (fenced.moved === null) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+    // Without a completed action nothing is written back, so the observed columns are known
+    // now: they go with the transition row and its notification (delivered on commit: API
+    // processes stream it to SSE clients), one statement — a wake-up's first entry is one.
+    const observedNow = entry.completed ? null : observedColumns(entry, entry.observedGeneration);
+    // and so does its one outbox event, if it has just one (the action it started)
+    const outbox = observedNow && entry.transition ? singleEventRows(entry) : null;
     if (entry.transition) {
       await tx.query(sql.unsafe`
-        insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
-                                            action_id, image_ref, attempt, last_error)
-        values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
-                ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
-                ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})`);
-      // delivered on commit: API processes stream it to SSE clients
-      await tx.query(sql.unsafe`
-        select pg_notify('keelson_transitions', json_build_object('deployment_id', ${entry.deploymentId}::text, 'seq', ${entry.seq}::bigint)::text)`);
+        with transition as (
+          insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
+                                              action_id, image_ref, attempt, last_error)
+          values (${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
+                  ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
+                  ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null})
+          returning deployment_id, seq
+        )${observedNow ? sql.fragment`, observed as (${observedNow})` : sql.fragment``}${outbox ? sql.fragment`, ${outbox.ctes}` : sql.fragment``}
+        select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text)${outbox ? sql.fragment`, ${outbox.wake}` : sql.fragment``}
+        from transition`);
+    } else if (observedNow) {
+      await tx.query(sql.unsafe`${observedNow}`);
     }
     const history = entry.completed ? await writeHistory(tx, entry.deploymentId, entry.completed) : false;
     // the outbox: in this transaction, after the fence, so a refused write leaves no event
-    await writeEvents(tx, entry);
-    const writtenBack = entry.completed && history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
-    const observed = Math.max(entry.observedGeneration, writtenBack ?? 0);
-    if (entry.completed?.action === 'teardown' && entry.completed.status === 'succeeded') {
+    if (!outbox) await writeEvents(tx, entry);
+    if (!entry.completed) return { historyWritten: false, writtenBackGeneration: null };
+    const writtenBack = history ? await writeBack(tx, entry.deploymentId, entry.completed) : null;
+    if (entry.completed.action === 'teardown' && entry.completed.status === 'succeeded') {
       // The teardown is recorded (history and events outlive the row: migration 0010): the row
       // goes, and with it its lease, snapshot and transitions. Its NOTIFY drops the actor.
       await tx.query(sql.unsafe`delete from deployments where id = ${entry.deploymentId}`);
       return { historyWritten: history, writtenBackGeneration: null };
     }
-    await tx.query(sql.unsafe`
-      update deployments set
-        current_status = ${entry.status},
-        current_image_ref = ${entry.deployed?.imageRef ?? null},
-        current_sha = ${entry.deployed?.sha ?? null},
-        deployed_at = ${entry.deployed?.deployedAt ?? null},
-        last_error = ${entry.lastError},
-        observed_generation = greatest(observed_generation, ${observed})
-      where id = ${entry.deploymentId}`);
+    await tx.query(sql.unsafe`${observedColumns(entry, Math.max(entry.observedGeneration, writtenBack ?? 0))}`);
     return { historyWritten: history, writtenBackGeneration: writtenBack };
   }
+}
+
+/** What keelson writes of the row: current_status and the other observed columns. */
+function observedColumns(entry: JournalEntry, observed: number) {
+  return sql.fragment`
+    update deployments set
+      current_status = ${entry.status},
+      current_image_ref = ${entry.deployed?.imageRef ?? null},
+      current_sha = ${entry.deployed?.sha ?? null},
+      deployed_at = ${entry.deployed?.deployedAt ?? null},
+      last_error = ${entry.lastError},
+      observed_generation = greatest(observed_generation, ${observed})
+    where id = ${entry.deploymentId}`;
 }
 
 // a Completed restored from a version-2 snapshot has none of the release fields

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { heartbeat, registerInstance, type Heartbeat } from './leases.ts';
+import { heartbeat, registerInstance, type HeldLeases, type Heartbeat } from './leases.ts';
 
 export interface LeaseKeeperOptions {
   readonly databaseUrl: string;
@@ -28,8 +28,11 @@ export interface LeaseKeeper {
   readonly events: EventEmitter<{ expired: [] }>;
   /** Connects and takes the instance id (DuplicateInstanceError when a live process has it). */
   register(): Promise<void>;
-  /** One heartbeat; throws when it failed (the validity then runs out on its own). */
-  beat(): Promise<Heartbeat>;
+  /**
+   * One heartbeat; throws when it failed (the validity then runs out on its own). `held`: the
+   * leases the caller's actors hold; the renewed ones come back only when they differ.
+   */
+  beat(held?: HeldLeases): Promise<Heartbeat>;
   /** the monotonic instant (performance.now()) until which the leases are certainly valid */
   validUntil(): number;
   isValid(): boolean;
@@ -118,12 +121,12 @@ export function createLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
     register: async () => {
       await connection();
     },
-    beat: async () => {
+    beat: async (held) => {
       const sentAt = performance.now();
       const current = await connection();
       try {
         const result = await withDeadline(
-          heartbeat(current, options.instanceId, options.incarnation, options.ttlMs),
+          heartbeat(current, options.instanceId, options.incarnation, options.ttlMs, held),
           deadlineMs,
           'lease heartbeat',
         );

@@ -66,6 +66,26 @@ export function changeKey(snapshot: ProjectedSnapshot): string {
   return createHash('sha1').update(json).digest('base64');
 }
 
+/**
+ * Whether two contexts have the same changeKey without hashing either: the same fields in the
+ * same order, each the same value or the same object (a context is immutable: `assign` makes a
+ * new object and keeps the fields it does not change), ignoring `driftCheckAt`. False when
+ * unsure, which only costs the hash.
+ */
+function sameKeyedContext(a: ProjectedContext, b: ProjectedContext | null): boolean {
+  if (b === null) return false;
+  if (a === b) return true;
+  const keysA = Object.keys(a);
+  const keysB = Object.keys(b);
+  if (keysA.length !== keysB.length) return false;
+  for (let i = 0; i < keysA.length; i++) {
+    const key = keysA[i] as keyof ProjectedContext;
+    if (key !== keysB[i]) return false;
+    if (key !== 'driftCheckAt' && a[key] !== b[key]) return false;
+  }
+  return true;
+}
+
 /** What the journal already holds for one actor (what the next entry is compared with). */
 export interface Journaled {
   readonly seq: number;
@@ -74,6 +94,14 @@ export interface Journaled {
   readonly completedId: string | null;
   /** the action in flight at the last entry (its start was journaled with it) */
   readonly work: ActionRef | null;
+  /**
+   * The last context `key` was found to hold for. A drift check (healthy.idle → checking →
+   * idle, once a minute for every healthy actor) changes nothing of the context but
+   * driftCheckAt; comparing fields with this one spares hashing the whole context twice per
+   * check, the largest cost of an idle host. It shares its fields with the actor's current
+   * context, so keeping it costs no memory to speak of.
+   */
+  readonly keyedContext: ProjectedContext | null;
 }
 
 function actionRef(work: ProjectedContext['work']): ActionRef | null {
@@ -82,13 +110,14 @@ function actionRef(work: ProjectedContext['work']): ActionRef | null {
 }
 
 export function journaledFrom(snapshot: ProjectedSnapshot | undefined, seq: number): Journaled {
-  if (!snapshot) return { seq, key: '', state: null, completedId: null, work: null };
+  if (!snapshot) return { seq, key: '', state: null, completedId: null, work: null, keyedContext: null };
   return {
     seq,
     key: changeKey(snapshot),
     state: journaledState(statePath(snapshot.value)),
     completedId: snapshot.context.completed?.actionId ?? null,
     work: actionRef(snapshot.context.work),
+    keyedContext: snapshot.context,
   };
 }
 
@@ -119,9 +148,11 @@ export interface Projection {
 export function project(journaled: Journaled, snapshot: ProjectedSnapshot, eventType: string): { entry: Projection | null; journaled: Journaled; atRest: boolean } {
   const path = statePath(snapshot.value);
   const atRest = isAtRest(path);
-  const key = changeKey(snapshot);
-  if (key === journaled.key) return { entry: null, journaled, atRest };
   const state = journaledState(path);
+  // the same journaled state and the same context fields: the same key, unhashed
+  if (state === journaled.state && sameKeyedContext(snapshot.context, journaled.keyedContext)) return { entry: null, journaled, atRest };
+  const key = changeKey(snapshot);
+  if (key === journaled.key) return { entry: null, journaled: { ...journaled, keyedContext: snapshot.context }, atRest };
   const transition = state !== journaled.state ? { from: journaled.state, to: state, event: eventType } : null;
   const { context } = snapshot;
   const completed = context.completed && context.completed.actionId !== journaled.completedId ? context.completed : null;
@@ -148,5 +179,5 @@ export function project(journaled: Journaled, snapshot: ProjectedSnapshot, event
     leavesRest: transition !== null && isAtRest(transition.from ?? 'idle') && !atRest,
     atRest,
   };
-  return { entry, journaled: { seq, key, state, completedId: completed?.actionId ?? journaled.completedId, work }, atRest };
+  return { entry, journaled: { seq, key, state, completedId: completed?.actionId ?? journaled.completedId, work, keyedContext: context }, atRest };
 }

@@ -41,7 +41,7 @@ import {
   writeQuarantine,
   type JournalEntry,
 } from './journal.ts';
-import { claim, DuplicateInstanceError, release } from './leases.ts';
+import { claim, DuplicateInstanceError, release, type Heartbeat } from './leases.ts';
 import { createLeaseKeeper } from './ownership.ts';
 import { isAtRest, project, statePath } from './projection.ts';
 import { stepContext } from './stepContext.ts';
@@ -275,9 +275,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       } else {
         busy.add(host.id);
       }
+      // also without an entry: it may remember a newer context its key holds for
+      host.journaled = projected.journaled;
       const entry = projected.entry;
       if (!entry) return;
-      host.journaled = projected.journaled;
       const full: JournalEntry = {
         deploymentId: host.id,
         instanceId,
@@ -673,7 +674,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function ownershipCycle(): Promise<void> {
     const beatStarted = performance.now();
-    const beat = await keeper.beat().then(
+    // the leases of the actors hosted now, which this heartbeat speaks for (see below)
+    let digest = 0;
+    for (const record of hosts.values()) digest += record.leaseDigest;
+    const beat = await keeper.beat({ count: hosts.size, digest }).then(
       (result) => {
         heartbeatOk = true;
         return result;
@@ -690,46 +694,58 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
     await ownership.run(async () => {
       if (closing || fatal) return;
-      for (const record of [...hosts.values()]) {
-        // hosted after the heartbeat was sent: the heartbeat cannot speak for it
-        if (record.hostedAt > beatStarted) continue;
-        const epoch = beat.owned.get(record.id);
-        if (epoch !== record.epoch) {
-          log.warn({ deploymentId: record.id, epoch: record.epoch, lease: epoch ?? null }, 'lease lost; another actor hosts this deployment now');
-          drop(record, 'lease lost');
-        }
-      }
-      // orphans: leases this incarnation holds with no actor here (an actor dropped by a
-      // refused write, a self-fence, a quarantine lifted): host them again, under a new epoch
-      const orphans = [...beat.owned.keys()].filter((id) => !hosts.has(id));
-      if (orphans.length > 0 && keeper.isValid()) {
-        log.info({ count: orphans.length }, 're-hosting deployments whose lease this process holds without an actor');
-        await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans }));
-      }
-      const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
-      if (hosts.size < share) {
-        // in steps the backlog has room for (an adopted row with a new generation journals at
-        // once; one restored at rest does not): the next cycle adopts the rest
-        while (hosts.size < share && room() > 0 && keeper.isValid() && !closing && !fatal) {
-          const claimed = await claim(db, instanceId, incarnation, leaseTtlMs, { limit: Math.min(share - hosts.size, room()), exclude: [...hosts.keys()] });
-          if (claimed.size === 0) break;
-          await adopt(claimed);
-        }
-      } else if (hosts.size > share + 1) {
-        // another instance joined: hand over resting deployments until the split is fair
-        const excess = [...hosts.values()]
-          .filter((r) => !r.quarantined && isAtRest(statePath(r.actor.getSnapshot().value)) && !wakeups.isRunning(r.id))
-          .slice(0, hosts.size - share);
-        for (const record of excess) {
-          await record.chain;
-          drop(record, 'rebalanced');
-        }
-        if (excess.length > 0) {
-          await release(db, instanceId, incarnation, excess.map((r) => r.id));
-          log.info({ released: excess.length, share }, 'rebalanced deployments to other instances');
-        }
-      }
+      // null: the renewed leases are exactly those of the actors hosted when it was sent (no
+      // lease lost, no orphan); otherwise compare them one by one
+      if (beat.owned) await reconcileLeases(beat.owned, beatStarted);
+      await rebalance(beat);
     });
+  }
+
+  /** Drops the actors whose lease is gone or at another epoch; re-hosts leases held without an actor. */
+  async function reconcileLeases(owned: Map<string, number>, beatStarted: number): Promise<void> {
+    for (const record of [...hosts.values()]) {
+      // hosted after the heartbeat was sent: the heartbeat cannot speak for it
+      if (record.hostedAt > beatStarted) continue;
+      const epoch = owned.get(record.id);
+      if (epoch !== record.epoch) {
+        log.warn({ deploymentId: record.id, epoch: record.epoch, lease: epoch ?? null }, 'lease lost; another actor hosts this deployment now');
+        drop(record, 'lease lost');
+      }
+    }
+    // orphans: leases this incarnation holds with no actor here (an actor dropped by a
+    // refused write, a self-fence, a quarantine lifted): host them again, under a new epoch
+    const orphans = [...owned.keys()].filter((id) => !hosts.has(id));
+    if (orphans.length > 0 && keeper.isValid()) {
+      log.info({ count: orphans.length }, 're-hosting deployments whose lease this process holds without an actor');
+      await adopt(await claim(db, instanceId, incarnation, leaseTtlMs, { ids: orphans }));
+    }
+  }
+
+  /** Claims up to this instance's fair share, or hands resting deployments over above it. */
+  async function rebalance(beat: Heartbeat): Promise<void> {
+    const share = Math.ceil(beat.totalDeployments / beat.liveInstances);
+    if (hosts.size < share) {
+      // in steps the backlog has room for (an adopted row with a new generation journals at
+      // once; one restored at rest does not): the next cycle adopts the rest
+      while (hosts.size < share && room() > 0 && keeper.isValid() && !closing && !fatal) {
+        const claimed = await claim(db, instanceId, incarnation, leaseTtlMs, { limit: Math.min(share - hosts.size, room()), exclude: [...hosts.keys()] });
+        if (claimed.size === 0) break;
+        await adopt(claimed);
+      }
+    } else if (hosts.size > share + 1) {
+      // another instance joined: hand over resting deployments until the split is fair
+      const excess = [...hosts.values()]
+        .filter((r) => !r.quarantined && isAtRest(statePath(r.actor.getSnapshot().value)) && !wakeups.isRunning(r.id))
+        .slice(0, hosts.size - share);
+      for (const record of excess) {
+        await record.chain;
+        drop(record, 'rebalanced');
+      }
+      if (excess.length > 0) {
+        await release(db, instanceId, incarnation, excess.map((r) => r.id));
+        log.info({ released: excess.length, share }, 'rebalanced deployments to other instances');
+      }
+    }
   }
 
   /** Heartbeats every heartbeatMs; after a failure every 500 ms at most, so a returning database is noticed at once. */

@@ -113,7 +113,8 @@ describe('project', () => {
     const result = project(journaled, next, event);
     if (expected === null) {
       expect(result.entry).toBeNull();
-      expect(result.journaled).toBe(journaled);
+      expect(result.journaled).toMatchObject({ seq: journaled.seq, key: journaled.key, state: journaled.state, work: journaled.work });
+      expect(changeKey(next)).toBe(journaled.key);
       return;
     }
     expect(result.entry).toMatchObject({
@@ -128,6 +129,43 @@ describe('project', () => {
     expect(result.entry?.completed?.actionId ?? null).toBe(expected.completed);
     expect(result.journaled.seq).toBe(expected.seq);
     expect(result.journaled.key).toBe(changeKey(next));
+  });
+
+  describe('the key without hashing (the drift check of every healthy actor, once a minute)', () => {
+    const before = snap({ healthy: 'idle' }, { driftCheckAt: 1, deployed: { imageRef: 'shop:1' } as never, completed: completed('2-1-deploy') });
+
+    it('a context whose fields are the same objects but for driftCheckAt is no change, and keeps the record as it is', () => {
+      const journaled = journaledFrom(before, 6);
+      const checking = project(journaled, { value: { healthy: 'checking' }, context: before.context }, 'TICK');
+      expect(checking.entry).toBeNull();
+      expect(checking.journaled).toBe(journaled);
+      // what `scheduleDriftCheck` makes: a new context object sharing every other field
+      const next = { value: { healthy: 'idle' }, context: { ...before.context, driftCheckAt: 60_001 } };
+      const scheduled = project(checking.journaled, next, 'xstate.done.actor.checkDrift');
+      expect(scheduled.entry).toBeNull();
+      expect(scheduled.journaled).toBe(journaled);
+      expect(changeKey(next)).toBe(journaled.key);
+    });
+
+    it('an equal field that is another object is hashed: no change, and the newer context is remembered', () => {
+      const journaled = journaledFrom(before, 6);
+      const restored = snap({ healthy: 'idle' }, { driftCheckAt: 1, deployed: { imageRef: 'shop:1' } as never, completed: completed('2-1-deploy') });
+      const result = project(journaled, restored, 'TICK');
+      expect(result.entry).toBeNull();
+      expect(result.journaled.keyedContext).toBe(restored.context);
+      // the next drift check of it is unhashed again
+      expect(project(result.journaled, { value: { healthy: 'checking' }, context: restored.context }, 'TICK').journaled).toBe(result.journaled);
+    });
+
+    it.each([
+      ['a changed field (same fields otherwise)', { ...before.context, lastError: 'drift noted' }, { healthy: 'idle' }],
+      ['a field added', { ...before.context, extra: 1 }, { healthy: 'idle' }],
+      ['the same fields in another state', before.context, { syncing: { fetching: 'running' } }],
+    ] as const)('%s is journaled', (_name, context, value) => {
+      const result = project(journaledFrom(before, 6), { value: value as StateValue, context: context as ProjectedSnapshot['context'] }, 'E');
+      expect(result.entry?.seq).toBe(7);
+      expect(result.journaled.keyedContext).toBe(context);
+    });
   });
 
   it('numbers entries consecutively from the restored seq', () => {
