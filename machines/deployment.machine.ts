@@ -26,6 +26,8 @@ import { and, assign, fromPromise, setup, type ActorRefFrom, type SnapshotFrom }
  *    version-5 state value is still one), so version-5 snapshots restore as they are. Likewise the
  *    effect inputs' optional `TargetInput.sweep` and `PruneInput.canary` (a restored in-flight
  *    verb without them sweeps nothing; the next canary's end does).
+ *    And `ReleaseSource.source`, `RenderedValues.source`, `Completed.source` (migration 0013: where
+ *    a release was rendered from; absent = not recorded, the row's ops repo and path are used).
  */
 export const MACHINE_VERSION = '5';
 
@@ -58,6 +60,23 @@ export interface ReleaseSource {
   readonly sha: string | null;
   /** null: the release predates migration 0007; today's values_override is used */
   readonly valuesOverride: Record<string, unknown> | null;
+  /**
+   * Where the release was rendered from (migration 0013); absent or null: the release predates it
+   * (or this is a drift repair), and the row's ops repo and manifest path are used, as before.
+   * Optional, so version-5 snapshots restore as they are.
+   */
+  readonly source?: RenderSource | null;
+}
+
+/**
+ * The ops repo and manifest path an action rendered from, as its release records them
+ * (deployment_history.ops_repo_id, manifest_path). `opsRepoId` null: the built-in template.
+ * `manifestPath` is resolved (the row's, or the project name when the row had none), so a
+ * recorded source is never mistaken for a release from before migration 0013.
+ */
+export interface RenderSource {
+  readonly opsRepoId: string | null;
+  readonly manifestPath: string;
 }
 
 /** The values an action rendered with, as its release records them. */
@@ -68,6 +87,8 @@ export interface RenderedValues {
   readonly redacted: unknown;
   /** the values_override rendered with */
   readonly override: Record<string, unknown>;
+  /** the ops repo and manifest path rendered from (absent in snapshots from before migration 0013) */
+  readonly source?: RenderSource | null;
 }
 
 export interface ObjectRef {
@@ -251,6 +272,11 @@ export interface Completed {
   readonly valuesOverride: Record<string, unknown> | null;
   /** the objects applied (null when the apply did not happen) */
   readonly inventory: readonly ObjectRef[] | null;
+  /**
+   * where it was rendered from (null when nothing was rendered; absent in a Completed restored from
+   * an older snapshot). A succeeded rollback writes it back too: the row must describe what runs.
+   */
+  readonly source?: RenderSource | null;
 }
 
 /** What is running in the cluster after the last successful action. */
@@ -329,8 +355,11 @@ export type CanaryCommand = 'pause' | 'resume' | 'promote' | 'abort';
 export type LiveHealthStatus = 'Current' | 'InProgress' | 'Failed' | 'Terminating' | 'NotFound' | 'Unknown';
 
 // ---- effect inputs and outputs (the runtime implements these) ----
-/** `pin`: the commit to render (a rollback's release) instead of the branch head */
-export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean; pin?: string | null }
+/**
+ * `pin`: the commit to render (a rollback's release) instead of the branch head; `release`: that
+ * release, for an error that cannot render it again to name it (with the path it rendered)
+ */
+export interface SyncInput { deploymentId: string; opsRepoId: string | null; force: boolean; pin?: string | null; release?: { historyId: number; manifestPath: string | null } | null }
 /** `sha`: the commit to render; `head`: the branch head seen (defaults to sha) */
 export interface SyncResult { sha: string | null; head?: string | null }
 export interface RenderInput { deploymentId: string; desired: Desired; imageRef: string; sha: string | null }
@@ -365,7 +394,7 @@ export interface TeardownInput { deploymentId: string; namespace: string; invent
 export interface TeardownResult { message: string }
 /** `release`: the history id a rollback was asked to go back to (deployments.rollback_to) */
 export interface FindTargetInput { deploymentId: string; release?: number | null }
-export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null }
+export interface FindTargetResult { imageRef: string; sha: string | null; historyId?: number; valuesOverride?: Record<string, unknown> | null; source?: RenderSource | null }
 /**
  * A deploy-target verb for one revision (src/targets/contract.ts). `revisions` are the inventory,
  * plans by reference as for apply (`plan` when this process rendered it, `render` to render it
@@ -1029,7 +1058,7 @@ export const deploymentMachine = setup({
           ...context.work,
           plan: output.value.plan,
           prune: output.value.prune === true,
-          values: output.value.values ? { ...output.value.values, override: renderedDesired(context).valuesOverride } : null,
+          values: output.value.values ? { ...output.value.values, override: renderedDesired(context).valuesOverride, source: renderSourceOf(renderedDesired(context)) } : null,
           strategy: output.value.strategy ?? null,
           attempt: 0,
           retryAt: null,
@@ -1062,9 +1091,10 @@ export const deploymentMachine = setup({
       if (!context.work || !output.value) return {};
       const target = output.value;
       const release: ReleaseSource | null =
-        target.historyId === undefined ? null : { historyId: target.historyId, sha: target.sha, valuesOverride: target.valuesOverride ?? null };
+        target.historyId === undefined ? null : { historyId: target.historyId, sha: target.sha, valuesOverride: target.valuesOverride ?? null, source: target.source ?? null };
+      const from = release?.source ? (release.source.opsRepoId ? `, path ${release.source.manifestPath}` : ', built-in template') : '';
       const detail = release
-        ? `rolling back to ${target.imageRef} (release ${release.historyId}${release.sha ? `, commit ${release.sha.slice(0, 12)}` : ''})`
+        ? `rolling back to ${target.imageRef} (release ${release.historyId}${release.sha ? `, commit ${release.sha.slice(0, 12)}` : ''}${from})`
         : `rolling back to ${target.imageRef}`;
       return {
         work: {
@@ -1605,6 +1635,7 @@ function complete(work: Work, status: Completed['status'], phases: readonly Phas
     valuesHash: rendered?.hash ?? null,
     valuesRedacted: rendered?.redacted ?? null,
     valuesOverride: rendered?.override ?? null,
+    source: rendered?.source ?? null,
     inventory: applied ? work.applied : null,
     actionId: work.actionId,
     action: work.action,
@@ -1706,25 +1737,40 @@ function step(effect: Effect, options: { onDone: Done | Done[]; verify?: 'auto-r
   } as unknown as { initial: 'running' };
 }
 
+/** The source a desired state renders from, as a release records it (the path resolved). */
+export function renderSourceOf(desired: Desired): RenderSource {
+  return { opsRepoId: desired.opsRepoId, manifestPath: desired.manifestPath ?? desired.project };
+}
+
 /**
- * The desired state a rollback's release is rendered from: its image and, when recorded, its
- * values_override, with the row's other columns (namespace, manifest path, …) as they are now.
+ * The desired state a release is rendered from again: the row's, with what the release recorded
+ * in its place — its values_override (migration 0007) and its ops repo and manifest path (0013):
+ * the release's commit only means something in the repo and folder it was rendered from. What it
+ * did not record (a release from before those migrations; a drift repair's pin) stays the row's,
+ * and so do the namespace and the rest: where the deployment lives now is the row's to say.
+ * A recorded path equal to the row's resolved one keeps the row's spelling (null stays null), so
+ * the write-back (src/runtime/journal.ts, the same rule) leaves such a row as it is and the
+ * rendered spec equals the written-back row's.
  */
-function rolledBackDesired(desired: Desired, work: Work): Desired {
-  const release = work.release ?? null;
+export function releaseDesired(desired: Desired, release: ReleaseSource | null): Desired {
+  if (!release) return desired;
+  const source = release.source ?? null;
+  const samePath = source !== null && source.manifestPath === (desired.manifestPath ?? desired.project);
   return {
     ...desired,
-    imageRef: work.imageRef,
-    desiredStatus: 'active',
-    ...(release?.valuesOverride ? { valuesOverride: release.valuesOverride } : {}),
+    ...(release.valuesOverride ? { valuesOverride: release.valuesOverride } : {}),
+    ...(source ? { opsRepoId: source.opsRepoId, manifestPath: samePath ? desired.manifestPath : source.manifestPath } : {}),
   };
 }
 
-/** What the action renders: the row's desired state, or for a rollback the release's values. */
+/** The desired state a rollback leaves: its release's (releaseDesired), active, with its image. */
+function rolledBackDesired(desired: Desired, work: Work): Desired {
+  return { ...releaseDesired(desired, work.release ?? null), imageRef: work.imageRef, desiredStatus: 'active' };
+}
+
+/** What the action renders: the row's desired state, or for a rollback its release's (releaseDesired). */
 function renderedDesired(context: Ctx): Desired {
-  const desired = context.desired!;
-  const release = context.work?.release ?? null;
-  return release?.valuesOverride ? { ...desired, valuesOverride: release.valuesOverride } : desired;
+  return releaseDesired(context.desired!, context.work?.release ?? null);
 }
 
 function effectInput(effect: Effect, context: Ctx): unknown {
@@ -1735,10 +1781,12 @@ function effectInput(effect: Effect, context: Ctx): unknown {
     case 'sync':
       return {
         deploymentId: context.deploymentId,
-        opsRepoId: desired.opsRepoId,
+        // a rollback fetches from its release's ops repo (releaseDesired), not the row's
+        opsRepoId: rendered.opsRepoId,
         force: work.triggeredBy === 'desired-state',
         // a rollback renders its release's commit (a release of the built-in template has none)
         pin: work.release?.sha ?? null,
+        ...(work.release?.historyId !== undefined ? { release: { historyId: work.release.historyId, manifestPath: rendered.manifestPath ?? rendered.project } } : {}),
       } satisfies SyncInput;
     case 'render':
       return { deploymentId: context.deploymentId, desired: rendered, imageRef: work.imageRef, sha: work.sha } satisfies RenderInput;

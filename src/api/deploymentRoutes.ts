@@ -566,7 +566,7 @@ export function deploymentRoutes(deps: DeploymentRouteDeps): AnyRoute[] {
         const limit = query.limit ?? 50;
         const rows = await db.any(sql.type(HistoryRow)`
           select id, deployment_id, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by, created_at,
-                 values_hash, values_redacted, inventory
+                 values_hash, values_redacted, inventory, ops_repo_id::text, manifest_path
           from deployment_history where deployment_id = ${row.id} and ${pageFragment(query.before)}
           order by id desc limit ${limit + 1}`);
         return { status: 200, body: paginate(rows.map(redactHistoryError), limit) };

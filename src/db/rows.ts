@@ -79,6 +79,12 @@ export const HistoryRow = z.object({
   values_redacted: z.unknown().optional(),
   values_override: z.record(z.string(), z.unknown()).nullable().optional(),
   inventory: z.array(z.object({ apiVersion: z.string(), kind: z.string(), name: z.string(), namespace: z.string().optional() })).nullable().optional(),
+  /**
+   * where the release was rendered from (migration 0013; null on older rows, stops, teardowns):
+   * the ops repo (null with a manifest_path: the built-in template) and the manifest path, resolved
+   */
+  ops_repo_id: z.string().nullable().optional(),
+  manifest_path: z.string().nullable().optional(),
 });
 export type HistoryRow = z.infer<typeof HistoryRow>;
 

@@ -205,11 +205,12 @@ async function writeHistory(tx: DatabaseTransactionConnection, deploymentId: str
   const row = await tx.maybeOne(sql.type(z.object({ id: z.number() }))`
     insert into deployment_history
       (deployment_id, project, environment, action_id, action, status, image_ref, sha, generation, phases, error, triggered_by,
-       values_hash, values_redacted, values_override, inventory)
+       values_hash, values_redacted, values_override, inventory, ops_repo_id, manifest_path)
     select ${deploymentId}, d.project, d.environment, ${completed.actionId}, ${completed.action}, ${completed.status}, ${completed.imageRef},
             ${completed.sha}, ${completed.generation}, ${sql.jsonb(completed.phases as never)}, ${completed.error},
             ${completed.triggeredBy}, ${completed.valuesHash ?? null}, ${jsonbOrNull(completed.valuesRedacted)},
-            ${jsonbOrNull(completed.valuesOverride)}, ${jsonbOrNull(completed.inventory)}
+            ${jsonbOrNull(completed.valuesOverride)}, ${jsonbOrNull(completed.inventory)},
+            ${completed.source?.opsRepoId ?? null}, ${completed.source?.manifestPath ?? null}
     from deployments d where d.id = ${deploymentId}
     on conflict (deployment_id, action_id) do nothing
     returning id`);
@@ -218,16 +219,28 @@ async function writeHistory(tx: DatabaseTransactionConnection, deploymentId: str
 
 /**
  * A succeeded rollback makes the row tell the truth: its image becomes the desired image, the
- * values_override it rendered (its release's) the desired values, desired_status goes back to
- * active and rollback_to is cleared — unless someone wrote a newer desired state meanwhile,
- * which wins.
+ * values_override it rendered (its release's) the desired values, and the ops repo and manifest
+ * path it rendered from (its release's, migration 0013) the row's — the next image change must
+ * render what runs, not the folder the row had moved to; a path equal to the row's resolved one
+ * keeps the row's spelling (releaseDesired, the same rule). desired_status goes back to active
+ * and rollback_to is cleared — unless someone wrote a newer desired state meanwhile, which wins.
+ * An ops repo deleted since the render (deployments.ops_repo_id would refuse it) is not written.
  */
 async function writeBack(tx: DatabaseTransactionConnection, deploymentId: string, completed: Completed): Promise<number | null> {
   if (!completed.writeBack || completed.status !== 'succeeded') return null;
+  const source = completed.source ?? null;
+  const repo = source?.opsRepoId ?? null;
+  const path = source?.manifestPath ?? null;
   const row = await tx.maybeOne(sql.type(z.object({ generation: z.number() }))`
-    update deployments set image_ref = ${completed.imageRef}, desired_status = 'active', rollback_to = null,
-      values_override = coalesce(${jsonbOrNull(completed.valuesOverride)}, values_override)
-    where id = ${deploymentId} and generation = ${completed.generation}
-    returning generation`);
+    with release as (
+      select ${path}::text as path, ${repo}::uuid as repo,
+             ${path}::text is not null and (${repo}::uuid is null or exists (select 1 from ops_repos where id = ${repo}::uuid)) as applies)
+    update deployments d set image_ref = ${completed.imageRef}, desired_status = 'active', rollback_to = null,
+      values_override = coalesce(${jsonbOrNull(completed.valuesOverride)}, d.values_override),
+      ops_repo_id = case when r.applies then r.repo else d.ops_repo_id end,
+      manifest_path = case when r.applies and coalesce(d.manifest_path, d.project) <> r.path then r.path else d.manifest_path end
+    from release r
+    where d.id = ${deploymentId} and d.generation = ${completed.generation}
+    returning d.generation`);
   return row?.generation ?? null;
 }

@@ -4,7 +4,7 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { specKey, type PlanHandle, type RenderInput, type RevisionSource, type TargetInput } from '../../machines/deployment.machine.ts';
+import { specKey, type PlanHandle, type RenderInput, type RevisionSource, type SyncInput, type TargetInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject, type ObjectRef } from '../kube/types.ts';
@@ -39,6 +39,21 @@ export interface RolloutEffectsDeps {
   readonly plans?: PlanCache;
   /** Counts drift checks by outcome (`keelson_drift_checks_total`). */
   readonly metrics?: Pick<Metrics, 'driftChecks'>;
+}
+
+/**
+ * A rollback whose release's commit cannot be had (gone from the remote after a history rewrite,
+ * the ops repo unregistered since the target was chosen) fails naming the release, its ops repo
+ * and path, not just a sha: the operator picks another release by its id. Terminal stays
+ * terminal; a transient failure (the remote down) is retried as it is.
+ */
+function releaseUnrenderable(input: SyncInput, pin: string, error: unknown): unknown {
+  if (!input.release || !(error instanceof KeelsonError) || error.kind !== 'terminal') return error;
+  const { historyId, manifestPath } = input.release;
+  return new TerminalError(
+    `Release ${historyId} (ops repo ${input.opsRepoId ?? 'none'}, path ${manifestPath ?? 'default'}, commit ${pin.slice(0, 12)}) cannot be rendered again: ${error.message}`,
+    { code: error.code },
+  );
 }
 
 export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & TargetEffects {
@@ -225,7 +240,9 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // A rollback renders its release's commit: make sure it is there (fetched if this clone
       // lacks it) before rendering. The head is only for the drift check: a remote that is down
       // must not stop a rollback, which needs nothing new from it.
-      const tree = await source.tree(input.opsRepoId, pin, { signal });
+      const tree = await source.tree(input.opsRepoId, pin, { signal }).catch((error: unknown) => {
+        throw releaseUnrenderable(input, pin, error);
+      });
       tree.release();
       const head = await source.head(input.opsRepoId, { signal }).then(
         (h) => h.sha,
@@ -386,7 +403,20 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       if (choice.kind === 'refused') throw new TerminalError(choice.reason, { code: 'rollback_target_invalid' });
       if (choice.kind === 'none') return null;
       const target = choice.release;
-      return { imageRef: target.image_ref, sha: target.sha, historyId: target.history_id, valuesOverride: target.values_override };
+      // where it was rendered from (migration 0013): null on older releases, which render from the row's
+      const from = target.manifest_path === null ? null : { opsRepoId: target.ops_repo_id, manifestPath: target.manifest_path };
+      if (from?.opsRepoId) {
+        // History keeps no hold on ops repos: the release's may have been deleted since. Said
+        // here, naming the release, rather than as "ops repo … is not registered" from sync.
+        const registered = await db.exists(sql.unsafe`select 1 from ops_repos where id = ${from.opsRepoId}`);
+        if (!registered) {
+          throw new TerminalError(
+            `Release ${target.history_id} was rendered from ops repo ${from.opsRepoId}, path ${from.manifestPath}, which is no longer registered: it cannot be rendered again. Register the ops repo again under that id, roll back to another release (rollback_to), or set desired_status back to active.`,
+            { code: 'release_source_missing' },
+          );
+        }
+      }
+      return { imageRef: target.image_ref, sha: target.sha, historyId: target.history_id, valuesOverride: target.values_override, source: from };
     },
 
     /**

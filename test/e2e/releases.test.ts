@@ -136,7 +136,7 @@ describe('releases and exact rollback', () => {
     expect(back).toMatchObject({ image_ref: 'registry.example/shop:a2', current_image_ref: 'registry.example/shop:a2', current_sha: good, rollback_to: null });
     const rollback = (await history(e2e.db, id))[3];
     expect(rollback).toMatchObject({ action: 'rollback', status: 'succeeded', image_ref: 'registry.example/shop:a2', sha: good, values_hash: a2.values_hash });
-    expect(rollback?.phases.find((p) => p.name === 'find-target')?.detail).toBe(`rolling back to registry.example/shop:a2 (release ${a2.id}, commit ${good.slice(0, 12)})`);
+    expect(rollback?.phases.find((p) => p.name === 'find-target')?.detail).toBe(`rolling back to registry.example/shop:a2 (release ${a2.id}, commit ${good.slice(0, 12)}, path web)`);
     // the applied objects are that release's render
     expect(containers('shop-prod', 'shop')).toEqual(healthyA2);
     expect(rollback?.inventory).toEqual(a2.inventory);

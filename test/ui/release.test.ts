@@ -187,6 +187,8 @@ describe('the release on the deployment page', () => {
     await expect(page.locator('#release-image').textContent()).resolves.toBe('registry.example/shop:2.0.0');
     await expect(page.locator('#release-sha').textContent()).resolves.toBe(second.slice(0, 12));
     expect(await page.locator('#release-values-hash').textContent()).toMatch(/^[0-9a-f]{12}$/);
+    // where it was rendered from (migration 0013): the manifest path and the ops repo
+    await expect(page.locator('#release-source').textContent()).resolves.toBe(`shop · ops repo ${repoId.slice(0, 8)}`);
     // the values diff by path, exactly what changed between the two rows' values_redacted
     const diff = await page.locator('#values-diff tbody tr').evaluateAll((rows) => rows.map((r) => `${(r as HTMLElement).dataset.change} ${(r as HTMLElement).dataset.path}`));
     expect(diff).toEqual(['changed db.host', 'changed feature.search', 'removed hosts', 'added ingress', 'changed replicas']);

@@ -12,6 +12,9 @@ export const RollbackTarget = z.object({
   values_hash: z.string().nullable(),
   /** what the release rendered with (null on rows written before migration 0007) */
   values_override: z.record(z.string(), z.unknown()).nullable(),
+  /** where it was rendered from (null on rows written before migration 0013; ops_repo_id also for the built-in template) */
+  ops_repo_id: z.string().nullable(),
+  manifest_path: z.string().nullable(),
 });
 export type RollbackTarget = z.infer<typeof RollbackTarget>;
 
@@ -30,7 +33,7 @@ export async function chooseRollbackTarget(
   deployment?: string,
 ): Promise<TargetChoice<RollbackTarget & { id: number; imageRef: string; valuesHash: string | null }>> {
   const rows = await db.any(sql.type(RollbackTarget)`
-    select id as history_id, action, status, image_ref, sha, values_hash, values_override
+    select id as history_id, action, status, image_ref, sha, values_hash, values_override, ops_repo_id::text, manifest_path
     from deployment_history
     where deployment_id = ${deploymentId}
       and (${release}::bigint is null or id = ${release}::bigint)

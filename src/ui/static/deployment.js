@@ -100,6 +100,12 @@ export function canaryLine(canary) {
     canary.steps.map((s) => h('span', { class: `pill canary-step canary-${s.status}`, dataset: { status: s.status } }, s.step)));
 }
 
+/** where a release was rendered from (migration 0013): its manifest path and ops repo */
+function releaseSource(item) {
+  if (item.manifest_path === null || item.manifest_path === undefined) return 'not recorded (before migration 0013)';
+  return item.ops_repo_id ? `${item.manifest_path} · ops repo ${item.ops_repo_id.slice(0, 8)}` : 'built-in template';
+}
+
 function historyCard(item, options = {}) {
   const marks = historyMarks(item);
   const command = options.project ? rollbackCommand(options.project, options.env, item) : null;
@@ -372,6 +378,7 @@ export async function showDeployment({ view, signal, setLive, onAuthError, proje
       h('dl', { class: 'release-facts' },
         h('dt', {}, 'image'), h('dd', { class: 'mono', id: 'release-image' }, current.image_ref),
         h('dt', {}, 'commit'), h('dd', { class: 'mono', id: 'release-sha', title: current.sha ?? '' }, shortSha(current.sha) ?? 'built-in template'),
+        h('dt', {}, 'source'), h('dd', { class: 'mono', id: 'release-source', title: current.ops_repo_id ?? '' }, releaseSource(current)),
         h('dt', {}, 'values hash'), h('dd', { class: 'mono', id: 'release-values-hash', title: current.values_hash ?? '' }, shortHash(current.values_hash) ?? '–'),
         h('dt', {}, 'previous'), h('dd', { class: 'mono' }, previous ? `#${previous.id} · ${previous.image_ref}${previous.sha ? ` @ ${shortSha(previous.sha)}` : ''}` : '–')),
       h('h3', {}, 'Values changed since the previous release ', h('span', { class: 'muted' }, '(secrets redacted)')),
