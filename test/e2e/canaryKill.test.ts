@@ -25,9 +25,10 @@ import type { StoreEvent } from '../../src/sim/store.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { sleepUntil } from '../helpers.ts';
 import { startRecordingProxy, type Hold, type HoldRule, type RecordedRequest, type RecordingProxy } from '../kube/recordingProxy.ts';
-import { httpRouteBackends, installGatewayApi } from '../sim/gatewayApi.ts';
+import { installGatewayApi } from '../sim/gatewayApi.ts';
+import { admitRoutes, canarySteps, ROUTE_TEMPLATE, routeWeights, waitRouteWeights } from './canarySupport.ts';
 import {
-  createOpsRepo, history, insertRow, log, row, simDeployment, simList, spawnRealRuntime, startE2e, waitStatus, WEB_TEMPLATE,
+  createOpsRepo, history, insertRow, log, row, simDeployment, simList, spawnRealRuntime, startE2e, waitStatus,
   type E2e, type OpsRepo, type RuntimeProcess,
 } from './support.ts';
 
@@ -37,43 +38,18 @@ let proxy: RecordingProxy;
 let kubeconfigFile: string;
 const processes: RuntimeProcess[] = [];
 
-const ROUTE_TEMPLATE = `${WEB_TEMPLATE}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {{ project }}
-spec:
-  parentRefs:
-    - name: public
-  rules:
-    - backendRefs:
-        - name: {{ project }}
-          port: 80
-`;
-
-const STEPS = (pauses: [string, string]) => `keelson:
-  strategy:
-    canary:
-      steps:
-        - setWeight: 1000
-        - pause: ${pauses[0]}
-        - waitHealthy: true
-        - setWeight: 5000
-        - pause: ${pauses[1]}
-`;
-
 beforeAll(async () => {
   // 100 simulated seconds per second: pods start in ~10 ms, an unpullable image backs off within ~60 ms
   e2e = await startE2e({ sim: { timeScale: 100, podStartupDelayMs: 1000 } });
   await installGatewayApi(e2e.sim);
   repo = await createOpsRepo(e2e, 'platform', {
     'values.yaml': 'replicas: 2\n',
-        'walk/deployment.yaml': ROUTE_TEMPLATE,
-    'walk/values.yaml': STEPS(['2s', '2s']),
+    'walk/deployment.yaml': ROUTE_TEMPLATE,
+    'walk/values.yaml': canarySteps(['2s', '2s']),
     'fall/deployment.yaml': ROUTE_TEMPLATE,
-    'fall/values.yaml': STEPS(['2s', '2s']),
+    'fall/values.yaml': canarySteps(['2s', '2s']),
     'knob/deployment.yaml': ROUTE_TEMPLATE,
-    'knob/values.yaml': STEPS(['2s', '60s']),
+    'knob/values.yaml': canarySteps(['2s', '60s']),
   });
   proxy = await startRecordingProxy(e2e.sim.url);
   kubeconfigFile = path.join(e2e.dir, 'kubeconfig-proxy');
@@ -103,24 +79,6 @@ async function kill(p: RuntimeProcess): Promise<void> {
   processes.splice(processes.indexOf(p), 1);
 }
 
-/** A project whose policy admits HTTPRoutes: a kind keelson does not know passes only as if cluster-scoped. */
-async function admitRoutes(project: string): Promise<void> {
-  await e2e.db.query(sql.unsafe`
-    insert into projects (name, cluster_resource_whitelist) values (${project}, ${sql.array(['gateway.networking.k8s.io/HTTPRoute'], 'text')})`);
-}
-
-/** The route's backends as `name:weight` (one rule), or undefined before there is a route. */
-const weights = (namespace: string, name: string): string[] | undefined =>
-  httpRouteBackends(e2e.sim, namespace, name)?.[0]?.map((b) => `${b.name}:${b.weight ?? 1}`);
-
-async function waitWeights(namespace: string, name: string, expected: string[]): Promise<void> {
-  await sleepUntil(() => JSON.stringify(weights(namespace, name)) === JSON.stringify(expected), {
-    timeoutMs: 60_000,
-    intervalMs: 10,
-    message: `route ${namespace}/${name} to be ${expected.join(', ')} (is ${JSON.stringify(weights(namespace, name))})`,
-  });
-}
-
 const Transition = z.object({ seq: z.number(), from_state: z.string().nullable(), to_state: z.string(), action_id: z.string().nullable() });
 
 async function transitionsOf(id: string, afterSeq = 0) {
@@ -143,7 +101,7 @@ const leaseHolder = async (id: string) =>
  */
 function watchRoute(namespace: string, name: string) {
   const seen: Array<{ backends: string[]; down: boolean }> = [];
-  let previous = JSON.stringify(weights(namespace, name) ?? []);
+  let previous = JSON.stringify(routeWeights(e2e.sim, namespace, name) ?? []);
   let down = false;
   const unsubscribe = e2e.sim.store.subscribe((event: StoreEvent) => {
     if (event.resource.kind !== 'HTTPRoute' || event.object.metadata.namespace !== namespace || event.object.metadata.name !== name) return;
@@ -258,7 +216,7 @@ async function walk(
     const killSeq = await lastSeq(id);
     // the kill landed in that step: nothing journaled after it
     expect((await transitionsOf(id, afterSeq)).at(-1)?.to_state, `${project} killed in ${point.step}`).toBe(point.state);
-    const atKill = weights(namespace, project);
+    const atKill = routeWeights(e2e.sim, namespace, project);
     kills.push({ point, at, weights: atKill, held: hold, requestsBefore: proxy.requests.length });
     hold?.stop();
 
@@ -272,7 +230,7 @@ async function walk(
     route.setDown(false);
     const leased = Date.now();
     // no process held it in between: the route is as the kill left it
-    expect(weights(namespace, project), `${project}: weights while down after a kill in ${point.step}`).toEqual(atKill);
+    expect(routeWeights(e2e.sim, namespace, project), `${project}: weights while down after a kill in ${point.step}`).toEqual(atKill);
     const resumed = await sleepUntil(async () => (await transitionsOf(id, killSeq))[0], { timeoutMs: 60_000, intervalMs: 10, message: `${project}: a transition after the kill in ${point.step}` });
     expect(resumed.from_state, `${project}: the next process resumed in ${point.step}`).toBe(point.state);
     console.log(`${project}: ${point.step}: ${takeover ? 'taken over' : 'restarted'} ${leased - at.getTime()} ms after the kill; its first transition ${Date.now() - leased} ms later`);
@@ -317,12 +275,12 @@ const ABORTED_STATES = (inWarm: boolean) => [
 
 describe('SIGKILL at every canary step', () => {
   it('a canary 10 % → 50 % → 100 % killed in each of its steps resumes at that step, weights untouched while down and never backwards', async () => {
-    await admitRoutes('walk');
+    await admitRoutes(e2e.db, 'walk');
     const ns = 'walk-prod';
     const p1 = await start();
     const id = await insertRow(e2e.db, { project: 'walk', image: 'registry.example/walk:1', opsRepoId: repo.id });
     await waitStatus(e2e.db, id, 'healthy', 60_000);
-    expect(weights(ns, 'walk')).toEqual(['walk-r1:1']);
+    expect(routeWeights(e2e.sim, ns, 'walk')).toEqual(['walk-r1:1']);
     const route = watchRoute(ns, 'walk');
     const before = await lastSeq(id);
 
@@ -359,7 +317,7 @@ describe('SIGKILL at every canary step', () => {
     const done = await waitStatus(e2e.db, id, 'healthy', 60_000);
     route.stop();
     expect(done.current_image_ref).toBe('registry.example/walk:2');
-    expect(weights(ns, 'walk')).toEqual(['walk-r2:1']);
+    expect(routeWeights(e2e.sim, ns, 'walk')).toEqual(['walk-r2:1']);
     expect(revisionObjects(ns, 'walk')).toEqual(['Deployment/walk-r2', 'Service/walk-r2']);
     expect(simDeployment(e2e.sim, ns, 'walk-r2')).toMatchObject({ image: 'registry.example/walk:2', replicas: 2, readyReplicas: 2 });
 
@@ -407,7 +365,7 @@ describe('SIGKILL at every canary step', () => {
   }, 400_000);
 
   it('an aborted canary killed in its abort split, drain and archive: traffic back on the stable revision, no canary workload left', async () => {
-    await admitRoutes('fall');
+    await admitRoutes(e2e.db, 'fall');
     const ns = 'fall-prod';
     const p1 = await start();
     const id = await insertRow(e2e.db, { project: 'fall', image: 'registry.example/fall:1', opsRepoId: repo.id });
@@ -433,7 +391,7 @@ describe('SIGKILL at every canary step', () => {
     const down = await waitStatus(e2e.db, id, 'failed', 60_000);
     expect(down).toMatchObject({ current_image_ref: 'registry.example/fall:1', image_ref: 'registry.example/fall:doesnotexist' });
     expect(down.last_error).toMatch(/ImagePullBackOff/);
-    expect(weights(ns, 'fall')).toEqual(['fall-r1:1']);
+    expect(routeWeights(e2e.sim, ns, 'fall')).toEqual(['fall-r1:1']);
     expect(revisionObjects(ns, 'fall')).toEqual(['Deployment/fall-r1', 'Service/fall-r1']);
     expect(simDeployment(e2e.sim, ns, 'fall-r1')).toMatchObject({ image: 'registry.example/fall:1', readyReplicas: 2 });
     expect((await transitionsOf(id, before)).map((t) => t.to_state)).toEqual(ABORTED_STATES(true));
@@ -452,7 +410,7 @@ describe('SIGKILL at every canary step', () => {
       { step: 'abort', state: 'verifying.canary.aborting.splitting.running', hold: { at: 'request', match: writeTo(ns, 'httproutes', 'fall') } },
     ], async (arm) => {
       await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/fall:3' where id = ${id}`);
-      await waitWeights(ns, 'fall', ['fall-r1:9', 'fall-r3:1']);
+      await waitRouteWeights(e2e.sim, ns, 'fall', ['fall-r1:9', 'fall-r3:1'], 60_000);
       await sleepUntil(async () => (await transitionsOf(id, before)).at(-1)?.to_state === 'verifying.canary.steps.pausing', { message: 'fall in its pause at 10 %' });
       // the split to 10 % is done: the next write to the route is the abort's
       arm();
@@ -462,7 +420,7 @@ describe('SIGKILL at every canary step', () => {
     route.stop();
     expect(aborted).toMatchObject({ current_image_ref: 'registry.example/fall:1', last_error: 'canary r3 aborted by command', canary_command: null });
     expect(commanded.kills.map((k) => k.weights)).toEqual([['fall-r1:9', 'fall-r3:1']]);
-    expect(weights(ns, 'fall')).toEqual(['fall-r1:1']);
+    expect(routeWeights(e2e.sim, ns, 'fall')).toEqual(['fall-r1:1']);
     expect(revisionObjects(ns, 'fall')).toEqual(['Deployment/fall-r1', 'Service/fall-r1']);
     expect((await transitionsOf(id, before)).map((t) => t.to_state)).toEqual(ABORTED_STATES(false));
     // the pause the command cut short, the command, then the split back (`abort`, as after a failed step)
@@ -518,7 +476,7 @@ describe('canary commands over the HTTP API', () => {
       select actor, action, payload from audit_log where target = 'knob/prod' and action like 'deployment.canary.%' order by id`);
 
   it('pause, resume, promote and abort over HTTP with a project token; another project\'s token and an unknown command change nothing', async () => {
-    await admitRoutes('knob');
+    await admitRoutes(e2e.db, 'knob');
     const ns = 'knob-prod';
     await start();
     const id = await insertRow(e2e.db, { project: 'knob', image: 'registry.example/knob:1', opsRepoId: repo.id });
@@ -528,7 +486,7 @@ describe('canary commands over the HTTP API', () => {
 
     let before = await lastSeq(id);
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/knob:2' where id = ${id}`);
-    await waitWeights(ns, 'knob', ['knob-r1:9', 'knob-r2:1']);
+    await waitRouteWeights(e2e.sim, ns, 'knob', ['knob-r1:9', 'knob-r2:1'], 60_000);
 
     // a token of another project: refused, nothing written, nothing audited
     const refused = await post('abort', foreign);
@@ -549,18 +507,18 @@ describe('canary commands over the HTTP API', () => {
     expect(paused).toMatchObject({ status: 202, body: { command: 'pause', generation: 2 } });
     await consumed(id);
     await waitState(id, 'verifying.canary.steps.held', before);
-    expect(weights(ns, 'knob')).toEqual(['knob-r1:9', 'knob-r2:1']);
+    expect(routeWeights(e2e.sim, ns, 'knob')).toEqual(['knob-r1:9', 'knob-r2:1']);
     const detail = await fetch(`${baseUrl}/api/projects/knob/deployments/prod`, { headers: { authorization: `Bearer ${token}` } });
     const shown = (await detail.json()) as { snapshot?: { canary: unknown } };
     expect(detail.status, JSON.stringify(shown)).toBe(200);
     expect(shown.snapshot?.canary).toMatchObject({ revision: 'r2', stable: 'r1', paused: true });
 
     expect(await post('resume', token)).toMatchObject({ status: 202, body: { command: 'resume' } });
-    await waitWeights(ns, 'knob', ['knob-r1:1', 'knob-r2:1']);
+    await waitRouteWeights(e2e.sim, ns, 'knob', ['knob-r1:1', 'knob-r2:1'], 60_000);
     // in the 60 s pause at 50 %: promote ends it now
     await waitState(id, 'verifying.canary.steps.pausing', (await transitionsOf(id, before)).find((t) => t.to_state === 'verifying.canary.steps.held')!.seq);
     expect(await post('promote', token)).toMatchObject({ status: 202, body: { command: 'promote' } });
-    await waitWeights(ns, 'knob', ['knob-r2:1']);
+    await waitRouteWeights(e2e.sim, ns, 'knob', ['knob-r2:1'], 60_000);
     const promoted = await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(promoted).toMatchObject({ current_image_ref: 'registry.example/knob:2', generation: 2, canary_command: null });
     expect(revisionObjects(ns, 'knob')).toEqual(['Deployment/knob-r2', 'Service/knob-r2']);
@@ -574,11 +532,11 @@ describe('canary commands over the HTTP API', () => {
 
     before = await lastSeq(id);
     await e2e.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/knob:3' where id = ${id}`);
-    await waitWeights(ns, 'knob', ['knob-r2:9', 'knob-r3:1']);
+    await waitRouteWeights(e2e.sim, ns, 'knob', ['knob-r2:9', 'knob-r3:1'], 60_000);
     expect(await post('abort', token)).toMatchObject({ status: 202, body: { command: 'abort', generation: 3 } });
     const aborted = await waitStatus(e2e.db, id, 'failed', 60_000);
     expect(aborted).toMatchObject({ current_image_ref: 'registry.example/knob:2', generation: 3, last_error: 'canary r3 aborted by command', canary_command: null });
-    expect(weights(ns, 'knob')).toEqual(['knob-r2:1']);
+    expect(routeWeights(e2e.sim, ns, 'knob')).toEqual(['knob-r2:1']);
     expect(revisionObjects(ns, 'knob')).toEqual(['Deployment/knob-r2', 'Service/knob-r2']);
     // aborted from its pause at 10 %: straight to the split back, never promoting
     const states = (await transitionsOf(id, before)).map((t) => t.to_state);
@@ -592,7 +550,7 @@ describe('canary commands over the HTTP API', () => {
     await consumed(id);
     expect(await row(e2e.db, id)).toMatchObject({ current_status: 'failed', generation: 3, current_image_ref: 'registry.example/knob:2' });
     expect(await lastSeq(id)).toBe(seq);
-    expect(weights(ns, 'knob')).toEqual(['knob-r2:1']);
+    expect(routeWeights(e2e.sim, ns, 'knob')).toEqual(['knob-r2:1']);
     expect((await history(e2e.db, id)).map((h) => h.status)).toEqual(['succeeded', 'succeeded', 'failed']);
 
     // each accepted command audited once, under the token's name; the refused ones not at all

@@ -9,25 +9,12 @@ import type { StoreEvent } from '../../src/sim/store.ts';
 import { sleepUntil } from '../helpers.ts';
 import { kubectl, type Kubectl } from '../sim/kubectl.ts';
 import { httpRouteBackends, installGatewayApi } from '../sim/gatewayApi.ts';
+import { admitRoutes, ROUTE_TEMPLATE, routeWeights } from './canarySupport.ts';
 import { createOpsRepo, history, insertRow, row, simDeployment, simList, simObject, startE2e, waitRow, waitStatus, WEB_TEMPLATE, type E2e, type OpsRepo } from './support.ts';
 
 let e2e: E2e;
 let repo: OpsRepo;
 let run: Kubectl;
-
-const ROUTE_TEMPLATE = `${WEB_TEMPLATE}---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {{ project }}
-spec:
-  parentRefs:
-    - name: public
-  rules:
-    - backendRefs:
-        - name: {{ project }}
-          port: 80
-`;
 
 const CANARY = 'keelson:\n  strategy:\n    canary:\n      steps:\n        - setWeight: 1000\n        - pause: 1s\n        - setWeight: 5000\n        - pause: 1s\n';
 const SPLIT_ANNOTATION = 'keelson.dev/traffic-split';
@@ -62,14 +49,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await e2e?.stop();
 });
-
-async function admitRoutes(project: string): Promise<void> {
-  await e2e.db.query(sql.unsafe`
-    insert into projects (name, cluster_resource_whitelist) values (${project}, ${sql.array(['gateway.networking.k8s.io/HTTPRoute'], 'text')})`);
-}
-
-const weights = (namespace: string, name: string): string[] | undefined =>
-  httpRouteBackends(e2e.sim, namespace, name)?.[0]?.map((b) => `${b.name}:${b.weight ?? 1}`);
 
 /** Every change the simulator's store makes in a namespace, in order, until stopped. */
 function record(namespace: string): { events: StoreEvent[]; stop: () => void } {
@@ -107,10 +86,10 @@ async function driftChecks(outcome: string): Promise<number> {
 
 describe('back to strategy: replace', () => {
   it('the in-place workload is applied and ready, the route back on <name>, then the revision is drained and archived', async () => {
-    await admitRoutes('back');
+    await admitRoutes(e2e.db, 'back');
     const id = await insertRow(e2e.db, { project: 'back', image: 'registry.example/back:1', opsRepoId: repo.id });
     await waitStatus(e2e.db, id, 'healthy', 60_000);
-    expect(weights('back-prod', 'back')).toEqual(['back-r1:1']);
+    expect(routeWeights(e2e.sim, 'back-prod', 'back')).toEqual(['back-r1:1']);
     expect(simDeployment(e2e.sim, 'back-prod', 'back')).toBeUndefined();
 
     const changes = record('back-prod');
@@ -122,7 +101,7 @@ describe('back to strategy: replace', () => {
 
     // what runs now: the in-place workload, the route on the deployment's Service, no revision
     expect(simDeployment(e2e.sim, 'back-prod', 'back')).toMatchObject({ image: 'registry.example/back:2', replicas: 2, readyReplicas: 2 });
-    expect(weights('back-prod', 'back')).toEqual(['back:1']);
+    expect(routeWeights(e2e.sim, 'back-prod', 'back')).toEqual(['back:1']);
     expect(simDeployment(e2e.sim, 'back-prod', 'back-r1')).toBeUndefined();
     expect(simObject(e2e.sim, 'Service', 'back-prod', 'back-r1')).toBeUndefined();
     // the split record went with the revisions (the Service is applied as rendered)
@@ -156,7 +135,7 @@ describe('back to strategy: replace', () => {
 
 describe('nothing of a failed or cut-short replace deploy outlives the canary that follows it', () => {
   it('a failed replace deploy over a revision with auto_rollback: rolled back as a new revision, the failed in-place workload removed', async () => {
-    await admitRoutes('fall');
+    await admitRoutes(e2e.db, 'fall');
     const id = await insertRow(e2e.db, { project: 'fall', image: 'registry.example/fall:1', opsRepoId: repo.id, autoRollback: true });
     await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(revisionWorkloads('fall-prod')).toEqual(['fall-r1']);
@@ -179,14 +158,14 @@ describe('nothing of a failed or cut-short replace deploy outlives the canary th
     // traffic on the rolled-back revision alone
     expect(revisionWorkloads('fall-prod')).toEqual(['fall-r3']);
     expect(simDeployment(e2e.sim, 'fall-prod', 'fall-r3')).toMatchObject({ image: 'registry.example/fall:1', replicas: 2, readyReplicas: 2 });
-    expect(weights('fall-prod', 'fall')).toEqual(['fall-r3:1']);
+    expect(routeWeights(e2e.sim, 'fall-prod', 'fall')).toEqual(['fall-r3:1']);
     expect(JSON.parse(simObject(e2e.sim, 'Service', 'fall-prod', 'fall')?.metadata.annotations?.[SPLIT_ANNOTATION] ?? '{}')).toMatchObject({ entries: [{ revision: 'r3', weightBps: 10_000 }] });
     // by the archive that ends the rollback's canary: one revision has all traffic, nothing in place may run
     expect(records[2]?.phases.find((p) => p.name === 'archive r1')?.detail).toBe('r1 archived; removed Deployment fall-prod/fall in place');
   });
 
   it('a canary cutting short a replace deploy while it retires the revision: its end sweeps that revision and the in-place workload', async () => {
-    await admitRoutes('recut');
+    await admitRoutes(e2e.db, 'recut');
     const id = await insertRow(e2e.db, { project: 'recut', image: 'registry.example/recut:1', opsRepoId: repo.id });
     await waitStatus(e2e.db, id, 'healthy', 60_000);
     expect(revisionWorkloads('recut-prod')).toEqual(['recut-r1']);
@@ -226,7 +205,7 @@ describe('nothing of a failed or cut-short replace deploy outlives the canary th
     expect(revisionWorkloads('recut-prod')).toEqual(['recut-r3']);
     expect(simObject(e2e.sim, 'Service', 'recut-prod', 'recut-r1')).toBeUndefined();
     expect(simDeployment(e2e.sim, 'recut-prod', 'recut')).toBeUndefined();
-    expect(weights('recut-prod', 'recut')).toEqual(['recut-r3:1']);
+    expect(routeWeights(e2e.sim, 'recut-prod', 'recut')).toEqual(['recut-r3:1']);
     expect(records[2]?.phases.at(-1)?.detail).toBe('deleted Deployment recut-prod/recut; swept r1');
   });
 });
@@ -302,7 +281,7 @@ describe('replica ratio (no HTTPRoute)', () => {
 
 describe('live drift of the serving revision', () => {
   it('drift: repair re-applies the revision itself (kubectl set image on <name>-r1), no new canary', async () => {
-    await admitRoutes('mend');
+    await admitRoutes(e2e.db, 'mend');
     const id = await insertRow(e2e.db, { project: 'mend', image: 'registry.example/mend:1', opsRepoId: repo.id });
     await waitStatus(e2e.db, id, 'healthy', 60_000);
     // a revision as the target left it is in sync: checks pass without a repair
@@ -320,7 +299,7 @@ describe('live drift of the serving revision', () => {
     expect(repaired[1]?.phases.map((p) => p.name)).toEqual(['sync', 'render', 'stage', 'warm', 'promote']);
     await sleepUntil(() => simDeployment(e2e.sim, 'mend-prod', 'mend-r1')?.image === 'registry.example/mend:1', { timeoutMs: 30_000, message: 'image restored' });
     expect(simDeployment(e2e.sim, 'mend-prod', 'mend-r1')).toMatchObject({ replicas: 2 });
-    expect(weights('mend-prod', 'mend')).toEqual(['mend-r1:1']);
+    expect(routeWeights(e2e.sim, 'mend-prod', 'mend')).toEqual(['mend-r1:1']);
     expect(simDeployment(e2e.sim, 'mend-prod', 'mend-r2')).toBeUndefined();
 
     // the route edited away from the revision is drift too
@@ -330,12 +309,12 @@ describe('live drift of the serving revision', () => {
       return all.length >= 3 && all[2]?.status === 'succeeded' ? all : undefined;
     }, { timeoutMs: 30_000, message: 'the second repair' });
     expect(records[2]?.triggered_by).toMatch(/^drift: HTTPRoute mend changed \(\.spec\.rules/);
-    expect(weights('mend-prod', 'mend')).toEqual(['mend-r1:1']);
+    expect(routeWeights(e2e.sim, 'mend-prod', 'mend')).toEqual(['mend-r1:1']);
     expect((await waitStatus(e2e.db, id, 'healthy', 60_000)).current_image_ref).toBe('registry.example/mend:1');
   });
 
   it('drift: detect reports the revision\'s drifted fields and changes nothing', async () => {
-    await admitRoutes('watch');
+    await admitRoutes(e2e.db, 'watch');
     const id = await insertRow(e2e.db, { project: 'watch', image: 'registry.example/watch:1', opsRepoId: repo.id });
     await e2e.db.query(sql.unsafe`update deployments set drift = 'detect' where id = ${id}`);
     await waitStatus(e2e.db, id, 'healthy', 60_000);
