@@ -220,6 +220,36 @@ describe('runtime', () => {
     expect(overlap).toBeLessThanOrEqual(2);
   });
 
+  // The tick visits only the actors its schedule says are due (tickSchedule.ts): every healthy
+  // actor must still get its drift check each interval, restored ones included.
+  it('checks every healthy deployment for drift each interval, through the tick schedule', async () => {
+    const instanceId = randomUUID();
+    const effects = createGatedEffects(t.db, instanceId);
+    const checks = new Map<string, number>();
+    const options = {
+      instanceId,
+      effects: {
+        ...effects,
+        checkDrift: async (input: Parameters<typeof effects.checkDrift>[0], signal: AbortSignal) => {
+          checks.set(input.deploymentId, (checks.get(input.deploymentId) ?? 0) + 1);
+          return await effects.checkDrift(input, signal);
+        },
+      },
+      machineConfig: { retryBaseMs: 50, retryMaxMs: 200, driftIntervalMs: 300 },
+    };
+    const first = await startRuntime(options);
+    const ids = await Promise.all(['d1', 'd2', 'd3'].map((name) => insertDeployment(t.db, name)));
+    for (const id of ids) await waitStatus(t.db, id, 'healthy');
+    await sleepUntil(() => ids.every((id) => (checks.get(id) ?? 0) >= 3), { timeoutMs: 20_000 });
+    // restored by another process: scheduled at their first snapshot, checked again
+    await first.stop();
+    running.splice(running.indexOf(first), 1);
+    checks.clear();
+    await startRuntime(options);
+    await sleepUntil(() => ids.every((id) => (checks.get(id) ?? 0) >= 3), { timeoutMs: 20_000 });
+    for (const id of ids) expect(checks.get(id)).toBeGreaterThanOrEqual(3);
+  });
+
   it('stops the actor of a deleted row', async () => {
     const runtime = await startRuntime();
     const id = await insertDeployment(t.db, 'gone');
