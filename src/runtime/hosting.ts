@@ -25,6 +25,8 @@ export interface Host {
   journaled: Journaled;
   /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
   lastSnapshot: DeploymentSnapshot | undefined;
+  /** the top-level state of lastSnapshot, for the tick's per-state gauge (which reads no snapshot) */
+  state: string;
   /** the generation last sent to the actor (quarantine lasts until the row's is newer) */
   generation: number;
   chain: Promise<void>;
@@ -131,6 +133,7 @@ export function startHost(
     // what was journaled already: only later changes are written
     journaled: journaledFrom(restored, seq),
     lastSnapshot: undefined,
+    state: 'idle',
     generation: restored?.context.observedGeneration ?? 0,
     chain: Promise.resolve(),
     notifiedAt: null,

@@ -268,6 +268,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // every change of an actor's snapshot passes here (its first at start too): the one place
     // its due time can change, so the tick never misses it
     schedule.set(host.id, tickDueAt(snapshot));
+    host.state = topLevelState(snapshot.value);
     if (!keeper.isValid()) {
       selfFence();
       return;
@@ -664,7 +665,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
     const counts = new Map<string, number>(CURRENT_STATUSES.map((s) => [s, 0]));
     for (const record of hosts.values()) {
-      const state = record.quarantined ? 'failed' : topLevelState(record.actor.getSnapshot().value);
+      const state = record.quarantined ? 'failed' : record.state;
       counts.set(state, (counts.get(state) ?? 0) + 1);
     }
     for (const [state, count] of counts) options.metrics?.deploymentsByState.set({ state }, count);

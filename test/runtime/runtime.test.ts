@@ -4,6 +4,7 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
 import { MACHINE_VERSION } from '../../machines/deployment.machine.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
@@ -245,9 +246,14 @@ describe('runtime', () => {
     await first.stop();
     running.splice(running.indexOf(first), 1);
     checks.clear();
-    await startRuntime(options);
+    const metrics = createMetrics();
+    await startRuntime({ ...options, metrics });
     await sleepUntil(() => ids.every((id) => (checks.get(id) ?? 0) >= 3), { timeoutMs: 20_000 });
     for (const id of ids) expect(checks.get(id)).toBeGreaterThanOrEqual(3);
+    // the tick's per-state gauge counts every hosted actor, though it visits only the due ones
+    const gauge = await metrics.deploymentsByState.get();
+    expect(gauge.values.find((v) => v.labels.state === 'healthy')?.value).toBe(3);
+    expect(gauge.values.reduce((sum, v) => sum + v.value, 0)).toBe(3);
   });
 
   it('stops the actor of a deleted row', async () => {
