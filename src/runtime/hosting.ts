@@ -1,7 +1,7 @@
 // Hosting: starting a deployment's actor, restored from its persisted snapshot when there is a
 // usable one, and the per-actor record the runtime keeps (its fencing epoch, its journal queue,
 // its fence). Stopping is `drop` in runtime.ts: it must also discard the queue.
-import { createActor, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, type Actor } from 'xstate';
 import { z } from 'zod';
 import { migratePersistedSnapshot, type deploymentMachine, type DeploymentSnapshot, type MachineConfig } from '../../machines/deployment.machine.ts';
 import type { Logger } from '../logger.ts';
@@ -25,6 +25,8 @@ export interface Host {
   journaled: Journaled;
   /** xstate hands back the same snapshot object when an event changed nothing (most TICKs) */
   lastSnapshot: DeploymentSnapshot | undefined;
+  /** the top-level state of lastSnapshot, for the tick's per-state gauge (which reads no snapshot) */
+  state: string;
   /** the generation last sent to the actor (quarantine lasts until the row's is newer) */
   generation: number;
   chain: Promise<void>;
@@ -76,6 +78,34 @@ export function restorable(
   return undefined;
 }
 
+/** The type of the event each actor is processing, as its machine's transition was given it. */
+const processing = new WeakMap<object, string>();
+const observedMachines = new WeakMap<ProvidedMachine, ProvidedMachine>();
+
+/**
+ * The machine, its transition noting the type of the event each actor processes. The runtime
+ * journals a transition with the event that made it, and observers get only the snapshot; but
+ * an actor runs one event at a time (its mailbox) and calls `transition(snapshot, event)` and
+ * then, synchronously and for that event, notifies its observers of the returned snapshot
+ * (xstate's Actor._process → update), so the note an observer reads is its snapshot's event.
+ * This replaces `inspect`, which built an inspection event for every event, action, microstep
+ * and snapshot of every actor and of its effects — garbage on every drift check — for the one
+ * kind the runtime used. Every other method is the machine's (the prototype).
+ */
+function observed(machine: ProvidedMachine): ProvidedMachine {
+  let wrapped = observedMachines.get(machine);
+  if (!wrapped) {
+    const logic = Object.create(machine) as ProvidedMachine;
+    logic.transition = (snapshot, event, scope) => {
+      processing.set(scope.self, event.type);
+      return machine.transition(snapshot, event, scope);
+    };
+    observedMachines.set(machine, logic);
+    wrapped = logic;
+  }
+  return wrapped;
+}
+
 export interface HostCallbacks {
   onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void;
   /** the actor threw (guard, action): it is in error status and does nothing more */
@@ -103,6 +133,7 @@ export function startHost(
     // what was journaled already: only later changes are written
     journaled: journaledFrom(restored, seq),
     lastSnapshot: undefined,
+    state: 'idle',
     generation: restored?.context.observedGeneration ?? 0,
     chain: Promise.resolve(),
     notifiedAt: null,
@@ -110,26 +141,22 @@ export function startHost(
     quarantined: null,
     health: null,
   };
-  // the inspector may be called while createActor() runs, before the ref exists
-  const ref: { current?: DeploymentActor } = {};
-  const inspect = (event: InspectionEvent) => {
-    if (event.type === '@xstate.snapshot' && ref.current && event.actorRef === ref.current) {
-      const snapshot = event.snapshot as DeploymentSnapshot;
-      if (snapshot.status === 'error') return;
-      callbacks.onSnapshot(record, snapshot, event.event.type);
-    }
-  };
-  const actorRef = createActor(machine, {
+  const actorRef = createActor(observed(machine), {
     id: `deployment:${id}`,
     input: { deploymentId: id, config: machineConfig },
     ...(restored ? { snapshot: restored } : {}),
-    inspect,
   });
-  ref.current = actorRef;
   (record as { actor: DeploymentActor }).actor = actorRef;
-  // an error observer: without one xstate rethrows the actor's error outside, and it would take
-  // the whole process (every other deployment) down
-  actorRef.subscribe({ error: (error: unknown) => callbacks.onError(record, error) });
+  actorRef.subscribe({
+    // every snapshot the actor takes, the first (at start, no transition: xstate.init) included
+    next: (snapshot) => {
+      if (snapshot.status === 'error') return;
+      callbacks.onSnapshot(record, snapshot, processing.get(actorRef) ?? 'xstate.init');
+    },
+    // an error observer: without one xstate rethrows the actor's error outside, and it would
+    // take the whole process (every other deployment) down
+    error: (error: unknown) => callbacks.onError(record, error),
+  });
   callbacks.onCreated(record);
   actorRef.start();
   return record;

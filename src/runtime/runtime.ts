@@ -15,6 +15,7 @@ import { z } from 'zod';
 import {
   deploymentMachine,
   MACHINE_VERSION,
+  tickDueAt,
   tickMatters,
   topLevelState,
   type CanaryCommand,
@@ -46,6 +47,7 @@ import { createLeaseKeeper } from './ownership.ts';
 import { isAtRest, project, statePath } from './projection.ts';
 import { stepContext } from './stepContext.ts';
 import { RolloutSlots } from './semaphore.ts';
+import { TickSchedule } from './tickSchedule.ts';
 import { Coalescer, Mutex } from './wakeups.ts';
 
 export { isAtRest, statePath } from './projection.ts';
@@ -191,6 +193,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     });
   const slots = new RolloutSlots(options.maxConcurrentRollouts ?? 32);
   const hosts = new Map<string, Host>();
+  // the hosted actors a TICK can change, by when (set at each snapshot change, see onSnapshot)
+  const schedule = new TickSchedule();
   const wakeups = new Coalescer();
   const ownership = new Mutex();
   const keeper = createLeaseKeeper({
@@ -261,6 +265,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   function onSnapshot(host: Host, snapshot: DeploymentSnapshot, eventType: string): void {
     if (host.stopped || snapshot === host.lastSnapshot) return;
+    // every change of an actor's snapshot passes here (its first at start too): the one place
+    // its due time can change, so the tick never misses it
+    schedule.set(host.id, tickDueAt(snapshot));
+    host.state = topLevelState(snapshot.value);
     if (!keeper.isValid()) {
       selfFence();
       return;
@@ -457,7 +465,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     host.fence.abort(new FencedError(host.id));
     if (host.quarantined === null) host.actor.stop();
     slots.leave(host.id);
-    if (hosts.get(host.id) === host) hosts.delete(host.id);
+    if (hosts.get(host.id) === host) {
+      hosts.delete(host.id);
+      schedule.delete(host.id);
+    }
     if (!hosts.has(host.id) && busy.delete(host.id)) admitWaiting();
     log.debug({ deploymentId: host.id, epoch: host.epoch, reason }, 'actor dropped');
   }
@@ -467,6 +478,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (host.stopped || host.quarantined) return;
     const message = `keelson could not process this deployment: ${errorMessage(error).replace(/\s+/g, ' ')}; it stays failed until its row changes`;
     host.quarantined = { generation: host.generation, message };
+    schedule.delete(host.id);
     stopHealth(host);
     log.error({ deploymentId: host.id, generation: host.generation, err: errorMessage(error) }, 'actor failed; deployment quarantined until its row changes');
     host.fence.abort(new FencedError(host.id));
@@ -639,19 +651,22 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   function tick(): void {
     const started = performance.now();
     const now = Date.now();
-    const counts = new Map<string, number>(CURRENT_STATUSES.map((s) => [s, 0]));
-    for (const record of hosts.values()) {
-      if (record.quarantined) {
-        counts.set('failed', (counts.get('failed') ?? 0) + 1);
-        continue;
-      }
+    // only the actors a TICK can change now (a drift check due, anything in flight): each is
+    // scheduled again from its snapshot after it, as the TICK left it
+    for (const id of schedule.takeDue(now)) {
+      const record = hosts.get(id);
+      if (!record || record.stopped || record.quarantined) continue;
       try {
         if (tickMatters(record.actor.getSnapshot(), now)) record.actor.send({ type: 'TICK', now });
-        const state = topLevelState(record.actor.getSnapshot().value);
-        counts.set(state, (counts.get(state) ?? 0) + 1);
+        if (!record.stopped && !record.quarantined) schedule.set(id, tickDueAt(record.actor.getSnapshot()));
       } catch (error) {
         quarantine(record, error);
       }
+    }
+    const counts = new Map<string, number>(CURRENT_STATUSES.map((s) => [s, 0]));
+    for (const record of hosts.values()) {
+      const state = record.quarantined ? 'failed' : record.state;
+      counts.set(state, (counts.get(state) ?? 0) + 1);
     }
     for (const [state, count] of counts) options.metrics?.deploymentsByState.set({ state }, count);
     lastTickMs = performance.now() - started;

@@ -11,6 +11,7 @@ import {
   migratePersistedSnapshot,
   specKey,
   specNamespace,
+  tickDueAt,
   tickMatters,
   topLevelState,
   type DeploymentEvent,
@@ -410,6 +411,9 @@ describe('deployment machine: transitions', () => {
     const snapshot = make();
     const now = T0 + 1_000;
     expect(tickMatters(snapshot, now)).toBe(false);
+    // the runtime's schedule does not visit it before then (never, when null)
+    const due = tickDueAt(snapshot);
+    expect(due === null || due > now).toBe(true);
     const after = transition(deploymentMachine, snapshot, { type: 'TICK', now } as DeploymentEvent)[0];
     expect(after.value).toEqual(snapshot.value);
     expect(after.context).toEqual(snapshot.context);
@@ -422,6 +426,15 @@ describe('deployment machine: transitions', () => {
   ] as const)('tickMatters: a TICK it sends (%s)', (_name, make, at) => {
     const snapshot = make();
     expect(tickMatters(snapshot, at(snapshot))).toBe(true);
+    expect(tickDueAt(snapshot)).toBeLessThanOrEqual(at(snapshot));
+  });
+
+  it('tickDueAt: a healthy deployment is due at its drift check, not a moment before', () => {
+    const due = healthy.context.driftCheckAt ?? 0;
+    expect(tickDueAt(healthy)).toBe(due);
+    // before it a TICK changes nothing, at it the check starts
+    expect(run([tick(due - 1)], healthy)).toMatchObject({ value: healthy.value, context: healthy.context });
+    expect(run([tick(due)], healthy).value).toEqual({ healthy: 'checking' });
   });
 
   it('checks healthy deployments for drift on TICK and repairs drift', () => {

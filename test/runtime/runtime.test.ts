@@ -4,6 +4,7 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime/runtime.ts';
 import { MACHINE_VERSION } from '../../machines/deployment.machine.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
@@ -218,6 +219,41 @@ describe('runtime', () => {
         where deployment_id = any(${sql.array(ids, 'uuid')}) group by deployment_id)
       select max((select count(*) from spans b where b.s <= a.s and b.f > a.s))::int from spans a`);
     expect(overlap).toBeLessThanOrEqual(2);
+  });
+
+  // The tick visits only the actors its schedule says are due (tickSchedule.ts): every healthy
+  // actor must still get its drift check each interval, restored ones included.
+  it('checks every healthy deployment for drift each interval, through the tick schedule', async () => {
+    const instanceId = randomUUID();
+    const effects = createGatedEffects(t.db, instanceId);
+    const checks = new Map<string, number>();
+    const options = {
+      instanceId,
+      effects: {
+        ...effects,
+        checkDrift: async (input: Parameters<typeof effects.checkDrift>[0], signal: AbortSignal) => {
+          checks.set(input.deploymentId, (checks.get(input.deploymentId) ?? 0) + 1);
+          return await effects.checkDrift(input, signal);
+        },
+      },
+      machineConfig: { retryBaseMs: 50, retryMaxMs: 200, driftIntervalMs: 300 },
+    };
+    const first = await startRuntime(options);
+    const ids = await Promise.all(['d1', 'd2', 'd3'].map((name) => insertDeployment(t.db, name)));
+    for (const id of ids) await waitStatus(t.db, id, 'healthy');
+    await sleepUntil(() => ids.every((id) => (checks.get(id) ?? 0) >= 3), { timeoutMs: 20_000 });
+    // restored by another process: scheduled at their first snapshot, checked again
+    await first.stop();
+    running.splice(running.indexOf(first), 1);
+    checks.clear();
+    const metrics = createMetrics();
+    await startRuntime({ ...options, metrics });
+    await sleepUntil(() => ids.every((id) => (checks.get(id) ?? 0) >= 3), { timeoutMs: 20_000 });
+    for (const id of ids) expect(checks.get(id)).toBeGreaterThanOrEqual(3);
+    // the tick's per-state gauge counts every hosted actor, though it visits only the due ones
+    const gauge = await metrics.deploymentsByState.get();
+    expect(gauge.values.find((v) => v.labels.state === 'healthy')?.value).toBe(3);
+    expect(gauge.values.reduce((sum, v) => sum + v.value, 0)).toBe(3);
   });
 
   it('stops the actor of a deleted row', async () => {
