@@ -176,6 +176,12 @@ async function idleHost() {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
   }
+  // BENCH_HEAP_PROF=dir: a sampling allocation profile (every allocation, also those collected)
+  const heapProfiler = process.env.BENCH_HEAP_PROF ? new inspector.Session() : undefined;
+  if (heapProfiler) {
+    heapProfiler.connect();
+    await heapProfiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
   let rssPeak = 0;
@@ -193,6 +199,15 @@ async function idleHost() {
     await writeFile(file, JSON.stringify(profile));
     profiler.disconnect();
     process.stderr.write(`  idle: CPU profile of the measured window in ${file}\n`);
+  }
+  if (heapProfiler) {
+    const { profile } = await heapProfiler.post('HeapProfiler.stopSampling');
+    const dir = process.env.BENCH_HEAP_PROF ?? '.';
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, `idle-host-${count}-${Date.now()}.heapprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    heapProfiler.disconnect();
+    process.stderr.write(`  idle: allocation profile of the measured window in ${file}\n`);
   }
   globalThis.gc?.();
   const memory = process.memoryUsage();
