@@ -1682,15 +1682,16 @@ type Done = { target: string; actions: string | string[]; guard?: string };
  * from syncing; otherwise back to `rest` with the next check scheduled. A failed check is retried
  * at the next interval; it never fails the deployment.
  */
+function driftInput(context: Ctx): DriftInput | null {
+  if (!context.desired || !context.deployed) return null;
+  return { deploymentId: context.deploymentId, desired: context.desired, deployed: context.deployed };
+}
+
 function driftCheck(rest: 'idle' | 'watching') {
   return {
     id: 'checkDrift',
     src: 'checkDrift',
-    input: ({ context }: { context: Ctx }): DriftInput => ({
-      deploymentId: context.deploymentId,
-      desired: context.desired!,
-      deployed: context.deployed!,
-    }),
+    input: ({ context }: { context: Ctx }): DriftInput => driftInput(context)!,
     onDone: [
       { guard: 'drifted', target: '#deployment.syncing', actions: 'startDriftRepair' },
       { target: rest, actions: 'scheduleDriftCheck' },
@@ -1858,6 +1859,37 @@ export function tickDueAt(snapshot: Pick<DeploymentSnapshot, 'value' | 'context'
   if (value.failed === 'idle' || value.stopped === 'idle') return null;
   if (value.healthy === 'idle') return snapshot.context.driftCheckAt ?? Number.NEGATIVE_INFINITY;
   return Number.NEGATIVE_INFINITY;
+}
+
+/**
+ * The drift check of a deployment resting in `healthy.idle`, due at `now`: its input, or null.
+ * The runtime runs this routine check itself, outside the actor, and hands the actor only a
+ * finding of drift (as the TICK that starts `checking`, whose check then answers with that
+ * finding). A check that finds the release in sync — nearly all of them — changes nothing the
+ * machine keeps but when the next one is due, and as an actor round trip (two macrosteps, a child
+ * actor, three snapshots) it was most of what ten thousand idle deployments cost a host.
+ * `checkedUntil`: when the next check is due after the runtime's last one; the snapshot's own
+ * `driftCheckAt` still counts when it is later (a rollout that finished since schedules its own).
+ */
+export function restingDriftCheck(snapshot: Pick<DeploymentSnapshot, 'value' | 'context'>, now: number, checkedUntil: number | null): DriftInput | null {
+  if (!restsHealthy(snapshot)) return null;
+  const at = snapshot.context.driftCheckAt;
+  // unscheduled (a failed check in the machine): the machine's TICK schedules it
+  if (at === null || now < Math.max(at, checkedUntil ?? at)) return null;
+  return driftInput(snapshot.context);
+}
+
+/** tickDueAt, with the runtime's own drift checks (see restingDriftCheck) moving a resting deployment's. */
+export function restingDueAt(snapshot: Pick<DeploymentSnapshot, 'value' | 'context'>, checkedUntil: number | null): number | null {
+  const due = tickDueAt(snapshot);
+  if (due === null || checkedUntil === null || !restsHealthy(snapshot) || snapshot.context.driftCheckAt === null) return due;
+  return Math.max(due, checkedUntil);
+}
+
+/** Whether a snapshot rests in `healthy.idle` (released, verified, nothing in flight). */
+export function restsHealthy(snapshot: Pick<DeploymentSnapshot, 'value'>): boolean {
+  const value = snapshot.value as string | Record<string, unknown>;
+  return typeof value === 'object' && value.healthy === 'idle';
 }
 
 /** Whether a TICK at `now` can change a snapshot (see tickDueAt, which it is defined by). */

@@ -36,6 +36,10 @@ export interface Host {
   quarantined: { readonly generation: number; readonly message: string } | null;
   /** the live-health subscription of the deployed inventory while healthy or degraded (runtime.ts) */
   health: { readonly key: string; readonly stop: () => void } | null;
+  /** the routine drift check the runtime runs outside the actor, in flight (restingDriftCheck) */
+  driftCheck: AbortController | null;
+  /** when the next routine drift check is due after the runtime's last one (null: none ran yet) */
+  driftCheckedUntil: number | null;
 }
 
 const PersistedSnapshot = z.looseObject({
@@ -140,6 +144,8 @@ export function startHost(
     stopped: false,
     quarantined: null,
     health: null,
+    driftCheck: null,
+    driftCheckedUntil: null,
   };
   const actorRef = createActor(observed(machine), {
     id: `deployment:${id}`,

@@ -15,11 +15,15 @@ import { z } from 'zod';
 import {
   deploymentMachine,
   MACHINE_VERSION,
-  tickDueAt,
+  restingDriftCheck,
+  restingDueAt,
+  restsHealthy,
   tickMatters,
   topLevelState,
   type CanaryCommand,
   type DeploymentSnapshot,
+  type DriftInput,
+  type DriftResult,
   type LiveHealthStatus,
   type MachineConfig,
   type ObjectRef,
@@ -31,7 +35,7 @@ import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { rowToDesired } from './desired.ts';
-import { toMachineActors, type BeforeEffect, type Effects, type TargetEffects } from './effects.ts';
+import { linkSignals, toMachineActors, type BeforeEffect, type Effects, type TargetEffects } from './effects.ts';
 import { restorable, SnapshotRow, startHost, type Host } from './hosting.ts';
 import {
   DeploymentGoneError,
@@ -225,7 +229,19 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (effect !== 'checkDrift') await slots.enter(id, signal);
   };
   const fenceOf = (id: string): AbortSignal | undefined => hosts.get(id)?.fence.signal;
-  const machine = deploymentMachine.provide({ actors: toMachineActors(options.effects, before, fenceOf) });
+  // Drift found by a routine check the runtime ran outside the actor (checkDriftAtRest), for the
+  // machine's own check to answer with, so the finding is acted on without checking twice. Only
+  // for the release it was found on: one the invoke never reached is dropped at the next check.
+  const driftFindings = new Map<string, { readonly deployed: DriftInput['deployed']; readonly result: DriftResult }>();
+  const checkDrift = options.effects.checkDrift.bind(options.effects);
+  const effects: Effects & Partial<TargetEffects> = Object.assign(Object.create(options.effects) as Effects & Partial<TargetEffects>, {
+    checkDrift: async (input: DriftInput, signal: AbortSignal): Promise<DriftResult> => {
+      const found = driftFindings.get(input.deploymentId);
+      driftFindings.delete(input.deploymentId);
+      return found?.deployed === input.deployed ? found.result : await checkDrift(input, signal);
+    },
+  });
+  const machine = deploymentMachine.provide({ actors: toMachineActors(effects, before, fenceOf) });
   const events = new EventEmitter<{ transition: [TransitionNotice] }>();
   let listener: Listener | undefined;
   let closing = false;
@@ -267,7 +283,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (host.stopped || snapshot === host.lastSnapshot) return;
     // every change of an actor's snapshot passes here (its first at start too): the one place
     // its due time can change, so the tick never misses it
-    schedule.set(host.id, tickDueAt(snapshot));
+    schedule.set(host.id, restingDueAt(snapshot, host.driftCheckedUntil));
+    // a routine drift check is about the release at rest: a rollout or a degradation ends it
+    if (host.driftCheck && !restsHealthy(snapshot)) {
+      host.driftCheck.abort();
+      host.driftCheck = null;
+    }
     host.state = topLevelState(snapshot.value);
     if (!keeper.isValid()) {
       selfFence();
@@ -463,6 +484,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     host.stopped = true;
     stopHealth(host);
     host.fence.abort(new FencedError(host.id));
+    driftFindings.delete(host.id);
     if (host.quarantined === null) host.actor.stop();
     slots.leave(host.id);
     if (hosts.get(host.id) === host) {
@@ -655,10 +677,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     // scheduled again from its snapshot after it, as the TICK left it
     for (const id of schedule.takeDue(now)) {
       const record = hosts.get(id);
-      if (!record || record.stopped || record.quarantined) continue;
+      // a routine drift check running: its end schedules the actor again
+      if (!record || record.stopped || record.quarantined || record.driftCheck) continue;
       try {
-        if (tickMatters(record.actor.getSnapshot(), now)) record.actor.send({ type: 'TICK', now });
-        if (!record.stopped && !record.quarantined) schedule.set(id, tickDueAt(record.actor.getSnapshot()));
+        const snapshot = record.actor.getSnapshot();
+        const drift = restingDriftCheck(snapshot, now, record.driftCheckedUntil);
+        if (drift) {
+          checkDriftAtRest(record, drift);
+          continue;
+        }
+        if (tickMatters(snapshot, now)) record.actor.send({ type: 'TICK', now });
+        if (!record.stopped && !record.quarantined) schedule.set(id, restingDueAt(record.actor.getSnapshot(), record.driftCheckedUntil));
       } catch (error) {
         quarantine(record, error);
       }
@@ -671,6 +700,48 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     for (const [state, count] of counts) options.metrics?.deploymentsByState.set({ state }, count);
     lastTickMs = performance.now() - started;
     rescan().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'rescan failed; retrying at the next tick'));
+  }
+
+  /**
+   * A resting deployment's routine drift check, run here rather than by its actor (see the
+   * machine's restingDriftCheck): in sync, or failed, only its next time moves, as the machine's
+   * check would have moved it; drift goes to the actor, whose TICK starts `checking`, which
+   * answers with this finding (driftFindings) and starts the repair.
+   */
+  function checkDriftAtRest(host: Host, input: DriftInput): void {
+    const own = new AbortController();
+    host.driftCheck = own;
+    const { signal, unlink } = linkSignals(own.signal, host.fence.signal);
+    const run = async () => {
+      await before('checkDrift', host.id, signal);
+      signal.throwIfAborted();
+      return await options.effects.checkDrift(input, signal);
+    };
+    run()
+      .then(
+        (result) => afterDriftCheck(host, own, input, result),
+        (error: unknown) => afterDriftCheck(host, own, input, undefined, error),
+      )
+      .finally(unlink);
+  }
+
+  function afterDriftCheck(host: Host, own: AbortController, input: DriftInput, result: DriftResult | undefined, error?: unknown): void {
+    // another check's, or the actor left its rest meanwhile (onSnapshot ended this one)
+    if (host.driftCheck !== own) return;
+    host.driftCheck = null;
+    if (host.stopped || host.quarantined) return;
+    try {
+      if (result?.drifted) {
+        driftFindings.set(host.id, { deployed: input.deployed, result });
+        host.actor.send({ type: 'TICK', now: Date.now() });
+      } else {
+        if (error !== undefined) log.debug({ deploymentId: host.id, err: errorMessage(error) }, 'drift check failed; checking again at the next interval');
+        host.driftCheckedUntil = Date.now() + host.actor.getSnapshot().context.config.driftIntervalMs;
+      }
+      if (!host.stopped && !host.quarantined) schedule.set(host.id, restingDueAt(host.actor.getSnapshot(), host.driftCheckedUntil));
+    } catch (caught) {
+      quarantine(host, caught);
+    }
   }
 
   // ---- ownership ----

@@ -11,6 +11,8 @@ import {
   migratePersistedSnapshot,
   specKey,
   specNamespace,
+  restingDriftCheck,
+  restingDueAt,
   tickDueAt,
   tickMatters,
   topLevelState,
@@ -435,6 +437,40 @@ describe('deployment machine: transitions', () => {
     // before it a TICK changes nothing, at it the check starts
     expect(run([tick(due - 1)], healthy)).toMatchObject({ value: healthy.value, context: healthy.context });
     expect(run([tick(due)], healthy).value).toEqual({ healthy: 'checking' });
+  });
+
+  // The runtime runs a resting deployment's routine drift check itself (restingDriftCheck) and
+  // moves its next time (checkedUntil); the snapshot's own driftCheckAt counts when later.
+  it.each([
+    ['healthy, not yet due', () => healthy, (due: number) => due - 1, null, false],
+    ['healthy, due', () => healthy, (due: number) => due, null, true],
+    ['healthy, checked by the runtime until later', () => healthy, (due: number) => due + 5_000, (due: number) => due + 60_000, false],
+    ['healthy, the runtime’s next check due', () => healthy, (due: number) => due + 60_000, (due: number) => due + 60_000, true],
+    ['healthy, an older runtime check behind the snapshot’s own', () => healthy, (due: number) => due - 1, (due: number) => due - 30_000, false],
+    ['checking (the machine’s own check)', () => run([tick(healthy.context.driftCheckAt ?? 0)], healthy), (due: number) => due + 1, null, false],
+    ['degraded', () => run([health('Failed')], healthy), (due: number) => due + 1, null, false],
+    ['syncing', () => run(toHealthy(2).slice(0, 1), healthy), (due: number) => due + 1, null, false],
+  ] as const)('restingDriftCheck: %s', (_name, make, at, until, expected) => {
+    const snapshot = make();
+    const due = healthy.context.driftCheckAt ?? 0;
+    const checkedUntil = until ? until(due) : null;
+    const input = restingDriftCheck(snapshot, at(due), checkedUntil);
+    expect(input !== null).toBe(expected);
+    if (input) expect(input).toEqual({ deploymentId: snapshot.context.deploymentId, desired: snapshot.context.desired, deployed: snapshot.context.deployed });
+    // the schedule visits it exactly when the check is due
+    const scheduled = restingDueAt(snapshot, checkedUntil);
+    if (restingDriftCheck(snapshot, at(due), checkedUntil) !== null) expect(scheduled).toBeLessThanOrEqual(at(due));
+    else if (scheduled !== null && scheduled > Number.NEGATIVE_INFINITY) expect(scheduled).toBeGreaterThan(at(due));
+  });
+
+  it('restingDueAt: the later of the snapshot’s drift check and the runtime’s; other states as tickDueAt', () => {
+    const due = healthy.context.driftCheckAt ?? 0;
+    expect(restingDueAt(healthy, null)).toBe(due);
+    expect(restingDueAt(healthy, due + 60_000)).toBe(due + 60_000);
+    expect(restingDueAt(healthy, due - 60_000)).toBe(due);
+    const syncing = run(toHealthy(2).slice(0, 1), healthy);
+    expect(restingDueAt(syncing, due + 60_000)).toBe(Number.NEGATIVE_INFINITY);
+    expect(restingDueAt(run([]), due + 60_000)).toBeNull();
   });
 
   it('checks healthy deployments for drift on TICK and repairs drift', () => {

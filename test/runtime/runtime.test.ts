@@ -256,6 +256,71 @@ describe('runtime', () => {
     expect(gauge.values.reduce((sum, v) => sum + v.value, 0)).toBe(3);
   });
 
+  // A resting deployment's drift check runs outside its actor (restingDriftCheck): the actor
+  // hears only of drift. Only the third check here reports drift, so a repair proves the actor
+  // acted on that finding rather than checking again (a second check would find none).
+  it('repairs drift that a routine check at rest found, without checking a second time', async () => {
+    const instanceId = randomUUID();
+    const effects = createGatedEffects(t.db, instanceId);
+    let calls = 0;
+    await startRuntime({
+      instanceId,
+      effects: {
+        ...effects,
+        checkDrift: async (input) => {
+          calls += 1;
+          return calls === 3 ? { drifted: true, reason: 'Deployment/app image changed by hand', pin: input.deployed.sha } : { drifted: false, reason: null };
+        },
+      },
+      machineConfig: { retryBaseMs: 50, retryMaxMs: 200, driftIntervalMs: 150 },
+    });
+    const id = await insertDeployment(t.db, 'drifted');
+    await waitStatus(t.db, id, 'healthy');
+    const repair = await sleepUntil(async () => (await history(t.db, id)).find((h) => h.triggered_by.startsWith('drift:')), { timeoutMs: 20_000, message: 'a drift repair' });
+    expect(repair.triggered_by).toBe('drift: Deployment/app image changed by hand');
+    expect(repair.image_ref).toBe('registry.example/drifted:1');
+    expect(repair.status).toBe('succeeded');
+    // the repaired release rests again and is checked on, in sync
+    await sleepUntil(() => calls >= 5, { timeoutMs: 20_000, message: 'checks after the repair' });
+    expect((await history(t.db, id)).filter((h) => h.triggered_by.startsWith('drift:'))).toHaveLength(1);
+    expect((await row(t.db, id)).current_status).toBe('healthy');
+  });
+
+  // A routine check in flight when the row changes is about a release on its way out: it is
+  // aborted, and what it reports afterwards (drift, here) is not acted on.
+  it('abandons a routine drift check when a new generation takes the deployment out of rest', async () => {
+    const instanceId = randomUUID();
+    const effects = createGatedEffects(t.db, instanceId);
+    let calls = 0;
+    let held: { signal: AbortSignal; release: () => void } | undefined;
+    await startRuntime({
+      instanceId,
+      effects: {
+        ...effects,
+        checkDrift: async (input, signal) => {
+          calls += 1;
+          if (calls !== 2) return { drifted: false, reason: null };
+          await new Promise<void>((resolve) => (held = { signal, release: resolve }));
+          return { drifted: true, reason: 'late finding', pin: input.deployed.sha };
+        },
+      },
+      machineConfig: { retryBaseMs: 50, retryMaxMs: 200, driftIntervalMs: 150 },
+    });
+    const id = await insertDeployment(t.db, 'moving');
+    await waitStatus(t.db, id, 'healthy');
+    const check = await sleepUntil(() => held, { timeoutMs: 20_000, message: 'the second drift check in flight' });
+    expect(check.signal.aborted).toBe(false);
+    await t.db.query(sql.unsafe`update deployments set image_ref = 'registry.example/moving:2' where id = ${id}`);
+    await sleepUntil(() => check.signal.aborted, { message: 'the check aborted by the rollout' });
+    await waitFor(t.db, id, (r) => r.current_status === 'healthy' && r.observed_generation === 2, 'the new generation healthy');
+    check.release();
+    // checks go on for the new release; the late finding started nothing
+    await sleepUntil(() => calls >= 4, { timeoutMs: 20_000, message: 'checks of the new release' });
+    const rows = await history(t.db, id);
+    expect(rows.map((h) => h.image_ref)).toEqual(['registry.example/moving:1', 'registry.example/moving:2']);
+    expect(rows.map((h) => h.triggered_by)).toEqual(['desired-state', 'desired-state']);
+  });
+
   it('stops the actor of a deleted row', async () => {
     const runtime = await startRuntime();
     const id = await insertDeployment(t.db, 'gone');
