@@ -162,15 +162,28 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
   const describeSplit = (input: TargetInput) => (input.split ?? []).map((e) => `${e.revision} ${e.weightBps / 100} %`).join(', ');
   const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
 
-  /** The row's drift policy (migration 0011) and its last finding, read at each check: not desired state. */
+  /**
+   * The last `drift_detected` each release's checks read or wrote, by the actor's own release
+   * object (DriftInput.deployed): a check that finds that release in sync again, its finding
+   * known to be none, has nothing to read or write — a healthy fleet's checks cost the database
+   * nothing. Keyed weakly by the object, so a release replaced, or an actor dropped and hosted
+   * again (restored from its snapshot: a new object) reads the row afresh.
+   */
+  const lastFinding = new WeakMap<object, string | null>();
+
+  /** The row's drift policy (migration 0011) and its last finding, read when a check needs them: not desired state. */
   async function driftPolicyOf(deploymentId: string): Promise<{ mode: DriftMode; detected: string | null }> {
     const row = await db.maybeOne(sql.type(z.object({ drift: z.enum(DRIFT_MODES), drift_detected: z.string().nullable() }))`
       select drift, drift_detected from deployments where id = ${deploymentId}`);
     return { mode: row?.drift ?? 'repair', detected: row?.drift_detected ?? null };
   }
 
-  /** Renders and checks the project policy: the objects apply may be given. */
-  async function renderChecked(input: RenderInput, signal: AbortSignal) {
+  /**
+   * Renders and checks the project policy: the objects apply may be given. `policy: false` for
+   * the drift check, which applies nothing: what a repair applies is rendered and checked again by
+   * its own render step, so a policy tightened since the deploy fails the repair, loudly.
+   */
+  async function renderChecked(input: RenderInput, signal: AbortSignal, { policy = true } = {}) {
     const { desired } = input;
     // Exactly the commit the sync step named (or the release's, for a rollback), from a
     // read-only tree of that commit: the checkout may have moved on since, and what is rendered,
@@ -182,13 +195,13 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
     }
     const tree = desired.opsRepoId && sha ? await source.tree(desired.opsRepoId, sha, { signal }) : null;
     try {
-      return await renderTree(input, tree, signal);
+      return await renderTree(input, tree, signal, policy);
     } finally {
       tree?.release();
     }
   }
 
-  async function renderTree(input: RenderInput, tree: SourceTree | null, signal: AbortSignal) {
+  async function renderTree(input: RenderInput, tree: SourceTree | null, signal: AbortSignal, policy = true) {
     const { desired } = input;
     const result = await renderer.render({
       root: tree?.dir ?? null,
@@ -204,7 +217,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       valuesOverride: desired.valuesOverride,
     }, { signal });
     // pipelines write rows by SQL: the project's policy is checked here, before anything is applied
-    await enforcePolicy(db, {
+    if (policy) await enforcePolicy(db, {
       project: desired.project,
       namespace: desired.namespace,
       opsRepo: tree?.name ?? null,
@@ -449,23 +462,27 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // rendered from the revision's own inputs; a repair re-applies that revision.
       const objects = deployed.revision
         ? await servingRevision(input.deploymentId, deployed.revision, signal)
-        : (await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal)).objects;
+        : (await renderChecked({ deploymentId: input.deploymentId, desired: release, imageRef: deployed.imageRef, sha: deployed.sha }, signal, { policy: false })).objects;
       // Server-side-apply dry-run against the live objects (from the shared cache; an object whose
       // resourceVersion has not moved since keelson last compared it costs no request). Fields an
       // autoscaler wrote through `scale` are not drift.
       const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal });
-      const { mode, detected } = await driftPolicyOf(input.deploymentId);
       const reason = drifted.length > 0 ? describeDrift(drifted) : null;
+      if (reason === null && lastFinding.get(deployed) === null) {
+        counted('in_sync');
+        return { drifted: false, reason: null };
+      }
+      const { mode, detected } = await driftPolicyOf(input.deploymentId);
       if (signal.aborted) throw signal.reason;
       // detect: the finding is the row's drift_detected, nothing is changed; repair: the history
-      // row of the repair names it. The column is only written when it changes (a healthy
-      // fleet's checks cost one read each).
+      // row of the repair names it. The column is only written when it changes.
       const finding = mode === 'detect' ? reason : null;
       if (finding !== detected) {
         await db.query(sql.unsafe`
           update deployments set drift_detected = ${finding}
           where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
       }
+      lastFinding.set(deployed, finding);
       if (reason === null) {
         counted('in_sync');
         return { drifted: false, reason: null };

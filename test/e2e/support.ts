@@ -56,9 +56,29 @@ export interface E2e {
   readonly runtime: Runtime | undefined;
   /** the figures of the runtime's effects (drift checks) */
   readonly metrics: Metrics;
+  /** statements the runtime's effects sent to the database so far (a count kept around the real pool) */
+  effectStatements(): number;
   /** starts a runtime in this process with the real effects (one at a time) */
   startRuntime(wiring?: RuntimeWiring): Promise<Runtime>;
   stop(): Promise<void>;
+}
+
+const POOL_METHODS = new Set(['any', 'anyFirst', 'exists', 'many', 'manyFirst', 'maybeOne', 'maybeOneFirst', 'one', 'oneFirst', 'query', 'transaction', 'connect']);
+
+/** The real pool, counting the statements (a transaction as one) sent through it. */
+function countingDb(db: Db): { readonly db: Db; readonly count: () => number } {
+  let count = 0;
+  const counted = new Proxy(db, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof property !== 'string' || !POOL_METHODS.has(property) || typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        count += 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { db: counted, count: () => count };
 }
 
 /** One database, one simulator and one temp dir per test file; `stop()` in afterAll. */
@@ -70,12 +90,14 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
   let runtime: Runtime | undefined;
   let kube: KubeClient | undefined;
   const metrics = createMetrics();
+  const effectsDb = countingDb(t.db);
   const e2e: E2e = {
     t,
     db: t.db,
     sim,
     dir,
     metrics,
+    effectStatements: effectsDb.count,
     get runtime() {
       return runtime;
     },
@@ -94,7 +116,7 @@ export async function startE2e(options: { sim?: SimulatorOptions } = {}): Promis
         databaseUrl: t.url,
         log,
         instanceId,
-        effects: createRolloutEffects({ db: t.db, kube, source: wiring.wrapSource ? wiring.wrapSource(source) : source, renderer, log, failFastGraceMs: wiring.failFastGraceMs, metrics }),
+        effects: createRolloutEffects({ db: effectsDb.db, kube, source: wiring.wrapSource ? wiring.wrapSource(source) : source, renderer, log, failFastGraceMs: wiring.failFastGraceMs, metrics }),
         tickIntervalMs: wiring.tickIntervalMs ?? 100,
         leaseTtlMs: wiring.leaseTtlMs,
         machineConfig: { retryBaseMs: 200, retryMaxMs: 2_000, ...wiring.machineConfig },
