@@ -98,7 +98,18 @@ export interface ApplyOptions {
 
 export interface KubeClient {
   apply(objects: KubeObject[], options: ApplyOptions): Promise<ApplyResult>;
-  diff(objects: KubeObject[], options: { namespace: string; deploymentId: string; signal: AbortSignal }): Promise<DriftedObject[]>;
+  /**
+   * `release`: the caller's object for what `objects` were rendered from (the same object, the
+   * same objects). When every object is found in sync, the live resourceVersions compared are
+   * kept for it (weakly), for `inSyncSince`.
+   */
+  diff(objects: KubeObject[], options: { namespace: string; deploymentId: string; signal: AbortSignal; release?: object }): Promise<DriftedObject[]>;
+  /**
+   * Whether a release `diff` last found in sync still is, without its objects: every object it
+   * compared is in the cache, still this deployment's, at the resourceVersion compared. A render
+   * of the same release gives the same objects, so the diff would compare nothing again.
+   */
+  inSyncSince(release: object, deploymentId: string): boolean;
   prune(deploymentId: string, stale: readonly ObjectRef[], options: { signal: AbortSignal }): Promise<ObjectRef[]>;
   scaleToZero(
     deploymentId: string,
@@ -279,6 +290,8 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   /** Namespaced mode: whether keelson's rights cover the ref at all. */
   const inScope = (ref: ObjectRef): boolean => !scoped || (ref.namespace !== undefined && scoped.includes(ref.namespace));
   const known = new Map<string, Known>();
+  /** by release (see diff): the objects found in sync, at the resourceVersion compared */
+  const inSync = new WeakMap<object, ReadonlyArray<{ readonly ref: ObjectRef; readonly resourceVersion: string }>>();
 
   function remember(ref: ObjectRef, update: Known): void {
     known.set(refKey(ref), { ...known.get(refKey(ref)), ...update });
@@ -635,11 +648,14 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
 
   // ---- diff ----
 
-  async function diff(objects: KubeObject[], options: { namespace: string; deploymentId: string; signal: AbortSignal }): Promise<DriftedObject[]> {
-    const { namespace, deploymentId, signal } = options;
+  async function diff(objects: KubeObject[], options: { namespace: string; deploymentId: string; signal: AbortSignal; release?: object }): Promise<DriftedObject[]> {
+    const { namespace, deploymentId, signal, release } = options;
+    if (release) inSync.delete(release);
     const served = await servedKinds(objects, signal);
     await cache.ensure([...served.keys()].map((key) => { const [apiVersion = '', kind = ''] = key.split(' '); return { apiVersion, kind }; }), signal);
     const drifted: DriftedObject[] = [];
+    // each object found in sync at this resourceVersion; undefined once one was not
+    let compared: Array<{ ref: ObjectRef; resourceVersion: string }> | undefined = [];
     for (const original of sortForApply(objects)) {
       const resource = served.get(`${original.apiVersion} ${original.kind}`);
       const object = structuredClone(original);
@@ -654,7 +670,10 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
       const stamped = stampLabels(object, deploymentId, cached);
       const hash = hashOf(stamped);
       const last = known.get(refKey(ref));
-      if (last?.hash === hash && last.resourceVersion !== undefined && last.resourceVersion === cached.metadata.resourceVersion) continue;
+      if (last?.hash === hash && last.resourceVersion !== undefined && last.resourceVersion === cached.metadata.resourceVersion) {
+        compared?.push({ ref, resourceVersion: last.resourceVersion });
+        continue;
+      }
       const dryRun = await serverSideApply(stamped, resource, signal, true);
       const live =
         cached.metadata.resourceVersion === dryRun.metadata.resourceVersion && !TRIMMED_KINDS.has(ref.kind)
@@ -665,10 +684,29 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
         continue;
       }
       const { changed, drifted: paths } = assessDrift(dryRun, live, fieldManager);
-      if (changed.length === 0) remember(ref, { hash, resourceVersion: live.metadata.resourceVersion });
+      if (changed.length === 0 && live.metadata.resourceVersion !== undefined) {
+        remember(ref, { hash, resourceVersion: live.metadata.resourceVersion });
+        compared?.push({ ref, resourceVersion: live.metadata.resourceVersion });
+      } else {
+        compared = undefined;
+      }
       if (paths.length > 0) drifted.push({ ref, reason: 'changed', paths });
     }
+    if (release && compared && drifted.length === 0 && !signal.aborted) inSync.set(release, compared);
     return drifted;
+  }
+
+  function inSyncSince(release: object, deploymentId: string): boolean {
+    const compared = inSync.get(release);
+    if (!compared) return false;
+    for (const { ref, resourceVersion } of compared) {
+      const { object, current } = caughtUp(ref);
+      if (!object || !current || object.metadata.labels?.[DEPLOYMENT_LABEL] !== deploymentId || object.metadata.resourceVersion !== resourceVersion) {
+        inSync.delete(release);
+        return false;
+      }
+    }
+    return true;
   }
 
   // ---- prune, teardown ----
@@ -1035,6 +1073,7 @@ export function createKubeClient(deps: KubeClientDeps): KubeClient {
   return {
     apply,
     diff,
+    inSyncSince,
     prune,
     scaleToZero,
     teardown,

@@ -457,6 +457,13 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
         counted('not_comparable');
         return { drifted: false, reason: null };
       }
+      // Found in sync before, and no object of it has changed since (the cache's
+      // resourceVersions): rendering it again would give the same objects, compared with
+      // nothing. An actor holds its release as one object until it changes.
+      if (!deployed.revision && lastFinding.get(deployed) === null && kube.inSyncSince(deployed, input.deploymentId)) {
+        counted('in_sync');
+        return { drifted: false, reason: null };
+      }
       // A release that runs as a revision is compared as the target left it (`<name>-<revision>`
       // at full size, its Service, the deployment's Service and route sending it everything),
       // rendered from the revision's own inputs; a repair re-applies that revision.
@@ -466,7 +473,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // Server-side-apply dry-run against the live objects (from the shared cache; an object whose
       // resourceVersion has not moved since keelson last compared it costs no request). Fields an
       // autoscaler wrote through `scale` are not drift.
-      const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal });
+      const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal, ...(deployed.revision ? {} : { release: deployed }) });
       const reason = drifted.length > 0 ? describeDrift(drifted) : null;
       if (reason === null && lastFinding.get(deployed) === null) {
         counted('in_sync');

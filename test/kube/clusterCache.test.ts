@@ -6,7 +6,8 @@ import { trimObject } from '../../src/kube/clusterCache.ts';
 import { renderBuiltin } from '../../src/render/builtinTemplate.ts';
 import type { KubeObject, ObjectRef } from '../../src/kube/types.ts';
 import { isWrite, type RequestRecord } from '../../src/sim/index.ts';
-import { CLIENT_ID, read, startHarness, uniqueNamespace, type Harness } from './harness.ts';
+import { sleepUntil } from '../helpers.ts';
+import { CLIENT_ID, direct, pathOf, read, startHarness, uniqueNamespace, type Harness } from './harness.ts';
 
 const FLEET = 12;
 
@@ -83,6 +84,37 @@ describe('the shared cluster cache', () => {
     const from = Date.now();
     for (let round = 0; round < 3; round++) expect(await check()).toEqual(fleet.map(() => ({ status: 'Current', drifted: 0 })));
     expect(served(from)).toEqual([]);
+  });
+
+  // The drift check of a release found in sync asks inSyncSince before rendering it again.
+  it('tells that a release found in sync still is, from the cache alone, until one of its objects changes', async () => {
+    const member = fleet[2]!;
+    const release = {};
+    const objects = render(member.namespace, 'shop:2');
+    const options = { namespace: member.namespace, deploymentId: member.id, signal: h.signal, release };
+    expect(h.client.inSyncSince(release, member.id)).toBe(false);
+    expect(await h.client.diff(objects, options)).toEqual([]);
+    const from = Date.now();
+    expect(h.client.inSyncSince(release, member.id)).toBe(true);
+    expect(h.client.inSyncSince(release, member.id)).toBe(true);
+    expect(h.client.inSyncSince({}, member.id)).toBe(false);
+    expect(served(from)).toEqual([]);
+    // kubectl set image: another field manager changes the Deployment
+    const patched = await direct(h, 'PATCH', pathOf('apps/v1', 'Deployment', 'web', member.namespace), {
+      body: { spec: { template: { spec: { containers: [{ name: 'web', image: 'shop:by-hand' }] } } } },
+      contentType: 'application/strategic-merge-patch+json',
+      query: { fieldManager: 'kubectl-set' },
+    });
+    expect(patched.status).toBe(200);
+    await sleepUntil(() => !h.client.inSyncSince(release, member.id), { message: 'the cache saw the change' });
+    const drifted = await h.client.diff(objects, options);
+    expect(drifted.map((d) => `${d.ref.kind} ${d.reason}`)).toEqual(['Deployment changed']);
+    expect(h.client.inSyncSince(release, member.id)).toBe(false);
+    // repaired: found in sync again
+    await rollout(member, 'shop:2');
+    expect(await h.client.diff(objects, options)).toEqual([]);
+    expect(h.client.inSyncSince(release, member.id)).toBe(true);
+    expect(h.client.inSyncSince(release, fleet[3]!.id)).toBe(false);
   });
 
   it('re-establishes dropped watches from their resourceVersion, without a LIST', async () => {
