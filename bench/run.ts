@@ -4,7 +4,8 @@
 // Speed and memory of the actor runtime on real PostgreSQL (an embedded server in a temp dir,
 // or BENCH_DATABASE_URL). Effects resolve at once: what is measured is keelson's host, not a
 // cluster. Prints a table and writes bench/results/latest.json. BENCH_CPU_PROF=dir: the idle
-// host writes a V8 CPU profile of its measured window there (open it in Chrome DevTools).
+// host writes a V8 CPU profile of its measured window there (open it in Chrome DevTools);
+// BENCH_HEAP_PROF=dir: a sampling allocation profile of the same window (what the GC works on).
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import inspector from 'node:inspector/promises';
 import os from 'node:os';
@@ -154,6 +155,14 @@ async function idle(adminUrl: string) {
   return { deployments: count, ramp_up_s: round(rampSeconds, 1), ramp_up_deployments_per_s: round(count / rampSeconds, 0), ...host };
 }
 
+async function saveProfile(session: inspector.Session, profile: unknown, dir: string | undefined, name: string, what: string): Promise<void> {
+  await mkdir(dir ?? '.', { recursive: true });
+  const file = path.join(dir ?? '.', name);
+  await writeFile(file, JSON.stringify(profile));
+  session.disconnect();
+  process.stderr.write(`  idle: ${what} of the measured window in ${file}\n`);
+}
+
 /** The measured process: restore N actors, then idle through ticks. Prints one JSON line. */
 async function idleHost() {
   const url = process.env.BENCH_HOST_URL ?? '';
@@ -191,24 +200,8 @@ async function idleHost() {
   const cpu = process.cpuUsage(cpuStart);
   const wall = performance.now() - wallStart;
   const { lastTickMs } = runtime.stats();
-  if (profiler) {
-    const { profile } = await profiler.post('Profiler.stop');
-    const dir = process.env.BENCH_CPU_PROF ?? '.';
-    await mkdir(dir, { recursive: true });
-    const file = path.join(dir, `idle-host-${count}-${Date.now()}.cpuprofile`);
-    await writeFile(file, JSON.stringify(profile));
-    profiler.disconnect();
-    process.stderr.write(`  idle: CPU profile of the measured window in ${file}\n`);
-  }
-  if (heapProfiler) {
-    const { profile } = await heapProfiler.post('HeapProfiler.stopSampling');
-    const dir = process.env.BENCH_HEAP_PROF ?? '.';
-    await mkdir(dir, { recursive: true });
-    const file = path.join(dir, `idle-host-${count}-${Date.now()}.heapprofile`);
-    await writeFile(file, JSON.stringify(profile));
-    heapProfiler.disconnect();
-    process.stderr.write(`  idle: allocation profile of the measured window in ${file}\n`);
-  }
+  if (profiler) await saveProfile(profiler, (await profiler.post('Profiler.stop')).profile, process.env.BENCH_CPU_PROF, `idle-host-${count}-${Date.now()}.cpuprofile`, 'CPU profile');
+  if (heapProfiler) await saveProfile(heapProfiler, (await heapProfiler.post('HeapProfiler.stopSampling')).profile, process.env.BENCH_HEAP_PROF, `idle-host-${count}-${Date.now()}.heapprofile`, 'allocation profile');
   globalThis.gc?.();
   const memory = process.memoryUsage();
   await runtime.stop();
