@@ -11,7 +11,7 @@ import { sql, UniqueIntegrityConstraintViolationError, type DatabaseTransactionC
 import { z } from 'zod';
 import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
-import type { Db } from '../db/pool.ts';
+import { prepared, type Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
 import { eventsFor } from '../notify/events.ts';
 import { singleEventRows, writeEvents } from '../notify/outbox.ts';
@@ -168,11 +168,12 @@ async function writeAlone(db: Db, entry: JournalEntry): Promise<boolean> {
     ? sql.fragment`,
            (select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text) from transition) as notified`
     : sql.fragment``;
-  const fenced = await db.one(sql.type(FencedAlone)`
+  // prepared: planned once per connection, not at every write (its text depends on the parts above)
+  const fenced = await db.one(prepared(FencedAlone, sql.fragment`
     with ${fencedSnapshotCtes(entry)}${transition},
     observed as (${observedColumns(entry, entry.observedGeneration, written)})${outbox ? sql.fragment`, ${outbox.ctes}` : sql.fragment``}
     select (select instance_id from lease), (select epoch from lease), (select live from lease), (select seq from moved) as moved,
-           exists (select 1 from deployments where id = ${entry.deploymentId}) as present${notify}${outbox ? sql.fragment`, ${outbox.wake} as woke` : sql.fragment``}`);
+           exists (select 1 from deployments where id = ${entry.deploymentId}) as present${notify}${outbox ? sql.fragment`, ${outbox.wake} as woke` : sql.fragment``}`));
   await checkFenced(entry, fenced, async () => fenced.present);
   return true;
 }

@@ -29,7 +29,7 @@ import {
   type ObjectRef,
 } from '../../machines/deployment.machine.ts';
 import { backoffMs, createListener, type Listener } from '../db/listen.ts';
-import type { Db } from '../db/pool.ts';
+import { prepared, type Db } from '../db/pool.ts';
 import { CURRENT_STATUSES, DeploymentRow } from '../db/rows.ts';
 import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -614,7 +614,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     await wakeups.run(id, async () => {
       const record = hosts.get(id);
       if (!record || record.stopped) return false;
-      const row = await db.maybeOne(sql.type(DesiredRow)`select ${DESIRED_COLUMNS} from deployments where id = ${id}`);
+      const row = await db.maybeOne(prepared(DesiredRow, sql.fragment`select ${DESIRED_COLUMNS} from deployments where id = ${id}`));
       if (record.stopped) return false;
       if (!row) {
         log.info({ deploymentId: id }, 'deployment deleted; stopping its actor');

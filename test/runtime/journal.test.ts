@@ -6,7 +6,7 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { Db } from '../../src/db/pool.ts';
+import { createDb, type Db } from '../../src/db/pool.ts';
 import { JournalConflictError, LostOwnershipError, StaleEpochError, writeJournal, type JournalEntry } from '../../src/runtime/journal.ts';
 import { claim } from '../../src/runtime/leases.ts';
 import type { ActionRef } from '../../src/runtime/projection.ts';
@@ -91,6 +91,26 @@ describe('journal', () => {
     expect(calls).toEqual(['one']);
     expect(await events(id)).toEqual([{ type: 'deploy.started', action_id: '2-1-deploy', deliveries: 0 }]);
     expect((await transitions(t.db, id)).map((row) => row.seq)).toEqual([2]);
+  });
+
+  it('prepares the statement once per connection and shape: PostgreSQL plans it once, not at every write', async () => {
+    const id = await insertDeployment(t.db, 'prepared');
+    const epoch = (await claim(t.db, me, randomUUID(), 60_000, { ids: [id] })).get(id) ?? 0;
+    // one connection: the session whose prepared statements are looked at
+    const single = await createDb(t.url, { maxPoolSize: 1 });
+    try {
+      await writeJournal(single, entry(id, epoch, 2, { started: action(2) }));
+      await writeJournal(single, entry(id, epoch, 3, { started: action(3) }));
+      await writeJournal(single, entry(id, epoch, 4, { transition: null, status: 'healthy', state: 'healthy.idle', observedGeneration: 3 }));
+      const Prepared = z.object({ name: z.string(), calls: z.number() });
+      const statements = await single.any(sql.type(Prepared)`
+        select name, (generic_plans + custom_plans)::int as calls from pg_prepared_statements where name like 'keelson_%' order by calls desc`);
+      // the wake-up shape twice, the resting one once: two statements
+      expect(statements.map((s) => s.calls)).toEqual([2, 1]);
+    } finally {
+      await single.end();
+    }
+    expect((await transitions(t.db, id)).map((row) => row.seq)).toEqual([2, 3]);
   });
 
   it('writes nothing of a refused entry: another holder, a stale epoch, a seq not ahead of the snapshot', async () => {
