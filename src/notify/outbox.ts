@@ -15,7 +15,7 @@ export const SINK_MATCHES = sql.fragment`
   and (s.kind <> 'registry' or ev.type in ('deploy.succeeded', 'rollback.succeeded', 'teardown.succeeded'))`;
 
 /** One event's rows: the event and its deliveries, as two common table expressions (`ev`, `fanned`). */
-function eventRows(entry: EventSource & { seq: number }, event: OutboxEvent) {
+function eventRows(entry: EventSource & { seq: number }, event: OutboxEvent, guard: FragmentSqlToken = sql.fragment`true`) {
   return sql.fragment`
     ev as (
       insert into deployment_events (id, deployment_id, project, environment, type, action_id, seq, data)
@@ -23,7 +23,7 @@ function eventRows(entry: EventSource & { seq: number }, event: OutboxEvent) {
              ${sql.jsonb(event.data as never)}
                || jsonb_build_object('project', d.project, 'environment', d.environment,
                                      'namespace', coalesce(d.namespace, d.project || '-' || d.environment))
-      from deployments d where d.id = ${entry.deploymentId}
+      from deployments d where d.id = ${entry.deploymentId} and ${guard}
       on conflict (id) do nothing
       returning id, position, deployment_id, project, environment, type
     ), fanned as (
@@ -42,13 +42,17 @@ const WAKE_DISPATCHER = sql.fragment`(select pg_notify(${NOTIFY_CHANNEL}, '') wh
  * journal to run in the statement of the entry's transition row: one round trip fewer. Null
  * for any other entry, whose events writeEvents inserts one statement each, in order (the
  * order of statements is the order of their positions, which the dispatcher keeps; that of a
- * statement's common table expressions is not defined).
+ * statement's common table expressions is not defined). `guard`, a condition of the statement,
+ * keeps the event out unless it holds (the journal's fence, when no transaction rolls back).
  */
-export function singleEventRows(entry: EventSource & { seq: number }): { ctes: FragmentSqlToken; wake: FragmentSqlToken } | null {
+export function singleEventRows(
+  entry: EventSource & { seq: number },
+  guard?: FragmentSqlToken,
+): { ctes: FragmentSqlToken; wake: FragmentSqlToken } | null {
   const events = eventsFor(entry);
   const [event] = events;
   if (events.length !== 1 || !event) return null;
-  return { ctes: eventRows(entry, event), wake: WAKE_DISPATCHER };
+  return { ctes: eventRows(entry, event, guard), wake: WAKE_DISPATCHER };
 }
 
 export async function writeEvents(tx: DatabaseTransactionConnection, entry: EventSource & { seq: number }): Promise<void> {

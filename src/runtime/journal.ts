@@ -7,12 +7,13 @@
 // this incarnation's epoch, not expired — so an actor that lost its lease, or was replaced by a
 // newer actor of the same process (a newer epoch), can never commit. The snapshot only moves
 // forward (conditional on seq) and a transition whose seq exists is an error, not a no-op.
-import { sql, UniqueIntegrityConstraintViolationError, type DatabaseTransactionConnection } from 'slonik';
+import { sql, UniqueIntegrityConstraintViolationError, type DatabaseTransactionConnection, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 import type { Completed, Deployed } from '../../machines/deployment.machine.ts';
 import type { CurrentStatus } from '../db/rows.ts';
-import type { Db } from '../db/pool.ts';
+import { prepared, type Db } from '../db/pool.ts';
 import { TerminalError } from '../errors.ts';
+import { eventsFor } from '../notify/events.ts';
 import { singleEventRows, writeEvents } from '../notify/outbox.ts';
 import type { ActionRef } from './projection.ts';
 import type { StepContext } from './stepContext.ts';
@@ -97,6 +98,7 @@ const Lease = z.object({ instance_id: z.string(), epoch: z.number(), live: z.boo
 
 export async function writeJournal(db: Db, entry: JournalEntry): Promise<JournalResult> {
   try {
+    if (await writeAlone(db, entry)) return { historyWritten: false, writtenBackGeneration: null };
     return await db.transaction(async (tx) => await write(tx, entry));
   } catch (error) {
     if (error instanceof UniqueIntegrityConstraintViolationError) {
@@ -124,10 +126,62 @@ async function checkLease(tx: DatabaseTransactionConnection, deploymentId: strin
 // caller throws, and the transaction rolls back, exactly as when the check ran on its own.
 const FencedSnapshot = z.object({ instance_id: z.string().nullable(), epoch: z.number().nullable(), live: z.boolean().nullable(), moved: z.number().nullable() });
 
-async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Promise<JournalResult> {
-  {
-    const fenced = await tx.one(sql.type(FencedSnapshot)`
-      with lease as (
+/** The fence's verdict (the lease as the write found it, the seq the snapshot moved to): throws unless the entry was written. */
+async function checkFenced(entry: JournalEntry, fenced: z.infer<typeof FencedSnapshot>, present: () => Promise<boolean>): Promise<void> {
+  if (fenced.instance_id !== entry.instanceId || fenced.live !== true) {
+    throw (await present()) ? new LostOwnershipError(entry.deploymentId) : new DeploymentGoneError(entry.deploymentId);
+  }
+  if (fenced.epoch !== entry.epoch) throw new StaleEpochError(entry.deploymentId, entry.epoch, fenced.epoch ?? 0);
+  if (fenced.moved === null) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+}
+
+const FencedAlone = FencedSnapshot.extend({ present: z.boolean() });
+
+/**
+ * An entry without a completed action and with at most one outbox event — every entry of a
+ * wake-up, and most others — is written by ONE statement, without BEGIN and COMMIT: a statement
+ * is atomic by itself, so this is the same transaction as write()'s, committed (and durable,
+ * as synchronous_commit has it) when the statement returns, in one round trip instead of four
+ * (BEGIN, the fenced snapshot, the transition, COMMIT). Where write() rolls back a refused
+ * write, here every row but the snapshot's is written only where `moved` has a row — the
+ * snapshot that the fence let through and that moved forward — so a refused write writes
+ * nothing; a transition whose seq exists fails the whole statement, as it fails write()'s
+ * transaction. False: the entry needs write().
+ */
+async function writeAlone(db: Db, entry: JournalEntry): Promise<boolean> {
+  if (entry.completed || eventsFor(entry).length > 1) return false;
+  const written = sql.fragment`exists (select 1 from moved)`;
+  const outbox = singleEventRows(entry, written);
+  const transition = entry.transition
+    ? sql.fragment`, transition as (
+        insert into deployment_transitions (deployment_id, from_state, to_state, event, generation, seq,
+                                            action_id, image_ref, attempt, last_error)
+        select ${entry.deploymentId}, ${entry.transition.from}, ${entry.transition.to}, ${entry.transition.event},
+               ${entry.generation}, ${entry.seq}, ${entry.step?.actionId ?? null}, ${entry.step?.imageRef ?? null},
+               ${entry.step?.attempt ?? null}, ${entry.step?.lastError ?? null}
+        from moved
+        returning deployment_id, seq
+      )`
+    : sql.fragment``;
+  // the transition's notification (delivered on commit: API processes stream it to SSE clients)
+  const notify = entry.transition
+    ? sql.fragment`,
+           (select pg_notify('keelson_transitions', json_build_object('deployment_id', deployment_id::text, 'seq', seq)::text) from transition) as notified`
+    : sql.fragment``;
+  // prepared: planned once per connection, not at every write (its text depends on the parts above)
+  const fenced = await db.one(prepared(FencedAlone, sql.fragment`
+    with ${fencedSnapshotCtes(entry)}${transition},
+    observed as (${observedColumns(entry, entry.observedGeneration, written)})${outbox ? sql.fragment`, ${outbox.ctes}` : sql.fragment``}
+    select (select instance_id from lease), (select epoch from lease), (select live from lease), (select seq from moved) as moved,
+           exists (select 1 from deployments where id = ${entry.deploymentId}) as present${notify}${outbox ? sql.fragment`, ${outbox.wake} as woke` : sql.fragment``}`));
+  await checkFenced(entry, fenced, async () => fenced.present);
+  return true;
+}
+
+/** The fence and the snapshot: `lease` (locked) and `moved` (the seq written, if the fence let it through and it moved forward). */
+function fencedSnapshotCtes(entry: JournalEntry) {
+  return sql.fragment`
+      lease as (
         select instance_id, epoch, expires_at > now() as live from deployment_leases
         where deployment_id = ${entry.deploymentId}
         for update
@@ -140,17 +194,19 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
           seq = excluded.seq, epoch = excluded.epoch, updated_at = excluded.updated_at
         where deployment_snapshots.seq < excluded.seq
         returning seq
-      )
+      )`;
+}
+
+async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Promise<JournalResult> {
+  {
+    const fenced = await tx.one(sql.type(FencedSnapshot)`
+      with ${fencedSnapshotCtes(entry)}
       select (select instance_id from lease), (select epoch from lease), (select live from lease), (select seq from moved) as moved`);
-    if (fenced.instance_id !== entry.instanceId || fenced.live !== true) {
-      const exists = await tx.exists(sql.unsafe`select 1 from deployments where id = ${entry.deploymentId}`);
-      throw exists ? new LostOwnershipError(entry.deploymentId) : new DeploymentGoneError(entry.deploymentId);
-    }
-    if (fenced.epoch !== entry.epoch) throw new StaleEpochError(entry.deploymentId, entry.epoch, fenced.epoch ?? 0);
-    if (fenced.moved === null) throw new JournalConflictError(entry.deploymentId, `the snapshot is at seq ${entry.seq} or later already`);
+    await checkFenced(entry, fenced, async () => await tx.exists(sql.unsafe`select 1 from deployments where id = ${entry.deploymentId}`));
     // Without a completed action nothing is written back, so the observed columns are known
     // now: they go with the transition row and its notification (delivered on commit: API
-    // processes stream it to SSE clients), one statement — a wake-up's first entry is one.
+    // processes stream it to SSE clients), one statement. (Such an entry comes here only with
+    // several outbox events; with one or none, writeAlone wrote it.)
     const observedNow = entry.completed ? null : observedColumns(entry, entry.observedGeneration);
     // and so does its one outbox event, if it has just one (the action it started)
     const outbox = observedNow && entry.transition ? singleEventRows(entry) : null;
@@ -185,8 +241,8 @@ async function write(tx: DatabaseTransactionConnection, entry: JournalEntry): Pr
   }
 }
 
-/** What keelson writes of the row: current_status and the other observed columns. */
-function observedColumns(entry: JournalEntry, observed: number) {
+/** What keelson writes of the row: current_status and the other observed columns (only where `guard` holds). */
+function observedColumns(entry: JournalEntry, observed: number, guard: FragmentSqlToken = sql.fragment`true`) {
   return sql.fragment`
     update deployments set
       current_status = ${entry.status},
@@ -195,7 +251,7 @@ function observedColumns(entry: JournalEntry, observed: number) {
       deployed_at = ${entry.deployed?.deployedAt ?? null},
       last_error = ${entry.lastError},
       observed_generation = greatest(observed_generation, ${observed})
-    where id = ${entry.deploymentId}`;
+    where id = ${entry.deploymentId} and ${guard}`;
 }
 
 // a Completed restored from a version-2 snapshot has none of the release fields

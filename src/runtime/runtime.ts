@@ -29,12 +29,12 @@ import {
   type ObjectRef,
 } from '../../machines/deployment.machine.ts';
 import { backoffMs, createListener, type Listener } from '../db/listen.ts';
-import type { Db } from '../db/pool.ts';
+import { prepared, type Db } from '../db/pool.ts';
 import { CURRENT_STATUSES, DeploymentRow } from '../db/rows.ts';
 import { errorMessage, TerminalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { rowToDesired } from './desired.ts';
+import { DESIRED_COLUMNS, DesiredRow, rowToDesired } from './desired.ts';
 import { linkSignals, toMachineActors, type BeforeEffect, type Effects, type TargetEffects } from './effects.ts';
 import { restorable, SnapshotRow, startHost, type Host } from './hosting.ts';
 import {
@@ -528,7 +528,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     });
   }
 
-  function send(host: Host, row: DeploymentRow): void {
+  function send(host: Host, row: DesiredRow): void {
     try {
       host.generation = row.generation;
       host.actor.send({ type: 'DESIRED_CHANGED', desired: rowToDesired(row) });
@@ -614,7 +614,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     await wakeups.run(id, async () => {
       const record = hosts.get(id);
       if (!record || record.stopped) return false;
-      const row = await db.maybeOne(sql.type(DeploymentRow)`select * from deployments where id = ${id}`);
+      const row = await db.maybeOne(prepared(DesiredRow, sql.fragment`select ${DESIRED_COLUMNS} from deployments where id = ${id}`));
       if (record.stopped) return false;
       if (!row) {
         log.info({ deploymentId: id }, 'deployment deleted; stopping its actor');

@@ -148,10 +148,12 @@ describe('runtime fencing', () => {
     const bumper = await adminClient();
     const { rows: pids } = await bumper.query('select pg_backend_pid() as pid');
     const bumperPid = (pids[0] as { pid: number }).pid;
+    // the journal's one statement: pg_stat_activity shows its first 1,024 bytes
+    // (track_activity_query_size), the snapshot's insert, not the row's update further on
     await sleepUntil(async () => {
       const { rows } = await locker.query(`
         select count(*)::int as n from pg_stat_activity
-        where wait_event_type = 'Lock' and datname = current_database() and query ilike '%update deployments set%'`);
+        where wait_event_type = 'Lock' and datname = current_database() and query ilike '%insert into deployment_snapshots%'`);
       return (rows[0] as { n: number }).n >= 1;
     }, { message: 'journal waiting on the row lock' });
     const bumped = bumper.query('update deployment_leases set epoch = epoch + 1 where deployment_id = $1', [id]);
