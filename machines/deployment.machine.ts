@@ -1677,16 +1677,17 @@ type Done = { target: string; actions: string | string[]; guard?: string };
  * TICK passes `retryAt`; a terminal failure ends the action in `failed` — or, when a deploy's
  * verification fails (or times out) with auto_rollback on, starts an auto-rollback.
  */
-/**
- * The drift check of a release that runs (healthy, or degraded in place): drifted → a repair
- * from syncing; otherwise back to `rest` with the next check scheduled. A failed check is retried
- * at the next interval; it never fails the deployment.
- */
+/** What a drift check compares: the release that runs (null before there is one). */
 function driftInput(context: Ctx): DriftInput | null {
   if (!context.desired || !context.deployed) return null;
   return { deploymentId: context.deploymentId, desired: context.desired, deployed: context.deployed };
 }
 
+/**
+ * The drift check of a release that runs (healthy, or degraded in place): drifted → a repair
+ * from syncing; otherwise back to `rest` with the next check scheduled. A failed check is retried
+ * at the next interval; it never fails the deployment.
+ */
 function driftCheck(rest: 'idle' | 'watching') {
   return {
     id: 'checkDrift',

@@ -4,7 +4,7 @@
 // Secret data never enters the actor's context, hence never a snapshot or transition.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { specKey, type PlanHandle, type RenderInput, type RevisionSource, type SyncInput, type TargetInput } from '../../machines/deployment.machine.ts';
+import { specKey, type DriftResult, type PlanHandle, type RenderInput, type RevisionSource, type SyncInput, type TargetInput } from '../../machines/deployment.machine.ts';
 import { WORKLOAD_KINDS, type KubeClient } from '../kube/kubeClient.ts';
 import { staleRefs } from '../kube/inventory.ts';
 import { describeRef, type KubeObject, type ObjectRef } from '../kube/types.ts';
@@ -161,6 +161,10 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
 
   const describeSplit = (input: TargetInput) => (input.split ?? []).map((e) => `${e.revision} ${e.weightBps / 100} %`).join(', ');
   const counted = (outcome: 'in_sync' | 'drifted' | 'detected' | 'ops_repo_moved' | 'not_comparable') => deps.metrics?.driftChecks.inc({ outcome });
+  const inSync = (): DriftResult => {
+    counted('in_sync');
+    return { drifted: false, reason: null };
+  };
 
   /**
    * The last `drift_detected` each release's checks read or wrote, by the actor's own release
@@ -460,10 +464,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // Found in sync before, and no object of it has changed since (the cache's
       // resourceVersions): rendering it again would give the same objects, compared with
       // nothing. An actor holds its release as one object until it changes.
-      if (!deployed.revision && lastFinding.get(deployed) === null && kube.inSyncSince(deployed, input.deploymentId)) {
-        counted('in_sync');
-        return { drifted: false, reason: null };
-      }
+      if (!deployed.revision && lastFinding.get(deployed) === null && kube.inSyncSince(deployed, input.deploymentId)) return inSync();
       // A release that runs as a revision is compared as the target left it (`<name>-<revision>`
       // at full size, its Service, the deployment's Service and route sending it everything),
       // rendered from the revision's own inputs; a repair re-applies that revision.
@@ -475,10 +476,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
       // autoscaler wrote through `scale` are not drift.
       const drifted = await kube.diff([...objects] as KubeObject[], { namespace: desired.namespace, deploymentId: input.deploymentId, signal, ...(deployed.revision ? {} : { release: deployed }) });
       const reason = drifted.length > 0 ? describeDrift(drifted) : null;
-      if (reason === null && lastFinding.get(deployed) === null) {
-        counted('in_sync');
-        return { drifted: false, reason: null };
-      }
+      if (reason === null && lastFinding.get(deployed) === null) return inSync();
       const { mode, detected } = await driftPolicyOf(input.deploymentId);
       if (signal.aborted) throw signal.reason;
       // detect: the finding is the row's drift_detected, nothing is changed; repair: the history
@@ -490,10 +488,7 @@ export function createRolloutEffects(deps: RolloutEffectsDeps): Effects & Target
           where id = ${input.deploymentId} and drift_detected is distinct from ${finding}`);
       }
       lastFinding.set(deployed, finding);
-      if (reason === null) {
-        counted('in_sync');
-        return { drifted: false, reason: null };
-      }
+      if (reason === null) return inSync();
       if (mode === 'detect') {
         counted('detected');
         log.warn({ deploymentId: input.deploymentId, drift: reason }, 'drift detected (drift: detect, not repaired)');
