@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../../package.json' with { type: 'json' };
-import { freePort } from '../../src/db/embedded.ts';
 import { startSimulator, type Simulator } from '../../src/sim/index.ts';
 import { FAST_SIM, insertRow, simDeployment, waitStatus } from '../e2e/support.ts';
 import { createTestDatabase, sleepUntil, type TestDatabase } from '../helpers.ts';
@@ -102,10 +101,9 @@ describe('the container image', () => {
     await mkdir(tmp);
     await chmod(tmp, 0o1777);
     await writeFile(path.join(tmp, 'kubeconfig'), sim.kubeconfigYaml(), { mode: 0o644 });
-    const port = await freePort();
     // the image's environment, plus what a Deployment would set
     const config = await imageConfig(tag);
-    const env = [...(config.Env ?? []), `DATABASE_URL=${t.url}`, 'KUBECONFIG=/tmp/kubeconfig', `PORT=${port}`, 'KEELSON_TICK_INTERVAL=500ms', 'KEELSON_LOG_FORMAT=json'];
+    const env = [...(config.Env ?? []), `DATABASE_URL=${t.url}`, 'KUBECONFIG=/tmp/kubeconfig', 'PORT=0', 'KEELSON_TICK_INTERVAL=500ms', 'KEELSON_LOG_FORMAT=json'];
     const child = spawn('unshare', ['--mount', '--pid', '--fork', '--kill-child', path.join(import.meta.dirname, 'run-readonly.sh'),
       rootfs, data, tmp, '/usr/bin/env', '-i', ...env, ...(config.Entrypoint ?? []), ...(config.Cmd ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -116,9 +114,16 @@ describe('the container image', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
 
-    const base = `http://127.0.0.1:${port}`;
-    await sleepUntil(async () => child.exitCode !== null || (await fetch(`${base}/healthz`)).status === 200, { timeoutMs: 90_000, message: `keelson in the image answers /healthz:\n${output}` });
+    // PORT=0 and the address from its log: a port picked free beforehand may be taken by another
+    // test's server before keelson binds it, which then answers for it
+    const serving = () => output.split('\n').find((line) => line.includes('keelson is serving'));
+    await sleepUntil(() => child.exitCode !== null || serving(), { timeoutMs: 90_000, message: `keelson in the image serves:\n${output}` });
     expect(child.exitCode, output).toBeNull();
+    // the image listens on every interface (KEELSON_HOST=0.0.0.0), as a pod must
+    const { hostname, port } = new URL((JSON.parse(serving() ?? '{}') as { url: string }).url);
+    expect(hostname).toBe('0.0.0.0');
+    const base = `http://127.0.0.1:${port}`;
+    await sleepUntil(async () => (await fetch(`${base}/healthz`)).status === 200, { message: `keelson in the image answers /healthz:\n${output}` });
     const ready = await sleepUntil(async () => {
       const response = await fetch(`${base}/readyz`);
       return response.status === 200 ? ((await response.json()) as { mode?: unknown }) : undefined;
