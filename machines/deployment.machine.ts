@@ -328,6 +328,13 @@ export interface DeploymentContext {
   readonly driftCheckAt: number | null;
   /** when the live health of the healthy release turned Failed (failed.degraded), else null */
   readonly degradedSince: number | null;
+  /**
+   * What a failed action may have left running without it becoming `deployed`: its own apply
+   * (verification failed), or the interrupted apply it carried (see interruptedBy). The next
+   * action takes it over as its `interrupted`, so a stop after a failure still records the image
+   * the workloads run. Absent in snapshots from before it: none.
+   */
+  readonly unsettled?: Interrupted | null;
 }
 
 export interface DeploymentInput {
@@ -629,6 +636,12 @@ function interruptedBy(previous: Work | null, cut: boolean): Interrupted | null 
   return previous.interrupted ?? null;
 }
 
+/** What a failed action leaves that may run: its applied release (verification failed), or what it carried. */
+function leftBehind(work: Work): Interrupted | null {
+  if (work.verifyDeadline !== null && work.imageRef !== '') return { imageRef: work.imageRef, sha: work.sha, head: work.head ?? work.sha };
+  return interruptedBy(work, false);
+}
+
 function startWork(context: DeploymentContext, desired: Desired, action: Action, triggeredBy: string): Partial<DeploymentContext> {
   const counter = context.actionCounter + 1;
   const cut = cutShort(context, desired, action);
@@ -642,6 +655,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
     deployed,
     lastError: null,
     degradedSince: null,
+    unsettled: null,
     work: {
       actionId: `${desired.generation}-${counter}-${action}`,
       action,
@@ -659,7 +673,7 @@ function startWork(context: DeploymentContext, desired: Desired, action: Action,
       attempt: 0,
       retryAt: null,
       verifyDeadline: null,
-      interrupted: interruptedBy(context.work, cut !== null),
+      interrupted: context.work ? interruptedBy(context.work, cut !== null) : (context.unsettled ?? null),
       // a replace action cut short after its apply made its release `deployed` (cutShort): the
       // revision it was to retire is still to go
       retire: deployed?.revision ?? context.work?.retire ?? null,
@@ -1114,6 +1128,7 @@ export const deploymentMachine = setup({
         lastError: error,
         completed: complete(context.work, 'failed', phases, error, context.desired?.imageRef ?? ''),
         work: null,
+        unsettled: leftBehind(context.work),
       };
     }),
     succeed: assign(({ context, event }) => {
@@ -1157,6 +1172,7 @@ export const deploymentMachine = setup({
         lastError: failure.message,
         completed: complete(work, 'failed', phases, failure.message, work.imageRef || context.desired?.imageRef || ''),
         work: null,
+        unsettled: leftBehind(work),
       };
     }),
     failVerifyTimeout: assign(({ context, event }) => {
@@ -1166,7 +1182,7 @@ export const deploymentMachine = setup({
       const error = `verification timed out after ${seconds} s: the workloads did not become ready; check the pods' events`;
       const started = work.verifyDeadline !== null ? work.verifyDeadline - context.config.verifyTimeoutMs : event.now;
       const phases = [...work.phases, phase('verify', started, event.now, null, error)];
-      return { lastError: error, completed: complete(work, 'failed', phases, error, work.imageRef), work: null };
+      return { lastError: error, completed: complete(work, 'failed', phases, error, work.imageRef), work: null, unsettled: leftBehind(work) };
     }),
     scheduleRetry: assign(({ context, event }) => {
       const work = context.work;

@@ -392,6 +392,26 @@ describe('deployment machine: transitions', () => {
     expect(stopped.context.deployed).toMatchObject({ imageRef: 'shop:2', sha: 'abc123', stopped: true });
   });
 
+  // The chaos suite's kill9 found the row naming the old image after: an apply of shop:2 cut
+  // short (a crash, then a newer generation), a rollback that failed, then a stop of workloads
+  // running shop:2. A failed action hands what it may have left running to the next one.
+  it.each([
+    ['an apply cut short, then a rollback with no target', () => run([changed(desired(3, { desiredStatus: 'rollback', imageRef: 'shop:9' })), done('findRollbackTarget', null)], run(toHealthy(2).slice(0, 3), healthy))],
+    ['an apply cut short, then a deploy that fails to sync', () => run([changed(desired(3, { imageRef: 'shop:9' })), fail('sync', 'terminal')], run(toHealthy(2).slice(0, 3), healthy))],
+    ['a deploy whose verification failed, then a deploy that fails to sync', () => run([changed(desired(3, { imageRef: 'shop:9' })), fail('sync', 'terminal')], run([...toHealthy(2).slice(0, 4), fail('verify', 'terminal')], healthy))],
+  ] as const)('a stop after a failed action records what runs: %s', (_name, make) => {
+    const failed = make();
+    expect(failed.value).toEqual({ failed: 'idle' });
+    expect(failed.context.unsettled).toEqual({ imageRef: 'shop:2', sha: 'abc123', head: 'abc123' });
+    const stopping = run([changed(desired(4, { desiredStatus: 'stopped', imageRef: 'shop:9' }))], failed);
+    expect(stopping.context.work?.interrupted).toEqual({ imageRef: 'shop:2', sha: 'abc123', head: 'abc123' });
+    expect(stopping.context.unsettled).toBeNull();
+    const stopped = run([done('scale', { message: 'scaled', images: ['shop:2'] })], stopping);
+    expect(stopped.context.deployed).toMatchObject({ imageRef: 'shop:2', sha: 'abc123', stopped: true });
+    // the workloads ran the release after all: it is kept
+    expect(run([done('scale', { message: 'scaled', images: ['shop:1'] })], stopping).context.deployed).toMatchObject({ imageRef: 'shop:1', stopped: true });
+  });
+
   it('a chain of interruptions keeps what the first one may have applied, and a finished apply forgets it', () => {
     const deploying = run([changed(desired(3, { imageRef: 'shop:3' }))], run(toHealthy(2).slice(0, 3), healthy));
     expect(deploying.context.work?.interrupted).toMatchObject({ imageRef: 'shop:2' });
